@@ -1,0 +1,36 @@
+# The buddy allocator's free area of one zone (struct free_area[], include/linux/mmzone.h).
+#
+# The kernel threads free blocks on doubly linked lists through page->lru. A 16-byte page
+# has no room for two 34-bit links, so each (migratetype, order) list is a stack of pfns
+# and a free block's head page keeps its slot in `private` for O(1) removal. Invariants:
+#   * a pfn is on at most one list; its head page is PGTY_BUDDY with `order` = the list's;
+#   * it sits on the list of the migratetype of its first pageblock (v6.9+ rule, checked
+#     by the kernel's account_freepages());
+#   * nr_free counts exclude MIGRATE_ISOLATE (NR_FREE_PAGES, mm/page_alloc.c).
+from pagecore._types cimport uint64_t, pfn_t, pbflags_t, count_t
+from pagecore._page cimport page_t
+
+cdef enum:
+    MAX_ORDERS = 16                   # >= NR_PAGE_ORDERS of every preset
+
+cdef class FreeArea:
+    cdef page_t *mem_map              # vmemmap: page of pfn p is mem_map[p]
+    cdef pbflags_t *pageblock_flags   # flags of pageblock b at pageblock_flags[b]
+    cdef object _owners               # keeps the two buffers above alive
+    cdef public int nr_orders         # NR_PAGE_ORDERS = MAX_PAGE_ORDER + 1
+    cdef public int pageblock_order
+    cdef uint64_t *slots[6][MAX_ORDERS]
+    cdef count_t nr[6][MAX_ORDERS]    # blocks on each list
+    cdef count_t cap[6][MAX_ORDERS]
+
+    cdef int add(self, pfn_t pfn, int order, int mt) except -1 nogil
+    cdef void remove(self, pfn_t pfn) noexcept nogil
+    cdef pfn_t pop(self, int order, int mt) noexcept nogil
+    cdef int get_mt(self, pfn_t pfn) noexcept nogil
+    cdef int free_one_page(self, pfn_t pfn, int order) except -1 nogil
+    cdef pfn_t rmqueue(self, int order, int mt) except -2 nogil
+    cdef int expand(self, pfn_t pfn, int low, int high, int mt) except -1 nogil
+    cdef count_t move_freepages_block(self, pfn_t pfn, int mt) except -1 nogil
+    cdef count_t unset_migratetype_isolate(self, pfn_t pfn) except -1 nogil
+    cdef int split_large_buddy_at(self, pfn_t pfn) except -1 nogil
+    cdef int claim_blocks(self, pfn_t pfn, int order, int mt) except -1 nogil

@@ -1,0 +1,279 @@
+"""Buddy allocator: free lists, merging, splitting and migratetype fallback.
+
+Kernel counterparts (mm/page_alloc.c, v6.9+): __free_one_page, expand, __rmqueue_smallest,
+__rmqueue_fallback / steal_suitable_fallback, move_freepages_block, split_large_buddy.
+"""
+from libc.stdlib cimport realloc, free
+from libc.string cimport memset
+import numpy as np
+
+from pagecore._types cimport uint32_t
+from pagecore._page cimport (page_t, PGTY_BUDDY, PGTY_NONE, MIGRATE_TYPES, MIGRATE_ISOLATE,
+                             MIGRATE_HIGHATOMIC,
+                             MIGRATE_UNMOVABLE, MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE,
+                             MIGRATETYPE_MASK, PB_migrate_isolate, ZONES_PGSHIFT, NODES_PGSHIFT, FLAGS_MASK)
+
+# fallbacks[] (mm/page_alloc.c): where a migratetype steals from when its lists are empty.
+cdef int FALLBACKS[3][2]
+FALLBACKS[MIGRATE_UNMOVABLE][0] = MIGRATE_RECLAIMABLE
+FALLBACKS[MIGRATE_UNMOVABLE][1] = MIGRATE_MOVABLE
+FALLBACKS[MIGRATE_MOVABLE][0] = MIGRATE_RECLAIMABLE
+FALLBACKS[MIGRATE_MOVABLE][1] = MIGRATE_UNMOVABLE
+FALLBACKS[MIGRATE_RECLAIMABLE][0] = MIGRATE_UNMOVABLE
+FALLBACKS[MIGRATE_RECLAIMABLE][1] = MIGRATE_MOVABLE
+
+
+cdef inline bint mergeable(int mt) noexcept nogil:
+    # migratetype_is_mergeable(): only the pcp types merge across pageblocks.
+    return mt < MIGRATE_HIGHATOMIC
+
+
+cdef class FreeArea:
+    """Free lists of one zone, over the machine-wide mem_map and pageblock flags."""
+
+    def __cinit__(self, mem_map, pageblock_flags, int nr_orders, int pageblock_order):
+        cdef page_t[::1] mm = mem_map
+        cdef pbflags_t[::1] pb = pageblock_flags
+        if not 0 < nr_orders <= MAX_ORDERS:
+            raise ValueError(f"nr_orders={nr_orders} outside 1..{MAX_ORDERS}")
+        self.mem_map = &mm[0]
+        self.pageblock_flags = &pb[0]
+        self._owners = (mem_map, pageblock_flags)
+        self.nr_orders = nr_orders
+        self.pageblock_order = pageblock_order
+        memset(self.slots, 0, sizeof(self.slots))
+        memset(self.nr, 0, sizeof(self.nr))
+        memset(self.cap, 0, sizeof(self.cap))
+
+    def __dealloc__(self):
+        cdef int mt, o
+        for mt in range(MIGRATE_TYPES):
+            for o in range(MAX_ORDERS):
+                free(self.slots[mt][o])
+
+    # ---- list primitives ------------------------------------------------------------
+    cdef int add(self, pfn_t pfn, int order, int mt) except -1 nogil:
+        cdef count_t n = self.nr[mt][order]
+        cdef uint64_t *grown
+        if n == self.cap[mt][order]:
+            grown = <uint64_t *> realloc(self.slots[mt][order], (2 * n + 64) * sizeof(uint64_t))
+            if grown == NULL:
+                with gil:
+                    raise MemoryError("free list growth")
+            self.slots[mt][order] = grown
+            self.cap[mt][order] = 2 * n + 64
+        self.slots[mt][order][n] = pfn
+        self.nr[mt][order] = n + 1
+        cdef page_t *p = &self.mem_map[pfn]
+        p.page_type = PGTY_BUDDY
+        p.order = order
+        p.refcount = 0
+        p.private = (<uint64_t> n << 3) | mt        # slot and list, for O(1) removal
+        return 0
+
+    cdef void remove(self, pfn_t pfn) noexcept nogil:
+        cdef page_t *p = &self.mem_map[pfn]
+        cdef int mt = p.private & 7, order = p.order
+        cdef count_t slot = p.private >> 3
+        cdef count_t last = self.nr[mt][order] - 1
+        cdef pfn_t moved = self.slots[mt][order][last]
+        self.slots[mt][order][slot] = moved
+        self.mem_map[moved].private = (<uint64_t> slot << 3) | mt
+        self.nr[mt][order] = last
+        p.page_type = PGTY_NONE
+        p.private = 0
+
+    cdef pfn_t pop(self, int order, int mt) noexcept nogil:
+        cdef count_t n = self.nr[mt][order]
+        if n == 0:
+            return -1
+        cdef pfn_t pfn = self.slots[mt][order][n - 1]
+        self.nr[mt][order] = n - 1
+        self.mem_map[pfn].page_type = PGTY_NONE
+        self.mem_map[pfn].private = 0
+        return pfn
+
+    cdef int get_mt(self, pfn_t pfn) noexcept nogil:
+        # get_pfnblock_migratetype(): the isolate bit wins over the stored migratetype.
+        cdef pbflags_t f = self.pageblock_flags[pfn >> self.pageblock_order]
+        if f & PB_migrate_isolate:
+            return MIGRATE_ISOLATE
+        return f & MIGRATETYPE_MASK
+
+    # ---- buddy algorithms -----------------------------------------------------------
+    cdef int free_one_page(self, pfn_t pfn, int order) except -1 nogil:
+        """__free_one_page(): merge with free buddies of the same zone, then list.
+
+        The block lands on the list of its first pageblock's migratetype. Across pageblock
+        boundaries, ISOLATE/HIGHATOMIC/CMA do not merge with other types (v6.9+ rule).
+        """
+        cdef int mt = self.get_mt(pfn), buddy_mt
+        cdef pfn_t buddy
+        cdef uint32_t zone_bits = self.mem_map[pfn].flags & ~(<uint32_t> FLAGS_MASK)
+        cdef page_t *b
+        while order < self.nr_orders - 1:
+            buddy = pfn ^ (1 << order)
+            b = &self.mem_map[buddy]
+            if b.page_type != PGTY_BUDDY or b.order != order:
+                break
+            if (b.flags & ~(<uint32_t> FLAGS_MASK)) != zone_bits:
+                break                                   # page_is_buddy(): same zone only
+            if order >= self.pageblock_order:
+                buddy_mt = self.get_mt(buddy)
+                if buddy_mt != mt and (not mergeable(mt) or not mergeable(buddy_mt)):
+                    break
+            self.remove(buddy)
+            if buddy < pfn:
+                pfn = buddy
+            order += 1
+        self.add(pfn, order, self.get_mt(pfn))
+        return 0
+
+    cdef int expand(self, pfn_t pfn, int low, int high, int mt) except -1 nogil:
+        """expand(): give back the upper halves of a split block."""
+        while high > low:
+            high -= 1
+            self.add(pfn + (1 << high), high, mt)
+        return 0
+
+    cdef pfn_t rmqueue(self, int order, int mt) except -2 nogil:
+        """__rmqueue(): smallest fitting block of `mt`, else steal from the fallbacks.
+
+        Returns the pfn, or -1 when the zone has no block of at least `order`.
+        """
+        cdef int o, i, fmt
+        cdef pfn_t pfn
+        for o in range(order, self.nr_orders):          # __rmqueue_smallest()
+            pfn = self.pop(o, mt)
+            if pfn >= 0:
+                self.expand(pfn, order, o, mt)
+                return pfn
+        if mt > MIGRATE_RECLAIMABLE:
+            return -1
+        for o in range(self.nr_orders - 1, order - 1, -1):   # __rmqueue_fallback(): largest first
+            for i in range(2):
+                fmt = FALLBACKS[mt][i]
+                if self.nr[fmt][o] == 0:
+                    continue
+                pfn = self.slots[fmt][o][self.nr[fmt][o] - 1]
+                if o >= self.pageblock_order // 2 or mt != MIGRATE_MOVABLE:
+                    # can_steal_fallback(): claim the whole pageblock(s) for `mt`.
+                    self.claim_blocks(pfn, o, mt)
+                    pfn = self.pop(o, mt)
+                    self.expand(pfn, order, o, mt)
+                else:
+                    self.remove(pfn)
+                    self.expand(pfn, order, o, fmt)
+                return pfn
+        return -1
+
+    cdef int claim_blocks(self, pfn_t pfn, int order, int mt) except -1 nogil:
+        cdef pfn_t start = (pfn >> self.pageblock_order) << self.pageblock_order
+        cdef pfn_t end = pfn + (1 << order)
+        if end - start < (1 << self.pageblock_order):
+            end = start + (1 << self.pageblock_order)
+        while start < end:
+            self.move_freepages_block(start, mt)
+            start += 1 << self.pageblock_order
+        return 0
+
+    cdef int split_large_buddy_at(self, pfn_t pfn) except -1 nogil:
+        """split_large_buddy(): a free block larger than a pageblock covering `pfn` is cut
+        into pageblock-sized blocks, each listed under its own pageblock's migratetype."""
+        cdef int o
+        cdef pfn_t head, q
+        for o in range(self.pageblock_order + 1, self.nr_orders):
+            head = (pfn >> o) << o
+            if self.mem_map[head].page_type == PGTY_BUDDY and self.mem_map[head].order == o:
+                self.remove(head)
+                q = head
+                while q < head + (1 << o):
+                    self.add(q, self.pageblock_order, self.get_mt(q))
+                    q += 1 << self.pageblock_order
+                return 1
+        return 0
+
+    cdef count_t unset_migratetype_isolate(self, pfn_t pfn) except -1 nogil:
+        """unset_migratetype_isolate(): clear the isolate bit, free blocks back to the
+        lists of the stored migratetype."""
+        cdef pbflags_t f = self.pageblock_flags[pfn >> self.pageblock_order]
+        return self.move_freepages_block(pfn, f & MIGRATETYPE_MASK)
+
+    cdef count_t move_freepages_block(self, pfn_t pfn, int mt) except -1 nogil:
+        """set_pageblock_migratetype() + move_freepages_block(): retag one pageblock and
+        move its free blocks to the lists of `mt`. Returns the free pages moved.
+
+        MIGRATE_ISOLATE sets the standalone isolate bit and keeps the stored type;
+        any other `mt` clears the bit and stores `mt` (v6.16+ "page isolation as a
+        standalone bit", so undo_isolate_page_range() restores the old type exactly).
+        """
+        cdef int pb = self.pageblock_order
+        cdef pfn_t start = (pfn >> pb) << pb, end = start + (1 << pb), p = start
+        cdef count_t moved = 0
+        cdef int o
+        cdef page_t *page
+        cdef pbflags_t f = self.pageblock_flags[start >> pb]
+        self.split_large_buddy_at(start)
+        if mt == MIGRATE_ISOLATE:
+            f = f | PB_migrate_isolate
+        else:
+            f = (f & ~(<int> (MIGRATETYPE_MASK | PB_migrate_isolate))) | mt
+        self.pageblock_flags[start >> pb] = f
+        while p < end:
+            page = &self.mem_map[p]
+            if page.page_type == PGTY_BUDDY:
+                o = page.order
+                if (page.private & 7) != <uint64_t> mt:
+                    self.remove(p)
+                    self.add(p, o, mt)
+                moved += 1 << o
+                p += 1 << o
+            else:
+                p += 1
+        return moved
+
+    # ---- Python face (used by the numpy twins, accounting and tests) ----------------
+    def counts(self):
+        """Free blocks per (migratetype, order): the rows of /proc/pagetypeinfo."""
+        out = np.zeros((MIGRATE_TYPES, self.nr_orders), dtype=np.int64)
+        cdef int mt, o
+        for mt in range(MIGRATE_TYPES):
+            for o in range(self.nr_orders):
+                out[mt, o] = self.nr[mt][o]
+        return out
+
+    def nr_free_pages(self, bint include_isolated=False):
+        """NR_FREE_PAGES of the zone: free pages outside isolated pageblocks."""
+        c = self.counts()
+        if not include_isolated:
+            c[MIGRATE_ISOLATE] = 0
+        return int((c * (1 << np.arange(self.nr_orders))).sum())
+
+    def blocks(self, int mt, int order):
+        """The pfns on one list, in list order."""
+        return np.array([self.slots[mt][order][i] for i in range(self.nr[mt][order])],
+                        dtype=np.int64)
+
+    def snapshot(self):
+        """A comparable image of every list (as sorted pfn arrays)."""
+        return {(mt, o): np.sort(self.blocks(mt, o)).tobytes()
+                for mt in range(MIGRATE_TYPES) for o in range(self.nr_orders)
+                if self.nr[mt][o]}
+
+    def py_add(self, pfn_t pfn, int order, int mt):
+        self.add(pfn, order, mt)
+
+    def py_remove(self, pfn_t pfn):
+        self.remove(pfn)
+
+    def py_free_one_page(self, pfn_t pfn, int order):
+        self.free_one_page(pfn, order)
+
+    def py_rmqueue(self, int order, int mt):
+        return self.rmqueue(order, mt)
+
+    def py_move_freepages_block(self, pfn_t pfn, int mt):
+        return self.move_freepages_block(pfn, mt)
+
+    def py_unset_migratetype_isolate(self, pfn_t pfn):
+        return self.unset_migratetype_isolate(pfn)
