@@ -33,4 +33,6 @@ cdef class FreeArea:
     cdef count_t move_freepages_block(self, pfn_t pfn, int mt) except -1 nogil
     cdef count_t unset_migratetype_isolate(self, pfn_t pfn) except -1 nogil
     cdef int split_large_buddy_at(self, pfn_t pfn) except -1 nogil
+    cpdef count_t nr_free_pages(self, bint include_isolated=*) noexcept
+    cdef pfn_t rmqueue_smallest(self, int order, int mt) except -2 nogil
     cdef int claim_blocks(self, pfn_t pfn, int order, int mt) except -1 nogil

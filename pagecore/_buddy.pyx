@@ -8,7 +8,7 @@ from libc.string cimport memset
 import numpy as np
 
 from pagecore._types cimport uint32_t
-from pagecore._page cimport (page_t, PGTY_BUDDY, PGTY_NONE, MIGRATE_TYPES, MIGRATE_ISOLATE,
+from pagecore._page cimport (page_t, PGTY_BUDDY, PGTY_NONE, PG_head, PG_tail, MIGRATE_TYPES, MIGRATE_ISOLATE,
                              MIGRATE_HIGHATOMIC,
                              MIGRATE_UNMOVABLE, MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE,
                              MIGRATETYPE_MASK, PB_migrate_isolate, ZONES_PGSHIFT, NODES_PGSHIFT, FLAGS_MASK)
@@ -142,12 +142,9 @@ cdef class FreeArea:
         Returns the pfn, or -1 when the zone has no block of at least `order`.
         """
         cdef int o, i, fmt
-        cdef pfn_t pfn
-        for o in range(order, self.nr_orders):          # __rmqueue_smallest()
-            pfn = self.pop(o, mt)
-            if pfn >= 0:
-                self.expand(pfn, order, o, mt)
-                return pfn
+        cdef pfn_t pfn = self.rmqueue_smallest(order, mt)
+        if pfn >= 0:
+            return pfn
         if mt > MIGRATE_RECLAIMABLE:
             return -1
         for o in range(self.nr_orders - 1, order - 1, -1):   # __rmqueue_fallback(): largest first
@@ -159,11 +156,21 @@ cdef class FreeArea:
                 if o >= self.pageblock_order // 2 or mt != MIGRATE_MOVABLE:
                     # can_steal_fallback(): claim the whole pageblock(s) for `mt`.
                     self.claim_blocks(pfn, o, mt)
-                    pfn = self.pop(o, mt)
-                    self.expand(pfn, order, o, mt)
+                    return self.rmqueue_smallest(order, mt)
                 else:
                     self.remove(pfn)
                     self.expand(pfn, order, o, fmt)
+                return pfn
+        return -1
+
+    cdef pfn_t rmqueue_smallest(self, int order, int mt) except -2 nogil:
+        """__rmqueue_smallest(): the smallest block of `mt` of at least `order`, split."""
+        cdef int o
+        cdef pfn_t pfn
+        for o in range(order, self.nr_orders):
+            pfn = self.pop(o, mt)
+            if pfn >= 0:
+                self.expand(pfn, order, o, mt)
                 return pfn
         return -1
 
@@ -232,6 +239,61 @@ cdef class FreeArea:
                 p += 1
         return moved
 
+    # ---- bulk allocation (alloc_pages_bulk / free_pages in a loop) ------------------
+    def alloc_bulk(self, int order, int mt, count_t count, uint32_t page_flags,
+                   uint64_t owner, count_t keep_free, pfn_t[::1] out):
+        """Allocate up to `count` blocks of `order` for migratetype `mt` (__rmqueue), while
+        the zone keeps more than `keep_free` free pages afterwards (__zone_watermark_ok():
+        free - 2^order + 1 > min + lowmem_reserve, the caller passes min + reserve).
+
+        Allocated pages get refcount 1, `page_flags` (zone/node bits are kept) and
+        `owner` in private; a block of order > 0 becomes a folio (PG_head on the first page,
+        PG_tail on the rest, `order` on all). Pfns go to `out`; returns how many.
+        """
+        cdef count_t n = 0, free_now = self.nr_free_pages()
+        cdef pfn_t pfn, q
+        cdef page_t *p
+        cdef uint32_t keep
+        with nogil:
+            while n < count and free_now - (1 << order) + 1 > keep_free:
+                pfn = self.rmqueue(order, mt)
+                if pfn < 0:
+                    break
+                for q in range(pfn, pfn + (1 << order)):
+                    p = &self.mem_map[q]
+                    keep = p.flags & ~(<uint32_t> FLAGS_MASK)
+                    p.flags = keep | page_flags
+                    if order:
+                        p.flags = p.flags | (PG_head if q == pfn else PG_tail)
+                    p.page_type = PGTY_NONE
+                    p.order = order
+                    p.refcount = 1
+                    p.private = owner
+                out[n] = pfn
+                n += 1
+                free_now -= 1 << order
+        return n
+
+    def free_bulk(self, pfn_t[::1] pfns):
+        """free_pages() of each allocated block at `pfns` (head pfns; the order is read
+        from the page). Pages return to the buddy of the zone they belong to."""
+        cdef Py_ssize_t i
+        cdef pfn_t pfn, q
+        cdef int order
+        cdef count_t freed = 0
+        with nogil:
+            for i in range(pfns.shape[0]):
+                pfn = pfns[i]
+                order = self.mem_map[pfn].order
+                for q in range(pfn, pfn + (1 << order)):
+                    self.mem_map[q].flags = self.mem_map[q].flags & ~(<uint32_t> FLAGS_MASK)
+                    self.mem_map[q].refcount = 0
+                    self.mem_map[q].private = 0
+                    self.mem_map[q].order = 0
+                self.free_one_page(pfn, order)
+                freed += 1 << order
+        return freed
+
     # ---- Python face (used by the numpy twins, accounting and tests) ----------------
     def counts(self):
         """Free blocks per (migratetype, order): the rows of /proc/pagetypeinfo."""
@@ -242,12 +304,16 @@ cdef class FreeArea:
                 out[mt, o] = self.nr[mt][o]
         return out
 
-    def nr_free_pages(self, bint include_isolated=False):
+    cpdef count_t nr_free_pages(self, bint include_isolated=False) noexcept:
         """NR_FREE_PAGES of the zone: free pages outside isolated pageblocks."""
-        c = self.counts()
-        if not include_isolated:
-            c[MIGRATE_ISOLATE] = 0
-        return int((c * (1 << np.arange(self.nr_orders))).sum())
+        cdef count_t total = 0
+        cdef int mt, o
+        for mt in range(MIGRATE_TYPES):
+            if mt == MIGRATE_ISOLATE and not include_isolated:
+                continue
+            for o in range(self.nr_orders):
+                total += self.nr[mt][o] << o
+        return total
 
     def blocks(self, int mt, int order):
         """The pfns on one list, in list order."""

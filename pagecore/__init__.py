@@ -1,0 +1,23 @@
+"""pagecore: how Linux manages the memmap of hot-plugged memory, simulated at TiB scale.
+
+The public surface is small:
+
+    Machine, MachineConfig, NodeConfig      a booted machine and its description
+    m.add_memory / m.remove_memory          hot-add and hot-remove a physical range
+    m.online_memory_block / offline_memory_block, offline_and_remove_memory
+    m.alloc_pages / m.free_pages            the page allocator
+    get_strategy, all_strategies, MemmapStrategy, register   memmap strategies
+    procfs.meminfo(m), zoneinfo(m), ...     the kernel's text views
+    compare(...)                            the side-by-side report of `pagecore compare`
+"""
+from pagecore.arch import GiB, KiB, MiB, TiB, PRESETS, get_arch
+from pagecore.errors import (BusyError, ConfigError, GranularityError, OutOfMemoryError,
+                             PagecoreError, RangeError, StateError)
+from pagecore.machine import Machine, MachineConfig, NodeConfig, VmemAltmap
+from pagecore.strategies import MemmapStrategy, all_strategies, get_strategy, register
+
+__all__ = ["Machine", "MachineConfig", "NodeConfig", "VmemAltmap", "MemmapStrategy",
+           "all_strategies", "get_strategy", "register", "get_arch", "PRESETS",
+           "PagecoreError", "ConfigError", "RangeError", "StateError", "BusyError",
+           "GranularityError", "OutOfMemoryError", "KiB", "MiB", "GiB", "TiB"]
+__version__ = "0.1.0"

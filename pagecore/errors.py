@@ -1,0 +1,59 @@
+"""pagecore's exceptions: one class per kernel failure kind, raised once at the Python edge.
+
+Kernels return kernel status codes (0, -ENOENT, -EBUSY, -ENOMEM, -EINVAL); `raise_for`
+maps a code to the exception below. Messages name the bad value and the rule, with pfn
+ranges in hex as the kernel prints them.
+"""
+import errno as _errno
+
+
+class PagecoreError(Exception):
+    """Base of every pagecore error. `errno` is the kernel's code for the failure."""
+    errno = _errno.EINVAL
+
+    def __init__(self, message, *, pfn=None, reason=None):
+        super().__init__(message)
+        self.pfn = pfn              # first offending pfn, when there is one
+        self.reason = reason        # the kernel's short reason string, e.g. "unmovable page"
+
+
+class ConfigError(PagecoreError, ValueError):
+    """An impossible machine or an unknown option (unsupported geometry, bad preset)."""
+
+
+class RangeError(PagecoreError, ValueError):
+    """Misaligned, out-of-range or overlapping physical range (-EINVAL / -EEXIST)."""
+
+
+class StateError(PagecoreError):
+    """The operation does not fit the current state (block online, not present, ...)."""
+
+
+class GranularityError(PagecoreError):
+    """Removal does not match how the self-hosted memmap was added (seed v3:
+    check_hotplug_granularity() BUG; v5.13+: -EINVAL "wrong granularity")."""
+
+
+class BusyError(PagecoreError):
+    """-EBUSY: an unmovable page, an isolated pageblock, memory still online."""
+    errno = _errno.EBUSY
+
+
+class OutOfMemoryError(PagecoreError, MemoryError):
+    """-ENOMEM: the allocation the operation needs cannot be satisfied."""
+    errno = _errno.ENOMEM
+
+
+def pfn_range(start_pfn, end_pfn):
+    """The kernel's way of printing a range: [mem 0x...-0x...] in pfns."""
+    return f"[{start_pfn:#x}-{end_pfn - 1:#x}]"
+
+
+def raise_for(rc, what, *, pfn=None, reason=None):
+    """Turn a kernel status code into the matching pagecore exception (no-op for rc >= 0)."""
+    if rc >= 0:
+        return
+    cls = {-_errno.EBUSY: BusyError, -_errno.ENOMEM: OutOfMemoryError,
+           -_errno.EINVAL: StateError}.get(rc, PagecoreError)
+    where = f" at pfn {pfn:#x}" if pfn is not None and pfn >= 0 else ""
+    raise cls(f"{what}{where}: {reason or _errno.errorcode.get(-rc, rc)}", pfn=pfn, reason=reason)

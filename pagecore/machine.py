@@ -1,0 +1,1221 @@
+"""The simulated machine: SPARSEMEM_VMEMMAP memory model, zones, memory blocks, hotplug.
+
+Layout mirrors the kernel's:
+  * `mem_map`: one `struct page` per pfn of the whole physical address space, backed by an
+    anonymous MAP_NORESERVE mapping, so host memory is spent only where pages are written
+    (present sections), exactly the way SPARSEMEM_VMEMMAP maps `vmemmap + pfn` only for
+    present sections. pfn -> page is `mem_map[pfn]`; a pfn range is one array view.
+  * `pageblock_flags`: one byte per pageblock (mem_section_usage->pageblock_flags).
+  * `sections`: flag word per section (struct mem_section, include/linux/mmzone.h).
+  * `blocks`: one row per memory block (struct memory_block, drivers/base/memory.c).
+  * `nodes[nid].zones[z]`: struct zone counters and its buddy free area.
+
+Public verbs: add_memory / remove_memory, online_memory_block / offline_memory_block
+(and the range forms online_pages / offline_pages), offline_and_remove_memory,
+alloc_pages / free_pages. Every verb validates first, then changes state; an operation
+that fails after changing state unwinds in reverse order, like the kernel's error paths,
+so a failed call leaves the machine exactly as it was (see Machine.snapshot()).
+"""
+from __future__ import annotations
+
+import hashlib
+import mmap
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from pagecore import _page as P
+from pagecore._buddy import FreeArea
+from pagecore import backends
+from pagecore.arch import ZONE_NAMES, GiB, MiB, get_arch
+from pagecore.errors import (BusyError, ConfigError, OutOfMemoryError, PagecoreError,
+                             RangeError, StateError, pfn_range)
+from pagecore.strategies import get_strategy
+
+# Section flags (include/linux/mmzone.h; SECTION_USE_VMEMMAP from seed v3 patch 3/5).
+SECTION_MARKED_PRESENT = 1 << 0
+SECTION_HAS_MEM_MAP = 1 << 1
+SECTION_IS_ONLINE = 1 << 2
+SECTION_IS_EARLY = 1 << 3
+SECTION_USE_VMEMMAP = 1 << 4
+
+# Memory block states (include/linux/memory.h); 0 = no block device.
+MEM_ONLINE, MEM_GOING_OFFLINE, MEM_OFFLINE = 1 << 0, 1 << 1, 1 << 2
+STATE_NAMES = {MEM_ONLINE: "online", MEM_GOING_OFFLINE: "going-offline", MEM_OFFLINE: "offline"}
+
+# Online types (MMOP_*, include/linux/memory_hotplug.h) and their sysfs spellings.
+MMOP_OFFLINE, MMOP_ONLINE, MMOP_ONLINE_KERNEL, MMOP_ONLINE_MOVABLE = range(4)
+ONLINE_TYPES = {"offline": MMOP_OFFLINE, "online": MMOP_ONLINE,
+                "online_kernel": MMOP_ONLINE_KERNEL, "online_movable": MMOP_ONLINE_MOVABLE}
+
+BLOCK_DTYPE = np.dtype([
+    ("state", "u1"), ("nid", "i2"), ("zone", "i1"), ("online_type", "i1"),
+    ("nr_vmemmap", "i8"),        # V: self-hosted memmap pages at the block start
+    ("altmap_alloc", "i8"),      # altmap->alloc still owed to the altmap (0 after removal)
+    ("waste", "i8"),             # force-mode padding pages inside V
+    ("memmap_nid", "i2"),        # node whose buddy holds the memmap (-1: self-hosted/none)
+    ("memmap_pages", "i8"),      # buddy pages spent on this block's memmap (classic path)
+    ("range_id", "i4"),          # the add_memory() call that created the block
+    ("boot", "?"),
+])
+
+GFP = {  # gfp name -> (highest zone, migratetype, page flags of the allocation)
+    "kernel": (P.ZONE_NORMAL, P.MIGRATE_UNMOVABLE, 0),
+    "reclaimable": (P.ZONE_NORMAL, P.MIGRATE_RECLAIMABLE, 0),
+    "movable": (P.ZONE_MOVABLE, P.MIGRATE_MOVABLE, P.PG_lru),
+    "user": (P.ZONE_NORMAL, P.MIGRATE_MOVABLE, P.PG_lru),
+}
+
+
+@dataclass
+class NodeConfig:
+    """One NUMA node: boot RAM ranges as (start, size) in bytes, and whether it has CPUs."""
+    boot: list = field(default_factory=list)
+    cpus: bool = True
+
+
+@dataclass
+class MachineConfig:
+    """Everything needed to boot a machine. Sizes are bytes."""
+    arch: str = "x86_64"
+    kernel: tuple = (6, 12)
+    nodes: list = field(default_factory=lambda: [NodeConfig(boot=[(0, 2 * GiB)])])
+    phys_bits: int = 46                   # physical address space: 64 TiB on x86_64
+    is_vm: bool = True
+    block_size: int | None = None         # forced memory block size
+    struct_page_size: int = 64
+    strategy: str = "block"               # default memmap strategy for add_memory()
+    kernel_reserved: int = 48 * MiB       # memblock-reserved besides the boot memmap
+    boot_used_unmovable: int = 0          # kernel allocations after boot (slab, ...)
+    boot_used_movable: int = 0            # page cache / anonymous memory after boot
+    min_free_kbytes: int | None = None    # None: calculate_min_free_kbytes()
+    movable_node: bool = False
+    distance: list | None = None          # node distance matrix; default 10 local, 20 remote
+    seed: int = 0
+
+
+class Zone:
+    """struct zone: span, present/managed counters, watermarks, free area."""
+
+    def __init__(self, machine, nid, zid):
+        self.nid, self.zid, self.name = nid, zid, ZONE_NAMES[zid]
+        self.zone_start_pfn = 0
+        self.spanned_pages = 0
+        self.present_pages = 0
+        self.present_early_pages = 0
+        self.managed_pages = 0
+        self.watermark = [0, 0, 0]                  # WMARK_MIN, LOW, HIGH
+        self.boot_span = None                       # [start, end) of boot memory in the zone
+        self.lowmem_reserve = [0] * P.MAX_NR_ZONES
+        self.free_area = FreeArea(machine.mem_map, machine.pageblock_flags,
+                                  machine.arch.nr_page_orders, machine.arch.pageblock_order)
+
+    @property
+    def zone_end_pfn(self):
+        return self.zone_start_pfn + self.spanned_pages
+
+    @property
+    def free_pages(self):
+        return self.free_area.nr_free_pages()
+
+    def spans(self, start_pfn, nr_pages):
+        """zone_intersects(): the span (holes included) overlaps the range."""
+        return (self.spanned_pages > 0 and start_pfn < self.zone_end_pfn
+                and start_pfn + nr_pages > self.zone_start_pfn)
+
+    def grow(self, start_pfn, end_pfn):
+        """resize_zone_range() (mm/memory_hotplug.c)."""
+        if not self.spanned_pages:
+            self.zone_start_pfn, self.spanned_pages = start_pfn, end_pfn - start_pfn
+        else:
+            lo, hi = min(self.zone_start_pfn, start_pfn), max(self.zone_end_pfn, end_pfn)
+            self.zone_start_pfn, self.spanned_pages = lo, hi - lo
+
+    def counters(self):
+        return (self.zone_start_pfn, self.spanned_pages, self.present_pages,
+                self.present_early_pages, self.managed_pages, self.free_pages)
+
+
+class Node:
+    """struct pglist_data: zones, span, N_MEMORY state."""
+
+    def __init__(self, machine, nid, cfg):
+        self.nid, self.cpus = nid, cfg.cpus
+        self.zones = [Zone(machine, nid, z) for z in range(P.MAX_NR_ZONES)]
+
+    @property
+    def node_present_pages(self):
+        return sum(z.present_pages for z in self.zones)
+
+    @property
+    def node_span(self):
+        spans = [(z.zone_start_pfn, z.zone_end_pfn) for z in self.zones if z.spanned_pages]
+        if not spans:
+            return 0, 0
+        return min(s for s, _ in spans), max(e for _, e in spans)
+
+    @property
+    def has_memory(self):
+        """N_MEMORY: the node has present pages in some zone."""
+        return self.node_present_pages > 0
+
+
+@dataclass
+class AddedRange:
+    """One add_memory() call: what it added and how its memmap was provided."""
+    range_id: int
+    start_pfn: int
+    nr_pages: int
+    nid: int
+    strategy: object
+    self_hosted: bool           # some unit had an altmap
+    alloc: int = 0              # seed v3: pages of the whole-range vmemmap run
+
+
+class Machine:
+    """A booted machine. Build it from a MachineConfig (or keyword overrides)."""
+
+    def __init__(self, config: MachineConfig | None = None, *, backend=None, **overrides):
+        cfg = config or MachineConfig()
+        if overrides:
+            cfg = MachineConfig(**{**cfg.__dict__, **overrides})
+        self.config = cfg
+        self.kernel = tuple(cfg.kernel)
+        self.arch = get_arch(cfg.arch, struct_page_size=cfg.struct_page_size)
+        self.kernels = backends.get_backend(backend)
+        self.default_strategy = get_strategy(cfg.strategy)
+        a = self.arch
+        if not 30 <= cfg.phys_bits <= 52:
+            raise ConfigError(f"phys_bits={cfg.phys_bits}: expected 30..52")
+        if not cfg.nodes:
+            raise ConfigError("a machine needs at least one node")
+        self.max_pfn = (1 << cfg.phys_bits) >> a.page_shift
+        self.nr_sections = self.max_pfn // a.pages_per_section
+        # The vmemmap: host pages only where written (MAP_NORESERVE, never accounted).
+        self._vmemmap = mmap.mmap(-1, self.max_pfn * P.PAGE_DTYPE.itemsize,
+                                  flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | 0x4000)
+        self.mem_map = np.frombuffer(self._vmemmap, dtype=P.PAGE_DTYPE)
+        self.pageblock_flags = np.zeros(self.max_pfn >> a.pageblock_order, dtype=np.uint8)
+        self.sections = np.zeros(self.nr_sections, dtype=np.uint8)
+        self.section_nid = np.full(self.nr_sections, -1, dtype=np.int16)
+        boot_end = max((s + n for nc in cfg.nodes for s, n in nc.boot), default=0)
+        self.block_size = a.memory_block_size(boot_end, is_vm=cfg.is_vm, forced=cfg.block_size,
+                                              kernel=self.kernel)
+        self.block_pages = self.block_size >> a.page_shift
+        self.sections_per_block = self.block_pages // a.pages_per_section
+        self.blocks = np.zeros(self.max_pfn // self.block_pages, dtype=BLOCK_DTYPE)
+        self.blocks["zone"] = -1
+        self.blocks["memmap_nid"] = -1
+        self.blocks["range_id"] = -1
+        self.nodes = [Node(self, nid, nc) for nid, nc in enumerate(cfg.nodes)]
+        n = len(self.nodes)
+        self.distance = cfg.distance or [[10 if i == j else 20 for j in range(n)] for i in range(n)]
+        self.ranges: dict[int, AddedRange] = {}
+        self._next_range_id = 0
+        # vmemmap backing: granule index -> (kind, pfn, order, nid); kind is
+        # "memblock" (boot), "buddy" (classic hotplug) or "altmap" (self-hosted).
+        self.vmemmap_granules: dict[int, tuple] = {}
+        self.vmemmap_tables: dict[int, int] = {}    # PMD-table index -> backing pfn (-1 boot)
+        self.nr_memmap_pages = 0                      # /proc/vmstat (v6.11+)
+        self.nr_memmap_boot_pages = 0
+        self.pagetable_pages = 0                      # vmemmap page tables from the buddy
+        self.min_free_kbytes = 0
+        self.rng = np.random.default_rng(cfg.seed)
+        self._boot(cfg)
+
+    # ==================================================================================
+    # geometry helpers
+    # ==================================================================================
+    def fmt_range(self, start_pfn, nr_pages):
+        ps = self.arch.page_shift
+        return f"[mem {start_pfn << ps:#018x}-{((start_pfn + nr_pages) << ps) - 1:#018x}]"
+
+    def pfn(self, addr):
+        return addr >> self.arch.page_shift
+
+    def block_id(self, pfn):
+        return pfn // self.block_pages
+
+    def blocks_in(self, start_pfn, nr_pages):
+        return self.blocks[start_pfn // self.block_pages:(start_pfn + nr_pages) // self.block_pages]
+
+    def range_at(self, pfn):
+        rid = self.blocks["range_id"][self.block_id(pfn)]
+        return self.ranges.get(int(rid))
+
+    def zone(self, nid, zid):
+        return self.nodes[nid].zones[zid]
+
+    def zones(self):
+        return [z for node in self.nodes for z in node.zones]
+
+    def _zone_of_kernel(self, pfn):
+        """The kernel zone (DMA/DMA32/Normal) a pfn falls in by address (zone limits)."""
+        addr = pfn << self.arch.page_shift
+        dma, dma32 = self.arch.zone_limits
+        if dma and addr < dma:
+            return P.ZONE_DMA
+        if dma32 and addr < dma32:
+            return P.ZONE_DMA32
+        return P.ZONE_NORMAL
+
+    # ==================================================================================
+    # boot
+    # ==================================================================================
+    def _boot(self, cfg):
+        """Boot-time memory init: memblock, sparse_init(), free_area_init(), memblock_free_all().
+
+        Boot memmaps come from memblock on their node (top-down), are present but never
+        managed (PG_reserved); so is `kernel_reserved` (kernel image, memblock allocations).
+        Every boot pageblock starts MIGRATE_MOVABLE (memmap_init_range()).
+        """
+        a = self.arch
+        pps = a.pages_per_section
+        seen = []
+        for nid, nc in enumerate(cfg.nodes):
+            for start, size in nc.boot:
+                s, e = self.pfn(start), self.pfn(start + size)
+                if start % a.page_size or size % a.page_size or size <= 0:
+                    raise ConfigError(f"node {nid} boot range {start:#x}+{size:#x} is not whole pages")
+                if e > self.max_pfn:
+                    raise ConfigError(f"node {nid} boot range ends at {start + size:#x}, beyond the "
+                                      f"{cfg.phys_bits}-bit physical address space")
+                if s % pps and s // pps in [x // pps for _, x in seen]:
+                    raise ConfigError(f"node {nid} boot range {start:#x} shares a section with another range")
+                for os_, oe in seen:
+                    if s < oe and os_ < e:
+                        raise ConfigError(f"boot range {start:#x}+{size:#x} overlaps another")
+                seen.append((s, e))
+                sec = np.arange(s // pps, -(-e // pps))
+                self.sections[sec] = (SECTION_MARKED_PRESENT | SECTION_HAS_MEM_MAP |
+                                      SECTION_IS_ONLINE | SECTION_IS_EARLY)
+                self.section_nid[sec] = nid
+                for z, zs, ze in self._split_by_zone(s, e):
+                    zone = self.zone(nid, z)
+                    zone.grow(zs, ze)
+                    zone.boot_span = (zone.zone_start_pfn, zone.zone_end_pfn)
+                    zone.present_pages += ze - zs
+                    zone.present_early_pages += ze - zs
+                    mm = self.mem_map[zs:ze]
+                    mm["flags"] = (nid << P.NODES_PGSHIFT) | (z << P.ZONES_PGSHIFT) | P.PG_reserved
+                    mm["refcount"] = 1
+                    pb = a.pageblock_order
+                    self.pageblock_flags[zs >> pb:-(-ze >> pb)] = P.MIGRATE_MOVABLE
+        # Boot memmap: memblock, per present section, on the section's node, top-down.
+        reserved = np.zeros(0, dtype=np.int64)
+        for nid, nc in enumerate(cfg.nodes):
+            secs = np.nonzero((self.section_nid == nid) & (self.sections > 0))[0]
+            top = max((self.pfn(s + n) for s, n in nc.boot), default=0)
+            for sec in secs:
+                for g in self._granules_of_section(int(sec)):
+                    if g in self.vmemmap_granules:
+                        continue
+                    gp = self._granule_pages
+                    top -= gp
+                    self.vmemmap_granules[g] = ("memblock", top, 0, nid)
+                    reserved = np.append(reserved, np.arange(top, top + gp))
+                self.nr_memmap_boot_pages += a.memmap_pages(pps)
+                for t in self._tables_of_section(int(sec)):
+                    self.vmemmap_tables.setdefault(t, -1)
+        # kernel image and other memblock reservations, from the start of node 0's RAM
+        s0 = self.pfn(cfg.nodes[0].boot[0][0]) if cfg.nodes[0].boot else 0
+        nres = self.pfn(cfg.kernel_reserved)
+        low = []
+        if self.arch.name == "x86_64":
+            # x86 reserves the first 1 MiB (reserve_real_mode(), v5.13+) and loads the
+            # kernel at CONFIG_PHYSICAL_START = 16 MiB.
+            low = [np.arange(s0, s0 + self.pfn(1 * MiB))]
+            s0 += self.pfn(16 * MiB)
+        self._boot_reserved_pfns = np.unique(np.concatenate(
+            [reserved, np.arange(s0, s0 + nres)] + low))
+        # memblock_free_all(): everything else goes to the buddy, in aligned chunks.
+        res_mask_ranges = self._boot_reserved_pfns
+        for nid, nc in enumerate(cfg.nodes):
+            for start, size in nc.boot:
+                for z, zs, ze in self._split_by_zone(self.pfn(start), self.pfn(start + size)):
+                    zone = self.zone(nid, z)
+                    r = res_mask_ranges[(res_mask_ranges >= zs) & (res_mask_ranges < ze)]
+                    free = np.ones(ze - zs, dtype=bool)
+                    free[r - zs] = False
+                    zone.managed_pages += int(free.sum())
+                    for fs, fe in _runs(free):
+                        self._free_pages_core(zone, zs + fs, zs + fe)
+        # Boot memory blocks exist and are online (memory_dev_init()).
+        for nid, nc in enumerate(cfg.nodes):
+            for start, size in nc.boot:
+                s, e = self.pfn(start), self.pfn(start + size)
+                for b in range(s // self.block_pages, -(-e // self.block_pages)):
+                    row = self.blocks[b]
+                    row["state"], row["nid"], row["boot"] = MEM_ONLINE, nid, True
+                    row["online_type"] = MMOP_ONLINE
+                    bs, be = max(s, b * self.block_pages), min(e, (b + 1) * self.block_pages)
+                    zones = {z for z, _, _ in self._split_by_zone(bs, be)}
+                    row["zone"] = zones.pop() if len(zones) == 1 else -1
+        self.setup_per_zone_wmarks()
+        # What the running kernel holds after boot (slab, page cache, ...).
+        for nid, _ in enumerate(cfg.nodes):
+            share = 1 / len(cfg.nodes)
+            for gfp, nbytes in (("kernel", cfg.boot_used_unmovable), ("movable", cfg.boot_used_movable)):
+                n = int(self.pfn(int(nbytes * share)))
+                if n:
+                    got = self.alloc_pages(nid, 0, gfp, count=n, owner=1, strict_node=True)
+                    if len(got) < n:
+                        raise ConfigError(f"boot_used_{gfp}={nbytes:#x} does not fit in node {nid}'s "
+                                          "free memory above the min watermark")
+
+    def _split_by_zone(self, s, e):
+        """Pieces of [s, e) per kernel zone (DMA/DMA32/Normal by the arch's limits)."""
+        out, p = [], s
+        cuts = sorted({self.pfn(x) for x in self.arch.zone_limits if x})
+        while p < e:
+            z = self._zone_of_kernel(p)
+            q = min([c for c in cuts if c > p] + [e])
+            out.append((z, p, q))
+            p = q
+        return out
+
+    def _free_pages_core(self, zone, s, e):
+        """__free_pages_core() over [s, e): largest aligned chunks into the buddy."""
+        mm = self.mem_map[s:e]
+        mm["flags"] &= ~np.uint32(P.FLAGS_MASK)
+        mm["refcount"] = 0
+        max_order = self.arch.max_page_order
+        fa = zone.free_area
+        p = s
+        while p < e:
+            order = max_order if p == 0 else min(max_order, (p & -p).bit_length() - 1)
+            while p + (1 << order) > e:
+                order -= 1
+            fa.py_free_one_page(p, order)
+            p += 1 << order
+
+    # ==================================================================================
+    # vmemmap geometry (mm/sparse-vmemmap.c, arch/x86/mm/init_64.c)
+    # ==================================================================================
+    @property
+    def _granule_bytes(self):
+        """Size of one vmemmap leaf mapping: a PMD when the memmap of one section fills
+        whole PMDs (x86 PSE, arm64 4K, s390 segments), else a base page."""
+        a = self.arch
+        if a.vmemmap_pmd and a.memmap_bytes(a.pages_per_section) >= a.pmd_size:
+            return a.pmd_size
+        return a.page_size
+
+    @property
+    def _granule_pages(self):
+        return self._granule_bytes >> self.arch.page_shift
+
+    def _granules_of_section(self, sec):
+        a = self.arch
+        g = self._granule_bytes
+        va0 = sec * a.pages_per_section * a.struct_page_size
+        va1 = va0 + a.pages_per_section * a.struct_page_size
+        return range(va0 // g, -(-va1 // g))
+
+    def _tables_of_section(self, sec):
+        """Page-table pages that map the section's vmemmap leaves: one PMD table per
+        PUD_SIZE of vmemmap VA (x86: 1 GiB of VA = 64 GiB of memory). Base-page leaves
+        also need PTE tables; those are folded into the same count per PMD of VA."""
+        a = self.arch
+        pud_shift = a.pmd_shift + (a.page_shift - 3)
+        va0 = sec * a.pages_per_section * a.struct_page_size
+        va1 = va0 + a.pages_per_section * a.struct_page_size
+        if self._granule_bytes == a.pmd_size:
+            return range(va0 >> pud_shift, ((va1 - 1) >> pud_shift) + 1)
+        # PTE tables: one per PMD of VA, tagged apart from the PMD tables
+        return range((1 << 40) + (va0 >> a.pmd_shift), (1 << 40) + ((va1 - 1) >> a.pmd_shift) + 1)
+
+    # ==================================================================================
+    # page allocator (mm/page_alloc.c)
+    # ==================================================================================
+    def zonelist(self, nid, highest_zone):
+        """The node's zonelist: nodes by distance (build_zonelists(): ties by id), each
+        node's zones from `highest_zone` down, populated ones only."""
+        order = sorted(range(len(self.nodes)), key=lambda n: (self.distance[nid][n], n != nid, n))
+        return [self.nodes[n].zones[z] for n in order for z in range(highest_zone, -1, -1)
+                if self.nodes[n].zones[z].managed_pages]
+
+    def alloc_pages(self, nid, order, gfp="kernel", count=1, owner=1, strict_node=False,
+                    exclude=None):
+        """alloc_pages_node() `count` times: blocks of `order` for `gfp` ("kernel",
+        "reclaimable", "movable", "user"), preferring `nid` and falling back along its
+        zonelist. A zone gives pages only while it stays above its min watermark plus the
+        lowmem reserve for the request's highest zone (__zone_watermark_ok()).
+        Returns an int64 array of head pfns (fewer than `count` when memory runs out).
+        """
+        try:
+            highest, mt, flags = GFP[gfp]
+        except KeyError:
+            raise ConfigError(f"unknown gfp {gfp!r}; expected one of {', '.join(GFP)}") from None
+        if not 0 <= order <= self.arch.max_page_order:
+            raise ConfigError(f"order={order} outside 0..MAX_PAGE_ORDER={self.arch.max_page_order}")
+        self._check_nid(nid)
+        out = np.empty(count, dtype=np.int64)
+        n = 0
+        for zone in self.zonelist(nid, highest):
+            if strict_node and zone.nid != nid:
+                continue
+            if exclude is not None and exclude(zone):
+                continue
+            keep = zone.watermark[0] + zone.lowmem_reserve[highest]
+            n += zone.free_area.alloc_bulk(order, mt, count - n, flags, owner, keep, out[n:])
+            if n == count:
+                break
+        return out[:n]
+
+    def free_pages(self, pfns):
+        """__free_pages() of allocated blocks (head pfns)."""
+        pfns = np.ascontiguousarray(pfns, dtype=np.int64)
+        if not len(pfns):
+            return 0
+        mm = self.mem_map[pfns]
+        if (mm["refcount"] == 0).any() or (mm["flags"] & P.PG_tail).any():
+            bad = pfns[(mm["refcount"] == 0) | ((mm["flags"] & P.PG_tail) > 0)][0]
+            raise StateError(f"free_pages: pfn {bad:#x} is not the head of an allocated block")
+        freed = 0
+        zid = (mm["flags"] >> P.ZONES_PGSHIFT) & P.ZONES_MASK
+        nid = (mm["flags"] >> P.NODES_PGSHIFT) & P.NODES_MASK
+        for key in set(zip(nid.tolist(), zid.tolist())):
+            sel = pfns[(nid == key[0]) & (zid == key[1])]
+            freed += self.zone(*key).free_area.free_bulk(np.ascontiguousarray(sel))
+        return freed
+
+    def setup_per_zone_wmarks(self):
+        """init_per_zone_wmark_min(): calculate_min_free_kbytes(),
+        __setup_per_zone_wmarks() and setup_per_zone_lowmem_reserve() (mm/page_alloc.c)."""
+        kb = self.arch.page_size >> 10
+        zones = self.zones()
+        if self.config.min_free_kbytes is not None:
+            self.min_free_kbytes = self.config.min_free_kbytes
+        else:
+            # nr_free_buffer_pages(): managed above the high mark in zones <= ZONE_NORMAL
+            lowmem_kb = sum(max(z.managed_pages - z.watermark[2], 0) for z in zones
+                            if z.zid <= P.ZONE_NORMAL) * kb
+            self.min_free_kbytes = min(max(_isqrt(lowmem_kb * 16), 128), 262144)
+        pages_min = self.min_free_kbytes // kb
+        lowmem = sum(z.managed_pages for z in zones if z.zid != P.ZONE_MOVABLE)
+        for z in zones:
+            tmp = pages_min * z.managed_pages // lowmem if lowmem else 0
+            if z.zid == P.ZONE_MOVABLE:
+                wmin = min(max(z.managed_pages // 1024, 32), 128)
+            else:
+                wmin = tmp
+            step = max(tmp >> 2, z.managed_pages * 10 // 10000)  # watermark_scale_factor=10
+            z.watermark = [wmin, wmin + step, wmin + 2 * step]
+        ratio = (256, 256, 32, 0)                               # sysctl_lowmem_reserve_ratio
+        for node in self.nodes:
+            for i, z in enumerate(node.zones):
+                acc = 0
+                z.lowmem_reserve = [0] * P.MAX_NR_ZONES
+                for j in range(i + 1, P.MAX_NR_ZONES):
+                    acc += node.zones[j].managed_pages
+                    z.lowmem_reserve[j] = acc // ratio[i] if ratio[i] and acc else 0
+
+    # ==================================================================================
+    # hot-add (mm/memory_hotplug.c: add_memory_resource(), __add_pages())
+    # ==================================================================================
+    def _check_nid(self, nid):
+        if not isinstance(nid, (int, np.integer)) or not 0 <= nid < len(self.nodes):
+            raise ConfigError(f"node {nid!r} does not exist (nodes 0..{len(self.nodes) - 1})")
+
+    def _check_range(self, start, size, what):
+        """check_hotplug_memory_range(): block-aligned, inside the address space."""
+        bs = self.block_size
+        if size <= 0 or start < 0:
+            raise RangeError(f"{what}: empty or negative range start={start:#x} size={size:#x}")
+        if start % bs or size % bs:
+            raise RangeError(f"{what}: range start={start:#x} size={size:#x} is not aligned to the "
+                             f"memory block size {bs:#x} (check_hotplug_memory_range())")
+        if (start + size) >> self.arch.page_shift > self.max_pfn:
+            raise RangeError(f"{what}: range end {start + size:#x} is beyond the "
+                             f"{self.config.phys_bits}-bit physical address space (max_pfn "
+                             f"{self.max_pfn:#x})")
+        return self.pfn(start), self.pfn(size)
+
+    def add_memory(self, nid, start, size, strategy=None, online=None):
+        """add_memory(nid, start, size, MHP_MEMMAP_ON_MEMORY per strategy), then optionally
+        online every new block ("online", "online_kernel", "online_movable"), as the
+        auto-online policy does. Returns the AddedRange."""
+        self._check_nid(nid)
+        strategy = get_strategy(strategy or self.default_strategy)
+        start_pfn, nr_pages = self._check_range(start, size, "add_memory")
+        if online is not None and online not in ONLINE_TYPES:
+            raise ConfigError(f"unknown online type {online!r}; expected one of {', '.join(ONLINE_TYPES)}")
+        busy = self.blocks_in(start_pfn, nr_pages)["state"] != 0
+        if busy.any():
+            b = start_pfn // self.block_pages + int(np.argmax(busy))
+            raise RangeError(f"add_memory: {self.fmt_range(start_pfn, nr_pages)} overlaps present memory "
+                             f"(memory block {b}); register_memory_resource(): -EEXIST")
+        units = strategy.plan(self, start_pfn, nr_pages)
+        rid = self._next_range_id
+        rng = AddedRange(rid, start_pfn, nr_pages, nid, strategy,
+                         self_hosted=any(u.altmap_free for u in units))
+        done = []          # undo log of (section, granules, tables) for rollback
+        try:
+            for u in units:
+                self._arch_add_memory(nid, u, rng, done)
+        except PagecoreError:
+            self._undo_add(done)
+            raise
+        self._next_range_id += 1
+        self.ranges[rid] = rng
+        if strategy.seed_v3 and rng.self_hosted:
+            # mhp_mark_vmemmap_pages(): one run at the start of the range (seed 4/5).
+            nr_sects = nr_pages // self.arch.pages_per_section
+            self.kernels.mark_vmemmap_pages(self.mem_map, start_pfn, rng.alloc, nr_sects)
+        if online:
+            self.online_pages_blocks(range(start_pfn // self.block_pages,
+                                           (start_pfn + nr_pages) // self.block_pages), online)
+        return rng
+
+    def _arch_add_memory(self, nid, unit, rng, done):
+        """arch_add_memory() -> __add_pages() -> sparse_add_section() for one unit, then
+        create_memory_block_devices()."""
+        a = self.arch
+        pps = a.pages_per_section
+        alt = None
+        if unit.altmap_free:
+            alt = VmemAltmap(base_pfn=unit.start_pfn, end_pfn=unit.start_pfn + unit.nr_pages - 1,
+                             free=unit.altmap_free)
+        for sec in range(unit.start_pfn // pps, (unit.start_pfn + unit.nr_pages) // pps):
+            new_g, new_t = [], []
+            done.append((sec, new_g, new_t))
+            for t in self._tables_of_section(sec):
+                if t not in self.vmemmap_tables:
+                    got = self.alloc_pages(nid, 0, "kernel", 1, owner=2)
+                    if not len(got):
+                        raise OutOfMemoryError(f"add_memory: no page for a vmemmap page table "
+                                               f"(section {sec}): -ENOMEM")
+                    self.mem_map[got[0]]["page_type"] = P.PGTY_TABLE
+                    self.vmemmap_tables[t] = int(got[0])
+                    self.pagetable_pages += 1
+                    new_t.append(t)
+            for g in self._granules_of_section(sec):
+                if g in self.vmemmap_granules:
+                    continue
+                self.vmemmap_granules[g] = self._populate_granule(nid, alt, sec)
+                new_g.append(g)
+            self.sections[sec] = SECTION_MARKED_PRESENT | SECTION_HAS_MEM_MAP
+            if rng.strategy.seed_v3 and alt is not None:
+                self.sections[sec] |= SECTION_USE_VMEMMAP
+            self.section_nid[sec] = nid
+            self.nr_memmap_pages += a.memmap_pages(pps)
+        v = 0 if alt is None else (alt.alloc if rng.strategy.seed_v3 or
+                                   rng.strategy.kernel < (6, 6) else alt.free)
+        rng.alloc += 0 if alt is None else alt.alloc
+        for b in range(unit.start_pfn // self.block_pages,
+                       (unit.start_pfn + unit.nr_pages) // self.block_pages):
+            row = self.blocks[b]
+            row["state"], row["nid"], row["zone"], row["range_id"] = MEM_OFFLINE, nid, -1, rng.range_id
+            off = b * self.block_pages - unit.start_pfn
+            if rng.strategy.seed_v3:
+                row["nr_vmemmap"] = min(max(v - off, 0), self.block_pages)
+            else:
+                row["nr_vmemmap"] = v
+            row["altmap_alloc"] = 0 if alt is None else (alt.alloc if off == 0 else 0)
+            row["waste"] = unit.waste
+            row["memmap_pages"] = 0
+            row["memmap_nid"] = -1
+        if alt is None:
+            # attribute the buddy pages to the blocks, and record the node they came from
+            for sec, new_g, _ in done:
+                if unit.start_pfn <= sec * pps < unit.start_pfn + unit.nr_pages:
+                    b = sec * pps // self.block_pages
+                    for g in new_g:
+                        kind, pfn, order, gnid = self.vmemmap_granules[g]
+                        self.blocks[b]["memmap_pages"] += _granule_buddy_pages(kind, order, self._granule_pages)
+                        self.blocks[b]["memmap_nid"] = gnid
+
+    def _populate_granule(self, nid, alt, sec):
+        """vmemmap_populate() for one leaf: from the altmap if there is one (no fallback:
+        -ENOMEM), else alloc_pages_node(nid, GFP_KERNEL|__GFP_RETRY_MAYFAIL, order) with
+        zonelist fallback, then base pages (vmemmap_populate_hugepages())."""
+        gp = self._granule_pages
+        order = gp.bit_length() - 1
+        if alt is not None:
+            pfn = alt.alloc_block_buf(gp)
+            if pfn is None:
+                raise OutOfMemoryError(f"add_memory: altmap of {alt} exhausted populating "
+                                       f"section {sec}: -ENOMEM")
+            return ("altmap", pfn, order, alt.base_pfn // self.block_pages)
+        got = self.alloc_pages(nid, order, "kernel", 1, owner=2)
+        if len(got):
+            return ("buddy", int(got[0]), order, int(self._page_nid(got[0])))
+        if order:
+            base = self.alloc_pages(nid, 0, "kernel", gp + 1, owner=2)   # + the PTE table
+            if len(base) == gp + 1:
+                return ("buddy-base", base.tolist(), 0, int(self._page_nid(base[0])))
+            self.free_pages(base)
+        raise OutOfMemoryError(f"add_memory: cannot allocate the memmap of section {sec} "
+                               f"({gp} pages) on node {nid} or its fallbacks: -ENOMEM")
+
+    def _page_nid(self, pfn):
+        return (int(self.mem_map[pfn]["flags"]) >> P.NODES_PGSHIFT) & P.NODES_MASK
+
+    def _free_granule(self, g):
+        kind, pfn, order, owner = self.vmemmap_granules.pop(g)
+        if kind == "altmap":
+            self.blocks["altmap_alloc"][owner] -= 1 << order     # vmem_altmap_free()
+        elif kind == "buddy":
+            self.free_pages([pfn])
+        elif kind == "buddy-base":
+            self.free_pages(pfn)
+
+    def _undo_add(self, done):
+        for sec, new_g, new_t in reversed(done):
+            for g in reversed(new_g):
+                self._free_granule(g)
+            for t in reversed(new_t):
+                self._free_table(t)
+            if self.sections[sec] & SECTION_MARKED_PRESENT and not self.sections[sec] & SECTION_IS_EARLY:
+                self.nr_memmap_pages -= self.arch.memmap_pages(self.arch.pages_per_section)
+            self.sections[sec] = 0
+            self.section_nid[sec] = -1
+        if done:
+            pps = self.arch.pages_per_section
+            lo, hi = done[0][0] * pps, (done[-1][0] + 1) * pps
+            blk = self.blocks[lo // self.block_pages:-(-hi // self.block_pages)]
+            blk[blk["state"] == MEM_OFFLINE] = self._empty_block()
+
+    def _free_table(self, t):
+        pfn = self.vmemmap_tables.pop(t)
+        if pfn >= 0:
+            self.mem_map[pfn]["page_type"] = P.PGTY_NONE
+            self.free_pages([pfn])
+            self.pagetable_pages -= 1
+
+    @staticmethod
+    def _empty_block():
+        e = np.zeros(1, dtype=BLOCK_DTYPE)[0]
+        e["zone"], e["memmap_nid"], e["range_id"] = -1, -1, -1
+        return e
+
+    # ==================================================================================
+    # online (drivers/base/memory.c: memory_block_online(); mm/memory_hotplug.c)
+    # ==================================================================================
+    def zone_for_pfn_range(self, online_type, nid, start_pfn, nr_pages):
+        """zone_for_pfn_range() with the default "contig-zones" policy."""
+        node = self.nodes[nid]
+        if online_type == MMOP_ONLINE_KERNEL:
+            return self._default_kernel_zone(nid, start_pfn, nr_pages)
+        if online_type == MMOP_ONLINE_MOVABLE:
+            return node.zones[P.ZONE_MOVABLE]
+        k = self._default_kernel_zone(nid, start_pfn, nr_pages)
+        m = node.zones[P.ZONE_MOVABLE]
+        ik, im = k.spans(start_pfn, nr_pages), m.spans(start_pfn, nr_pages)
+        if ik != im:
+            return k if ik else m
+        return m if self.config.movable_node else k
+
+    def _default_kernel_zone(self, nid, start_pfn, nr_pages):
+        """default_kernel_zone_for_pfn(): the first zone below Normal the range
+        intersects, else ZONE_NORMAL."""
+        node = self.nodes[nid]
+        for z in (P.ZONE_DMA, P.ZONE_DMA32):
+            if node.zones[z].spans(start_pfn, nr_pages):
+                return node.zones[z]
+        return node.zones[P.ZONE_NORMAL]
+
+    def valid_zones(self, block):
+        """/sys/devices/system/memory/memoryN/valid_zones."""
+        row = self.blocks[block]
+        start = block * self.block_pages
+        if row["state"] == MEM_ONLINE:
+            return ZONE_NAMES[row["zone"]] if row["zone"] >= 0 else "none"
+        nid = int(row["nid"])
+        names = [self.zone_for_pfn_range(MMOP_ONLINE, nid, start, self.block_pages).name]
+        for z in (self._default_kernel_zone(nid, start, self.block_pages),
+                  self.nodes[nid].zones[P.ZONE_MOVABLE]):
+            if z.name not in names:
+                names.append(z.name)
+        return " ".join(names)
+
+    def _parse_online_type(self, online_type):
+        if isinstance(online_type, str):
+            if online_type not in ONLINE_TYPES or online_type == "offline":
+                raise ConfigError(f"unknown online type {online_type!r}; expected online, "
+                                  "online_kernel or online_movable")
+            return ONLINE_TYPES[online_type]
+        return int(online_type)
+
+    def online_memory_block(self, block, online_type="online"):
+        """Write "online*" to memoryN/state."""
+        self.online_pages_blocks([block], online_type)
+
+    def online_pages_blocks(self, blocks, online_type="online"):
+        """memory_block_online() for each block, batched per zone so that the per-block
+        Python work stays small at TiB scale. All blocks are validated before any
+        changes: a refused call changes nothing."""
+        ot = self._parse_online_type(online_type)
+        blocks = np.asarray(list(blocks) if not isinstance(blocks, np.ndarray) else blocks,
+                            dtype=np.int64)
+        if not len(blocks):
+            return
+        if (blocks < 0).any() or (blocks >= len(self.blocks)).any():
+            raise RangeError(f"memory block {int(blocks[(blocks < 0) | (blocks >= len(self.blocks))][0])} "
+                             "does not exist")
+        st = self.blocks["state"][blocks]
+        if (st != MEM_OFFLINE).any():
+            b = int(blocks[np.argmax(st != MEM_OFFLINE)])
+            what = STATE_NAMES.get(int(self.blocks["state"][b]), "not present")
+            raise StateError(f"memory block {b} is {what}, not offline: cannot online it "
+                             "(memory_block_change_state(): -EINVAL)")
+        nb = self.block_pages
+        # zone per block; consecutive blocks of one zone and node go in one kernel call
+        groups = []
+        for b in blocks.tolist():
+            nid = int(self.blocks["nid"][b])
+            zone = self.zone_for_pfn_range(ot, nid, b * nb, nb)
+            rid = int(self.blocks["range_id"][b])
+            strat = self.ranges[rid].strategy if rid >= 0 else None
+            if groups and groups[-1][0] is zone and groups[-1][2] is strat:
+                groups[-1][1].append(b)
+                zone.grow(b * nb, (b + 1) * nb)   # later blocks see the span, as in a loop
+            else:
+                groups.append((zone, [b], strat))
+                zone.grow(b * nb, (b + 1) * nb)
+        for zone, bl, strat in groups:
+            self._online_group(zone, np.asarray(bl, dtype=np.int64), ot, strat or get_strategy("boot"))
+        self.setup_per_zone_wmarks()
+
+    def _vmemmap_flags(self, strategy):
+        """Page flags of self-hosted vmemmap pages after mhp_init_memmap_on_memory():
+        PG_reserved up to v6.10, PG_vmemmap_self_hosted from v6.0 (66361095129b); v6.11+
+        clears PageOffline and leaves them not reserved."""
+        k = strategy.kernel
+        flags = 0 if k >= (6, 11) else P.PG_reserved
+        if k >= (6, 0):
+            flags |= P.PG_vmemmap_self_hosted
+        return flags
+
+    def _online_group(self, zone, bl, ot, strategy):
+        nb, a = self.block_pages, self.arch
+        starts = bl * nb
+        v = self.blocks["nr_vmemmap"][bl].astype(np.int64)
+        seed = strategy.seed_v3
+        # v5.13+: vmemmap pageblocks are MIGRATE_UNMOVABLE; v3 era: MOVABLE like the rest.
+        vm_mt = P.MIGRATE_MOVABLE if seed else P.MIGRATE_UNMOVABLE
+        freed = self.kernels.online_memory_blocks(
+            self.mem_map, self.pageblock_flags, zone.free_area, np.ascontiguousarray(starts),
+            np.ascontiguousarray(v), nb, zone.nid, zone.zid, self._vmemmap_flags(strategy),
+            vm_mt, seed, 2)
+        nv = int(v.sum())
+        zone.present_pages += nb * len(bl)
+        zone.managed_pages += int(freed)
+        assert freed == nb * len(bl) - nv, (freed, nb * len(bl), nv)
+        pps = a.pages_per_section
+        for s in starts.tolist():
+            self.sections[s // pps:(s + nb) // pps] |= SECTION_IS_ONLINE
+        self.blocks["state"][bl] = MEM_ONLINE
+        self.blocks["zone"][bl] = zone.zid
+        self.blocks["online_type"][bl] = ot
+
+    # ==================================================================================
+    # offline (memory_block_offline(), offline_pages())
+    # ==================================================================================
+    def offline_memory_block(self, block):
+        """Write "offline" to memoryN/state: memory_block_offline(). Returns a report dict
+        (pages migrated, pages scanned). On failure raises with the reason and leaves the
+        machine as it was."""
+        if not 0 <= block < len(self.blocks):
+            raise RangeError(f"memory block {block} does not exist")
+        row = self.blocks[block]
+        if row["state"] != MEM_ONLINE:
+            what = STATE_NAMES.get(int(row["state"]), "not present")
+            raise StateError(f"memory block {block} is {what}, not online: cannot offline it")
+        if row["zone"] < 0:
+            raise StateError(f"memory block {block} spans several zones: offline_pages() -EINVAL")
+        nb = self.block_pages
+        start = block * nb
+        v = int(row["nr_vmemmap"])
+        zone = self.zone(int(row["nid"]), int(row["zone"]))
+        row["state"] = MEM_GOING_OFFLINE
+        try:
+            # seed v3: a block made only of vmemmap skips isolation and migration
+            report = (self.offline_pages(start + v, nb - v, zone) if v < nb
+                      else {"scanned": 0, "migrated": 0, "offlined": 0})
+        except PagecoreError:
+            row["state"] = MEM_ONLINE
+            raise
+        # mhp_deinit_memmap_on_memory() + adjust_present_page_count(-V)
+        zone.present_pages -= v
+        pps = self.arch.pages_per_section
+        self.sections[start // pps:(start + nb) // pps] &= ~np.uint8(SECTION_IS_ONLINE)
+        row["state"], row["zone"] = MEM_OFFLINE, -1
+        self._shrink_zone_span(zone)
+        self.setup_per_zone_wmarks()
+        return report
+
+    def offline_pages(self, start_pfn, nr_pages, zone):
+        """offline_pages() (mm/memory_hotplug.c) of a range inside one zone."""
+        a = self.arch
+        pb = a.pageblock_nr_pages
+        end = start_pfn + nr_pages
+        if nr_pages <= 0 or start_pfn % pb or end % a.pages_per_section:
+            raise RangeError(f"offline_pages: {pfn_range(start_pfn, end)} must start on a pageblock "
+                             "and end on a section boundary (-EINVAL)")
+        report = {"scanned": 0, "migrated": 0}
+        if nr_pages == 0:
+            return report
+        isolated = self.start_isolate_page_range(start_pfn, end, zone)
+        migrated = []
+        try:
+            self._migrate_out(start_pfn, end, zone, report, migrated)
+            rc, pfn = self.kernels.test_pages_isolated(self.mem_map, self.pageblock_flags, start_pfn,
+                                                       end, a.pageblock_order)
+            if rc:
+                raise BusyError(f"offline_pages {pfn_range(start_pfn, end)} failed: page at pfn "
+                                f"{pfn:#x} is not free and cannot be migrated (test_pages_isolated(): "
+                                "-EBUSY; reason: unmovable page)", pfn=pfn, reason="unmovable page")
+        except PagecoreError:
+            self._unmigrate(migrated)
+            self.undo_isolate_page_range(isolated)
+            raise
+        taken, already = self.kernels.offline_isolated_pages(self.mem_map, zone.free_area, start_pfn, end)
+        for p in isolated:
+            self.pageblock_flags[p >> a.pageblock_order] &= ~np.uint8(P.PB_migrate_isolate)
+        zone.managed_pages -= nr_pages - already
+        zone.present_pages -= nr_pages
+        report["offlined"] = nr_pages
+        return report
+
+    def start_isolate_page_range(self, start_pfn, end_pfn, zone, memory_offline=True):
+        """start_isolate_page_range(): isolate every pageblock or none. Returns the
+        isolated pageblock start pfns (for undo_isolate_page_range())."""
+        a = self.arch
+        pb = a.pageblock_nr_pages
+        done = []
+        movable = zone.zid == P.ZONE_MOVABLE
+        for p in range(start_pfn - start_pfn % pb, end_pfn, pb):
+            f = self.pageblock_flags[p >> a.pageblock_order]
+            s, e = max(p, start_pfn), min(p + pb, end_pfn)
+            bad = -1 if not f & P.PB_migrate_isolate else s
+            if bad < 0:
+                bad = self.kernels.has_unmovable_pages(self.mem_map, s, e, movable, memory_offline)
+            if bad >= 0:
+                self.undo_isolate_page_range(done)
+                why = ("pageblock already isolated" if f & P.PB_migrate_isolate
+                       else "unmovable page")
+                raise BusyError(f"failure to isolate range {pfn_range(start_pfn, end_pfn)}: {why} at "
+                                f"pfn {bad:#x} (has_unmovable_pages(): -EBUSY)", pfn=bad, reason=why)
+            zone.free_area.py_move_freepages_block(p, P.MIGRATE_ISOLATE)
+            done.append(p)
+        return done
+
+    def undo_isolate_page_range(self, isolated):
+        """undo_isolate_page_range(): restore each pageblock's own migratetype."""
+        for p in reversed(isolated):
+            zone = self._zone_of_pfn(p)
+            zone.free_area.py_unset_migratetype_isolate(p)
+
+    def _zone_of_pfn(self, pfn):
+        f = int(self.mem_map[pfn]["flags"])
+        return self.zone((f >> P.NODES_PGSHIFT) & P.NODES_MASK, (f >> P.ZONES_PGSHIFT) & P.ZONES_MASK)
+
+    def _migrate_out(self, start, end, zone, report, migrated):
+        """The scan_movable_pages() / do_migrate_range() loop of offline_pages().
+
+        Targets: N_MEMORY nodes other than the block's (its own node if it is the only
+        one), GFP_USER|__GFP_MOVABLE. Where the kernel would retry forever for lack of
+        memory, we stop with -ENOMEM ("not enough free memory") and roll back.
+        """
+        pfn = start
+        nid = zone.nid
+        others = [n.nid for n in self.nodes if n.nid != nid and n.has_memory] or [nid]
+        while True:
+            rc, pfn = self.kernels.scan_movable_pages(self.mem_map, pfn, end)
+            report["scanned"] = pfn - start
+            if rc == -P.ENOENT:
+                return
+            if rc == -P.EBUSY:
+                raise BusyError(f"offline_pages: PageOffline page at pfn {pfn:#x} still in use "
+                                "(scan_movable_pages(): -EBUSY)", pfn=pfn, reason="unmovable page")
+            page = self.mem_map[pfn]
+            order = int(page["order"]) if page["flags"] & (P.PG_head | P.PG_tail) else 0
+            head = pfn & ~((1 << order) - 1)
+            target = None
+            for tn in others:
+                got = self.alloc_pages(tn, order, "movable", 1, owner=int(page["private"]))
+                if len(got):
+                    target = int(got[0])
+                    break
+            if target is None:
+                raise OutOfMemoryError(
+                    f"offline_pages {pfn_range(start, end)} failed: not enough free memory to "
+                    f"migrate the order-{order} folio at pfn {head:#x} (do_migrate_range())",
+                    pfn=head, reason="not enough free memory")
+            self._move_folio(head, target, order)
+            migrated.append((head, target, order))
+            report["migrated"] += 1 << order
+            pfn = head + (1 << order)
+
+    def _move_folio(self, src, dst, order):
+        """migrate_pages() of one folio: the contents (flags, owner) move to `dst`, the
+        source is freed (into the isolated lists when its pageblock is isolated)."""
+        n = 1 << order
+        s, d = self.mem_map[src:src + n], self.mem_map[dst:dst + n]
+        keep = d["flags"] & ~np.uint32(P.FLAGS_MASK)
+        d["flags"] = keep | (s["flags"] & np.uint32(P.FLAGS_MASK))
+        d["private"] = s["private"]
+        d["refcount"] = s["refcount"]
+        self._zone_of_pfn(src).free_area.free_bulk(np.array([src], dtype=np.int64))
+
+    def _unmigrate(self, migrated):
+        """Undo migrations in reverse: each folio goes back to its old pfn."""
+        for src, dst, order in reversed(migrated):
+            zone = self._zone_of_pfn(src)
+            fa = zone.free_area
+            n = 1 << order
+            # take exactly [src, src+n) back off the free lists (split as needed)
+            _claim_free_range(self.mem_map, fa, src, n, self.arch.nr_page_orders)
+            s, d = self.mem_map[src:src + n], self.mem_map[dst:dst + n]
+            keep = s["flags"] & ~np.uint32(P.FLAGS_MASK)
+            s["flags"] = keep | (d["flags"] & np.uint32(P.FLAGS_MASK))
+            s["private"], s["refcount"], s["order"] = d["private"], d["refcount"], d["order"]
+            s["page_type"] = P.PGTY_NONE
+            self._zone_of_pfn(dst).free_area.free_bulk(np.array([dst], dtype=np.int64))
+
+    def _shrink_zone_span(self, zone):
+        """shrink_zone_span() + update_pgdat_span(): the zone shrinks to the online
+        memory it still holds (its boot span and its online hot-added blocks)."""
+        nb = self.block_pages
+        owned = np.nonzero((self.blocks["zone"] == zone.zid) & (self.blocks["nid"] == zone.nid) &
+                           (self.blocks["state"] == MEM_ONLINE) & ~self.blocks["boot"])[0]
+        spans = [zone.boot_span] if zone.boot_span else []
+        if len(owned):
+            spans.append((int(owned[0]) * nb, (int(owned[-1]) + 1) * nb))
+        if not spans or zone.present_pages == 0:
+            zone.zone_start_pfn, zone.spanned_pages = 0, 0
+            return
+        lo, hi = min(s for s, _ in spans), max(e for _, e in spans)
+        zone.zone_start_pfn, zone.spanned_pages = lo, hi - lo
+
+    # ==================================================================================
+    # removal (try_remove_memory(), arch_remove_memory(), section_deactivate())
+    # ==================================================================================
+    def remove_memory(self, start, size):
+        """remove_memory(start, size): every block offline, the generation's granularity
+        rule, memmap torn down (vmemmap last, boot-memmap pages back to the buddy)."""
+        start_pfn, nr_pages = self._check_range(start, size, "remove_memory")
+        blk = self.blocks_in(start_pfn, nr_pages)
+        if (blk["state"] == 0).any():
+            raise RangeError(f"remove_memory: {self.fmt_range(start_pfn, nr_pages)} is not all present")
+        if (blk["state"] != MEM_OFFLINE).any():
+            b = start_pfn // self.block_pages + int(np.argmax(blk["state"] != MEM_OFFLINE))
+            raise BusyError(f"removing memory fails, because memory {self.fmt_range(start_pfn, nr_pages)} "
+                            f"is onlined (memory block {b}): -EBUSY")
+        rids = set(blk["range_id"].tolist())
+        for rid in rids:
+            if rid >= 0:
+                self.ranges[rid].strategy.check_remove(self, start_pfn, nr_pages)
+        pps = self.arch.pages_per_section
+        secs = range(start_pfn // pps, (start_pfn + nr_pages) // pps)
+        for sec in secs:
+            # section_deactivate(): memmap_pages_add(-...), depopulate, clear the word
+            if not self.sections[sec] & SECTION_IS_EARLY:
+                self.nr_memmap_pages -= self.arch.memmap_pages(pps)
+            else:
+                self.nr_memmap_boot_pages -= self.arch.memmap_pages(pps)
+            self.sections[sec] = 0
+            self.section_nid[sec] = -1
+        for sec in secs:
+            for g in self._granules_of_section(sec):
+                if g in self.vmemmap_granules and not self._granule_in_use(g):
+                    self._free_granule(g)
+            for t in self._tables_of_section(sec):
+                if t in self.vmemmap_tables and not self._table_in_use(t):
+                    self._free_table(t)
+        left = self.blocks_in(start_pfn, nr_pages)["altmap_alloc"]
+        if left.any():  # remove_memory_blocks_and_altmaps(): WARN "Altmap not fully unmapped"
+            raise StateError(f"altmap not fully unmapped after removing "
+                             f"{self.fmt_range(start_pfn, nr_pages)}: alloc={int(left.sum())}")
+        self.blocks_in(start_pfn, nr_pages)[:] = self._empty_block()
+        for rid in rids:
+            rng = self.ranges.get(rid)
+            if rng is not None and not (self.blocks["range_id"] == rid).any():
+                del self.ranges[rid]
+        # the struct pages go away with the sections: release host memory
+        self._release(start_pfn, start_pfn + nr_pages)
+        pb = self.arch.pageblock_order
+        self.pageblock_flags[start_pfn >> pb:(start_pfn + nr_pages) >> pb] = 0
+
+    def _granule_in_use(self, g):
+        a = self.arch
+        gb = self._granule_bytes
+        first = g * gb // a.struct_page_size // a.pages_per_section
+        last = ((g + 1) * gb - 1) // a.struct_page_size // a.pages_per_section
+        return bool((self.sections[first:last + 1] & SECTION_MARKED_PRESENT).any())
+
+    def _table_in_use(self, t):
+        return any(self._granule_in_use(g) for g in self._granules_of_table(t))
+
+    def _granules_of_table(self, t):
+        a = self.arch
+        gb = self._granule_bytes
+        if t >= (1 << 40):
+            va0, va1 = (t - (1 << 40)) << a.pmd_shift, ((t - (1 << 40)) + 1) << a.pmd_shift
+        else:
+            pud_shift = a.pmd_shift + (a.page_shift - 3)
+            va0, va1 = t << pud_shift, (t + 1) << pud_shift
+        return [g for g in self.vmemmap_granules if va0 <= g * gb < va1]
+
+    def _release(self, s, e):
+        isz = P.PAGE_DTYPE.itemsize
+        off, ln = s * isz, (e - s) * isz
+        pg = mmap.PAGESIZE
+        lo, hi = -(-off // pg) * pg, (off + ln) // pg * pg
+        if hi > lo:
+            self._vmemmap.madvise(mmap.MADV_DONTNEED, lo, hi - lo)
+        self.mem_map[s:s + (lo - off) // isz] = 0
+        self.mem_map[(hi // isz):e] = 0
+
+    def offline_and_remove_memory(self, start, size):
+        """offline_and_remove_memory(): offline each block, then remove; on failure,
+        re-online what this call offlined, with its old online type."""
+        start_pfn, nr_pages = self._check_range(start, size, "offline_and_remove_memory")
+        blocks = range(start_pfn // self.block_pages, (start_pfn + nr_pages) // self.block_pages)
+        st = self.blocks["state"][blocks.start:blocks.stop]
+        if (st == 0).any():
+            raise RangeError(f"offline_and_remove_memory: {self.fmt_range(start_pfn, nr_pages)} "
+                             "is not all present")
+        done = []
+        try:
+            for b in blocks:
+                if self.blocks["state"][b] == MEM_ONLINE:
+                    ot = int(self.blocks["online_type"][b])
+                    zid = int(self.blocks["zone"][b])
+                    self.offline_memory_block(b)
+                    done.append((b, ot, zid))
+            self.remove_memory(start, size)
+        except PagecoreError:
+            for b, ot, zid in reversed(done):
+                self.online_pages_blocks([b], MMOP_ONLINE_MOVABLE if zid == P.ZONE_MOVABLE
+                                         else (ot if ot != MMOP_ONLINE_MOVABLE else MMOP_ONLINE_KERNEL))
+            raise
+
+    # ==================================================================================
+    # accounting
+    # ==================================================================================
+    @property
+    def mem_total_pages(self):
+        """totalram_pages() = Σ managed_pages."""
+        return sum(z.managed_pages for z in self.zones())
+
+    @property
+    def mem_free_pages(self):
+        """NR_FREE_PAGES: buddy pages outside isolated pageblocks."""
+        return sum(z.free_pages for z in self.zones())
+
+    def meminfo(self):
+        """The /proc/meminfo fields pagecore models, in kB."""
+        kb = self.arch.page_size >> 10
+        return {"MemTotal": self.mem_total_pages * kb, "MemFree": self.mem_free_pages * kb}
+
+    def memmap_summary(self):
+        """Where the memmap of hot-added memory lives: pages per place."""
+        blk = self.blocks[(self.blocks["state"] != 0) & ~self.blocks["boot"]]
+        per_node = {}
+        for nid in set(blk["memmap_nid"].tolist()) - {-1}:
+            per_node[int(nid)] = int(blk["memmap_pages"][blk["memmap_nid"] == nid].sum())
+        v = blk["nr_vmemmap"]
+        return {
+            "self_hosted_pages": int((v - blk["waste"]).sum()),
+            "waste_pages": int(blk["waste"].sum()),
+            "boot_memory_pages": int(blk["memmap_pages"].sum()),
+            "boot_memory_by_node": per_node,
+            "pagetable_pages": self.pagetable_pages,
+            "nr_memmap_pages": self.nr_memmap_pages,
+            "nr_memmap_boot_pages": self.nr_memmap_boot_pages,
+        }
+
+    def snapshot(self):
+        """Everything observable, for before/after comparisons of failed operations."""
+        h = hashlib.sha256()
+        pps = self.arch.pages_per_section
+        for sec in np.nonzero(self.sections)[0]:
+            h.update(self.mem_map[int(sec) * pps:(int(sec) + 1) * pps].tobytes())
+        h.update(self.pageblock_flags.tobytes())
+        h.update(self.sections.tobytes())
+        h.update(self.section_nid.tobytes())
+        h.update(self.blocks.tobytes())
+        zones = [(z.counters(), tuple(z.watermark), sorted(z.free_area.snapshot().items()))
+                 for z in self.zones()]
+        return {"hash": h.hexdigest(), "zones": zones,
+                "granules": dict(self.vmemmap_granules), "tables": dict(self.vmemmap_tables),
+                "ranges": sorted(self.ranges), "memmap": self.memmap_summary()}
+
+
+@dataclass
+class VmemAltmap:
+    """struct vmem_altmap (include/linux/memremap.h) with the bump allocator of
+    altmap_alloc_block_buf() (mm/sparse-vmemmap.c)."""
+    base_pfn: int
+    end_pfn: int = 0
+    reserve: int = 0
+    free: int = 0
+    align: int = 0
+    alloc: int = 0
+
+    @property
+    def next_pfn(self):
+        return self.base_pfn + self.reserve + self.alloc + self.align
+
+    @property
+    def nr_free(self):
+        return max(0, self.free - (self.alloc + self.align))
+
+    def alloc_block_buf(self, nr_pfns):
+        """Hand out `nr_pfns` naturally aligned pfns, or None (-> -ENOMEM, no fallback)."""
+        pfn = self.next_pfn
+        natural = nr_pfns & -nr_pfns
+        pad = (-pfn) % natural
+        if nr_pfns + pad > self.nr_free:
+            return None
+        self.alloc += nr_pfns
+        self.align += pad
+        return pfn + pad
+
+    def free_pages(self, nr_pfns):
+        """vmem_altmap_free(): only the counter moves."""
+        self.alloc -= nr_pfns
+
+    def __str__(self):
+        return f"altmap(base_pfn={self.base_pfn:#x}, free={self.free}, alloc={self.alloc})"
+
+
+def _granule_buddy_pages(kind, order, granule_pages):
+    if kind == "buddy":
+        return 1 << order
+    if kind == "buddy-base":
+        return granule_pages + 1
+    return 0
+
+
+def _claim_free_range(mem_map, fa, start, n, nr_orders):
+    """Take [start, start+n) off the free lists, splitting the free block around it
+    (the inverse of freeing it)."""
+    for o in range(nr_orders - 1, -1, -1):
+        head = start & ~((1 << o) - 1)
+        p = mem_map[head]
+        if p["page_type"] == P.PGTY_BUDDY and p["order"] == o and head + (1 << o) >= start + n:
+            fa.py_remove(head)
+            # give back the parts outside [start, start+n) in aligned chunks
+            for s, e in ((head, start), (start + n, head + (1 << o))):
+                q = s
+                while q < e:
+                    k = min((q & -q).bit_length() - 1 if q else o, (e - q).bit_length() - 1)
+                    fa.py_free_one_page(q, k)
+                    q += 1 << k
+            return
+    raise StateError(f"pfn {start:#x} is not free: cannot undo its migration")
+
+
+def _runs(mask):
+    """[start, end) runs of True in a bool array."""
+    d = np.diff(np.concatenate(([0], mask.view(np.int8), [0])))
+    return list(zip(np.nonzero(d == 1)[0].tolist(), np.nonzero(d == -1)[0].tolist()))
+
+
+def _isqrt(n):
+    import math
+    return math.isqrt(n)
