@@ -1,0 +1,664 @@
+"""Parity of the kernel backends: Cython (pagecore._kernels), numpy (pagecore.reference)
+and numba (pagecore._numba) must agree on every kernel.
+
+Agreement means the same return value AND the same resulting machine, byte for byte: the
+mem_map, the pageblock flags and every free list in list order (which also pins the
+free-list slots kept in `private`). The reference is the twin each backend is compared
+with; there are no hard-coded answers.
+
+Machines are small (<= 4096 pfns) and random: hypothesis draws the geometry
+(pageblock_order 3..9, nr_orders 4..11), a seed and a few knobs; the seed drives numpy's
+generator for the bulk page state. Free pages are only ever made through FreeArea (so the
+free lists are valid), vmemmap runs only through mark_vmemmap_pages (so the runs are valid),
+folios are naturally aligned with PG_head/PG_tail and their order on every page.
+"""
+import inspect
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pagecore import _kernels, reference
+from pagecore._buddy import FreeArea
+from pagecore._page import (FLAGS_MASK, MAX_NR_ZONES, MIGRATE_CMA, MIGRATE_HIGHATOMIC,
+                            MIGRATE_ISOLATE, MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE,
+                            MIGRATE_TYPES, MIGRATE_UNMOVABLE, NODES_PGSHIFT, PAGE_DTYPE,
+                            PB_migrate_skip, PG_head, PG_hwpoison, PG_isolated, PG_lru,
+                            PG_movable, PG_reserved, PG_tail, PG_vmemmap_self_hosted,
+                            PGTY_BUDDY, PGTY_NONE, PGTY_OFFLINE, PGTY_SLAB, PGTY_TABLE,
+                            ZONES_PGSHIFT)
+from pagecore.backends import BACKENDS, KERNELS, get_backend
+
+MAX_PFNS = 4096
+SETTINGS = settings(max_examples=50, deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow])
+
+
+@pytest.fixture(scope="module")
+def backends():
+    """name -> kernel module; the reference first, it is what the others answer to."""
+    return {"numpy": reference, "cython": _kernels, "numba": get_backend("numba")}
+
+
+# ---------------------------------------------------------------------------------------
+# machines
+# ---------------------------------------------------------------------------------------
+@dataclass
+class Machine:
+    mem_map: np.ndarray
+    pageblock_flags: np.ndarray
+    free_area: FreeArea
+    pageblock_order: int
+    nr_orders: int
+    runs: list = field(default_factory=list)        # vmemmap runs (start, nr_pages)
+    occupied: np.ndarray = None                     # pages the buddy must not take
+
+    @property
+    def n(self):
+        return self.mem_map.shape[0]
+
+    def clone(self):
+        """An identical, independent machine: same pages, flags and list order."""
+        mm, pbf = self.mem_map.copy(), self.pageblock_flags.copy()
+        fa = FreeArea(mm, pbf, self.nr_orders, self.pageblock_order)
+        for mt in range(MIGRATE_TYPES):
+            for order in range(self.nr_orders):
+                for pfn in self.free_area.blocks(mt, order).tolist():
+                    fa.py_add(pfn, order, mt)   # rewrites the same slot into `private`
+        twin = Machine(mm, pbf, fa, self.pageblock_order, self.nr_orders, list(self.runs),
+                       None if self.occupied is None else self.occupied.copy())
+        assert_same_machine(self, twin, "clone")
+        return twin
+
+    def free_lists(self):
+        return [self.free_area.blocks(mt, o).tolist()
+                for mt in range(MIGRATE_TYPES) for o in range(self.nr_orders)]
+
+    def buddy_heads(self):
+        return np.flatnonzero(self.mem_map["page_type"] == PGTY_BUDDY)
+
+
+def assert_same_machine(a, b, label):
+    """Byte-identical mem_map, pageblock flags and free lists (in list order)."""
+    if not np.array_equal(a.mem_map.view(np.uint8), b.mem_map.view(np.uint8)):
+        diff = np.flatnonzero((a.mem_map.view(np.uint64).reshape(-1, 2)
+                               != b.mem_map.view(np.uint64).reshape(-1, 2)).any(axis=1))
+        pfn = int(diff[0])
+        raise AssertionError(f"{label}: mem_map differs at {diff.size} pfns, first {pfn}: "
+                             f"{a.mem_map[pfn]} != {b.mem_map[pfn]}")
+    np.testing.assert_array_equal(a.pageblock_flags, b.pageblock_flags,
+                                  err_msg=f"{label}: pageblock flags differ")
+    assert a.free_lists() == b.free_lists(), f"{label}: free lists differ"
+    np.testing.assert_array_equal(a.free_area.counts(), b.free_area.counts())
+
+
+def zone_bits(nid, zone):
+    return (nid << NODES_PGSHIFT) | (zone << ZONES_PGSHIFT)
+
+
+@dataclass(frozen=True)
+class Params:
+    pageblock_order: int
+    nr_orders: int
+    n: int
+    seed: int
+    free_fraction: float
+    nr_runs: int
+    nr_folios: int
+    isolate_fraction: float
+    busy: float                 # scales how many pages carry flags that stop a scan
+
+
+@st.composite
+def params(draw):
+    pageblock_order = draw(st.integers(3, 9))
+    nr_orders = draw(st.integers(4, 11))
+    unit = 1 << max(pageblock_order, nr_orders - 1)     # a buddy never leaves its unit
+    n = unit * draw(st.integers(1, MAX_PFNS // unit))
+    return Params(pageblock_order, nr_orders, n,
+                  seed=draw(st.integers(0, 2**32 - 1)),
+                  free_fraction=draw(st.sampled_from([0.0, 0.5, 0.9, 0.98, 1.0])),
+                  nr_runs=draw(st.integers(0, 3)),
+                  nr_folios=draw(st.integers(0, 12)),
+                  isolate_fraction=draw(st.sampled_from([0.0, 0.3, 1.0])),
+                  busy=draw(st.sampled_from([0.0, 0.1, 1.0])))
+
+
+def new_machine(p, rng):
+    """Zones, pageblock migratetypes and random in-use pages; no free, vmemmap or folio
+    pages yet."""
+    n, pbo = p.n, p.pageblock_order
+    unit = 1 << max(pbo, p.nr_orders - 1)
+    mm = np.zeros(n, PAGE_DTYPE)
+    nb = n >> pbo
+    pbf = rng.choice(np.array([MIGRATE_UNMOVABLE, MIGRATE_MOVABLE, MIGRATE_MOVABLE,
+                               MIGRATE_RECLAIMABLE, MIGRATE_HIGHATOMIC, MIGRATE_CMA],
+                              dtype=np.uint8), nb)
+    pbf |= np.where(rng.random(nb) < 0.1, PB_migrate_skip, 0).astype(np.uint8)
+    # Zones in ascending order over units, nodes mixed: buddies merge only within both.
+    zones = np.sort(rng.integers(0, MAX_NR_ZONES, n // unit))
+    nids = rng.integers(0, 2, n // unit)
+    bits = np.repeat(zone_bits(nids, zones), unit).astype(np.uint32)
+    flags = np.zeros(n, np.uint32)
+    for bit, prob in ((PG_reserved, 0.1 * p.busy), (PG_lru, 0.3 * p.busy),
+                      (PG_movable, 0.1 * p.busy), (PG_hwpoison, 0.05), (PG_isolated, 0.05),
+                      (PG_vmemmap_self_hosted, 0.05)):
+        flags |= np.where(rng.random(n) < prob, bit, 0).astype(np.uint32)
+    stray = rng.random(n) < 0.02        # stray folio bits: scans must still agree
+    flags |= np.where(stray, rng.choice(np.array([PG_head, PG_tail], np.uint32), n), 0
+                      ).astype(np.uint32)
+    mm["flags"] = flags | bits
+    mm["page_type"] = rng.choice(np.array([PGTY_NONE, PGTY_OFFLINE, PGTY_TABLE, PGTY_SLAB],
+                                          np.uint8), n, p=[0.7, 0.1, 0.1, 0.1])
+    mm["order"] = np.where(stray, rng.integers(0, 4, n), 0)
+    mm["refcount"] = rng.choice(np.array([0, 0, 1, 2, 3], np.uint16), n)
+    mm["private"] = rng.integers(0, 1 << 40, n, dtype=np.uint64)
+    fa = FreeArea(mm, pbf, p.nr_orders, pbo)
+    return Machine(mm, pbf, fa, pbo, p.nr_orders, occupied=np.zeros(n, bool))
+
+
+def page_bits(m, pfn):
+    return int(m.mem_map["flags"][pfn]) & ~FLAGS_MASK & 0xFFFFFFFF
+
+
+def add_vmemmap_run(m, start, nr_pages, link, nr_sections=1):
+    """A seed-v3 run made by mark_vmemmap_pages; `link`: joined to the zone as onlining
+    does (zone bits, refcount 1)."""
+    bits = page_bits(m, start)
+    _kernels.mark_vmemmap_pages(m.mem_map, start, nr_pages, nr_sections)
+    if link:
+        run = m.mem_map[start:start + nr_pages]
+        run["flags"] |= bits
+        run["refcount"] = 1
+    m.runs.append((start, nr_pages))
+    m.occupied[start:start + nr_pages] = True
+
+
+def add_vmemmap_runs(m, rng, count):
+    for _ in range(count):
+        start = int(rng.integers(0, m.n))
+        if rng.random() < 0.5:
+            start &= ~((1 << m.pageblock_order) - 1)
+        nr_pages = int(rng.integers(1, min(m.n - start, 3 << m.pageblock_order) + 1))
+        if not m.occupied[start:start + nr_pages].any():
+            add_vmemmap_run(m, start, nr_pages, link=rng.random() < 0.7,
+                            nr_sections=int(rng.integers(0, 9)))
+
+
+def add_folios(m, rng, count):
+    for _ in range(count):
+        order = int(rng.integers(1, min(m.nr_orders, 6)))
+        head = int(rng.integers(0, m.n >> order)) << order
+        pages = m.mem_map[head:head + (1 << order)]
+        if m.occupied[head:head + (1 << order)].any():
+            continue
+        kind = rng.choice(np.array([0, PG_lru, PG_movable], np.uint32))
+        pages["flags"] = page_bits(m, head) | int(kind) | PG_tail
+        pages["flags"][0] = page_bits(m, head) | int(kind) | PG_head
+        pages["page_type"] = PGTY_NONE
+        pages["order"] = order
+        pages["refcount"] = 0
+        pages["refcount"][0] = int(rng.integers(1, 4))
+        m.occupied[head:head + (1 << order)] = True
+
+
+def free_block(m, pfn, order):
+    """free_pages(): the pages become plain zone pages and go to the buddy (merging)."""
+    pages = m.mem_map[pfn:pfn + (1 << order)]
+    pages["flags"] = page_bits(m, pfn)
+    pages["page_type"] = PGTY_NONE
+    pages["order"] = 0
+    pages["refcount"] = 0
+    pages["private"] = 0
+    m.free_area.py_free_one_page(pfn, order)
+    m.occupied[pfn:pfn + (1 << order)] = True
+
+
+def free_fill(m, rng, fraction):
+    """Free about `fraction` of the unoccupied pages, as whole aligned blocks where the
+    dice say so (max-order blocks included), else split further."""
+    if fraction <= 0:
+        return
+    top = m.nr_orders - 1
+
+    def region(pfn, order):
+        span = m.occupied[pfn:pfn + (1 << order)]
+        zones = m.mem_map["flags"][pfn:pfn + (1 << order)] & ~np.uint32(FLAGS_MASK)
+        whole = not span.any() and (zones == zones[0]).all()
+        if whole and rng.random() < fraction ** (1 << order) ** 0.3:
+            free_block(m, pfn, order)
+        elif order > 0 and not span.all():
+            region(pfn, order - 1)
+            region(pfn + (1 << (order - 1)), order - 1)
+
+    for pfn in range(0, m.n, 1 << top):
+        region(pfn, top)
+
+
+def decorate_free_blocks(m, rng, prob=0.2):
+    """Flag bits on some free heads (a page can be poisoned while free) and flag bits or a
+    page type on some pages inside free blocks: the scans must skip a free block by its
+    order, without looking inside. Neither touches what the buddy reads (head type and
+    order, zone bits), so the free lists stay valid."""
+    bits = np.array([PG_hwpoison, PG_lru, PG_reserved, PG_movable, PG_head], np.uint32)
+    for head in m.buddy_heads().tolist():
+        if rng.random() >= prob:
+            continue
+        size = 1 << int(m.mem_map["order"][head])
+        pfn = head if rng.random() < 0.5 else head + int(rng.integers(0, size))
+        m.mem_map["flags"][pfn] |= rng.choice(bits)
+        if pfn != head and rng.random() < 0.5:
+            m.mem_map["page_type"][pfn] = rng.choice(np.array([PGTY_OFFLINE, PGTY_SLAB],
+                                                              np.uint8))
+            m.mem_map["refcount"][pfn] = int(rng.integers(0, 2))
+
+
+def isolate_pageblocks(m, first_pb, last_pb):
+    """start_isolate_page_range() without the checks: the pageblocks' free pages go to the
+    ISOLATE lists."""
+    for pb in range(first_pb, last_pb):
+        m.free_area.py_move_freepages_block(pb << m.pageblock_order, MIGRATE_ISOLATE)
+
+
+ISOLATE = ["as_is", "range", "range_but_one"]
+
+
+def isolate_range(m, rng, start_pfn, end_pfn, how):
+    """As offline_pages() would have before the scan: every pageblock of the range
+    isolated ("range"), or all but one put back (undo_isolate_page_range())."""
+    if how == "as_is" or end_pfn <= start_pfn:
+        return
+    first, last = start_pfn >> m.pageblock_order, ((end_pfn - 1) >> m.pageblock_order) + 1
+    isolate_pageblocks(m, first, last)
+    if how == "range_but_one":
+        pb = int(rng.integers(first, last))
+        m.free_area.py_unset_migratetype_isolate(pb << m.pageblock_order)
+
+
+def build(p, reserve=()):
+    """The machine of `p`; pages in the `reserve` ranges stay out of the buddy."""
+    rng = np.random.default_rng(p.seed)
+    m = new_machine(p, rng)
+    for start, end in reserve:
+        m.occupied[start:end] = True
+    add_vmemmap_runs(m, rng, p.nr_runs)
+    add_folios(m, rng, p.nr_folios)
+    free_fill(m, rng, p.free_fraction)
+    decorate_free_blocks(m, rng)
+    nb = m.n >> m.pageblock_order
+    for pb in np.flatnonzero(rng.random(nb) < p.isolate_fraction).tolist():
+        isolate_pageblocks(m, pb, pb + 1)
+    return m, rng
+
+
+def pick_range(m, rng, kind):
+    """[start_pfn, end_pfn) of one of the shapes the kernels must agree on."""
+    n, pb = m.n, 1 << m.pageblock_order
+    if kind == "empty":
+        a = int(rng.integers(0, n + 1))
+        return a, a
+    if kind == "pageblock":
+        a = int(rng.integers(0, n // pb)) * pb
+        return a, a + pb
+    if kind == "aligned":
+        a, b = sorted(rng.integers(0, n // pb + 1, 2).tolist())
+        return a * pb, b * pb
+    if kind == "whole":
+        return 0, n
+    if kind == "vmemmap_cut" and m.runs:            # a run crosses the end or the start
+        s, nr = m.runs[int(rng.integers(0, len(m.runs)))]
+        inside = s + int(rng.integers(1, nr)) if nr > 1 else s + 1   # in (s, s + nr)
+        if rng.random() < 0.5:
+            return int(rng.integers(0, s + 1)), inside
+        return min(inside, s + nr - 1), int(rng.integers(inside, n + 1))
+    if kind == "buddy_cut":                         # a free block crosses the end or start
+        heads = m.buddy_heads()
+        if heads.size:
+            h = int(heads[rng.integers(0, heads.size)])
+            size = 1 << int(m.mem_map["order"][h])
+            cut = h + int(rng.integers(0, size))
+            if rng.random() < 0.5:
+                return int(rng.integers(0, h + 1)), cut + 1
+            return cut, int(rng.integers(cut, n + 1))
+    a, b = sorted(rng.integers(0, n + 1, 2).tolist())
+    return a, b
+
+
+RANGE_KINDS = ["random", "empty", "pageblock", "aligned", "whole", "vmemmap_cut",
+               "buddy_cut"]
+
+
+def shape_of(result):
+    """Python types of a result: every backend returns plain ints (or a tuple of them)."""
+    if isinstance(result, tuple):
+        return tuple(type(x) for x in result)
+    return type(result)
+
+
+def run_all(backends, m, call):
+    """Run `call(kernels, machine)` on a clone of `m` per backend; assert every backend
+    returns what the reference returns and leaves the same machine. Returns the
+    reference's result and machine."""
+    ref_m = m.clone()
+    ref = call(backends["numpy"], ref_m)
+    for name, kernels in backends.items():
+        if name == "numpy":
+            continue
+        mine = m.clone()
+        got = call(kernels, mine)
+        assert got == ref, f"{name} returned {got!r}, reference {ref!r}"
+        assert shape_of(got) == shape_of(ref), f"{name} returned {got!r}, types differ"
+        assert_same_machine(ref_m, mine, f"{name} vs reference")
+    return ref, ref_m
+
+
+# ---------------------------------------------------------------------------------------
+# the contract itself
+# ---------------------------------------------------------------------------------------
+def test_every_kernel_has_twins_with_the_same_signature(backends):
+    cython_kernels = sorted(name for name, obj in vars(_kernels).items()
+                            if callable(obj) and not name.startswith("_")
+                            and getattr(obj, "__module__", None) == "pagecore._kernels")
+    assert cython_kernels == sorted(KERNELS)
+    for name in KERNELS:
+        want = list(inspect.signature(getattr(_kernels, name)).parameters)
+        for backend, kernels in backends.items():
+            got = list(inspect.signature(getattr(kernels, name)).parameters)
+            assert got == want, f"{backend}.{name}{got} != _kernels.{name}{want}"
+        for backend in ("numpy", "numba"):                  # docstrings name the twin
+            assert f"_kernels.{name}" in getattr(backends[backend], name).__doc__
+
+
+def test_get_backend(monkeypatch, backends):
+    monkeypatch.delenv("PAGECORE_BACKEND", raising=False)
+    assert get_backend() is _kernels
+    assert get_backend("numpy") is reference
+    assert get_backend("numba") is backends["numba"]
+    monkeypatch.setenv("PAGECORE_BACKEND", "numpy")
+    assert get_backend() is reference
+    assert get_backend("cython") is _kernels
+    for bad, env in (("fortran", None), (None, "CYTHON")):
+        if env is not None:
+            monkeypatch.setenv("PAGECORE_BACKEND", env)
+        with pytest.raises(ValueError) as info:
+            get_backend(bad)
+        message = str(info.value)
+        assert repr(bad if bad is not None else env) in message
+        assert all(repr(name) in message for name in BACKENDS)
+
+
+def test_numba_is_not_imported_by_pagecore():
+    code = ("import sys, pagecore, pagecore.backends, pagecore.reference, pagecore._kernels;"
+            "pagecore.backends.get_backend(); pagecore.backends.get_backend('numpy');"
+            "assert 'numba' not in sys.modules, 'numba imported'")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    env.pop("PAGECORE_BACKEND", None)
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True)
+    assert done.returncode == 0, done.stderr
+
+
+# ---------------------------------------------------------------------------------------
+# random machines
+# ---------------------------------------------------------------------------------------
+@SETTINGS
+@given(p=params(), kind=st.sampled_from(RANGE_KINDS), zone_movable=st.booleans(),
+       memory_offline=st.booleans())
+def test_has_unmovable_pages(backends, p, kind, zone_movable, memory_offline):
+    m, rng = build(p)
+    a, b = pick_range(m, rng, kind)
+    run_all(backends, m, lambda k, m: k.has_unmovable_pages(m.mem_map, a, b, zone_movable,
+                                                            memory_offline))
+
+
+@SETTINGS
+@given(p=params(), kind=st.sampled_from(RANGE_KINDS))
+def test_scan_movable_pages(backends, p, kind):
+    m, rng = build(p)
+    a, b = pick_range(m, rng, kind)
+    run_all(backends, m, lambda k, m: k.scan_movable_pages(m.mem_map, a, b))
+
+
+@SETTINGS
+@given(p=params(), kind=st.sampled_from(RANGE_KINDS), isolate=st.sampled_from(ISOLATE))
+def test_test_pages_isolated(backends, p, kind, isolate):
+    m, rng = build(p)
+    a, b = pick_range(m, rng, kind)
+    isolate_range(m, rng, a, b, isolate)
+    run_all(backends, m, lambda k, m: k.test_pages_isolated(
+        m.mem_map, m.pageblock_flags, a, b, m.pageblock_order))
+
+
+@SETTINGS
+@given(p=params(), kind=st.sampled_from(RANGE_KINDS), isolate=st.sampled_from(ISOLATE))
+def test_offline_isolated_pages(backends, p, kind, isolate):
+    m, rng = build(p)
+    a, b = pick_range(m, rng, kind)
+    isolate_range(m, rng, a, b, isolate)
+    run_all(backends, m, lambda k, m: k.offline_isolated_pages(m.mem_map, m.free_area,
+                                                               a, b))
+
+
+@SETTINGS
+@given(p=params(), kind=st.sampled_from(RANGE_KINDS + ["to_end"]),
+       nr_sections=st.integers(0, 2**32 - 1))
+def test_mark_vmemmap_pages(backends, p, kind, nr_sections):
+    m, rng = build(p)
+    a, b = pick_range(m, rng, kind)
+    if kind == "to_end":
+        b = m.n
+    run_all(backends, m, lambda k, m: k.mark_vmemmap_pages(m.mem_map, a, b - a,
+                                                           nr_sections))
+
+
+@st.composite
+def online_batches(draw):
+    p = draw(params())
+    block_pages = 1 << (p.pageblock_order + draw(st.integers(0, 2)))
+    block_pages = min(block_pages, p.n)
+    nr_blocks = p.n // block_pages
+    first = draw(st.integers(0, nr_blocks - 1))
+    count = draw(st.integers(0, nr_blocks - first))
+    return dict(p=p, block_pages=block_pages, blocks=list(range(first, first + count)),
+                vmemmap=draw(st.sampled_from(["none", "pageblocks", "any", "v3_run",
+                                              "whole"])),
+                keep_vmemmap_type=draw(st.booleans()),
+                nid=draw(st.integers(0, 1)), zone=draw(st.integers(0, MAX_NR_ZONES - 1)),
+                vmemmap_flags=draw(st.sampled_from(
+                    [0, PG_reserved, PG_reserved | PG_vmemmap_self_hosted])),
+                vmemmap_mt=draw(st.sampled_from([MIGRATE_UNMOVABLE, MIGRATE_MOVABLE])),
+                num_threads=draw(st.integers(1, 2)),
+                shuffle=draw(st.booleans()))
+
+
+def nr_vmemmap_for(b, rng, m, starts):
+    """Pages of memmap at the start of each block, per `b["vmemmap"]`; v3 runs are made
+    with mark_vmemmap_pages over consecutive blocks (a run may cross block ends)."""
+    bp, pb = b["block_pages"], 1 << m.pageblock_order
+    nr = np.zeros(len(starts), np.int64)
+    if b["vmemmap"] == "pageblocks":
+        nr[:] = rng.integers(0, bp // pb, len(starts)) * pb
+    elif b["vmemmap"] == "any":
+        nr[:] = rng.integers(0, bp + 1, len(starts))
+    elif b["vmemmap"] == "whole":
+        nr[:] = bp
+    elif b["vmemmap"] == "v3_run" and starts:
+        total = int(rng.integers(1, bp * len(starts) + 1))
+        add_vmemmap_run(m, starts[0], total, link=False, nr_sections=len(starts))
+        nr[:] = np.clip(total - bp * np.arange(len(starts)), 0, bp)
+    if b["vmemmap"] in ("pageblocks", "any", "whole"):
+        for s, v in zip(starts, nr.tolist()):
+            if v and rng.random() < 0.5:
+                add_vmemmap_run(m, s, v, link=False)
+    return nr
+
+
+@SETTINGS
+@given(b=online_batches())
+def test_online_memory_blocks(backends, b):
+    bp = b["block_pages"]
+    starts = [blk * bp for blk in b["blocks"]]
+    m, rng = build(b["p"], reserve=[(s, s + bp) for s in starts])
+    nr_vmemmap = nr_vmemmap_for(b, rng, m, starts)
+    order = rng.permutation(len(starts)) if b["shuffle"] else np.arange(len(starts))
+    start_pfns = np.array(starts, np.int64)[order]
+    nr_vmemmap = np.ascontiguousarray(nr_vmemmap[order])
+    start_copy, nr_copy = start_pfns.copy(), nr_vmemmap.copy()
+
+    def online(k, m):
+        return k.online_memory_blocks(
+            m.mem_map, m.pageblock_flags, m.free_area, start_pfns, nr_vmemmap, bp,
+            b["nid"], b["zone"], b["vmemmap_flags"], b["vmemmap_mt"],
+            b["keep_vmemmap_type"], b["num_threads"])
+
+    freed, after = run_all(backends, m, online)
+    assert freed == int((bp - nr_vmemmap).sum())    # every non-vmemmap page went free
+    np.testing.assert_array_equal(start_pfns, start_copy)
+    np.testing.assert_array_equal(nr_vmemmap, nr_copy)
+
+
+# ---------------------------------------------------------------------------------------
+# inputs a kernel must not write
+# ---------------------------------------------------------------------------------------
+@SETTINGS
+@given(p=params(), kind=st.sampled_from(RANGE_KINDS), flag=st.booleans())
+def test_scanners_modify_nothing(backends, p, kind, flag):
+    m, rng = build(p)
+    a, b = pick_range(m, rng, kind)
+    calls = [lambda k, m: k.has_unmovable_pages(m.mem_map, a, b, flag, not flag),
+             lambda k, m: k.scan_movable_pages(m.mem_map, a, b),
+             lambda k, m: k.test_pages_isolated(m.mem_map, m.pageblock_flags, a, b,
+                                                m.pageblock_order)]
+    for name, kernels in backends.items():
+        for call in calls:
+            mine = m.clone()
+            call(kernels, mine)
+            assert_same_machine(m, mine, f"{name} scanner wrote its input")
+
+
+@SETTINGS
+@given(p=params(), kind=st.sampled_from(RANGE_KINDS))
+def test_writers_stay_in_their_range(backends, p, kind):
+    """mark_vmemmap_pages() writes only [start, start + nr); offline_isolated_pages()
+    leaves the pageblock flags and every page that is not a free block alone, except for
+    the `private` slot of pages moved inside a free list."""
+    m, rng = build(p)
+    a, b = pick_range(m, rng, kind)
+    for name, kernels in backends.items():
+        mine = m.clone()
+        kernels.mark_vmemmap_pages(mine.mem_map, a, b - a, 1)
+        outside = np.ones(m.n, bool)
+        outside[a:b] = False
+        np.testing.assert_array_equal(mine.mem_map[outside], m.mem_map[outside],
+                                      err_msg=f"{name}: mark wrote outside its range")
+        np.testing.assert_array_equal(mine.pageblock_flags, m.pageblock_flags)
+
+        mine = m.clone()
+        kernels.offline_isolated_pages(mine.mem_map, mine.free_area, a, b)
+        np.testing.assert_array_equal(mine.pageblock_flags, m.pageblock_flags)
+        keep = m.mem_map["page_type"] != PGTY_BUDDY
+        for name_ in ("flags", "page_type", "order", "refcount"):
+            np.testing.assert_array_equal(mine.mem_map[name_][keep], m.mem_map[name_][keep],
+                                          err_msg=f"{name}: offline wrote {name_}")
+
+
+# ---------------------------------------------------------------------------------------
+# edge cases, built by hand
+# ---------------------------------------------------------------------------------------
+def plain_machine(n=2048, pageblock_order=4, nr_orders=8, zone=2):
+    mm = np.zeros(n, PAGE_DTYPE)
+    mm["flags"] = zone_bits(0, zone)
+    mm["refcount"] = 1
+    mm["flags"][::7] |= PG_lru
+    pbf = np.full(n >> pageblock_order, MIGRATE_MOVABLE, np.uint8)
+    fa = FreeArea(mm, pbf, nr_orders, pageblock_order)
+    return Machine(mm, pbf, fa, pageblock_order, nr_orders, occupied=np.zeros(n, bool))
+
+
+def scanner_calls(a, b):
+    return [lambda k, m: k.has_unmovable_pages(m.mem_map, a, b, False, True),
+            lambda k, m: k.has_unmovable_pages(m.mem_map, a, b, True, False),
+            lambda k, m: k.scan_movable_pages(m.mem_map, a, b),
+            lambda k, m: k.test_pages_isolated(m.mem_map, m.pageblock_flags, a, b,
+                                               m.pageblock_order),
+            lambda k, m: k.offline_isolated_pages(m.mem_map, m.free_area, a, b),
+            lambda k, m: k.mark_vmemmap_pages(m.mem_map, a, b - a, 2)]
+
+
+@pytest.mark.parametrize("at", [0, 100, 2048])
+def test_edge_empty_range(backends, at):
+    m = plain_machine()
+    free_block(m, 512, 7)
+    for call in scanner_calls(at, at):
+        run_all(backends, m, call)
+    run_all(backends, m, lambda k, m: k.online_memory_blocks(
+        m.mem_map, m.pageblock_flags, m.free_area, np.empty(0, np.int64),
+        np.empty(0, np.int64), 256, 0, 2, PG_reserved, MIGRATE_UNMOVABLE, False, 2))
+
+
+@pytest.mark.parametrize("isolated", [False, True])
+def test_edge_one_pageblock(backends, isolated):
+    m = plain_machine()
+    free_block(m, 32, 4)                            # exactly pageblock 2
+    free_block(m, 48, 2)
+    m.mem_map["flags"][52] |= PG_hwpoison
+    m.mem_map["page_type"][53] = PGTY_OFFLINE
+    m.mem_map["refcount"][53] = 0
+    if isolated:
+        isolate_pageblocks(m, 2, 4)
+    for a in (32, 48):
+        for call in scanner_calls(a, a + 16):
+            run_all(backends, m, call)
+
+
+@pytest.mark.parametrize("link", [False, True])
+def test_edge_vmemmap_run_crossing_range_end(backends, link):
+    m = plain_machine()
+    add_vmemmap_run(m, 256, 96, link=link, nr_sections=3)   # [256, 352)
+    free_block(m, 352, 5)
+    isolate_pageblocks(m, 16, 24)
+    for a, b in ((256, 300), (200, 257), (300, 384), (351, 352), (257, 352), (256, 384)):
+        for call in scanner_calls(a, b):
+            run_all(backends, m, call)
+
+
+@pytest.mark.parametrize("keep", [False, True])
+def test_edge_whole_block_vmemmap(backends, keep):
+    m = plain_machine()
+    bp = 256
+    starts = [512, 768, 1024]
+    add_vmemmap_run(m, 512, 2 * bp + 40, link=False, nr_sections=3)  # v3: one call
+    nr = np.array([bp, bp, 40], np.int64)
+    _, after = run_all(backends, m, lambda k, m: k.online_memory_blocks(
+        m.mem_map, m.pageblock_flags, m.free_area, np.array(starts, np.int64), nr, bp,
+        0, 3, PG_reserved, MIGRATE_MOVABLE, keep, 2))
+    for call in scanner_calls(512, 1280):
+        run_all(backends, after, call)
+    for call in scanner_calls(512, 768):                     # all vmemmap
+        run_all(backends, after, call)
+
+
+def test_edge_buddy_of_max_order(backends):
+    m = plain_machine()
+    top = m.nr_orders - 1
+    for pfn in range(1024, 1024 + (1 << top), 1):           # freed page by page: merges up
+        free_block(m, pfn, 0)
+    assert m.mem_map["order"][1024] == top and m.mem_map["page_type"][1024] == PGTY_BUDDY
+    for a, b in ((1024, 1024 + (1 << top)), (1024, 1030), (1000, 1100), (1100, 1200)):
+        for call in scanner_calls(a, b):
+            run_all(backends, m, call)
+    isolate_pageblocks(m, 1024 >> 4, (1024 + (1 << top)) >> 4)
+    for call in scanner_calls(1024, 1024 + (1 << top)):
+        run_all(backends, m, call)
+    # onlining next to it merges up to the top order again
+    m2 = plain_machine()
+    free_block(m2, 1088, top - 1)
+    _, after = run_all(backends, m2, lambda k, m: k.online_memory_blocks(
+        m.mem_map, m.pageblock_flags, m.free_area, np.array([1024], np.int64),
+        np.array([0], np.int64), 64, 0, 2, 0, MIGRATE_UNMOVABLE, False, 1))
+    assert after.mem_map["order"][1024] == top            # the online chunk merged
