@@ -204,7 +204,15 @@ cdef class FreeArea:
         """unset_migratetype_isolate(): clear the isolate bit, free blocks back to the
         lists of the stored migratetype."""
         cdef pbflags_t f = self.pageblock_flags[pfn >> self.pageblock_order]
-        return self.move_freepages_block(pfn, f & MIGRATETYPE_MASK)
+        cdef int pb = self.pageblock_order
+        cdef pfn_t start = (pfn >> pb) << pb
+        cdef count_t moved = self.move_freepages_block(pfn, f & MIGRATETYPE_MASK)
+        # Isolation split free blocks larger than a pageblock (split_large_buddy()); the
+        # kernel merges them again through __putback_isolated_page() -> __free_one_page().
+        if self.mem_map[start].page_type == PGTY_BUDDY and self.mem_map[start].order == pb:
+            self.remove(start)
+            self.free_one_page(start, pb)
+        return moved
 
     cdef count_t move_freepages_block(self, pfn_t pfn, int mt) except -1 nogil:
         """set_pageblock_migratetype() + move_freepages_block(): retag one pageblock and
