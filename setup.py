@@ -21,7 +21,7 @@ directives = {
 }
 
 OMP = ["-fopenmp"]
-MODULES = ["_page", "_buddy", "_kernels"]
+MODULES = ["_page", "_buddy", "_kernels", "_compaction"]
 
 extensions = [
     Extension(

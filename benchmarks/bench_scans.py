@@ -1,0 +1,219 @@
+"""Compaction and isolation scans over large, onlined, fragmented memory.
+
+    pytest benchmarks/bench_scans.py                          # default: 1 GiB hot-added
+    PAGECORE_BENCH_SIZE=64G,1T pytest benchmarks/bench_scans.py
+
+One machine per size: boot RAM (2 GiB + size/48, enough to hold the memmap) plus
+`size` hot-added above it ("boot" strategy, so no vmemmap stops a scan early), onlined
+movable, then filled to 60 % and aged by pagecore.workload (seeded). Each benchmark times the Cython kernel with
+pytest-benchmark over the whole zone and, in the same run, times the numpy and numba
+twins and two read ceilings over the same pages; benchmark.extra_info holds:
+
+    pages                     pages the scan covers
+    <backend>_pages_per_s     cython / numba / numpy (numpy over at most NUMPY_MAX_PAGES
+                              pages where its twin walks pfn by pfn; `numpy_pages` says)
+    read_numpy_pages_per_s    mem_map[a:b].view(uint64).sum(): every byte, numpy
+    read_loop_pages_per_s     a compiled (numba) loop reading `flags` of every page
+    <backend>_vs_read_loop    scan rate / compiled read rate (1.0 = read bound)
+    <backend>_cpu_per_wall    process CPU time / wall time (threads used)
+    host_bytes_per_page       mem_map bytes per simulated page (16)
+
+Everything is single-threaded; first touch happens at machine build, outside timings.
+Scanners that write (the migrate scanner marks PG_isolated) are reset between rounds,
+outside the timed region.
+"""
+import os
+import time
+
+import numpy as np
+import pytest
+from numba import njit
+
+from pagecore import GiB, Machine, MachineConfig, MiB, NodeConfig, TiB
+from pagecore import _page as P
+from pagecore import compaction as C
+from pagecore.workload import Workload
+
+NUMPY_MAX_PAGES = 1 << 22
+CHUNK = 1 << 20                       # pfns per kernel call of the chunked scans
+UNITS = {"M": MiB, "G": GiB, "T": TiB}
+
+
+def _sizes():
+    spec = os.environ.get("PAGECORE_BENCH_SIZE", "1G")
+    out = []
+    for item in spec.split(","):
+        item = item.strip().upper().rstrip("B").rstrip("I")
+        out.append(int(float(item[:-1]) * UNITS[item[-1]]) if item[-1] in UNITS else int(item))
+    return out
+
+
+def _label(size):
+    return f"{size // GiB}G" if size < TiB else f"{size / TiB:g}T"
+
+
+@pytest.fixture(scope="module", params=_sizes(), ids=_label)
+def fragmented(request):
+    size = request.param
+    # the "boot" strategy takes the memmap of the added memory (1/64) from boot RAM
+    boot = 2 * GiB + -(-size // 48 // GiB) * GiB
+    at = boot + 1 * GiB
+    phys_bits = max(36, int(np.ceil(np.log2(at + size))) + 1)
+    m = Machine(MachineConfig(nodes=[NodeConfig(boot=[(0, boot)])], strategy="boot",
+                              phys_bits=phys_bits))
+    m.add_memory(0, at, size, online="online_movable")
+    Workload(fill=0.6, movable_fraction=1.0, orders={0: 0.9, 9: 0.1}, age_rounds=1,
+             free_fraction=0.5, seed=42).apply(m, 0, "Movable")
+    zone = m.zone(0, P.ZONE_MOVABLE)
+    return m, zone
+
+
+@njit(cache=True, nogil=True)
+def _read_flags(flags):
+    total = 0
+    for i in range(flags.shape[0]):
+        total += flags[i]
+    return total
+
+
+def _timed(fn, repeat=3, setup=None):
+    """Best wall time of `repeat` runs and the CPU/wall ratio of that run."""
+    best, ratio = float("inf"), 1.0
+    for _ in range(repeat):
+        if setup:
+            setup()
+        w0, c0 = time.perf_counter(), time.process_time()
+        fn()
+        w, c = time.perf_counter() - w0, time.process_time() - c0
+        if w < best:
+            best, ratio = w, c / w if w else 1.0
+    return best, ratio
+
+
+def _ceilings(m, start, end):
+    mm = m.mem_map
+    flags = mm["flags"][start:end]
+    _read_flags(flags[:16])                                      # compile outside timing
+    t_np, _ = _timed(lambda: mm[start:end].view(np.uint64).sum())
+    t_loop, _ = _timed(lambda: _read_flags(flags))
+    n = end - start
+    return {"read_numpy_pages_per_s": n / t_np, "read_loop_pages_per_s": n / t_loop}
+
+
+def _report(benchmark, name, pages, rates, cpu, ceilings, numpy_pages):
+    info = benchmark.extra_info
+    info.update(scan=name, pages=pages, numpy_pages=numpy_pages, host_bytes_per_page=16,
+                threads=1, **ceilings)
+    for backend, rate in rates.items():
+        info[f"{backend}_pages_per_s"] = rate
+        info[f"{backend}_vs_read_loop"] = rate / ceilings["read_loop_pages_per_s"]
+        info[f"{backend}_vs_read_numpy"] = rate / ceilings["read_numpy_pages_per_s"]
+        info[f"{backend}_cpu_per_wall"] = cpu[backend]
+
+
+def _run(benchmark, name, m, start, end, make_call, setup=None, numpy_cap=None):
+    """Time make_call(kernels, a, b) over [start, end) per backend; cython through
+    pytest-benchmark. Returns the cython call's result."""
+    backends = {name_: C.get_compaction_backend(name_) for name_ in ("cython", "numba", "numpy")}
+    rates, cpu = {}, {}
+    numpy_end = min(end, start + numpy_cap) if numpy_cap else end
+    make_call(backends["numba"], start, min(end, start + 4096))()   # JIT outside timing
+    if setup:
+        setup()
+    for backend in ("numba", "numpy"):
+        hi = numpy_end if backend == "numpy" else end
+        t, r = _timed(make_call(backends[backend], start, hi), setup=setup)
+        rates[backend], cpu[backend] = (hi - start) / t, r
+    result = benchmark.pedantic(make_call(backends["cython"], start, end), setup=setup,
+                                rounds=5, iterations=1)
+    t_c = benchmark.stats.stats.min
+    rates["cython"] = (end - start) / t_c
+    _, cpu["cython"] = _timed(make_call(backends["cython"], start, end), repeat=1, setup=setup)
+    _report(benchmark, name, end - start, rates, cpu, _ceilings(m, start, end),
+            numpy_end - start)
+    return result
+
+
+def test_free_scanner(benchmark, fragmented):
+    """isolate_freepages_block(), non-strict, over the whole zone in 1 Mi-pfn calls."""
+    m, zone = fragmented
+    pbo = m.arch.pageblock_order
+    out, orders = np.empty(CHUNK, np.int64), np.empty(CHUNK, np.int64)
+
+    def make_call(k, a, b):
+        def call():
+            found = 0
+            for lo in range(a, b, CHUNK):
+                found += k.isolate_freepages_block(m.mem_map, m.pageblock_flags, lo,
+                                                   min(b, lo + CHUNK), False, out, orders,
+                                                   CHUNK, pbo)[3]
+            return found
+        return call
+
+    found = _run(benchmark, "isolate_freepages_block", m, zone.zone_start_pfn,
+                 zone.zone_end_pfn, make_call, numpy_cap=NUMPY_MAX_PAGES)
+    assert found > 0
+
+
+def test_migrate_scanner(benchmark, fragmented):
+    """isolate_migratepages_range() (alloc_contig: every LRU folio isolated), whole zone;
+    PG_isolated is cleared between rounds."""
+    m, zone = fragmented
+    pbo = m.arch.pageblock_order
+    zb = C._zone_bits(zone)
+    out = np.empty(CHUNK, np.int64)
+    start, end = zone.zone_start_pfn, zone.zone_end_pfn
+
+    def reset():
+        m.mem_map["flags"][start:end] &= ~np.uint32(P.PG_isolated)
+
+    def make_call(k, a, b):
+        def call():
+            n = 0
+            for lo in range(a, b, CHUNK):
+                n += k.isolate_migratepages_range(m.mem_map, m.pageblock_flags, lo,
+                                                  min(b, lo + CHUNK), pbo, zb, True, True,
+                                                  out)[1]
+            return n
+        return call
+
+    n = _run(benchmark, "isolate_migratepages_range", m, start, end, make_call, setup=reset,
+             numpy_cap=NUMPY_MAX_PAGES)
+    reset()
+    assert n > 0
+
+
+def test_pfn_range_valid_contig(benchmark, fragmented):
+    """The alloc_contig_pages() pre-check over the whole zone (nothing rules it out)."""
+    m, zone = fragmented
+    zb = C._zone_bits(zone)
+
+    def make_call(k, a, b):
+        return lambda: k.pfn_range_valid_contig(m.mem_map, a, b, zb)
+
+    r = _run(benchmark, "pfn_range_valid_contig", m, zone.zone_start_pfn, zone.zone_end_pfn,
+             make_call)
+    assert r == -1
+
+
+def test_has_unmovable_pages(benchmark, fragmented):
+    """The isolation scan of start_isolate_page_range(), ZONE_NORMAL rules (every page
+    examined), whole zone; backends of pagecore.backends."""
+    from pagecore import backends as B
+    m, zone = fragmented
+    kernels = {"cython": B.get_backend("cython"), "numba": B.get_backend("numba"),
+               "numpy": B.get_backend("numpy")}
+    start, end = zone.zone_start_pfn, zone.zone_end_pfn
+    rates, cpu = {}, {}
+    kernels["numba"].has_unmovable_pages(m.mem_map, start, start + 4096, False, True)
+    for name in ("numba", "numpy"):
+        hi = min(end, start + NUMPY_MAX_PAGES) if name == "numpy" else end
+        t, r = _timed(lambda: kernels[name].has_unmovable_pages(m.mem_map, start, hi, False,
+                                                                True))
+        rates[name], cpu[name] = (hi - start) / t, r
+    r = benchmark.pedantic(lambda: kernels["cython"].has_unmovable_pages(
+        m.mem_map, start, end, False, True), rounds=5, iterations=1)
+    rates["cython"], cpu["cython"] = (end - start) / benchmark.stats.stats.min, 1.0
+    _report(benchmark, "has_unmovable_pages", end - start, rates, cpu,
+            _ceilings(m, start, end), min(end - start, NUMPY_MAX_PAGES))
+    assert r == -1

@@ -1,0 +1,378 @@
+"""Compaction and contiguous-allocation scanners over the mem_map (Cython backend).
+
+Each `def` here has a plain-numpy twin with the same signature in
+pagecore/reference_compaction.py and a numba twin in pagecore/_numba_compaction.py;
+pagecore.compaction.get_compaction_backend() picks one. Arguments: the machine-wide
+`mem_map` (page of pfn p at index p), the pageblock flags (one byte per pageblock), plain
+integers and 1-D int64 output arrays; ranges are [start_pfn, end_pfn).
+
+The scanners report, the caller acts: isolate_freepages_block() lists free blocks and
+pagecore.compaction takes them off the free lists; isolate_migratepages_block() lists
+folio heads (and marks them PG_isolated) and pagecore.compaction migrates them.
+
+Kernel version modelled: v6.9+ mm/compaction.c (large folios below the target order and
+below pageblock order are migrated whole: skip_isolation_on_order()), plus the seed v3
+vmemmap skip in isolate_migratepages_block() (patch 4/5).
+"""
+from pagecore._types cimport uint32_t, pfn_t, pbflags_t, count_t
+from pagecore._page cimport (page_t, PG_reserved, PG_lru, PG_head, PG_tail, PG_movable,
+                             PG_isolated, PGTY_NONE, PGTY_BUDDY, PGTY_VMEMMAP,
+                             PB_migrate_skip, FLAGS_MASK)
+from pagecore._kernels cimport vmemmap_nr_pages
+
+
+cdef inline pfn_t folio_end(const page_t *p, pfn_t pfn) noexcept nogil:
+    # First pfn after the folio holding `pfn` (folios are naturally aligned).
+    return ((pfn >> p.order) + 1) << p.order
+
+
+# ---------------------------------------------------------------------------------------
+# the migrate scanner
+# ---------------------------------------------------------------------------------------
+cdef pfn_t isolate_migratepages_block_impl(
+        page_t *mem_map, pbflags_t *pageblock_flags, pfn_t low_pfn, pfn_t end_pfn,
+        int pageblock_order, bint ignore_skip_hint, pfn_t *out_pfns, count_t capacity,
+        int cc_order, bint alloc_contig, bint skip_on_failure,
+        count_t *nr_isolated, count_t *nr_scanned) noexcept nogil:
+    # Control flow is the kernel's: `low_pfn` is the last pfn an iteration dealt with and
+    # the loop increment moves past it; `valid` plays valid_page (the pageblock's first
+    # pfn, once its skip bit was checked); alloc_contig implies no_set_skip_hint.
+    cdef count_t n = 0, scanned = 0, nr, i
+    cdef pfn_t valid = -1, next_skip = 0
+    cdef pfn_t pb_mask = (<pfn_t> 1 << pageblock_order) - 1
+    cdef bint skip_updated = False, aborted = False, failed
+    cdef page_t *p
+    if cc_order < 0:
+        skip_on_failure = False
+    if skip_on_failure:
+        next_skip = block_end_pfn(low_pfn, cc_order)
+    while low_pfn < end_pfn:
+        if skip_on_failure and low_pfn >= next_skip:
+            if n:                       # the previous order-aligned chunk is all isolated
+                break
+            next_skip = block_end_pfn(low_pfn, cc_order)
+        scanned += 1
+        p = &mem_map[low_pfn]
+        if p.page_type == PGTY_VMEMMAP:             # seed v3: pass the run, silently
+            low_pfn += vmemmap_nr_pages(mem_map, low_pfn)
+            continue
+        if valid < 0 and (low_pfn & pb_mask) == 0:  # isolation_suitable()
+            if not ignore_skip_hint and pageblock_flags[low_pfn >> pageblock_order] & PB_migrate_skip:
+                low_pfn = end_pfn
+                aborted = True
+                break
+            valid = low_pfn
+        if p.page_type == PGTY_BUDDY:               # free: skip the whole block
+            scanned += (1 << p.order) - 1
+            low_pfn += 1 << p.order
+            continue
+        failed = True
+        nr = 1
+        if p.flags & PG_tail:                       # folio_get_nontail_page() fails
+            nr = folio_end(p, low_pfn) - low_pfn
+        elif (p.flags & PG_head and not alloc_contig
+              and skip_isolation_on_order(p.order, cc_order, pageblock_order)):
+            nr = folio_end(p, low_pfn) - low_pfn
+        elif p.flags & PG_isolated:                 # already off its LRU / isolated
+            pass
+        elif p.flags & PG_lru:
+            if valid >= 0 and not skip_updated:     # test_and_set_skip()
+                skip_updated = True
+                if not ignore_skip_hint:
+                    if pageblock_flags[valid >> pageblock_order] & PB_migrate_skip:
+                        low_pfn = end_pfn
+                        aborted = True
+                        break
+                    if not alloc_contig:
+                        pageblock_flags[valid >> pageblock_order] |= PB_migrate_skip
+            failed = False
+        elif p.flags & PG_movable:                  # isolate_movable_page()
+            failed = False
+        # else: reserved, slab, page tables, kernel memory, v5.13+ vmemmap: isolate_fail
+        if not failed:
+            nr = folio_end(p, low_pfn) - low_pfn if p.flags & PG_head else 1
+            out_pfns[n] = low_pfn
+            n += 1
+            p.flags = p.flags | PG_isolated
+            scanned += nr - 1
+            low_pfn += nr
+            if n >= capacity:                       # the batch is full
+                break
+            continue
+        scanned += nr - 1
+        low_pfn += nr - 1
+        if skip_on_failure:
+            if n:                                   # putback_movable_pages()
+                for i in range(n):
+                    mem_map[out_pfns[i]].flags = mem_map[out_pfns[i]].flags & ~(<uint32_t> PG_isolated)
+                n = 0
+            if low_pfn < next_skip:
+                low_pfn = next_skip - 1
+                next_skip += <pfn_t> 1 << cc_order
+        low_pfn += 1
+    if not aborted:
+        if low_pfn > end_pfn:
+            low_pfn = end_pfn
+        if low_pfn == end_pfn and n == 0 and not alloc_contig and valid >= 0 and not skip_updated:
+            pageblock_flags[valid >> pageblock_order] |= PB_migrate_skip
+    nr_isolated[0] = n
+    nr_scanned[0] = scanned
+    return low_pfn
+
+
+def isolate_migratepages_block(page_t[::1] mem_map, pbflags_t[::1] pageblock_flags,
+                               pfn_t low_pfn, pfn_t end_pfn, int pageblock_order,
+                               bint ignore_skip_hint, pfn_t[::1] out_pfns, int cc_order,
+                               bint alloc_contig, bint skip_on_failure):
+    """isolate_migratepages_block() (mm/compaction.c, v6.9+; seed v3 vmemmap skip).
+
+    Migrate scanner over [low_pfn, end_pfn), inside one pageblock. Per pfn, in the
+    kernel's order:
+      * PGTY_VMEMMAP (seed v3): pass the rest of the run (vmemmap_nr_pages());
+      * at the pageblock's first pfn, the skip bit (unless `ignore_skip_hint`) aborts;
+      * PageBuddy: pass 2^order;
+      * a tail page, or (unless `alloc_contig`) a folio of order >= `cc_order` (when
+        `cc_order` != -1) or >= pageblock_order: pass the folio, isolation fails;
+      * an LRU page or folio, or a __PageMovable one, not PG_isolated: isolated whole -
+        its head goes to `out_pfns` and gets PG_isolated; the first LRU isolation of a
+        pageblock scanned from its start sets the skip bit (test_and_set_skip());
+      * anything else (reserved, slab, page tables, kernel memory) fails silently.
+    Stops when `out_pfns` is full. With `skip_on_failure` (async direct compaction) a
+    failure puts back what this call isolated and jumps to the next 2^cc_order chunk.
+    A pageblock scanned from its start to `end_pfn` with nothing isolated gets its skip
+    bit (set_pageblock_skip()); `alloc_contig` also means no_set_skip_hint.
+
+    Returns (next_pfn, nr_isolated, nr_scanned): where the scan stopped (cc->migrate_pfn),
+    the folio heads in out_pfns[:nr_isolated], and the kernel's nr_scanned.
+    """
+    if out_pfns.shape[0] < 1:
+        raise ValueError("isolate_migratepages_block: out_pfns must hold at least one pfn")
+    cdef count_t nr_isolated = 0, nr_scanned = 0
+    cdef pfn_t next_pfn
+    with nogil:
+        next_pfn = isolate_migratepages_block_impl(
+            &mem_map[0], &pageblock_flags[0], low_pfn, end_pfn, pageblock_order,
+            ignore_skip_hint, &out_pfns[0], out_pfns.shape[0], cc_order, alloc_contig,
+            skip_on_failure, &nr_isolated, &nr_scanned)
+    return next_pfn, nr_isolated, nr_scanned
+
+
+def isolate_migratepages_range(page_t[::1] mem_map, pbflags_t[::1] pageblock_flags,
+                               pfn_t start_pfn, pfn_t end_pfn, int pageblock_order,
+                               uint32_t zone_bits, bint ignore_skip_hint, bint alloc_contig,
+                               pfn_t[::1] out_pfns):
+    """isolate_migratepages_range() (mm/compaction.c): isolate_migratepages_block() per
+    pageblock of [start_pfn, end_pfn) (target order -1, no skip_on_failure), passing a
+    pageblock whose first or last page is outside the zone `zone_bits` (nid/zone bits of
+    page->flags; pageblock_pfn_to_page()), until `out_pfns` is full.
+
+    Returns (next_pfn, nr_isolated, nr_scanned) like isolate_migratepages_block().
+    """
+    if out_pfns.shape[0] < 1:
+        raise ValueError("isolate_migratepages_range: out_pfns must hold at least one pfn")
+    cdef count_t total = 0, scanned = 0, n, s
+    cdef count_t capacity = out_pfns.shape[0]
+    cdef pfn_t pfn = start_pfn, block_start, block_end
+    cdef page_t *mm = &mem_map[0]
+    cdef uint32_t zmask = ~(<uint32_t> FLAGS_MASK)
+    with nogil:
+        while pfn < end_pfn:
+            block_start = (pfn >> pageblock_order) << pageblock_order
+            if block_start < start_pfn:
+                block_start = start_pfn
+            block_end = pageblock_end_in(pfn, pageblock_order, end_pfn)
+            if ((mm[block_start].flags & zmask) != zone_bits
+                    or (mm[block_end - 1].flags & zmask) != zone_bits):
+                pfn = block_end
+                continue
+            n = 0
+            s = 0
+            pfn = isolate_migratepages_block_impl(
+                mm, &pageblock_flags[0], pfn, block_end, pageblock_order, ignore_skip_hint,
+                &out_pfns[total], capacity - total, -1, alloc_contig, False, &n, &s)
+            total += n
+            scanned += s
+            if total >= capacity:
+                break
+            pfn = block_end
+    return pfn, total, scanned
+
+
+cdef inline pfn_t pageblock_end_in(pfn_t pfn, int pageblock_order, pfn_t end_pfn) noexcept nogil:
+    cdef pfn_t e = ((pfn >> pageblock_order) + 1) << pageblock_order
+    return e if e < end_pfn else end_pfn
+
+
+# ---------------------------------------------------------------------------------------
+# the free scanner
+# ---------------------------------------------------------------------------------------
+cdef count_t isolate_freepages_block_impl(
+        const page_t *mem_map, const pbflags_t *pageblock_flags, pfn_t start_pfn,
+        pfn_t end_pfn, bint strict, pfn_t *out_pfns, pfn_t *out_orders, count_t max_blocks,
+        int pageblock_order, count_t *nr_blocks, count_t *nr_scanned,
+        pfn_t *fail_pfn) noexcept nogil:
+    # A strict failure reports the pfn of the page that failed (for a compound page its
+    # head side, where the kernel would already have moved to the folio's last page).
+    cdef pfn_t blockpfn = start_pfn, pb_end = -1, k, here
+    cdef count_t n = 0, scanned = 0, total = 0
+    cdef const page_t *p
+    fail_pfn[0] = -1
+    while blockpfn < end_pfn:
+        if not strict and blockpfn >= pb_end:       # the caller's per-pageblock test
+            pb_end = block_end_pfn(blockpfn, pageblock_order)
+            if not suitable_migration_target_impl(mem_map, pageblock_flags,
+                                                  pb_end - (1 << pageblock_order),
+                                                  pageblock_order, False):
+                blockpfn = pb_end
+                continue
+        scanned += 1
+        here = blockpfn
+        p = &mem_map[blockpfn]
+        if p.flags & (PG_head | PG_tail):           # PageCompound: pass the folio
+            k = folio_end(p, blockpfn) - blockpfn
+            scanned += k - 1
+            blockpfn += k - 1
+        elif p.page_type == PGTY_BUDDY:
+            if n >= max_blocks:                     # no room left to record it
+                if strict:
+                    fail_pfn[0] = blockpfn
+                break
+            out_pfns[n] = blockpfn
+            out_orders[n] = p.order
+            n += 1
+            total += 1 << p.order
+            scanned += (1 << p.order) - 1
+            blockpfn += 1 << p.order
+            if not strict and n >= max_blocks:      # enough free pages
+                break
+            continue
+        if strict:                                  # isolate_fail in strict mode
+            fail_pfn[0] = here
+            break
+        blockpfn += 1
+    nr_blocks[0] = n
+    nr_scanned[0] = scanned
+    return total
+
+
+def isolate_freepages_block(page_t[::1] mem_map, pbflags_t[::1] pageblock_flags,
+                            pfn_t start_pfn, pfn_t end_pfn, bint strict,
+                            pfn_t[::1] out_pfns, pfn_t[::1] out_orders, count_t max_blocks,
+                            int pageblock_order):
+    """isolate_freepages_block() (mm/compaction.c, v6.9+: free blocks keep their order).
+
+    Free scanner over [start_pfn, end_pfn): compound pages are passed whole; PageBuddy
+    blocks are recorded (head pfn in out_pfns, order in out_orders), nothing else is taken.
+      * non-strict (compaction): each pageblock entered must pass
+        suitable_migration_target() - MOVABLE/CMA, not isolated, its first page not a free
+        block of pageblock order or more - else it is passed unscanned; the scan stops
+        after `max_blocks` blocks (enough free pages);
+      * strict (isolate_freepages_range(), alloc_contig_range()): no pageblock test; the
+        scan fails at the first pfn that is not free, or when a free block finds no room
+        among `max_blocks`.
+    The pages stay on their free lists: the caller takes the recorded blocks off.
+
+    Returns (nr_isolated_pages, nr_scanned, fail_pfn, nr_blocks): pages in the recorded
+    blocks, the kernel's nr_scanned, the strict failure pfn (-1: none; always -1 when not
+    strict) and how many entries of the out arrays are valid.
+    """
+    if max_blocks < 0 or max_blocks > out_pfns.shape[0] or max_blocks > out_orders.shape[0]:
+        raise ValueError(f"isolate_freepages_block: max_blocks={max_blocks} does not fit "
+                         f"out arrays of {out_pfns.shape[0]} and {out_orders.shape[0]}")
+    cdef count_t nr_blocks = 0, nr_scanned = 0, total
+    cdef pfn_t fail_pfn = -1
+    cdef pfn_t dummy = 0
+    cdef pfn_t *op = &out_pfns[0] if out_pfns.shape[0] else &dummy
+    cdef pfn_t *oo = &out_orders[0] if out_orders.shape[0] else &dummy
+    with nogil:
+        total = isolate_freepages_block_impl(&mem_map[0], &pageblock_flags[0], start_pfn,
+                                             end_pfn, strict, op, oo, max_blocks,
+                                             pageblock_order, &nr_blocks, &nr_scanned,
+                                             &fail_pfn)
+    return total, nr_scanned, fail_pfn, nr_blocks
+
+
+# ---------------------------------------------------------------------------------------
+# per-pageblock rules
+# ---------------------------------------------------------------------------------------
+def suitable_migration_target(page_t[::1] mem_map, pbflags_t[::1] pageblock_flags,
+                              pfn_t pfn, int pageblock_order, bint ignore_block_suitable):
+    """suitable_migration_target() (mm/compaction.c) of the pageblock starting at `pfn`:
+    never one whose first page is a free block of pageblock order or more; otherwise any
+    with `ignore_block_suitable`, else MOVABLE or CMA (an isolated one is neither)."""
+    return bool(suitable_migration_target_impl(&mem_map[0], &pageblock_flags[0], pfn,
+                                               pageblock_order, ignore_block_suitable))
+
+
+def suitable_migration_source(page_t[::1] mem_map, pbflags_t[::1] pageblock_flags,
+                              pfn_t pfn, int pageblock_order, bint async_direct):
+    """suitable_migration_source() (mm/compaction.c) for a MOVABLE request, pageblock
+    starting at `pfn`: never one held by a folio of pageblock order or more
+    (pageblock_skip_persistent()); async direct compaction scans MOVABLE/CMA only."""
+    return bool(suitable_migration_source_impl(&mem_map[0], &pageblock_flags[0], pfn,
+                                               pageblock_order, async_direct))
+
+
+# ---------------------------------------------------------------------------------------
+# contiguous allocation
+# ---------------------------------------------------------------------------------------
+cdef pfn_t pfn_range_valid_contig_impl(const page_t *mem_map, pfn_t start_pfn, pfn_t end_pfn,
+                                       uint32_t zone_bits) noexcept nogil:
+    cdef pfn_t pfn
+    cdef uint32_t f
+    cdef uint32_t zmask = ~(<uint32_t> FLAGS_MASK)
+    for pfn in range(start_pfn, end_pfn):
+        f = mem_map[pfn].flags
+        if (f & zmask) != zone_bits:
+            return pfn
+        if f & PG_reserved:
+            return pfn
+        if f & (PG_head | PG_tail) and not f & (PG_lru | PG_movable):
+            return pfn
+    return -1
+
+
+def pfn_range_valid_contig(page_t[::1] mem_map, pfn_t start_pfn, pfn_t end_pfn,
+                           uint32_t zone_bits):
+    """pfn_range_valid_contig() (mm/page_alloc.c): the cheap pre-check of
+    alloc_contig_pages(), no isolation. Returns the first pfn of [start_pfn, end_pfn) that
+    rules the range out, or -1. A page rules it out when it is in another zone (its
+    nid/zone bits differ from `zone_bits`), PageReserved (boot memory, the v3 and <=v6.10
+    vmemmap pages), or PageHuge: pagecore has no hugetlb flag, and a compound page that is
+    neither on the LRU nor __PageMovable stands for one (hugetlb folios are on neither).
+    Whether the pages are online is the caller's check (pfn_to_online_page())."""
+    cdef pfn_t r
+    with nogil:
+        r = pfn_range_valid_contig_impl(&mem_map[0], start_pfn, end_pfn, zone_bits)
+    return r
+
+
+# ---------------------------------------------------------------------------------------
+# migration
+# ---------------------------------------------------------------------------------------
+cdef count_t migrate_folio_impl(page_t *mem_map, pfn_t src, pfn_t dst) noexcept nogil:
+    cdef page_t *s = &mem_map[src]
+    cdef page_t *d
+    cdef count_t nr = (<count_t> 1 << s.order) if s.flags & PG_head else 1
+    cdef count_t i
+    cdef uint32_t zmask = ~(<uint32_t> FLAGS_MASK)
+    for i in range(nr):
+        s = &mem_map[src + i]
+        d = &mem_map[dst + i]
+        d.flags = (d.flags & zmask) | (s.flags & FLAGS_MASK & ~(<uint32_t> PG_isolated))
+        d.page_type = PGTY_NONE
+        d.order = s.order
+        d.refcount = s.refcount
+        d.private = s.private
+    return nr
+
+
+def migrate_folio(page_t[::1] mem_map, pfn_t src, pfn_t dst):
+    """migrate_folio() (mm/migrate.c) of the folio headed at `src` into the pages at
+    `dst` (taken off the free lists by the caller): flags (without PG_isolated, which
+    the move ends), folio order, refcount and owner move; each page keeps its own
+    nid/zone bits. The source is left for the caller to free. Returns the pages moved."""
+    cdef count_t nr
+    with nogil:
+        nr = migrate_folio_impl(&mem_map[0], src, dst)
+    return nr

@@ -1,0 +1,615 @@
+"""Zone compaction and contiguous allocation on a Machine (mm/compaction.c, mm/page_alloc.c).
+
+    compact_zone(m, zone, order, mode="sync")    both scanners toward each other
+    alloc_contig_range(m, start_pfn, end_pfn)    isolate, migrate out, take the range
+    alloc_contig_pages(m, nr_pages, nid, zone)   naturally aligned search + the above
+    free_contig_range(m, start_pfn, nr_pages)    give a range back
+    count_gigantic_pages(m, order)               aligned 2^order blocks formable now, per zone
+    get_compaction_backend(name=None)            the scanner kernels: cython, numpy, numba
+
+The per-page work runs in the scanner kernels (pagecore._compaction and its twins); this
+module walks pageblocks, moves folios and changes free lists through FreeArea, so every
+backend shares one buddy allocator. Simplifications against the kernel, all deliberate:
+no compaction caches or deferral (every compact_zone() is a whole-zone run), no
+fast_find_migrateblock()/fast_isolate_freepages(), no free-scanner stride, migration
+fails only for want of a target (a large LRU folio is then split and its pages retried,
+as try_split_folio() does), and the free scanner takes a whole pageblock's free blocks
+at a time (the kernel may stop inside a pageblock once it has enough). A split is not
+undone when alloc_contig_range() rolls back.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+
+import numpy as np
+
+from pagecore import _page as P
+from pagecore import backends as _backends
+from pagecore.arch import ZONE_NAMES
+from pagecore.errors import (BusyError, ConfigError, OutOfMemoryError, PagecoreError,
+                             RangeError, StateError, pfn_range)
+from pagecore.machine import SECTION_IS_ONLINE
+
+#: Backend name -> module of the compaction kernels (same names as pagecore.backends).
+BACKENDS = {"cython": "pagecore._compaction", "numpy": "pagecore.reference_compaction",
+            "numba": "pagecore._numba_compaction"}
+#: Functions every compaction backend has, with the signatures of pagecore._compaction.
+KERNELS = ("isolate_migratepages_block", "isolate_migratepages_range",
+           "isolate_freepages_block", "suitable_migration_target",
+           "suitable_migration_source", "pfn_range_valid_contig", "migrate_folio")
+COMPACT_CLUSTER_MAX = 32
+#: Owner id (page->private) given to pages taken by alloc_contig_range().
+CONTIG_OWNER = 0xC0
+_ZMASK = np.uint32(~P.FLAGS_MASK & 0xFFFFFFFF)
+
+
+def get_compaction_backend(name=None):
+    """The compaction kernel module of backend `name`; the default is the
+    PAGECORE_BACKEND environment variable, else "cython" (pagecore.backends' rule)."""
+    source = ""
+    if name is None:
+        name = os.environ.get("PAGECORE_BACKEND") or _backends.DEFAULT
+        source = " (from PAGECORE_BACKEND)" if "PAGECORE_BACKEND" in os.environ else ""
+    module = BACKENDS.get(name)
+    if module is None:
+        raise ConfigError(f"unknown pagecore backend {name!r}{source}: "
+                          f"expected one of {', '.join(map(repr, BACKENDS))}")
+    return importlib.import_module(module)
+
+
+def _kernels_of(m, backend):
+    """The compaction backend matching the machine's kernel backend, unless named."""
+    if backend is not None:
+        return get_compaction_backend(backend)
+    for name, module in _backends.BACKENDS.items():
+        if getattr(m.kernels, "__name__", None) == module:
+            return get_compaction_backend(name)
+    return get_compaction_backend()
+
+
+def _zone_bits(zone):
+    return (zone.nid << P.NODES_PGSHIFT) | (zone.zid << P.ZONES_PGSHIFT)
+
+
+def _resolve_zone(m, zone):
+    """A Zone, or (nid, zone index or name)."""
+    if hasattr(zone, "free_area"):
+        return zone
+    try:
+        nid, z = zone
+    except (TypeError, ValueError):
+        raise ConfigError(f"zone {zone!r}: expected a Zone or (nid, zone name)") from None
+    m._check_nid(nid)
+    if isinstance(z, str):
+        if z not in ZONE_NAMES:
+            raise ConfigError(f"unknown zone {z!r}; expected one of {', '.join(ZONE_NAMES)}")
+        z = ZONE_NAMES.index(z)
+    return m.zone(nid, int(z))
+
+
+def _online(m, start_pfn, end_pfn):
+    """pfn_to_online_page() for every pfn: all sections of the range online."""
+    pps = m.arch.pages_per_section
+    secs = m.sections[start_pfn // pps:(end_pfn - 1) // pps + 1]
+    return bool(secs.size) and bool((secs & SECTION_IS_ONLINE).all())
+
+
+def _valid_pageblocks(m, zone):
+    """pageblock_pfn_to_page() for every pageblock of the zone span: first and last page
+    online and in the zone. Returns (first pageblock index, bool mask)."""
+    pbo = m.arch.pageblock_order
+    first = zone.zone_start_pfn >> pbo
+    last = (zone.zone_end_pfn - 1) >> pbo
+    pbs = np.arange(first, last + 1, dtype=np.int64)
+    lo = np.maximum(pbs << pbo, zone.zone_start_pfn)
+    hi = np.minimum((pbs + 1) << pbo, zone.zone_end_pfn) - 1
+    pps = m.arch.pages_per_section
+    online = ((m.sections[lo // pps] & SECTION_IS_ONLINE) != 0) & \
+             ((m.sections[hi // pps] & SECTION_IS_ONLINE) != 0)
+    zb = np.uint32(_zone_bits(zone))
+    flags = m.mem_map["flags"]
+    ok = online & ((flags[lo] & _ZMASK) == zb) & ((flags[hi] & _ZMASK) == zb)
+    return first, ok
+
+
+def free_blocks_per_order(zone, include_isolated=True):
+    """Free blocks per order of a zone, over all migratetypes (/proc/buddyinfo)."""
+    counts = zone.free_area.counts()
+    if not include_isolated:
+        counts = counts[:P.MIGRATE_ISOLATE]
+    return counts.sum(axis=0).tolist()
+
+
+def _folio_order(mem_map, head):
+    page = mem_map[head]
+    return int(page["order"]) if page["flags"] & P.PG_head else 0
+
+
+def _split_folio(mem_map, head, order):
+    """split_folio() of an isolated LRU folio, as migrate_pages() does on -ENOMEM
+    (try_split_folio()): 2^order isolated order-0 pages, each with the folio's refcount
+    and owner. Returns their pfns."""
+    pages = mem_map[head:head + (1 << order)]
+    pages["flags"] = (pages["flags"] & ~np.uint32(P.PG_head | P.PG_tail)) | np.uint32(P.PG_isolated)
+    pages["order"] = 0
+    pages["refcount"] = pages["refcount"][0]
+    pages["private"] = pages["private"][0]
+    return list(range(head, head + (1 << order)))
+
+
+def _splittable(mem_map, head, order):
+    return order > 0 and bool(mem_map[head]["flags"] & P.PG_lru)
+
+
+def _putback(mem_map, heads):
+    """putback_movable_pages(): isolated folios go back (PG_isolated cleared)."""
+    if len(heads):
+        idx = np.asarray(heads, dtype=np.int64)
+        mem_map["flags"][idx] &= ~np.uint32(P.PG_isolated)
+
+
+# ======================================================================================
+# compact_zone()
+# ======================================================================================
+class _CompactControl:
+    """struct compact_control (mm/internal.h) for one whole-zone run. Invariant: the run
+    ends when the free scanner meets the migrate scanner (compact_scanners_met())."""
+
+    def __init__(self, m, zone, order, mode, direct, ignore_skip_hint, kernels):
+        a = m.arch
+        self.m, self.zone, self.order, self.k = m, zone, order, kernels
+        self.mm, self.pbf = m.mem_map, m.pageblock_flags
+        self.pbo, self.pb = a.pageblock_order, a.pageblock_nr_pages
+        self.nr_orders = a.nr_page_orders
+        self.async_mode = mode == "async"
+        self.async_direct = self.async_mode and direct
+        self.ignore_skip_hint = ignore_skip_hint
+        self.start, self.end = zone.zone_start_pfn, zone.zone_end_pfn
+        self.migrate_pfn = self.start
+        self.free_pfn = ((self.end - 1) >> self.pbo) << self.pbo
+        self.pb0, self.valid = _valid_pageblocks(m, zone)
+        self.freepages = [[] for _ in range(self.nr_orders)]   # cc->freepages[order]
+        self.nr_freepages = 0
+        self.migratepages = []
+        self.migrate_scanned = self.free_scanned = 0
+        self.migrated_pages = self.migrated_folios = 0
+        self.out = np.empty(COMPACT_CLUSTER_MAX, dtype=np.int64)
+        self.free_out = np.empty(self.pb, dtype=np.int64)
+        self.free_orders = np.empty(self.pb, dtype=np.int64)
+
+    def scanners_met(self):
+        return (self.free_pfn >> self.pbo) <= (self.migrate_pfn >> self.pbo)
+
+    def finished(self):
+        """__compact_finished(): "complete" when the scanners met, "success" when a free
+        block of the requested order is there for a MOVABLE allocation, else None."""
+        if self.scanners_met():
+            return "complete"
+        if self.order < 0 or self.migrate_pfn % self.pb:
+            return None
+        counts = self.zone.free_area.counts()
+        for o in range(self.order, self.nr_orders):
+            if counts[P.MIGRATE_MOVABLE][o] or counts[P.MIGRATE_CMA][o]:
+                return "success"
+            # find_suitable_fallback(): MOVABLE steals from UNMOVABLE/RECLAIMABLE blocks
+            # of at least pageblock_order / 2 (can_steal_fallback())
+            if o >= self.pbo // 2 and (counts[P.MIGRATE_UNMOVABLE][o]
+                                       or counts[P.MIGRATE_RECLAIMABLE][o]):
+                return "success"
+        return None
+
+    def block_valid(self, pfn):
+        return bool(self.valid[(pfn >> self.pbo) - self.pb0])
+
+    # ---- the migrate scanner: isolate_migratepages() ---------------------------------
+    def isolate_migratepages(self):
+        low = self.migrate_pfn
+        block_start = max((low >> self.pbo) << self.pbo, self.start)
+        block_end = ((low >> self.pbo) + 1) << self.pbo
+        while block_end <= self.free_pfn:
+            if (self.block_valid(block_start)
+                    and not (low % self.pb == 0 and not self.ignore_skip_hint
+                             and self.pbf[low >> self.pbo] & P.PB_migrate_skip)
+                    and self.k.suitable_migration_source(self.mm, self.pbf, block_start,
+                                                         self.pbo, self.async_direct)):
+                nxt, n, scanned = self.k.isolate_migratepages_block(
+                    self.mm, self.pbf, low, block_end, self.pbo, self.ignore_skip_hint,
+                    self.out, self.order, False, self.async_direct)
+                self.migrate_scanned += scanned
+                self.migratepages = self.out[:n].tolist()
+                self.migrate_pfn = nxt
+                return
+            low = self.migrate_pfn = block_start = block_end
+            block_end += self.pb
+
+    # ---- the free scanner: isolate_freepages() ---------------------------------------
+    def isolate_freepages(self):
+        need = sum(1 << _folio_order(self.mm, h) for h in self.migratepages)
+        low = ((self.migrate_pfn >> self.pbo) + 1) << self.pbo
+        block_start = (self.free_pfn >> self.pbo) << self.pbo
+        fa = self.zone.free_area
+        while block_start >= low:
+            pb_index = block_start >> self.pbo
+            if (self.block_valid(block_start)
+                    and self.k.suitable_migration_target(self.mm, self.pbf, block_start,
+                                                         self.pbo, False)
+                    and (self.ignore_skip_hint
+                         or not self.pbf[pb_index] & P.PB_migrate_skip)):
+                block_end = min(block_start + self.pb, self.end)
+                total, scanned, _, nb = self.k.isolate_freepages_block(
+                    self.mm, self.pbf, block_start, block_end, False, self.free_out,
+                    self.free_orders, self.pb, self.pbo)
+                self.free_scanned += scanned
+                for pfn, o in zip(self.free_out[:nb].tolist(), self.free_orders[:nb].tolist()):
+                    fa.py_remove(pfn)                           # __isolate_free_page()
+                    self.freepages[o].append(pfn)
+                self.nr_freepages += total
+                self.pbf[pb_index] |= P.PB_migrate_skip        # update_pageblock_skip()
+                if self.nr_freepages >= need:
+                    self.free_pfn = block_start - self.pb
+                    return
+            block_start -= self.pb
+        self.free_pfn = block_start
+
+    def compaction_alloc(self, order):
+        """compaction_alloc() (v6.9+): the smallest isolated free block of at least
+        `order`, its upper halves kept for later; one free scan per call when empty."""
+        for attempt in range(2):
+            for o in range(order, self.nr_orders):
+                if self.freepages[o]:
+                    pfn = self.freepages[o].pop()
+                    while o > order:                            # split, keep the halves
+                        o -= 1
+                        self.freepages[o].append(pfn + (1 << o))
+                    self.nr_freepages -= 1 << order
+                    return pfn
+            if attempt == 0:
+                self.isolate_freepages()
+        return None
+
+    def migrate_pages(self):
+        """migrate_pages() of the isolated batch into compaction_alloc() targets. Returns
+        False on -ENOMEM (no target left)."""
+        fa_src = self.zone.free_area
+        while self.migratepages:
+            head = self.migratepages[0]
+            order = _folio_order(self.mm, head)
+            dst = self.compaction_alloc(order)
+            if dst is None and _splittable(self.mm, head, order):
+                self.migratepages[0:1] = _split_folio(self.mm, head, order)
+                continue
+            if dst is None:
+                _putback(self.mm, self.migratepages)
+                self.migratepages = []
+                return False
+            self.migratepages.pop(0)
+            self.k.migrate_folio(self.mm, head, dst)
+            fa_src.free_bulk(np.array([head], dtype=np.int64))
+            self.migrated_pages += 1 << order
+            self.migrated_folios += 1
+        return True
+
+    def release(self):
+        """release_free_list() and putback: what is still isolated goes back."""
+        _putback(self.mm, self.migratepages)
+        self.migratepages = []
+        fa = self.zone.free_area
+        for o, pfns in enumerate(self.freepages):
+            for pfn in pfns:
+                fa.py_free_one_page(pfn, o)
+            pfns.clear()
+        self.nr_freepages = 0
+
+
+def compact_zone(m, zone, order, mode="sync", *, direct=False, ignore_skip_hint=None,
+                 backend=None):
+    """compact_zone() (mm/compaction.c) of one zone, whole zone, for a MOVABLE request.
+
+    The migrate scanner walks pageblocks up from the zone start, the free scanner down
+    from the zone end; isolated folios move into isolated free blocks above the migrate
+    scanner, until a free block of `order` (or more) is there (not checked for
+    order=-1, /proc/sys/vm/compact_memory) or the scanners meet (compact_scanners_met()).
+    `mode` "sync" or "async"; async `direct` compaction scans only MOVABLE source
+    pageblocks and gives up an order-aligned chunk at its first failure. Skip bits are
+    honoured unless `ignore_skip_hint` (default: only for order=-1, as compact_node()).
+
+    Returns a report: result ("success", "complete" or "contended": out of targets),
+    migrate_scanned / free_scanned (the kernel's nr_scanned sums), migrated_pages,
+    migrated_folios, and free blocks per order (all migratetypes) before and after.
+    """
+    if mode not in ("sync", "async"):
+        raise ConfigError(f"compact_zone: mode {mode!r}; expected 'sync' or 'async'")
+    zone = _resolve_zone(m, zone)
+    if not -1 <= order < m.arch.nr_page_orders:
+        raise ConfigError(f"compact_zone: order={order} outside -1..{m.arch.max_page_order}")
+    if ignore_skip_hint is None:
+        ignore_skip_hint = order == -1
+    report = {"zone": f"node{zone.nid}/{zone.name}", "order": order, "mode": mode,
+              "free_blocks_before": free_blocks_per_order(zone)}
+    cc = None
+    if zone.spanned_pages and zone.managed_pages:
+        cc = _CompactControl(m, zone, order, mode, direct, bool(ignore_skip_hint),
+                             _kernels_of(m, backend))
+        try:
+            while (result := cc.finished()) is None:
+                cc.isolate_migratepages()
+                if not cc.migratepages:
+                    continue
+                if not cc.migrate_pages() and not cc.scanners_met():
+                    result = "contended"                    # -ENOMEM: no target left
+                    break
+        finally:
+            cc.release()
+    else:
+        result = "complete"
+    report.update(result=result,
+                  migrate_scanned=cc.migrate_scanned if cc else 0,
+                  free_scanned=cc.free_scanned if cc else 0,
+                  migrated_pages=cc.migrated_pages if cc else 0,
+                  migrated_folios=cc.migrated_folios if cc else 0,
+                  free_blocks_after=free_blocks_per_order(zone))
+    return report
+
+
+def reset_isolation_suitable(m, zone):
+    """__reset_isolation_suitable(): clear the compaction skip bit of every pageblock of
+    the zone (the kernel samples each block first; pagecore clears them all)."""
+    zone = _resolve_zone(m, zone)
+    pbo = m.arch.pageblock_order
+    lo, hi = zone.zone_start_pfn >> pbo, ((zone.zone_end_pfn - 1) >> pbo) + 1
+    if zone.spanned_pages:
+        m.pageblock_flags[lo:hi] &= ~np.uint8(P.PB_migrate_skip)
+
+
+# ======================================================================================
+# contiguous allocation
+# ======================================================================================
+def _undo_isolation(m, isolated):
+    """undo_isolate_page_range() plus the re-merge of unset_migratetype_isolate()
+    (v6.9+): a free block of pageblock order or more at an isolated pageblock goes back
+    through __putback_isolated_page(), so it merges with its buddy again."""
+    m.undo_isolate_page_range(isolated)
+    pbo = m.arch.pageblock_order
+    for p in isolated:
+        page = m.mem_map[p]
+        if page["page_type"] == P.PGTY_BUDDY and page["order"] >= pbo:
+            order = int(page["order"])
+            if order < m.arch.max_page_order:
+                fa = m._zone_of_pfn(p).free_area
+                fa.py_remove(p)
+                fa.py_free_one_page(p, order)
+
+
+def _free_range_to_buddy(m, start_pfn, end_pfn):
+    """__free_pages() of every page of [start_pfn, end_pfn), merged back in the largest
+    aligned chunks (pages become plain free pages of their zone)."""
+    if end_pfn <= start_pfn:
+        return
+    pages = m.mem_map[start_pfn:end_pfn]
+    pages["flags"] &= _ZMASK
+    pages["page_type"] = P.PGTY_NONE
+    pages["order"] = 0
+    pages["refcount"] = 0
+    pages["private"] = 0
+    fa = m._zone_of_pfn(start_pfn).free_area
+    max_order = m.arch.max_page_order
+    p = start_pfn
+    while p < end_pfn:
+        order = max_order
+        while order > 0 and (p & ((1 << order) - 1) or p + (1 << order) > end_pfn):
+            order -= 1
+        fa.py_free_one_page(p, order)
+        p += 1 << order
+
+
+def _alloc_contig_migrate_range(m, k, zone, start_pfn, end_pfn, migrated, report):
+    """__alloc_contig_migrate_range(): isolate (alloc_contig: folios whole, no skip
+    hints) and migrate to alloc_migration_target() of the zone's node, GFP_USER |
+    __GFP_MOVABLE. A target that cannot be allocated is -ENOMEM."""
+    out = np.empty(COMPACT_CLUSTER_MAX, dtype=np.int64)
+    zb = _zone_bits(zone)
+    pfn = start_pfn
+    mm = m.mem_map
+    while pfn < end_pfn:
+        pfn, n, scanned = k.isolate_migratepages_range(mm, m.pageblock_flags, pfn, end_pfn,
+                                                       m.arch.pageblock_order, zb, True,
+                                                       True, out)
+        report["migrate_scanned"] += scanned
+        heads = out[:n].tolist()
+        while heads:
+            head = heads[0]
+            order = _folio_order(mm, head)
+            got = m.alloc_pages(zone.nid, order, "movable", 1, owner=int(mm[head]["private"]))
+            if not len(got) and _splittable(mm, head, order):
+                heads[0:1] = _split_folio(mm, head, order)
+                continue
+            if not len(got):
+                _putback(mm, heads)
+                raise OutOfMemoryError(
+                    f"alloc_contig_range {pfn_range(start_pfn, end_pfn)} failed: no memory to "
+                    f"migrate the order-{order} folio at pfn {head:#x} (migrate_pages(): "
+                    "-ENOMEM)", pfn=head, reason="not enough free memory")
+            heads.pop(0)
+            dst = int(got[0])
+            k.migrate_folio(mm, head, dst)
+            m._zone_of_pfn(head).free_area.free_bulk(np.array([head], dtype=np.int64))
+            migrated.append((head, dst, order))
+            report["migrated_pages"] += 1 << order
+
+
+def alloc_contig_range(m, start_pfn, end_pfn, *, owner=CONTIG_OWNER, backend=None):
+    """alloc_contig_range(start, end, MIGRATE_MOVABLE) (mm/page_alloc.c).
+
+    Isolate every pageblock of [start_pfn, end_pfn) (start_isolate_page_range(): -EBUSY
+    on an unmovable page or an isolated pageblock), migrate the movable folios out, check
+    that every page is free (test_pages_isolated()), take the range off the free lists
+    (isolate_freepages_range(), strict), give back what the outer free blocks held beyond
+    the range, and undo the isolation. The pages end up allocated: refcount 1, not
+    compound, `owner` in private (free them with free_contig_range()).
+
+    On failure raises BusyError / OutOfMemoryError and rolls back in reverse order:
+    migrated folios move back, the isolation is undone. Returns a report dict.
+    """
+    start_pfn, end_pfn = int(start_pfn), int(end_pfn)
+    if not 0 <= start_pfn < end_pfn <= m.max_pfn:
+        raise RangeError(f"alloc_contig_range: bad range {pfn_range(start_pfn, end_pfn)}")
+    if not _online(m, start_pfn, end_pfn):
+        raise RangeError(f"alloc_contig_range: {pfn_range(start_pfn, end_pfn)} is not all online")
+    k = _kernels_of(m, backend)
+    zone = m._zone_of_pfn(start_pfn)
+    zb = np.uint32(_zone_bits(zone))
+    other = np.flatnonzero((m.mem_map["flags"][start_pfn:end_pfn] & _ZMASK) != zb)
+    if other.size:
+        raise RangeError(f"alloc_contig_range: {pfn_range(start_pfn, end_pfn)} is not in one "
+                         f"zone (pfn {start_pfn + int(other[0]):#x} is not in {zone.name})")
+    mm, pbf, pbo = m.mem_map, m.pageblock_flags, m.arch.pageblock_order
+    report = {"start_pfn": start_pfn, "nr_pages": end_pfn - start_pfn, "migrated_pages": 0,
+              "migrate_scanned": 0}
+    isolated = m.start_isolate_page_range(start_pfn, end_pfn, zone, memory_offline=False)
+    migrated = []
+    try:
+        _alloc_contig_migrate_range(m, k, zone, start_pfn, end_pfn, migrated, report)
+        # outer_start: the head of a free block the range starts inside
+        outer_start = start_pfn
+        for order in range(0 if mm[start_pfn]["page_type"] == P.PGTY_BUDDY else 1,
+                           m.arch.nr_page_orders):
+            head = start_pfn & ~((1 << order) - 1)
+            page = mm[head]
+            if page["page_type"] == P.PGTY_BUDDY:
+                if head + (1 << int(page["order"])) > start_pfn:
+                    outer_start = head
+                break
+        rc, bad = m.kernels.test_pages_isolated(mm, pbf, outer_start, end_pfn, pbo)
+        if rc:
+            raise BusyError(f"alloc_contig_range {pfn_range(start_pfn, end_pfn)} failed: page "
+                            f"at pfn {bad:#x} is not free (test_pages_isolated(): -EBUSY)",
+                            pfn=bad, reason="page busy")
+        cap = end_pfn - outer_start
+        blocks = np.empty(cap, dtype=np.int64)
+        orders = np.empty(cap, dtype=np.int64)
+        _, _, fail, nb = k.isolate_freepages_block(mm, pbf, outer_start, end_pfn, True, blocks,
+                                                   orders, cap, pbo)
+        if fail >= 0:
+            raise BusyError(f"alloc_contig_range {pfn_range(start_pfn, end_pfn)} failed: pfn "
+                            f"{fail:#x} is not free (isolate_freepages_range(): -EBUSY)",
+                            pfn=fail, reason="page busy")
+    except PagecoreError:
+        m._unmigrate(migrated)
+        _undo_isolation(m, isolated)
+        raise
+    fa = zone.free_area
+    for pfn in blocks[:nb].tolist():
+        fa.py_remove(pfn)
+    outer_end = int(blocks[nb - 1] + (1 << int(orders[nb - 1])))
+    taken = mm[outer_start:outer_end]
+    taken["flags"] &= _ZMASK
+    taken["page_type"] = P.PGTY_NONE
+    taken["order"] = 0
+    taken["refcount"] = 1
+    taken["private"] = owner
+    _free_range_to_buddy(m, outer_start, start_pfn)
+    _free_range_to_buddy(m, end_pfn, outer_end)
+    _undo_isolation(m, isolated)
+    return report
+
+
+def free_contig_range(m, start_pfn, nr_pages):
+    """free_contig_range() (mm/page_alloc.c): free every page of the range. Each must be
+    an allocated, non-compound page (refcount 1, as alloc_contig_range() leaves them);
+    otherwise nothing is freed and StateError names the first offender."""
+    start_pfn, nr_pages = int(start_pfn), int(nr_pages)
+    end_pfn = start_pfn + nr_pages
+    if nr_pages <= 0 or start_pfn < 0 or end_pfn > m.max_pfn:
+        raise RangeError(f"free_contig_range: bad range start={start_pfn:#x} nr={nr_pages}")
+    pages = m.mem_map[start_pfn:end_pfn]
+    bad = np.flatnonzero((pages["refcount"] != 1) | (pages["page_type"] != P.PGTY_NONE)
+                         | ((pages["flags"] & (P.PG_head | P.PG_tail)) != 0))
+    if bad.size:
+        raise StateError(f"free_contig_range: pfn {start_pfn + int(bad[0]):#x} is not an "
+                         "allocated order-0 page (\"pages are still in use\")",
+                         pfn=start_pfn + int(bad[0]))
+    _free_range_to_buddy(m, start_pfn, end_pfn)
+
+
+def _windows(zone, nr_pages):
+    """alloc_contig_pages()'s candidates: naturally aligned, last pfn in the zone span."""
+    pfn = -(-zone.zone_start_pfn // nr_pages) * nr_pages
+    while pfn + nr_pages - 1 < zone.zone_end_pfn:          # zone_spans_last_pfn()
+        yield pfn
+        pfn += nr_pages
+
+
+def _try_window(m, k, zone, pfn, nr_pages, owner, backend):
+    if not _online(m, pfn, pfn + nr_pages):
+        return False
+    if k.pfn_range_valid_contig(m.mem_map, pfn, pfn + nr_pages, _zone_bits(zone)) >= 0:
+        return False
+    try:
+        alloc_contig_range(m, pfn, pfn + nr_pages, owner=owner, backend=backend)
+    except (BusyError, OutOfMemoryError):
+        return False
+    return True
+
+
+def alloc_contig_pages(m, nr_pages, nid=None, zone=None, *, gfp="movable", owner=CONTIG_OWNER,
+                       backend=None):
+    """alloc_contig_pages() (mm/page_alloc.c): the first naturally aligned range of
+    `nr_pages` (a power of two) that passes pfn_range_valid_contig() and then
+    alloc_contig_range(), over `zone` alone or the zonelist of `nid` (default node 0)
+    for `gfp` ("movable" reaches ZONE_MOVABLE; hugetlb's gigantic pages use GFP_HIGHUSER,
+    i.e. "user", unless movable_gigantic_pages). Returns the first pfn, or None."""
+    if nr_pages <= 0 or nr_pages & (nr_pages - 1):
+        raise ConfigError(f"alloc_contig_pages: nr_pages={nr_pages} is not a power of two")
+    k = _kernels_of(m, backend)
+    if zone is not None:
+        zones = [_resolve_zone(m, zone)]
+    else:
+        nid = 0 if nid is None else nid
+        m._check_nid(nid)
+        from pagecore.machine import GFP
+        if gfp not in GFP:
+            raise ConfigError(f"unknown gfp {gfp!r}; expected one of {', '.join(GFP)}")
+        zones = m.zonelist(nid, GFP[gfp][0])
+    for z in zones:
+        for pfn in _windows(z, nr_pages):
+            if _try_window(m, k, z, pfn, nr_pages, owner, backend):
+                return pfn
+    return None
+
+
+def count_gigantic_pages(m, order, *, backend=None):
+    """How many naturally aligned blocks of 2^order pages could be allocated right now,
+    per populated zone: {(nid, zone name): count}.
+
+    Every candidate window goes through alloc_contig_pages()'s two stages: the
+    pfn_range_valid_contig() pre-check, then a real alloc_contig_range(). Successful
+    windows stay allocated while the count goes on (as `echo N > nr_hugepages` would keep
+    them), then all are freed with free_contig_range(). Side effect: folios migrated out
+    of windows stay where migration put them. x86_64: order 18 = 1 GiB, 9 = 2 MiB.
+
+    This counts what alloc_contig_range() can take in each zone. hugetlb asks for its
+    gigantic pages with htlb_alloc_mask() = GFP_HIGHUSER, because
+    hugepage_movable_supported() is false for gigantic hstates (include/linux/hugetlb.h;
+    the movable_gigantic_pages sysctl proposed in 2025 lifts that): ZONE_MOVABLE counts
+    are reachable through alloc_contig_pages(gfp="movable") only.
+    """
+    if not 0 <= order <= 40:
+        raise ConfigError(f"count_gigantic_pages: order={order} out of range")
+    nr_pages = 1 << order
+    k = _kernels_of(m, backend)
+    counts, taken = {}, []
+    try:
+        for z in m.zones():
+            if not z.spanned_pages or not z.present_pages:
+                continue
+            n = 0
+            for pfn in _windows(z, nr_pages):
+                if _try_window(m, k, z, pfn, nr_pages, CONTIG_OWNER, backend):
+                    taken.append(pfn)
+                    n += 1
+            counts[(z.nid, z.name)] = n
+    finally:
+        for pfn in taken:
+            free_contig_range(m, pfn, nr_pages)
+    return counts

@@ -1,0 +1,369 @@
+"""Plain-numpy twins of the compaction kernels in pagecore/_compaction.pyx.
+
+Contract (the same as pagecore/reference.py for _kernels): for every `def` of
+`_compaction.pyx` this module has a function with the same name and parameters that
+returns the same values and leaves `mem_map`, the pageblock flags and the out arrays in
+the same state, for every input the kernel accepts. tests/test_compaction.py holds the
+three backends to this.
+
+How the walks are followed:
+  * The per-pfn rules are stated once, vectorised, in the kernel's test order
+    (`np.select`), as a kind and a step for every pfn of the range.
+  * The free scanner and the pre-check are stateless: the free scanner's walk
+    (i -> i + step[i]) is found with pointer doubling (`_orbit`), in chunks of
+    `CHUNK` pfns so that a TiB-sized range needs no TiB-sized temporaries.
+  * The migrate scanner has state along its walk (skip bit, batch limit, putback and
+    chunk jumps of async direct compaction) and runs inside one pageblock: its walk is a
+    plain loop over the visited pfns, reading the vectorised kinds and steps.
+"""
+import numpy as np
+
+from pagecore._page import (FLAGS_MASK, MIGRATE_CMA, MIGRATE_ISOLATE, MIGRATE_MOVABLE,
+                            MIGRATETYPE_MASK, PAGE_UNION_DTYPE, PB_migrate_isolate,
+                            PB_migrate_skip, PG_head, PG_isolated, PG_lru, PG_movable,
+                            PG_reserved, PG_tail, PGTY_BUDDY, PGTY_NONE, PGTY_VMEMMAP)
+
+__all__ = ["isolate_migratepages_block", "isolate_migratepages_range",
+           "isolate_freepages_block", "suitable_migration_target",
+           "suitable_migration_source", "pfn_range_valid_contig", "migrate_folio"]
+
+#: pfns per chunk of the chunked scans (a multiple of every pageblock size).
+CHUNK = 1 << 20
+_ZMASK = ~FLAGS_MASK & 0xFFFFFFFF
+
+# the migrate scanner's kinds of page
+_VMEMMAP, _BUDDY, _FAIL, _LRU, _MOVABLE = range(5)
+
+
+# ---------------------------------------------------------------------------------------
+# helpers
+# ---------------------------------------------------------------------------------------
+def _vmemmap_nr_pages(mem_map, pfns):
+    """vmemmap_nr_pages() of PGTY_VMEMMAP pages `pfns`: pages of the run left from each
+    pfn to its end (the head holds the length, a tail its distance back to the head)."""
+    vm = mem_map.view(PAGE_UNION_DTYPE)
+    pfns = np.asarray(pfns, dtype=np.int64)
+    back = vm["vmemmap_head"][pfns].astype(np.int64)
+    is_head = (vm["flags"][pfns] & PG_head) != 0
+    head = np.where(is_head, pfns, pfns - back)
+    left = vm["vmemmap_pages"][head] - np.where(is_head, 0, back).astype(np.uint32)
+    return left.astype(np.int64)
+
+
+def _folio_step(pfns, order):
+    """Pages from each pfn to the end of its naturally aligned folio."""
+    order = order.astype(np.int64)
+    return (((pfns >> order) + 1) << order) - pfns
+
+
+def _orbit(step):
+    """Indices the walk i -> i + step[i] (every step >= 1) visits from i = 0, ascending;
+    indices >= len(step) leave the range.
+
+    Pointer doubling: with J = f^(2^k) and S = {f^i(0) : i < 2^k}, S | J(S) holds the
+    first 2^(k+1) visits; once J(S) has left the range, so has everything after it.
+    """
+    n = step.shape[0]
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    jump = np.append(np.minimum(np.arange(n, dtype=np.int64) + step, n), n)
+    seen = np.zeros(n + 1, dtype=bool)
+    seen[0] = True
+    visited = np.zeros(1, dtype=np.int64)
+    while True:
+        ahead = jump[visited]
+        if (ahead == n).all():
+            return visited
+        seen[ahead] = True
+        seen[n] = False
+        visited = np.flatnonzero(seen)
+        jump = jump[jump]
+
+
+def _pageblock_migratetype(pageblock_flags, pbs):
+    """get_pfnblock_migratetype() of pageblocks `pbs`: the isolate bit reads as ISOLATE."""
+    f = pageblock_flags[pbs]
+    return np.where((f & PB_migrate_isolate) != 0, MIGRATE_ISOLATE, f & MIGRATETYPE_MASK)
+
+
+def _movable(mt):
+    return (mt == MIGRATE_MOVABLE) | (mt == MIGRATE_CMA)
+
+
+# ---------------------------------------------------------------------------------------
+# the migrate scanner
+# ---------------------------------------------------------------------------------------
+def _migrate_kinds(mem_map, low, end, pageblock_order, cc_order, alloc_contig):
+    """Kind and step of every pfn of [low, end), the kernel's tests in order."""
+    pages = mem_map[low:end]
+    flags, ptype, order = pages["flags"], pages["page_type"], pages["order"].astype(np.int64)
+    pfns = np.arange(low, end, dtype=np.int64)
+    head = (flags & PG_head) != 0
+    tail = (flags & PG_tail) != 0
+    folio = _folio_step(pfns, order)
+    vm = ptype == PGTY_VMEMMAP
+    vm_step = np.zeros(pfns.shape, dtype=np.int64)
+    if vm.any():
+        vm_step[vm] = _vmemmap_nr_pages(mem_map, pfns[vm])
+    too_big = (((cc_order != -1) & (order >= cc_order)) | (order >= pageblock_order))
+    not_isolated = (flags & PG_isolated) == 0
+    conditions = [vm,
+                  ptype == PGTY_BUDDY,
+                  tail,
+                  head & (not alloc_contig) & too_big,
+                  ~not_isolated,
+                  (flags & PG_lru) != 0,
+                  (flags & PG_movable) != 0]
+    kind = np.select(conditions, [_VMEMMAP, _BUDDY, _FAIL, _FAIL, _FAIL, _LRU, _MOVABLE],
+                     default=_FAIL)
+    step = np.select(conditions,
+                     [vm_step, np.left_shift(1, order), folio, folio, 1,
+                      np.where(head, folio, 1), np.where(head, folio, 1)],
+                     default=1)
+    return kind.tolist(), step.tolist()
+
+
+def isolate_migratepages_block(mem_map, pageblock_flags, low_pfn, end_pfn, pageblock_order,
+                               ignore_skip_hint, out_pfns, cc_order, alloc_contig,
+                               skip_on_failure):
+    """Twin of _compaction.isolate_migratepages_block (isolate_migratepages_block(),
+    mm/compaction.c v6.9+, seed v3 vmemmap skip). Returns (next_pfn, nr_isolated,
+    nr_scanned); isolated heads in out_pfns[:nr_isolated] carry PG_isolated."""
+    if out_pfns.shape[0] < 1:
+        raise ValueError("isolate_migratepages_block: out_pfns must hold at least one pfn")
+    low, end = int(low_pfn), int(end_pfn)
+    pbo, cc_order = int(pageblock_order), int(cc_order)
+    capacity = out_pfns.shape[0]
+    skip_on_failure = bool(skip_on_failure) and cc_order >= 0
+    kind, step = (_migrate_kinds(mem_map, low, end, pbo, cc_order, bool(alloc_contig))
+                  if end > low else ([], []))
+    flags = mem_map["flags"]
+    isolated = []
+    scanned = 0
+    valid = -1
+    skip_updated = aborted = False
+    next_skip = ((low >> cc_order) + 1) << cc_order if skip_on_failure else 0
+    pfn = low                                   # the kernel's low_pfn, before its ++
+    while pfn < end:
+        if skip_on_failure and pfn >= next_skip:
+            if isolated:
+                break
+            next_skip = ((pfn >> cc_order) + 1) << cc_order
+        scanned += 1
+        k, nr = kind[pfn - low], step[pfn - low]
+        if k == _VMEMMAP:
+            pfn += nr
+            continue
+        if valid < 0 and pfn & ((1 << pbo) - 1) == 0:
+            if not ignore_skip_hint and pageblock_flags[pfn >> pbo] & PB_migrate_skip:
+                pfn, aborted = end, True
+                break
+            valid = pfn
+        if k == _BUDDY:
+            scanned += nr - 1
+            pfn += nr
+            continue
+        if k == _LRU and valid >= 0 and not skip_updated:
+            skip_updated = True
+            if not ignore_skip_hint:
+                if pageblock_flags[valid >> pbo] & PB_migrate_skip:
+                    pfn, aborted = end, True
+                    break
+                if not alloc_contig:
+                    pageblock_flags[valid >> pbo] |= PB_migrate_skip
+        if k in (_LRU, _MOVABLE):
+            out_pfns[len(isolated)] = pfn       # written as found, like the kernel's list
+            isolated.append(pfn)
+            flags[pfn] |= PG_isolated
+            scanned += nr - 1
+            pfn += nr
+            if len(isolated) >= capacity:
+                break
+            continue
+        scanned += nr - 1
+        pfn += nr - 1
+        if skip_on_failure:
+            for head in isolated:               # putback_movable_pages()
+                flags[head] &= ~np.uint32(PG_isolated)
+            isolated = []
+            if pfn < next_skip:
+                pfn = next_skip - 1
+                next_skip += 1 << cc_order
+        pfn += 1
+    if not aborted:
+        pfn = min(pfn, end)
+        if pfn == end and not isolated and not alloc_contig and valid >= 0 and not skip_updated:
+            pageblock_flags[valid >> pbo] |= PB_migrate_skip
+    return pfn, len(isolated), scanned
+
+
+def isolate_migratepages_range(mem_map, pageblock_flags, start_pfn, end_pfn, pageblock_order,
+                               zone_bits, ignore_skip_hint, alloc_contig, out_pfns):
+    """Twin of _compaction.isolate_migratepages_range (isolate_migratepages_range()):
+    the block scanner per pageblock in the zone `zone_bits`, until out_pfns is full.
+    Returns (next_pfn, nr_isolated, nr_scanned)."""
+    if out_pfns.shape[0] < 1:
+        raise ValueError("isolate_migratepages_range: out_pfns must hold at least one pfn")
+    start, end, pbo = int(start_pfn), int(end_pfn), int(pageblock_order)
+    flags = mem_map["flags"]
+    total = scanned = 0
+    pfn = start
+    while pfn < end:
+        block_start = max((pfn >> pbo) << pbo, start)
+        block_end = min(((pfn >> pbo) + 1) << pbo, end)
+        if (int(flags[block_start]) & _ZMASK != zone_bits
+                or int(flags[block_end - 1]) & _ZMASK != zone_bits):
+            pfn = block_end
+            continue
+        pfn, n, s = isolate_migratepages_block(mem_map, pageblock_flags, pfn, block_end, pbo,
+                                               ignore_skip_hint, out_pfns[total:], -1,
+                                               alloc_contig, False)
+        total += n
+        scanned += s
+        if total >= out_pfns.shape[0]:
+            break
+        pfn = block_end
+    return pfn, total, scanned
+
+
+# ---------------------------------------------------------------------------------------
+# the free scanner
+# ---------------------------------------------------------------------------------------
+def _unsuitable_blocks(mem_map, pageblock_flags, first_pb, last_pb, pbo):
+    """suitable_migration_target() is False, per pageblock first_pb..last_pb."""
+    pbs = np.arange(first_pb, last_pb + 1, dtype=np.int64)
+    heads = mem_map[pbs << pbo]
+    big_free = (heads["page_type"] == PGTY_BUDDY) & (heads["order"] >= pbo)
+    return big_free | ~_movable(_pageblock_migratetype(pageblock_flags, pbs))
+
+
+def isolate_freepages_block(mem_map, pageblock_flags, start_pfn, end_pfn, strict, out_pfns,
+                            out_orders, max_blocks, pageblock_order):
+    """Twin of _compaction.isolate_freepages_block (isolate_freepages_block(), v6.9+).
+
+    Returns (nr_isolated_pages, nr_scanned, fail_pfn, nr_blocks); the free blocks found
+    are in out_pfns/out_orders[:nr_blocks]. The scan follows the walk chunk by chunk: in
+    each chunk the visited pfns come from `_orbit`, then the first event that ends the
+    scan (a strict failure, a full out array) cuts them.
+    """
+    max_blocks = int(max_blocks)
+    if max_blocks < 0 or max_blocks > out_pfns.shape[0] or max_blocks > out_orders.shape[0]:
+        raise ValueError(f"isolate_freepages_block: max_blocks={max_blocks} does not fit "
+                         f"out arrays of {out_pfns.shape[0]} and {out_orders.shape[0]}")
+    start, end, pbo = int(start_pfn), int(end_pfn), int(pageblock_order)
+    strict = bool(strict)
+    n = total = scanned = 0
+    fail = -1
+    pfn = start
+    while pfn < end:
+        # chunk [pfn, stop): whole pageblocks after the first, so unsuitable jumps stay in
+        stop = min(end, (((pfn >> pbo) << pbo) + CHUNK))
+        pages = mem_map[pfn:stop]
+        flags, ptype = pages["flags"], pages["page_type"]
+        order = pages["order"].astype(np.int64)
+        pfns = np.arange(pfn, stop, dtype=np.int64)
+        compound = (flags & (PG_head | PG_tail)) != 0
+        buddy = ~compound & (ptype == PGTY_BUDDY)
+        step = np.select([compound, buddy], [_folio_step(pfns, order), np.left_shift(1, order)],
+                         default=1)
+        skipped = np.zeros(pfns.shape, dtype=bool)
+        if not strict:
+            bad = _unsuitable_blocks(mem_map, pageblock_flags, pfn >> pbo, (stop - 1) >> pbo, pbo)
+            skipped = bad[(pfns >> pbo) - (pfn >> pbo)]
+            step = np.where(skipped, (((pfns >> pbo) + 1) << pbo) - pfns, step)
+        at = _orbit(step)
+        # events along the walk: where it records a block, where it would fail
+        is_buddy = buddy[at] & ~skipped[at]
+        rank = n + np.cumsum(is_buddy) - 1              # index of each block in out_pfns
+        if strict:
+            failing = (~buddy[at]) | (is_buddy & (rank >= max_blocks))
+        else:
+            failing = is_buddy & (rank >= max_blocks)   # no room: stop, fail_pfn stays -1
+        fails = np.flatnonzero(failing)
+        enough = (np.flatnonzero(is_buddy & (rank == max_blocks - 1)) if not strict
+                  else fails[:0])
+        cut, stopped = at.size, False
+        if enough.size and (not fails.size or enough[0] < fails[0]):
+            cut, stopped = int(enough[0]) + 1, True         # non-strict: enough blocks
+        elif fails.size:
+            cut, stopped = int(fails[0]), True
+            # the failing pfn counts as scanned: a compound page whole, else one page
+            here = int(at[cut])
+            scanned += int(step[here]) if compound[here] else 1
+            if strict:
+                fail = pfn + here
+        taken = at[:cut]
+        counted = taken[~skipped[taken]]
+        scanned += int(step[counted].sum())
+        heads = taken[buddy[taken] & ~skipped[taken]]
+        k = heads.size
+        out_pfns[n:n + k] = pfn + heads
+        out_orders[n:n + k] = order[heads]
+        total += int((np.int64(1) << order[heads]).sum())
+        n += k
+        if stopped:
+            break
+        pfn += int(at[-1] + step[at[-1]])
+    return total, scanned, fail, n
+
+
+# ---------------------------------------------------------------------------------------
+# per-pageblock rules
+# ---------------------------------------------------------------------------------------
+def suitable_migration_target(mem_map, pageblock_flags, pfn, pageblock_order,
+                              ignore_block_suitable):
+    """Twin of _compaction.suitable_migration_target (suitable_migration_target())."""
+    pfn, pbo = int(pfn), int(pageblock_order)
+    page = mem_map[pfn]
+    if page["page_type"] == PGTY_BUDDY and page["order"] >= pbo:
+        return False
+    if ignore_block_suitable:
+        return True
+    return bool(_movable(_pageblock_migratetype(pageblock_flags, pfn >> pbo)))
+
+
+def suitable_migration_source(mem_map, pageblock_flags, pfn, pageblock_order, async_direct):
+    """Twin of _compaction.suitable_migration_source (suitable_migration_source(),
+    pageblock_skip_persistent())."""
+    pfn, pbo = int(pfn), int(pageblock_order)
+    page = mem_map[pfn]
+    if page["flags"] & (PG_head | PG_tail) and page["order"] >= pbo:
+        return False
+    if not async_direct:
+        return True
+    return bool(_movable(_pageblock_migratetype(pageblock_flags, pfn >> pbo)))
+
+
+# ---------------------------------------------------------------------------------------
+# contiguous allocation
+# ---------------------------------------------------------------------------------------
+def pfn_range_valid_contig(mem_map, start_pfn, end_pfn, zone_bits):
+    """Twin of _compaction.pfn_range_valid_contig (pfn_range_valid_contig()): the first
+    pfn in another zone, PageReserved, or a compound page on neither the LRU nor
+    __PageMovable (PageHuge); -1 when there is none. Chunked."""
+    start, end = int(start_pfn), int(end_pfn)
+    for a in range(start, end, CHUNK):
+        f = mem_map["flags"][a:min(end, a + CHUNK)]
+        bad = (((f & _ZMASK) != zone_bits) | ((f & PG_reserved) != 0)
+               | (((f & (PG_head | PG_tail)) != 0) & ((f & (PG_lru | PG_movable)) == 0)))
+        if bad.any():
+            return a + int(np.argmax(bad))
+    return -1
+
+
+# ---------------------------------------------------------------------------------------
+# migration
+# ---------------------------------------------------------------------------------------
+def migrate_folio(mem_map, src, dst):
+    """Twin of _compaction.migrate_folio (migrate_folio()): the folio at `src` moves its
+    flags (without PG_isolated), order, refcount and owner to `dst`. Returns its pages."""
+    src, dst = int(src), int(dst)
+    head = mem_map[src]
+    nr = 1 << int(head["order"]) if head["flags"] & PG_head else 1
+    s, d = mem_map[src:src + nr], mem_map[dst:dst + nr]
+    d["flags"] = (d["flags"] & np.uint32(_ZMASK)) | (s["flags"] & np.uint32(FLAGS_MASK & ~PG_isolated))
+    d["page_type"] = PGTY_NONE
+    d["order"] = s["order"]
+    d["refcount"] = s["refcount"]
+    d["private"] = s["private"]
+    return nr
