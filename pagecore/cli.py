@@ -1,0 +1,327 @@
+"""The `pagecore` console script.
+
+    pagecore compare [SCENARIO] [--strategies a,b] [--json] [--quiet] [--scale X] [--param K=V]
+                     [--contig]
+    pagecore run SCENARIO [--strategy S] [--view V] [--step N] [--json] [--scale X] [--param K=V]
+    pagecore scenarios
+    pagecore sweep --grid grid.toml --out results.csv [--scheduler ADDR] [--workers N] [--quiet]
+    pagecore export-sysfs SCENARIO --out DIR [--strategy S] [--step N] [--scale X] [--param K=V]
+    pagecore plot map SCENARIO --out FILE.png [--strategies a,b] [--step N] [--scale X]
+    pagecore plot overhead|balloon RESULT.json|RESULTS.csv --out FILE.png
+
+SCENARIO is a built-in name (`pagecore scenarios`) or a path to a .toml file; without one,
+`compare` runs the built-in "default". Errors print one line, "pagecore: error: ...", and
+exit with status 2. A progress bar goes to stderr when it is a terminal (off with --quiet).
+`export-sysfs` and `plot` use pagecore.sysfs (export_sysfs) and pagecore.plots
+(plot_memory_map, plot_overhead, plot_balloon_limit), loaded only when used, with a
+clear error when they (or matplotlib) are missing.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import json
+import sys
+import time
+
+from pagecore.errors import ConfigError, PagecoreError
+
+__all__ = ["main", "Progress"]
+
+
+class Progress:
+    """A one-line progress bar on stderr: [#####-----] done/total label."""
+
+    def __init__(self, enabled, width=30, stream=None):
+        self.stream = stream or sys.stderr
+        self.enabled = enabled
+        self.width = width
+        self.t0 = time.monotonic()
+        self._last = 0.0
+        self._shown = False
+
+    def __call__(self, done, total, label=""):
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if done < total and now - self._last < 0.1:
+            return
+        self._last = now
+        frac = done / total if total else 1.0
+        fill = int(frac * self.width)
+        line = (f"\r[{'#' * fill}{'-' * (self.width - fill)}] {done}/{total} "
+                f"{now - self.t0:5.1f}s {label}")[:120]
+        self.stream.write(line.ljust(120))
+        self.stream.flush()
+        self._shown = True
+
+    def close(self):
+        if self.enabled and self._shown:
+            self.stream.write("\r" + " " * 120 + "\r")
+            self.stream.flush()
+
+
+def _progress(args):
+    return Progress(not getattr(args, "quiet", False) and sys.stderr.isatty())
+
+
+def _params(items):
+    out = {}
+    for it in items or []:
+        if "=" not in it:
+            raise ConfigError(f"--param {it!r}: expected NAME=VALUE")
+        k, v = it.split("=", 1)
+        out[k.strip()] = v.strip()
+    return out
+
+
+def _load(args):
+    from pagecore.scenario import load
+    return load(args.scenario or "default", params=_params(args.param), scale=args.scale)
+
+
+# ---- subcommands -----------------------------------------------------------------------
+def cmd_compare(args):
+    from pagecore.report import compare, format_table
+    sc = _load(args)
+    strategies = [s.strip() for s in args.strategies.split(",") if s.strip()] \
+        if args.strategies else None
+    bar = _progress(args)
+    try:
+        result = compare(sc, strategies, progress=bar, contig=args.contig)
+    finally:
+        bar.close()
+    if args.json:
+        json.dump(result, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(format_table(result))
+    return 0
+
+
+def _run_to_step(args):
+    sc = _load(args)
+    strategy = args.strategy or ("block" if "block" in sc.strategies else sc.strategies[-1])
+    if args.step is not None and not 0 <= args.step <= len(sc.steps):
+        raise ConfigError(f"--step {args.step}: the scenario has steps 0 (boot) to {len(sc.steps)}")
+    run = sc.run(strategy, stop_after=args.step)
+    if run.error:
+        e = run.error
+        sys.stderr.write(f"pagecore: warning: step {e['step']} ({e['action']}) failed: "
+                         f"{e['message']}; showing the machine after it\n")
+    return sc, run
+
+
+def cmd_run(args):
+    from pagecore.procfs import VIEWS
+    sc, run = _run_to_step(args)
+    text_fn, dict_fn = VIEWS[args.view]
+    if args.json:
+        json.dump({"scenario": sc.name, "strategy": run.strategy,
+                   "step": run.records[-1]["index"], "view": args.view,
+                   "data": dict_fn(run.machine), "steps": run.records,
+                   "error": run.error}, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(text_fn(run.machine))
+    return 0
+
+
+def cmd_scenarios(args):
+    from pagecore.scenario import builtin_names, load
+    rows = []
+    for n in builtin_names():
+        sc = load(n)
+        rows.append((n, sc.description, ", ".join(sc.strategies)))
+    w = max(len(r[0]) for r in rows)
+    for n, d, s in rows:
+        sys.stdout.write(f"{n.ljust(w)}  {d}\n{' ' * w}  strategies: {s}\n")
+    return 0
+
+
+def cmd_sweep(args):
+    from pagecore.sweep import run_sweep
+    bar = _progress(args)
+    try:
+        summary = run_sweep(args.grid, args.out, workers=args.workers,
+                            scheduler=args.scheduler, progress=bar)
+    finally:
+        bar.close()
+    sys.stdout.write(f"{summary['points']} points: {summary['ran']} run, {summary['skipped']} "
+                     f"already in {summary['out']}, {summary['failed']} failed\n")
+    return 0
+
+
+def _optional(module, attr, command):
+    """pagecore.sysfs / pagecore.plots are separate parts: load them only when used."""
+    if importlib.util.find_spec(module) is None:
+        raise ConfigError(f"{command} needs {module}, which this installation does not have")
+    try:
+        mod = importlib.import_module(module)
+    except ImportError as e:
+        raise ConfigError(f"{command}: cannot import {module}: {e}") from None
+    fn = getattr(mod, attr, None)
+    if fn is None:
+        raise ConfigError(f"{command} needs {module}.{attr}(), which {module} does not define")
+    return fn
+
+
+def cmd_export_sysfs(args):
+    export = _optional("pagecore.sysfs", "export_sysfs", "export-sysfs")
+    sc, run = _run_to_step(args)
+    policy = sc.machine["auto_online"]
+    path = export(run.machine, args.out, auto_online=policy)
+    sys.stdout.write(f"{path}\n")
+    return 0
+
+
+def _plot_rows(path, kind):
+    """Rows for plots.plot_overhead / plot_balloon_limit from a `compare --json` result
+    or a sweep CSV."""
+    import csv
+    from pagecore.scenario import parse_size
+    try:
+        with open(path, newline="") as f:
+            if str(path).endswith(".csv"):
+                rows = [r for r in csv.DictReader(f) if r.get("ok") == "True"]
+                src = "csv"
+            else:
+                result = json.load(f)
+                src = "json"
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{path}: not a `pagecore compare --json` result: {e}") from None
+    out = []
+    if src == "json":
+        if not isinstance(result, dict) or "strategies" not in result:
+            raise ConfigError(f"{path}: not a `pagecore compare --json` result (no 'strategies')")
+        boot = sum(n for node in result["scenario"]["machine"]["nodes"] for _, n in node["boot"])
+        for name, st in result["strategies"].items():
+            added, memmap = st["added_bytes"], st["memmap"]["bytes"]
+            out.append({"strategy": name, "added_bytes": added, "memmap_bytes": memmap,
+                        "usable_bytes": added - memmap, "boot_bytes": boot,
+                        "limit_bytes": sum(h["added"] for h in st["hotadd"])})
+        return out
+    for i, r in enumerate(rows):
+        added, memmap = int(r["added_bytes"]), int(r["memmap_bytes"])
+        row = {"strategy": r["strategy"], "added_bytes": added, "memmap_bytes": memmap,
+               "usable_bytes": added - memmap, "limit_bytes": int(r["hotadd_bytes"])}
+        if kind == "balloon":
+            if "param.boot" not in r:
+                raise ConfigError(f"{path}: plot balloon needs a param.boot column (sweep the "
+                                  "scenario's boot parameter)")
+            row["boot_bytes"] = parse_size(r["param.boot"], f"{path}: row {i + 2}: param.boot")
+        out.append(row)
+    return out
+
+
+def cmd_plot(args):
+    if args.kind == "map":
+        plot = _optional("pagecore.plots", "plot_memory_map", "plot map")
+        sc = _load(args)
+        names = [s.strip() for s in args.strategies.split(",") if s.strip()] \
+            if args.strategies else sc.strategies
+        machines = {}
+        for name in names:
+            run = sc.run(name, stop_after=args.step)
+            machines[name] = run.machine
+        out = plot(machines, args.out)
+    else:
+        fn = {"overhead": "plot_overhead", "balloon": "plot_balloon_limit"}[args.kind]
+        plot = _optional("pagecore.plots", fn, f"plot {args.kind}")
+        out = plot(_plot_rows(args.scenario, args.kind), args.out)
+    sys.stdout.write(f"{out}\n")
+    return 0
+
+
+# ---- argument parsing ------------------------------------------------------------------
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        self.print_usage(sys.stderr)
+        sys.stderr.write(f"pagecore: error: {message}\n")
+        sys.exit(2)
+
+
+def _scenario_opts(p):
+    p.add_argument("--scale", type=float, help="multiply the scenario's scale_params")
+    p.add_argument("--param", action="append", metavar="NAME=VALUE",
+                   help="override a scenario parameter (repeatable)")
+
+
+def build_parser():
+    from pagecore.procfs import VIEWS
+    ap = _Parser(prog="pagecore", description="Simulate the memmap of hot-plugged memory.")
+    sub = ap.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("compare", help="compare memmap strategies on a scenario")
+    p.add_argument("scenario", nargs="?", help="built-in name or .toml path (default: default)")
+    p.add_argument("--strategies", help="comma-separated strategies (default: the scenario's)")
+    p.add_argument("--json", action="store_true", help="print the JSON result")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--contig", action="store_true",
+                   help="also measure 1 GiB pages with alloc_contig_range() (slower)")
+    _scenario_opts(p)
+    p.set_defaults(fn=cmd_compare)
+
+    p = sub.add_parser("run", help="run a scenario and show a /proc view")
+    p.add_argument("scenario")
+    p.add_argument("--strategy", help="memmap strategy (default: block if the scenario lists it, "
+                                             "else its last)")
+    p.add_argument("--view", choices=list(VIEWS), default="meminfo")
+    p.add_argument("--step", type=int, help="stop after this step (0 = right after boot)")
+    p.add_argument("--json", action="store_true")
+    _scenario_opts(p)
+    p.set_defaults(fn=cmd_run)
+
+    p = sub.add_parser("scenarios", help="list the built-in scenarios")
+    p.set_defaults(fn=cmd_scenarios)
+
+    p = sub.add_parser("sweep", help="run a grid of scenarios x strategies x parameters")
+    p.add_argument("--grid", required=True)
+    p.add_argument("--out", required=True, help="CSV file; existing rows are kept (resume)")
+    p.add_argument("--scheduler", help="Dask scheduler address (default: local processes)")
+    p.add_argument("--workers", type=int, help="local worker processes (default: CPU count)")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(fn=cmd_sweep)
+
+    p = sub.add_parser("export-sysfs", help="write /sys/devices/system/memory of a run "
+                                            "(pagecore.sysfs; read it with lsmem --sysroot)")
+    p.add_argument("scenario")
+    p.add_argument("--out", required=True, help="sysroot directory")
+    p.add_argument("--strategy")
+    p.add_argument("--step", type=int, help="stop after this step (0 = right after boot)")
+    _scenario_opts(p)
+    p.set_defaults(fn=cmd_export_sysfs)
+
+    p = sub.add_parser("plot", help="figures (pagecore.plots, needs matplotlib)")
+    p.add_argument("kind", choices=["map", "overhead", "balloon"],
+                   help="map: memory map of a scenario per strategy; overhead / balloon: "
+                        "from a `compare --json` file or a sweep CSV")
+    p.add_argument("scenario", metavar="SCENARIO|RESULT",
+                   help="map: scenario name or .toml; others: .json or .csv results")
+    p.add_argument("--out", required=True, help="PNG file")
+    p.add_argument("--strategies", help="map: comma-separated strategies")
+    p.add_argument("--step", type=int, help="map: stop after this step")
+    _scenario_opts(p)
+    p.set_defaults(fn=cmd_plot)
+    return ap
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except PagecoreError as e:
+        sys.stderr.write(f"pagecore: error: {e}\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write("pagecore: interrupted\n")
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
