@@ -35,4 +35,5 @@ cdef class FreeArea:
     cdef int split_large_buddy_at(self, pfn_t pfn) except -1 nogil
     cpdef count_t nr_free_pages(self, bint include_isolated=*) noexcept
     cdef pfn_t rmqueue_smallest(self, int order, int mt) except -2 nogil
+    cdef void retag_range(self, pfn_t pfn, pfn_t nr_pages, int mt) noexcept nogil
     cdef int claim_blocks(self, pfn_t pfn, int order, int mt) except -1 nogil

@@ -153,8 +153,15 @@ cdef class FreeArea:
                 if self.nr[fmt][o] == 0:
                     continue
                 pfn = self.slots[fmt][o][self.nr[fmt][o] - 1]
+                if o >= self.pageblock_order:
+                    # try_to_claim_block(): a free block of whole pageblocks changes
+                    # type as one (change_pageblock_range()) and is split from its head.
+                    self.remove(pfn)
+                    self.retag_range(pfn, 1 << o, mt)
+                    self.expand(pfn, order, o, mt)
+                    return pfn
                 if o >= self.pageblock_order // 2 or mt != MIGRATE_MOVABLE:
-                    # can_steal_fallback(): claim the whole pageblock(s) for `mt`.
+                    # can_steal_fallback(): claim the whole pageblock for `mt`.
                     self.claim_blocks(pfn, o, mt)
                     return self.rmqueue_smallest(order, mt)
                 else:
@@ -173,6 +180,12 @@ cdef class FreeArea:
                 self.expand(pfn, order, o, mt)
                 return pfn
         return -1
+
+    cdef void retag_range(self, pfn_t pfn, pfn_t nr_pages, int mt) noexcept nogil:
+        """change_pageblock_range(): set the migratetype of whole pageblocks."""
+        cdef pfn_t b
+        for b in range(pfn >> self.pageblock_order, (pfn + nr_pages) >> self.pageblock_order):
+            self.pageblock_flags[b] = (self.pageblock_flags[b] & ~(<int> MIGRATETYPE_MASK)) | mt
 
     cdef int claim_blocks(self, pfn_t pfn, int order, int mt) except -1 nogil:
         cdef pfn_t start = (pfn >> self.pageblock_order) << self.pageblock_order
