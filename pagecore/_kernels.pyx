@@ -30,6 +30,8 @@ def mark_vmemmap_pages(page_t[::1] mem_map, pfn_t start_pfn, pfn_t nr_pages,
     back to the head. Returns the pages marked.
     """
     cdef pfn_t i
+    if nr_pages == 0:                   # start_pfn may be len(mem_map): no page to index
+        return 0
     cdef vmemmap_page_t *vm = <vmemmap_page_t *> &mem_map[start_pfn]
     with nogil:
         memset(vm, 0, nr_pages * sizeof(vmemmap_page_t))
@@ -84,7 +86,9 @@ def online_memory_blocks(page_t[::1] mem_map, pbflags_t[::1] pageblock_flags,
         aligned chunks (__free_pages_core), pageblocks MIGRATE_MOVABLE.
     The isolate/undo pair of online_pages() leaves no trace once onlining succeeds, and
     the caller has validated everything that could fail, so pageblocks are written
-    MOVABLE at once. Page init runs in parallel over blocks; the buddy is serial.
+    MOVABLE at once. Page init runs in parallel over blocks (it is also the first touch
+    of a fresh mem_map, so the host's page zeroing runs on every thread); the buddy is
+    serial.
     Returns the pages freed to the buddy (managed_pages delta).
     """
     cdef Py_ssize_t nb = start_pfns.shape[0], b
@@ -95,7 +99,9 @@ def online_memory_blocks(page_t[::1] mem_map, pbflags_t[::1] pageblock_flags,
     cdef uint32_t zone_bits = (nid << NODES_PGSHIFT) | (zone << ZONES_PGSHIFT)
     cdef pfn_t s, v, e, p, q
     cdef count_t freed = 0
-    for b in prange(nb, nogil=True, num_threads=num_threads, schedule="static"):
+    # dynamic chunks of 8 blocks (4 MiB of struct pages): on a shared host a thread that
+    # loses its core does not hold back half the batch, as it would with a static split
+    for b in prange(nb, nogil=True, num_threads=num_threads, schedule="dynamic", chunksize=8):
         s = start_pfns[b]
         v = nr_vmemmap[b]
         e = s + block_pages
@@ -129,8 +135,10 @@ def online_memory_blocks(page_t[::1] mem_map, pbflags_t[::1] pageblock_flags,
 def offline_isolated_pages(page_t[::1] mem_map, FreeArea free_area, pfn_t start_pfn,
                            pfn_t end_pfn):
     """__offline_isolated_pages() (mm/page_alloc.c): take every free block in the range
-    off the ISOLATE lists. HWPoison and PageOffline pages are skipped and counted as
-    already offline. Returns (pages taken off, already_offline)."""
+    off the ISOLATE lists. HWPoison and PageOffline pages are skipped; only PageOffline
+    pages count as already offline (HWPoison pages are still managed: the kernel returns
+    "the number of managed (non-PageOffline()) pages in the range").
+    Returns (pages taken off, already_offline)."""
     cdef pfn_t p = start_pfn
     cdef count_t taken = 0, already = 0
     cdef page_t *page
@@ -142,7 +150,7 @@ def offline_isolated_pages(page_t[::1] mem_map, FreeArea free_area, pfn_t start_
                 p += 1 << page.order
                 free_area.remove(p - (1 << page.order))
                 continue
-            if page.flags & PG_hwpoison or page.page_type == PGTY_OFFLINE:
+            if page.page_type == PGTY_OFFLINE:
                 already += 1
             p += 1
     return taken, already

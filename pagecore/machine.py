@@ -458,10 +458,51 @@ class Machine:
             if exclude is not None and exclude(zone):
                 continue
             keep = zone.watermark[0] + zone.lowmem_reserve[highest]
+            n0 = n
             n += zone.free_area.alloc_bulk(order, mt, count - n, flags, owner, keep, out[n:])
+            self._merge_claimed(out[n0:n])
             if n == count:
                 break
         return out[:n]
+
+    def _merge_claimed(self, got):
+        """Merge the free buddies a pageblock claim left apart, around pfns just allocated.
+
+        When __rmqueue_fallback() steals a free block larger than a pageblock, the kernel
+        (try_to_claim_block(), mm/page_alloc.c, v6.10+) retypes all its pageblocks
+        (change_pageblock_range()) and expand()s it: what is left stays in canonical buddy
+        form. FreeArea.claim_blocks() goes through move_freepages_block(), whose
+        split_large_buddy_at() cuts the block into pageblock-sized pieces that are never
+        merged again, although they are free buddies of one migratetype. Such pieces make
+        later frees merge differently (so a rolled-back operation would not restore the
+        free lists) and show too few large blocks in buddyinfo. The claimed block holds the
+        allocation served from it, so it lies in a MAX_PAGE_ORDER-aligned region of a pfn
+        in `got`: merge unmerged pageblock-order buddy pairs there."""
+        a = self.arch
+        pb, mo = a.pageblock_order, a.max_page_order
+        if mo <= pb or not len(got):
+            return
+        mm = self.mem_map
+        if len(got) <= 4:                                 # the per-folio case: scalars
+            lowers = [r + k for r in {g >> mo << mo for g in got.tolist()}
+                      for k in range(0, 1 << mo, 2 << pb)]
+        else:
+            regions = np.unique(got >> mo) << mo
+            lowers = (regions[:, None] +
+                      (np.arange(0, 1 << mo, 2 << pb, dtype=np.int64))).ravel()
+            uppers = lowers + (1 << pb)
+            pt, od = mm["page_type"], mm["order"]
+            pair = ((pt[lowers] == P.PGTY_BUDDY) & (od[lowers] == pb) &
+                    (pt[uppers] == P.PGTY_BUDDY) & (od[uppers] == pb))
+            lowers = lowers[pair].tolist()
+        for p in sorted(lowers):
+            lo, up = mm[p], mm[p + (1 << pb)]
+            if not (lo["page_type"] == up["page_type"] == P.PGTY_BUDDY and
+                    lo["order"] == up["order"] == pb):
+                continue                        # not a pair (any more: merged by the last one)
+            fa = self._zone_of_pfn(p).free_area
+            fa.py_remove(p)
+            fa.py_free_one_page(p, pb)          # merges with its buddy and on as far as it can
 
     def free_pages(self, pfns):
         """__free_pages() of allocated blocks (head pfns)."""
@@ -546,19 +587,35 @@ class Machine:
             b = start_pfn // self.block_pages + int(np.argmax(busy))
             raise RangeError(f"add_memory: {self.fmt_range(start_pfn, nr_pages)} overlaps present memory "
                              f"(memory block {b}); register_memory_resource(): -EEXIST")
+        from itertools import groupby
         units = strategy.plan(self, start_pfn, nr_pages)
         rid = self._next_range_id
         rng = AddedRange(rid, start_pfn, nr_pages, nid, strategy,
                          self_hosted=any(u.altmap_free for u in units))
         done = []          # undo log of (section, granules, tables) for rollback
+        saved = self._save_pageblocks()
         try:
-            for u in units:
-                self._arch_add_memory(nid, u, rng, done)
+            # one batched arch_add_memory() per run of units of one kind
+            for _, run in groupby(units, key=lambda u: bool(u.altmap_free)):
+                self._arch_add_memory(nid, list(run), rng, done)
         except PagecoreError:
             self._undo_add(done)
+            self._restore_pageblocks(saved)
             raise
         self._next_range_id += 1
         self.ranges[rid] = rng
+        # Host side only: back the new struct pages with transparent huge pages where
+        # they fill whole 2 MiB of the vmemmap (the range's interior; holes and partial
+        # ends stay on base pages, so host memory stays ~16 B per present page). First
+        # touch then costs one fault and one kernel clear per 2 MiB instead of 512.
+        isz, thp = P.PAGE_DTYPE.itemsize, 2 * MiB
+        lo = -(-start_pfn * isz // thp) * thp
+        hi = (start_pfn + nr_pages) * isz // thp * thp
+        if hi > lo and hasattr(mmap, "MADV_HUGEPAGE"):
+            try:
+                self._vmemmap.madvise(mmap.MADV_HUGEPAGE, lo, hi - lo)
+            except OSError:         # THP not built in: base pages, same results
+                pass
         if strategy.seed_v3 and rng.self_hosted:
             # mhp_mark_vmemmap_pages(): one run at the start of the range (seed 4/5).
             nr_sects = nr_pages // self.arch.pages_per_section
@@ -568,63 +625,230 @@ class Machine:
                                            (start_pfn + nr_pages) // self.block_pages), online)
         return rng
 
-    def _arch_add_memory(self, nid, unit, rng, done):
-        """arch_add_memory() -> __add_pages() -> sparse_add_section() for one unit, then
-        create_memory_block_devices()."""
+    def _arch_add_memory(self, nid, units, rng, done):
+        """arch_add_memory() -> __add_pages() -> sparse_add_section() for a run of units
+        (one AddUnit, or a list of units of one kind: all with an altmap or all without),
+        then create_memory_block_devices() for each unit.
+
+        The sections of the run form one stream of events in the kernel's order: per
+        section, its new vmemmap page tables, then its new vmemmap leaves. The stream is
+        batched: the geometry comes from numpy (_granules_of_section() and
+        _tables_of_section() vectorised), altmap leaves from the bump allocator's
+        arithmetic (after the first, aligned, leaf a unit's leaves are consecutive), and
+        the bookkeeping (dicts, section words, block rows) in bulk. Buddy leaves and page
+        tables (one per 64 GiB on x86) are allocated one alloc_pages() call at a time, in
+        stream order, as the kernel does. At the first allocation that falls short (an
+        exhausted altmap, a failed buddy allocation), the section-by-section loop takes
+        over at that section and repeats it as before, so fallbacks ("buddy-base"),
+        errors and the undo log `done` (one entry per section) come out the same.
+        """
+        if not isinstance(units, (list, tuple)):
+            units = [units]
+        if len({bool(u.altmap_free) for u in units}) > 1:
+            for u in units:
+                self._arch_add_memory(nid, u, rng, done)
+            return
+        from itertools import repeat
         a = self.arch
-        pps = a.pages_per_section
-        alt = None
-        if unit.altmap_free:
-            alt = VmemAltmap(base_pfn=unit.start_pfn, end_pfn=unit.start_pfn + unit.nr_pages - 1,
-                             free=unit.altmap_free)
-        for sec in range(unit.start_pfn // pps, (unit.start_pfn + unit.nr_pages) // pps):
-            new_g, new_t = [], []
-            done.append((sec, new_g, new_t))
-            for t in self._tables_of_section(sec):
-                if t not in self.vmemmap_tables:
+        pps, nb = a.pages_per_section, self.block_pages
+        gb = self._granule_bytes
+        gp = gb >> a.page_shift
+        gorder = gp.bit_length() - 1
+        mb = a.memmap_bytes(pps)                    # memmap bytes of one section
+        seed = rng.strategy.seed_v3
+        granules, tables = self.vmemmap_granules, self.vmemmap_tables
+
+        def flat(lo, hi):
+            """Concatenated range(lo[i], hi[i]), and the i of each element."""
+            c = np.maximum(hi - lo, 0)
+            idx = np.repeat(np.arange(len(lo)), c)
+            return lo[idx] + np.arange(int(c.sum())) - (np.cumsum(c) - c)[idx], idx
+
+        def fresh(ids, known):
+            """The loop's `if x not in known`: first occurrences not yet populated."""
+            m = np.zeros(len(ids), dtype=bool)
+            if len(ids):
+                m[np.unique(ids, return_index=True)[1]] = True
+                if known:
+                    m[m] = [x not in known for x in ids[m].tolist()]
+            return m
+
+        while units:
+            with_alt = bool(units[0].altmap_free)
+            n = len(units)
+            ustart = np.array([u.start_pfn for u in units], dtype=np.int64)
+            uend = ustart + np.array([u.nr_pages for u in units], dtype=np.int64)
+            ufree = np.array([u.altmap_free or 0 for u in units], dtype=np.int64)
+            secs, sec_unit = flat(ustart // pps, uend // pps)
+            nsec = len(secs)
+            va0 = secs * mb
+            g_ids, g_sec = flat(va0 // gb, -(-(va0 + mb) // gb))
+            if gb == a.pmd_size:
+                pud_shift = a.pmd_shift + (a.page_shift - 3)
+                t_ids, t_sec = flat(va0 >> pud_shift, ((va0 + mb - 1) >> pud_shift) + 1)
+            else:
+                t_ids, t_sec = flat((1 << 40) + (va0 >> a.pmd_shift),
+                                    (1 << 40) + ((va0 + mb - 1) >> a.pmd_shift) + 1)
+            for i in ({0, nsec - 1} if nsec else ()):    # the vectorised geometry is the methods'
+                s = int(secs[i])
+                assert (list(self._granules_of_section(s)) == g_ids[g_sec == i].tolist() and
+                        list(self._tables_of_section(s)) == t_ids[t_sec == i].tolist()), s
+            ng = np.flatnonzero(fresh(g_ids, granules))         # new leaves, in stream order
+            ng_ids, ng_sec = g_ids[ng], g_sec[ng]
+            ng_unit = sec_unit[ng_sec]
+            nt = np.flatnonzero(fresh(t_ids, tables))           # new page tables
+            nt_ids, nt_sec = t_ids[nt], t_sec[nt]
+            ucnt = np.bincount(ng_unit, minlength=n)            # new leaves per unit
+            if with_alt:
+                # altmap_alloc_block_buf(): the first leaf pads to its natural alignment, the
+                # rest follow it; leaf k of a unit fails when (k + 1) * gp + pad > free.
+                k = np.arange(len(ng)) - (np.cumsum(ucnt) - ucnt)[ng_unit]
+                pad0 = (-ustart) % (gp & -gp)
+                g_pfn = ustart[ng_unit] + pad0[ng_unit] + k * gp
+                g_fail = (k + 1) * gp + pad0[ng_unit] > ufree[ng_unit]
+                g_owner = ustart[ng_unit] // nb
+            g_nid = np.full(len(ng), -1, dtype=np.int64)
+            stop = nsec              # section index where the one-by-one loop takes over
+            gi = 0                   # new leaves populated: a prefix of ng
+            new_t = {}               # section index -> the page tables it allocated
+            opens = sorted(set(nt_sec.tolist()) | {0}) if nsec else []
+            for j, lo in enumerate(opens):
+                hi = opens[j + 1] if j + 1 < len(opens) else nsec
+                for t in nt_ids[nt_sec == lo].tolist():
                     got = self.alloc_pages(nid, 0, "kernel", 1, owner=2)
                     if not len(got):
-                        raise OutOfMemoryError(f"add_memory: no page for a vmemmap page table "
-                                               f"(section {sec}): -ENOMEM")
+                        stop = lo
+                        break
                     self.mem_map[got[0]]["page_type"] = P.PGTY_TABLE
-                    self.vmemmap_tables[t] = int(got[0])
+                    tables[t] = int(got[0])
                     self.pagetable_pages += 1
-                    new_t.append(t)
-            for g in self._granules_of_section(sec):
-                if g in self.vmemmap_granules:
-                    continue
-                self.vmemmap_granules[g] = self._populate_granule(nid, alt, sec)
-                new_g.append(g)
-            self.sections[sec] = SECTION_MARKED_PRESENT | SECTION_HAS_MEM_MAP
-            if rng.strategy.seed_v3 and alt is not None:
-                self.sections[sec] |= SECTION_USE_VMEMMAP
-            self.section_nid[sec] = nid
-            self.nr_memmap_pages += a.memmap_pages(pps)
-        v = 0 if alt is None else (alt.alloc if rng.strategy.seed_v3 or
-                                   rng.strategy.kernel < (6, 6) else alt.free)
-        rng.alloc += 0 if alt is None else alt.alloc
-        for b in range(unit.start_pfn // self.block_pages,
-                       (unit.start_pfn + unit.nr_pages) // self.block_pages):
-            row = self.blocks[b]
-            row["state"], row["nid"], row["zone"], row["range_id"] = MEM_OFFLINE, nid, -1, rng.range_id
-            off = b * self.block_pages - unit.start_pfn
-            if rng.strategy.seed_v3:
-                row["nr_vmemmap"] = min(max(v - off, 0), self.block_pages)
-            else:
-                row["nr_vmemmap"] = v
-            row["altmap_alloc"] = 0 if alt is None else (alt.alloc if off == 0 else 0)
-            row["waste"] = unit.waste
-            row["memmap_pages"] = 0
-            row["memmap_nid"] = -1
-        if alt is None:
-            # attribute the buddy pages to the blocks, and record the node they came from
-            for sec, new_g, _ in done:
-                if unit.start_pfn <= sec * pps < unit.start_pfn + unit.nr_pages:
-                    b = sec * pps // self.block_pages
-                    for g in new_g:
-                        kind, pfn, order, gnid = self.vmemmap_granules[g]
-                        self.blocks[b]["memmap_pages"] += _granule_buddy_pages(kind, order, self._granule_pages)
-                        self.blocks[b]["memmap_nid"] = gnid
+                    new_t.setdefault(lo, []).append(t)
+                if stop < nsec:
+                    break
+                gj = int(np.searchsorted(ng_sec, hi))
+                if with_alt:
+                    bad = np.flatnonzero(g_fail[gi:gj])
+                    ok = gi + int(bad[0]) if len(bad) else gj
+                    vals = zip(repeat("altmap"), g_pfn[gi:ok].tolist(),
+                               repeat(gorder), g_owner[gi:ok].tolist())
+                else:
+                    # one alloc_pages() per leaf, as vmemmap_populate() does: a call for n
+                    # blocks is not n calls for one once pageblock claims re-merge
+                    # (Machine._merge_claimed()), and the pfns must be the kernel's
+                    got = []
+                    for _ in range(gj - gi):
+                        one = self.alloc_pages(nid, gorder, "kernel", 1, owner=2)
+                        if not len(one):
+                            break
+                        got.append(int(one[0]))
+                    got = np.asarray(got, dtype=np.int64)
+                    ok = gi + len(got)
+                    g_nid[gi:ok] = (self.mem_map["flags"][got] >> P.NODES_PGSHIFT) & P.NODES_MASK
+                    vals = zip(repeat("buddy"), got.tolist(), repeat(gorder),
+                               g_nid[gi:ok].tolist())
+                granules.update(zip(ng_ids[gi:ok].tolist(), vals))
+                gi = ok
+                if ok < gj:
+                    stop = int(ng_sec[ok])
+                    break
+            # sections [0, stop) are complete; `stop` may be part-way (the loop resumes it)
+            flag = SECTION_MARKED_PRESENT | SECTION_HAS_MEM_MAP
+            if seed and with_alt:
+                flag |= SECTION_USE_VMEMMAP
+            self.sections[secs[:stop]] = flag
+            self.section_nid[secs[:stop]] = nid
+            self.nr_memmap_pages += a.memmap_pages(pps) * stop
+            m = min(stop + 1, nsec)
+            cut = np.searchsorted(ng_sec[:gi], np.arange(m + 1)).tolist()
+            gl = ng_ids[:gi].tolist()
+            done.extend((s, gl[cut[i]:cut[i + 1]], new_t.get(i, []))
+                        for i, s in enumerate(secs[:m].tolist()))
+            # create_memory_block_devices() for the units whose sections are all complete
+            nu = int(sec_unit[stop]) if stop < nsec else n
+            if nu:
+                alloc = ucnt[:nu] * gp if with_alt else np.zeros(nu, dtype=np.int64)
+                v = np.zeros(nu, dtype=np.int64)
+                if with_alt:
+                    v = alloc if seed or rng.strategy.kernel < (6, 6) else ufree[:nu]
+                    rng.alloc += int(alloc.sum())
+                bl, bu = flat(ustart[:nu] // nb, uend[:nu] // nb)
+                off = bl * nb - ustart[bu]
+                rows = self.blocks
+                rows["state"][bl] = MEM_OFFLINE
+                rows["nid"][bl] = nid
+                rows["zone"][bl] = -1
+                rows["range_id"][bl] = rng.range_id
+                rows["nr_vmemmap"][bl] = np.clip(v[bu] - off, 0, nb) if seed else v[bu]
+                rows["altmap_alloc"][bl] = np.where(off == 0, alloc[bu], 0)
+                rows["waste"][bl] = np.array([u.waste for u in units[:nu]], dtype=np.int64)[bu]
+                rows["memmap_pages"][bl] = 0
+                rows["memmap_nid"][bl] = -1
+                if not with_alt:
+                    # attribute the buddy pages to the blocks, and the node they came from
+                    sel = slice(0, int(np.searchsorted(ng_unit, nu)))
+                    sp = secs[ng_sec[sel]] * pps
+                    inside = (ustart[ng_unit[sel]] <= sp) & (sp < uend[ng_unit[sel]])
+                    b = sp[inside] // nb
+                    np.add.at(rows["memmap_pages"], b, 1 << gorder)
+                    last_b, last = np.unique(b[::-1], return_index=True)
+                    rows["memmap_nid"][last_b] = g_nid[sel][inside][::-1][last]
+            if stop == nsec:
+                return
+            # the one-by-one loop, from section `stop` of unit `nu` on
+            unit = units[nu]
+            alt = None
+            if unit.altmap_free:
+                alt = VmemAltmap(base_pfn=unit.start_pfn, end_pfn=unit.start_pfn + unit.nr_pages - 1,
+                                 free=unit.altmap_free)
+                k_done = int(np.count_nonzero(ng_unit[:gi] == nu))
+                if k_done:
+                    alt.alloc, alt.align = k_done * gp, int(pad0[nu])
+            resume = True
+            for sec in range(int(secs[stop]), (unit.start_pfn + unit.nr_pages) // pps):
+                if resume:
+                    _, new_g, new_tl = done[-1]
+                    resume = False
+                else:
+                    new_g, new_tl = [], []
+                    done.append((sec, new_g, new_tl))
+                for t in self._tables_of_section(sec):
+                    if t not in tables:
+                        got = self.alloc_pages(nid, 0, "kernel", 1, owner=2)
+                        if not len(got):
+                            raise OutOfMemoryError(f"add_memory: no page for a vmemmap page table "
+                                                   f"(section {sec}): -ENOMEM")
+                        self.mem_map[got[0]]["page_type"] = P.PGTY_TABLE
+                        tables[t] = int(got[0])
+                        self.pagetable_pages += 1
+                        new_tl.append(t)
+                for g in self._granules_of_section(sec):
+                    if g in granules:
+                        continue
+                    granules[g] = self._populate_granule(nid, alt, sec)
+                    new_g.append(g)
+                self.sections[sec] = flag
+                self.section_nid[sec] = nid
+                self.nr_memmap_pages += a.memmap_pages(pps)
+            v = 0 if alt is None else (alt.alloc if seed or rng.strategy.kernel < (6, 6) else alt.free)
+            rng.alloc += 0 if alt is None else alt.alloc
+            for b in range(unit.start_pfn // nb, (unit.start_pfn + unit.nr_pages) // nb):
+                row = self.blocks[b]
+                row["state"], row["nid"], row["zone"], row["range_id"] = MEM_OFFLINE, nid, -1, rng.range_id
+                off = b * nb - unit.start_pfn
+                row["nr_vmemmap"] = min(max(v - off, 0), nb) if seed else v
+                row["altmap_alloc"] = 0 if alt is None else (alt.alloc if off == 0 else 0)
+                row["waste"] = unit.waste
+                row["memmap_pages"] = 0
+                row["memmap_nid"] = -1
+            if alt is None:
+                for sec, new_g, _ in done:
+                    if unit.start_pfn <= sec * pps < unit.start_pfn + unit.nr_pages:
+                        b = sec * pps // nb
+                        for g in new_g:
+                            kind, pfn, order, gnid = granules[g]
+                            self.blocks[b]["memmap_pages"] += _granule_buddy_pages(kind, order, gp)
+                            self.blocks[b]["memmap_nid"] = gnid
+            units = units[nu + 1:]
 
     def _populate_granule(self, nid, alt, sec):
         """vmemmap_populate() for one leaf: from the altmap if there is one (no fallback:
@@ -745,8 +969,15 @@ class Machine:
     def online_pages_blocks(self, blocks, online_type="online"):
         """memory_block_online() for each block, batched per zone so that the per-block
         Python work stays small at TiB scale. All blocks are validated before any
-        changes: a refused call changes nothing."""
+        changes: a refused call changes nothing.
+
+        "online_movable" puts every block in its node's ZONE_MOVABLE whatever the spans,
+        so the zones come from numpy; the other types depend on the zone spans as they
+        grow block by block and take the zone_for_pfn_range() loop. Consecutive blocks of
+        one zone and one strategy go in one kernel call."""
         ot = self._parse_online_type(online_type)
+        if isinstance(blocks, range):
+            blocks = np.arange(blocks.start, blocks.stop, blocks.step, dtype=np.int64)
         blocks = np.asarray(list(blocks) if not isinstance(blocks, np.ndarray) else blocks,
                             dtype=np.int64)
         if not len(blocks):
@@ -761,21 +992,36 @@ class Machine:
             raise StateError(f"memory block {b} is {what}, not offline: cannot online it "
                              "(memory_block_change_state(): -EINVAL)")
         nb = self.block_pages
-        # zone per block; consecutive blocks of one zone and node go in one kernel call
+        nids = self.blocks["nid"][blocks].astype(np.int64)
+        if ot == MMOP_ONLINE_MOVABLE:
+            zids = np.full(len(blocks), P.ZONE_MOVABLE, dtype=np.int64)
+        else:
+            zids = np.empty(len(blocks), dtype=np.int64)
+            for i, (b, nid) in enumerate(zip(blocks.tolist(), nids.tolist())):
+                zone = self.zone_for_pfn_range(ot, nid, b * nb, nb)
+                zone.grow(b * nb, (b + 1) * nb)     # later blocks see the span, as in a loop
+                zids[i] = zone.zid
+        # the strategy of each block's range, as an index into `strats` (by identity)
+        rids, inv = np.unique(self.blocks["range_id"][blocks], return_inverse=True)
+        strats, ukey = [], []
+        for rid in rids.tolist():
+            s = self.ranges[rid].strategy if rid >= 0 else None
+            i = next((i for i, x in enumerate(strats) if x is s), len(strats))
+            strats += [s] if i == len(strats) else []
+            ukey.append(i)
+        sidx = np.asarray(ukey, dtype=np.int64)[inv.ravel()]
+        # groups: runs of consecutive blocks with one (node, zone, strategy)
+        cut = np.flatnonzero((np.diff(nids) != 0) | (np.diff(zids) != 0) | (np.diff(sidx) != 0)) + 1
+        edges = [0] + cut.tolist() + [len(blocks)]
         groups = []
-        for b in blocks.tolist():
-            nid = int(self.blocks["nid"][b])
-            zone = self.zone_for_pfn_range(ot, nid, b * nb, nb)
-            rid = int(self.blocks["range_id"][b])
-            strat = self.ranges[rid].strategy if rid >= 0 else None
-            if groups and groups[-1][0] is zone and groups[-1][2] is strat:
-                groups[-1][1].append(b)
-                zone.grow(b * nb, (b + 1) * nb)   # later blocks see the span, as in a loop
-            else:
-                groups.append((zone, [b], strat))
-                zone.grow(b * nb, (b + 1) * nb)
+        for lo, hi in zip(edges, edges[1:]):
+            zone = self.zone(int(nids[lo]), int(zids[lo]))
+            bl = blocks[lo:hi]
+            if ot == MMOP_ONLINE_MOVABLE:
+                zone.grow(int(bl.min()) * nb, (int(bl.max()) + 1) * nb)
+            groups.append((zone, bl, strats[int(sidx[lo])]))
         for zone, bl, strat in groups:
-            self._online_group(zone, np.asarray(bl, dtype=np.int64), ot, strat or get_strategy("boot"))
+            self._online_group(zone, np.ascontiguousarray(bl), ot, strat or get_strategy("boot"))
         self.setup_per_zone_wmarks()
 
     def _vmemmap_flags(self, strategy):
@@ -804,8 +1050,8 @@ class Machine:
         zone.managed_pages += int(freed)
         assert freed == nb * len(bl) - nv, (freed, nb * len(bl), nv)
         pps = a.pages_per_section
-        for s in starts.tolist():
-            self.sections[s // pps:(s + nb) // pps] |= SECTION_IS_ONLINE
+        spb = nb // pps                             # a block is whole sections
+        self.sections[((starts // pps)[:, None] + np.arange(spb)).ravel()] |= SECTION_IS_ONLINE
         self.blocks["state"][bl] = MEM_ONLINE
         self.blocks["zone"][bl] = zone.zid
         self.blocks["online_type"][bl] = ot
@@ -857,6 +1103,7 @@ class Machine:
         report = {"scanned": 0, "migrated": 0}
         if nr_pages == 0:
             return report
+        saved = self._save_pageblocks()
         isolated = self.start_isolate_page_range(start_pfn, end, zone)
         migrated = []
         try:
@@ -870,6 +1117,7 @@ class Machine:
         except PagecoreError:
             self._unmigrate(migrated)
             self.undo_isolate_page_range(isolated)
+            self._restore_pageblocks(saved)
             raise
         taken, already = self.kernels.offline_isolated_pages(self.mem_map, zone.free_area, start_pfn, end)
         for p in isolated:
@@ -903,10 +1151,61 @@ class Machine:
         return done
 
     def undo_isolate_page_range(self, isolated):
-        """undo_isolate_page_range(): restore each pageblock's own migratetype."""
-        for p in reversed(isolated):
-            zone = self._zone_of_pfn(p)
-            zone.free_area.py_unset_migratetype_isolate(p)
+        """undo_isolate_page_range(): restore each pageblock's own migratetype, in
+        ascending order like the kernel; FreeArea.unset_migratetype_isolate() re-merges
+        what isolation split (__putback_isolated_page(), mm/page_isolation.c)."""
+        for p in isolated:
+            self._zone_of_pfn(p).free_area.py_unset_migratetype_isolate(p)
+
+    def _save_pageblocks(self):
+        """Pageblock flags of every populated zone, for rollback. Allocations an operation
+        makes on the way (memmap at hot-add, migration targets) may claim whole pageblocks
+        for their migratetype (__rmqueue_fallback()); freeing the pages back does not give
+        them back. A failed call must leave the machine as it was, so the failure paths
+        restore the saved types with _restore_pageblocks()."""
+        pb = self.arch.pageblock_order
+        saved = []
+        for z in self.zones():
+            if z.spanned_pages:
+                lo, hi = z.zone_start_pfn >> pb, -(-z.zone_end_pfn >> pb)
+                saved.append((lo, self.pageblock_flags[lo:hi].copy()))
+        return saved
+
+    def _restore_pageblocks(self, saved):
+        """Give every pageblock that changed type its saved type back (moving its free
+        pages to the matching lists), then re-merge the free blocks the move split."""
+        pb = self.arch.pageblock_order
+        for lo, old in saved:
+            cur = self.pageblock_flags[lo:lo + len(old)]
+            for i in np.nonzero(cur != old)[0].tolist():
+                p = (lo + i) << pb
+                zone = self._zone_of_pfn(p)
+                zone.free_area.py_move_freepages_block(p, int(old[i]) & P.MIGRATETYPE_MASK)
+                self.pageblock_flags[lo + i] = old[i]
+                self._remerge(p)
+
+    def _remerge(self, pfn):
+        """Free every free block of the MAX_PAGE_ORDER-aligned region around `pfn` again
+        (__free_one_page()), so that pieces split apart merge back."""
+        mo = self.arch.max_page_order
+        lo = pfn >> mo << mo
+        mm = self.mem_map
+        q = lo
+        while q < lo + (1 << mo):
+            if mm[q]["page_type"] != P.PGTY_BUDDY:
+                q += 1
+                continue
+            o = int(mm[q]["order"])
+            fa = self._zone_of_pfn(q).free_area
+            fa.py_remove(q)
+            fa.py_free_one_page(q, o)
+            nxt = q + (1 << o)
+            for k in range(o, mo + 1):          # skip to the end of the merged block
+                h = q >> k << k
+                if mm[h]["page_type"] == P.PGTY_BUDDY and mm[h]["order"] == k:
+                    nxt = h + (1 << k)
+                    break
+            q = nxt
 
     def _zone_of_pfn(self, pfn):
         f = int(self.mem_map[pfn]["flags"])
@@ -995,7 +1294,14 @@ class Machine:
     # ==================================================================================
     def remove_memory(self, start, size):
         """remove_memory(start, size): every block offline, the generation's granularity
-        rule, memmap torn down (vmemmap last, boot-memmap pages back to the buddy)."""
+        rule, memmap torn down (vmemmap last, boot-memmap pages back to the buddy).
+
+        Batched: the section words are cleared with numpy; the vmemmap leaves and page
+        tables no present section uses any more are found with numpy (the geometry of
+        _granules_of_section()/_tables_of_section(), the tests of _granule_in_use()/
+        _table_in_use()) and torn down in the loop's order (per section: leaves, then
+        tables), their buddy pages in one free_pages() call. If a page to free is not an
+        allocated block head, the one-by-one loop runs instead and fails where it did."""
         start_pfn, nr_pages = self._check_range(start, size, "remove_memory")
         blk = self.blocks_in(start_pfn, nr_pages)
         if (blk["state"] == 0).any():
@@ -1004,27 +1310,103 @@ class Machine:
             b = start_pfn // self.block_pages + int(np.argmax(blk["state"] != MEM_OFFLINE))
             raise BusyError(f"removing memory fails, because memory {self.fmt_range(start_pfn, nr_pages)} "
                             f"is onlined (memory block {b}): -EBUSY")
-        rids = set(blk["range_id"].tolist())
+        # set(range_ids) as a set of the distinct ids in first-seen order: same iteration
+        rids, first = np.unique(blk["range_id"], return_index=True)
+        rids = set(rids[np.argsort(first)].tolist())
         for rid in rids:
             if rid >= 0:
                 self.ranges[rid].strategy.check_remove(self, start_pfn, nr_pages)
-        pps = self.arch.pages_per_section
-        secs = range(start_pfn // pps, (start_pfn + nr_pages) // pps)
-        for sec in secs:
-            # section_deactivate(): memmap_pages_add(-...), depopulate, clear the word
-            if not self.sections[sec] & SECTION_IS_EARLY:
-                self.nr_memmap_pages -= self.arch.memmap_pages(pps)
-            else:
-                self.nr_memmap_boot_pages -= self.arch.memmap_pages(pps)
-            self.sections[sec] = 0
-            self.section_nid[sec] = -1
-        for sec in secs:
-            for g in self._granules_of_section(sec):
-                if g in self.vmemmap_granules and not self._granule_in_use(g):
-                    self._free_granule(g)
-            for t in self._tables_of_section(sec):
-                if t in self.vmemmap_tables and not self._table_in_use(t):
-                    self._free_table(t)
+        a = self.arch
+        pps, sps = a.pages_per_section, a.struct_page_size
+        gb = self._granule_bytes
+        granules, tables = self.vmemmap_granules, self.vmemmap_tables
+        s0, s1 = start_pfn // pps, (start_pfn + nr_pages) // pps
+        # section_deactivate(): memmap_pages_add(-...), clear the word
+        early = (self.sections[s0:s1] & SECTION_IS_EARLY) != 0
+        self.nr_memmap_pages -= a.memmap_pages(pps) * int((~early).sum())
+        self.nr_memmap_boot_pages -= a.memmap_pages(pps) * int(early.sum())
+        self.sections[s0:s1] = 0
+        self.section_nid[s0:s1] = -1
+
+        def flat(lo, hi):
+            c = np.maximum(hi - lo, 0)
+            idx = np.repeat(np.arange(len(lo)), c)
+            return lo[idx] + np.arange(int(c.sum())) - (np.cumsum(c) - c)[idx], idx
+
+        def present_in(first, last):
+            """Any present section in [first[i], last[i]] (cumulative counts)."""
+            if not len(first):
+                return np.zeros(0, dtype=bool)
+            lo, hi = int(first.min()), int(last.max()) + 1
+            cs = np.concatenate(([0], np.cumsum((self.sections[lo:hi] & SECTION_MARKED_PRESENT) != 0)))
+            return cs[last + 1 - lo] > cs[first - lo]
+
+        def first_known(ids, known):
+            m = np.zeros(len(ids), dtype=bool)
+            if len(ids) and known:
+                m[np.unique(ids, return_index=True)[1]] = True
+                m[m] = [x in known for x in ids[m].tolist()]
+            return m
+
+        va0 = np.arange(s0, s1, dtype=np.int64) * (pps * sps)
+        va1 = va0 + pps * sps
+        g_ids, g_sec = flat(va0 // gb, -(-va1 // gb))
+        pud_shift = a.pmd_shift + (a.page_shift - 3)
+        if gb == a.pmd_size:
+            t_ids, t_sec = flat(va0 >> pud_shift, ((va1 - 1) >> pud_shift) + 1)
+        else:
+            t_ids, t_sec = flat((1 << 40) + (va0 >> a.pmd_shift),
+                                (1 << 40) + ((va1 - 1) >> a.pmd_shift) + 1)
+        # leaves: populated, and no present section left in the memmap they map
+        gm = first_known(g_ids, granules)
+        gm[gm] = ~present_in(g_ids[gm] * gb // sps // pps, ((g_ids[gm] + 1) * gb - 1) // sps // pps)
+        # tables: populated, and no leaf in their VA that is populated and in use
+        tm = first_known(t_ids, tables)
+        pmd_t = t_ids < (1 << 40)
+        tva0 = np.where(pmd_t, t_ids << pud_shift, (t_ids - (1 << 40)) << a.pmd_shift)
+        tva1 = np.where(pmd_t, (t_ids + 1) << pud_shift, (t_ids - (1 << 40) + 1) << a.pmd_shift)
+        glo, ghi = -(-tva0 // gb), -(-tva1 // gb)          # leaves g with va0 <= g*gb < va1
+        maybe = tm & (ghi > glo)
+        maybe[maybe] = present_in(glo[maybe] * gb // sps // pps, (ghi[maybe] * gb - 1) // sps // pps)
+        for i in np.flatnonzero(maybe).tolist():          # rare: tables shared with a neighbour
+            tm[i] = not any(self._granule_in_use(g) for g in range(int(glo[i]), int(ghi[i]))
+                            if g in granules)
+        # the teardown, in the loop's order
+        order = np.lexsort((np.r_[np.flatnonzero(gm), np.flatnonzero(tm)],
+                            np.r_[np.zeros(int(gm.sum()), dtype=np.int64), np.ones(int(tm.sum()), dtype=np.int64)],
+                            np.r_[g_sec[gm], t_sec[tm]]))
+        events = [("g", g) for g in g_ids[gm].tolist()] + [("t", t) for t in t_ids[tm].tolist()]
+        events = [events[i] for i in order.tolist()]
+        pfns, tpfns, alt_owner, alt_pages = [], [], [], []
+        for kind, x in events:
+            if kind == "t":
+                pfn = tables[x]
+                if pfn >= 0:
+                    pfns.append(pfn)
+                    tpfns.append(pfn)
+                continue
+            gkind, pfn, gorder, owner = granules[x]
+            if gkind == "altmap":
+                alt_owner.append(owner)
+                alt_pages.append(1 << gorder)
+            elif gkind == "buddy":
+                pfns.append(pfn)
+            elif gkind == "buddy-base":
+                pfns.extend(pfn)
+        pfns = np.asarray(pfns, dtype=np.int64)
+        mm = self.mem_map[pfns]
+        if ((mm["refcount"] == 0) | ((mm["flags"] & P.PG_tail) != 0)).any() or \
+                len(np.unique(pfns)) != len(pfns):
+            for kind, x in events:      # free_pages() refuses one: fail where the loop did
+                (self._free_table if kind == "t" else self._free_granule)(x)
+        else:
+            for kind, x in events:
+                (tables if kind == "t" else granules).pop(x)
+            np.subtract.at(self.blocks["altmap_alloc"], np.asarray(alt_owner, dtype=np.int64),
+                           np.asarray(alt_pages, dtype=np.int64))   # vmem_altmap_free()
+            self.mem_map["page_type"][np.asarray(tpfns, dtype=np.int64)] = P.PGTY_NONE
+            self.pagetable_pages -= len(tpfns)
+            self.free_pages(pfns)
         left = self.blocks_in(start_pfn, nr_pages)["altmap_alloc"]
         if left.any():  # remove_memory_blocks_and_altmaps(): WARN "Altmap not fully unmapped"
             raise StateError(f"altmap not fully unmapped after removing "
@@ -1071,7 +1453,12 @@ class Machine:
 
     def offline_and_remove_memory(self, start, size):
         """offline_and_remove_memory(): offline each block, then remove; on failure,
-        re-online what this call offlined, with its old online type."""
+        re-online what this call offlined, in ascending order, as MMOP_ONLINE_MOVABLE if
+        it was in ZONE_MOVABLE and MMOP_ONLINE_KERNEL otherwise (try_offline_memory_block()
+        / try_reonline_memory_block(), mm/memory_hotplug.c): the kernel records the zone,
+        not the online type the block was onlined with. (kernel-semantics.md 8.1 says
+        "recording its former online type"; the kernel source wins: a block onlined with
+        "online" comes back as online_kernel.)"""
         start_pfn, nr_pages = self._check_range(start, size, "offline_and_remove_memory")
         blocks = range(start_pfn // self.block_pages, (start_pfn + nr_pages) // self.block_pages)
         st = self.blocks["state"][blocks.start:blocks.stop]
@@ -1082,15 +1469,14 @@ class Machine:
         try:
             for b in blocks:
                 if self.blocks["state"][b] == MEM_ONLINE:
-                    ot = int(self.blocks["online_type"][b])
-                    zid = int(self.blocks["zone"][b])
+                    ot = (MMOP_ONLINE_MOVABLE if self.blocks["zone"][b] == P.ZONE_MOVABLE
+                          else MMOP_ONLINE_KERNEL)
                     self.offline_memory_block(b)
-                    done.append((b, ot, zid))
+                    done.append((b, ot))
             self.remove_memory(start, size)
         except PagecoreError:
-            for b, ot, zid in reversed(done):
-                self.online_pages_blocks([b], MMOP_ONLINE_MOVABLE if zid == P.ZONE_MOVABLE
-                                         else (ot if ot != MMOP_ONLINE_MOVABLE else MMOP_ONLINE_KERNEL))
+            for b, ot in done:
+                self.online_pages_blocks([b], ot)
             raise
 
     # ==================================================================================
@@ -1133,7 +1519,15 @@ class Machine:
         h = hashlib.sha256()
         pps = self.arch.pages_per_section
         for sec in np.nonzero(self.sections)[0]:
-            h.update(self.mem_map[int(sec) * pps:(int(sec) + 1) * pps].tobytes())
+            pages = self.mem_map[int(sec) * pps:(int(sec) + 1) * pps].copy()
+            # Free-list positions are not state (the lists are compared below as sorted
+            # pfn sets): a buddy head's `private` is its list slot, and `order` of a free
+            # page that is not a buddy head is stale (buddy_order() is only meaningful with
+            # PageBuddy), so both are masked.
+            buddy = pages["page_type"] == P.PGTY_BUDDY
+            pages["private"][buddy] = 0
+            pages["order"][(pages["page_type"] == P.PGTY_NONE) & (pages["refcount"] == 0)] = 0
+            h.update(pages.tobytes())
         h.update(self.pageblock_flags.tobytes())
         h.update(self.sections.tobytes())
         h.update(self.section_nid.tobytes())

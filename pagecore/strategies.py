@@ -84,11 +84,23 @@ def arch_supports_memmap_on_memory(arch, vmemmap_bytes):
     return vmemmap_bytes % arch.pmd_size == 0
 
 
-def supports_v66(machine, force=False, size_pages=None):
+def arch_has_memmap_on_memory(machine, generation):
+    """ARCH_MHP_MEMMAP_ON_MEMORY_ENABLE in the kernel whose rules apply: both the machine's
+    kernel and the strategy's generation must have it (ppc64 from v6.6, s390 from v6.8,
+    spec section 4). A v5.13-6.5 strategy on s390 therefore falls back like the kernels
+    of that era did: their s390 arch_add_memory() refused any altmap."""
+    arch = machine.arch
+    if arch.name == "x86_64":
+        return True
+    since = arch.memmap_on_memory_since
+    return machine.kernel >= since and tuple(generation) >= since
+
+
+def supports_v66(machine, force=False, size_pages=None, generation=(6, 12)):
     """mhp_supports_memmap_on_memory() of v6.6+ (v6.6-6.7 also take the size). Returns
     (ok, reason)."""
     arch = machine.arch
-    if arch.name != "x86_64" and machine.kernel < arch.memmap_on_memory_since:
+    if not arch_has_memmap_on_memory(machine, generation):
         return False, f"{arch.name} has no memmap_on_memory before {arch.memmap_on_memory_since}"
     vm_bytes = arch.memmap_bytes(machine.block_pages)
     v = memory_block_memmap_pages(machine, force)
@@ -168,7 +180,7 @@ class Block513(MemmapStrategy):
 
     def supported(self, machine, nr_pages):
         arch = machine.arch
-        if arch.name != "x86_64" and machine.kernel < arch.memmap_on_memory_since:
+        if not arch_has_memmap_on_memory(machine, self.kernel):
             return False
         size = nr_pages
         vm = arch.memmap_bytes(size)
@@ -199,7 +211,7 @@ class Block66(Block513):
     force = False
 
     def plan(self, machine, start_pfn, nr_pages):
-        ok, _ = supports_v66(machine, self.force, nr_pages)
+        ok, _ = supports_v66(machine, self.force, nr_pages, self.kernel)
         if not ok:
             return [AddUnit(start_pfn, nr_pages)]
         v = memory_block_memmap_pages(machine, self.force)
@@ -214,7 +226,7 @@ class Block68(MemmapStrategy):
     description = "v6.8+: one self-hosted memmap per memory block, any add size"
 
     def plan(self, machine, start_pfn, nr_pages):
-        ok, _ = supports_v66(machine, self.force)
+        ok, _ = supports_v66(machine, self.force, generation=self.kernel)
         if not ok:
             return [AddUnit(start_pfn, nr_pages)]
         v = memory_block_memmap_pages(machine, self.force)
