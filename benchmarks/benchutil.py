@@ -1,0 +1,108 @@
+"""Helpers of the pagecore benchmarks (sizes, resident memory, write ceilings); the
+pytest wiring is in conftest.py."""
+import gc
+import os
+import resource
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+KiB, MiB, GiB, TiB = 1 << 10, 1 << 20, 1 << 30, 1 << 40
+UNITS = {"K": KiB, "M": MiB, "G": GiB, "T": TiB}
+PAGE_BYTES = 16                      # sizeof(page_t): host bytes per simulated page
+ROOFLINE_MAX = 4 * GiB               # larger write ceilings are scaled from this many bytes
+
+
+def parse_size(text):
+    text = text.strip().upper().removesuffix("IB").removesuffix("B")
+    return int(float(text[:-1]) * UNITS[text[-1]]) if text[-1] in UNITS else int(text)
+
+
+def size_label(size):
+    return f"{size // GiB}G" if size < TiB else f"{size / TiB:g}T"
+
+
+def bench_sizes(default=("1G", "16G", "256G", "1T")):
+    """Simulated sizes to run, capped by PAGECORE_BENCH_MAX (default 1T; 4T adds 4 TiB)."""
+    top = parse_size(os.environ.get("PAGECORE_BENCH_MAX", "1T"))
+    sizes = sorted({parse_size(s) for s in default} | ({top} if top > TiB else set()))
+    return [s for s in sizes if s <= top]
+
+
+def rss_bytes():
+    """Resident memory of this process now (/proc/self/statm)."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def peak_rss_bytes():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * KiB
+
+
+def release(obj_holder):
+    """Drop the machines a benchmark round made, so the next round's fit in memory."""
+    obj_holder.clear()
+    gc.collect()
+
+
+class Roofline:
+    """Write ceilings of this host for a byte count, measured once per size in this run.
+
+    The array is touched before any timing and freed after; ceilings for more than
+    ROOFLINE_MAX bytes are measured on ROOFLINE_MAX bytes and scaled (DRAM bandwidth is
+    flat above ~1 GiB). Measure before building a machine: the array is not small."""
+
+    def __init__(self):
+        self._buf = None
+        self._cache = {}
+        self._pool = ThreadPoolExecutor(2)
+        self._tile = np.full(MiB // 8, 0x0102030405060708, dtype=np.uint64)
+
+    def _array(self, nbytes):
+        self._buf = np.empty(nbytes // 8, dtype=np.uint64)
+        self._buf.fill(0)                                         # first touch, untimed
+        return self._buf
+
+    @staticmethod
+    def _best(fn, repeat=3):
+        best, cpu = None, None
+        for _ in range(repeat):
+            c, t = time.process_time(), time.perf_counter()
+            fn()
+            dt, dc = time.perf_counter() - t, time.process_time() - c
+            if best is None or dt < best:
+                best, cpu = dt, dc
+        return best, cpu / best
+
+    def _split(self, a, fn, threads):
+        n = len(a)
+        parts = [a[n * i // threads:n * (i + 1) // threads] for i in range(threads)]
+        list(self._pool.map(fn, parts))
+
+    def _copy(self, part):
+        whole = len(part) // len(self._tile) * len(self._tile)
+        np.copyto(part[:whole].reshape(-1, len(self._tile)), self._tile)
+        part[whole:] = self._tile[:len(part) - whole]
+
+    def __call__(self, nbytes):
+        """{"fill1", "fill2", "copy1", "copy2"} -> (seconds for `nbytes`, cpu/wall)."""
+        nbytes = max(int(nbytes) // 8 * 8, 8 * MiB)
+        if nbytes in self._cache:
+            return self._cache[nbytes]
+        meas = min(nbytes, ROOFLINE_MAX)
+        a = self._array(meas)
+        scale = nbytes / meas
+        out = {}
+        for name, threads, fn in (("fill1", 1, lambda p: p.fill(7)), ("fill2", 2, lambda p: p.fill(7)),
+                                  ("copy1", 1, self._copy), ("copy2", 2, self._copy)):
+            t, cpu = self._best(lambda: self._split(a, fn, threads))
+            out[name] = (t * scale, cpu)
+        del a
+        self.free()                   # do not hold GiBs while machines are being built
+        self._cache[nbytes] = out
+        return out
+
+    def free(self):
+        self._buf = None
+        gc.collect()

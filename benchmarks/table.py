@@ -1,0 +1,53 @@
+"""Markdown tables from a pytest-benchmark JSON file of bench_hotplug.py / bench_kernels.py.
+
+    python benchmarks/table.py out/bench.json
+"""
+import json
+import sys
+
+
+def _fmt(x, digits=3):
+    return f"{x:.{digits}g}" if isinstance(x, float) else str(x)
+
+
+def main(path):
+    data = json.load(open(path))
+    rows = {"add_online": [], "add_remove": [], "kernel": []}
+    for b in data["benchmarks"]:
+        i, name = b["extra_info"], b["name"]
+        if name.startswith("test_add_online"):
+            rows["add_online"].append(
+                f"| {i['size']} | {i['strategy']} | {i['backend']} | {i['memmap']} | {i['wall_s'] * 1e3:.1f} | "
+                f"{i['pages_per_s'] / 1e6:.0f} | {i['gib_per_s']:.0f} | {i['fill2_s'] * 1e3:.2f} | "
+                f"{i['vs_fill2']:.2f} | {i['cpu_per_wall']:.2f} | {i['host_bytes_per_page']:.1f} | "
+                f"{i['peak_rss_mib']:.0f} |")
+        elif name.startswith("test_add_remove"):
+            rows["add_remove"].append(
+                f"| {i['size']} | {i['strategy']} | {i['add_s'] * 1e3:.1f} | "
+                f"{i['remove_s'] * 1e3:.1f} | {i['us_per_block']:.2f} |")
+        elif "kernel" in i:
+            rows["kernel"].append(
+                f"| {i['kernel']} | {i['size']} | {i['backend']} | {i['threads']} | "
+                f"{i['wall_s'] * 1e3:.1f} | {i['write_gb_per_s']:.1f} | {i['vs_fill1']:.2f} | "
+                f"{i['vs_fill2']:.2f} | {i['cpu_per_wall']:.2f} | "
+                f"{_fmt(i.get('speedup_vs_1_thread', ''))} |")
+    if rows["add_online"]:
+        print("| size | strategy | backend | memmap | wall ms | M pages/s | GiB sim/s |"
+              " 2-thread fill ms | wall / fill2 | cpu/wall | host B/page | peak RSS MiB |")
+        print("|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+        print("\n".join(rows["add_online"]))
+        print()
+    if rows["add_remove"]:
+        print("| size | strategy | add ms | remove ms | µs per block (add+remove) |")
+        print("|---|---|---:|---:|---:|")
+        print("\n".join(rows["add_remove"]))
+        print()
+    if rows["kernel"]:
+        print("| kernel | size | backend | threads | ms | GB/s written | / fill1 | / fill2 |"
+              " cpu/wall | speedup 2 vs 1 |")
+        print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
+        print("\n".join(rows["kernel"]))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else "out/bench.json")
