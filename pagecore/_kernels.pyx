@@ -33,12 +33,14 @@ def mark_vmemmap_pages(page_t[::1] mem_map, pfn_t start_pfn, pfn_t nr_pages,
     if nr_pages == 0:                   # start_pfn may be len(mem_map): no page to index
         return 0
     cdef vmemmap_page_t *vm = <vmemmap_page_t *> &mem_map[start_pfn]
+    cdef vmemmap_page_t tail
+    memset(&tail, 0, sizeof(tail))
+    tail.flags = PG_reserved
+    tail.page_type = PGTY_VMEMMAP
     with nogil:
-        memset(vm, 0, nr_pages * sizeof(vmemmap_page_t))
-        for i in range(nr_pages):
-            vm[i].flags = PG_reserved
-            vm[i].page_type = PGTY_VMEMMAP
-            vm[i].vmemmap_head = <uint32_t> i
+        for i in range(nr_pages):           # one 16-byte store per page: zeroed, then typed
+            tail.vmemmap_head = <uint32_t> i
+            vm[i] = tail
         if nr_pages:
             vm[0].flags = PG_reserved | PG_head
             vm[0].vmemmap_head = nr_sections

@@ -458,51 +458,10 @@ class Machine:
             if exclude is not None and exclude(zone):
                 continue
             keep = zone.watermark[0] + zone.lowmem_reserve[highest]
-            n0 = n
             n += zone.free_area.alloc_bulk(order, mt, count - n, flags, owner, keep, out[n:])
-            self._merge_claimed(out[n0:n])
             if n == count:
                 break
         return out[:n]
-
-    def _merge_claimed(self, got):
-        """Merge the free buddies a pageblock claim left apart, around pfns just allocated.
-
-        When __rmqueue_fallback() steals a free block larger than a pageblock, the kernel
-        (try_to_claim_block(), mm/page_alloc.c, v6.10+) retypes all its pageblocks
-        (change_pageblock_range()) and expand()s it: what is left stays in canonical buddy
-        form. FreeArea.claim_blocks() goes through move_freepages_block(), whose
-        split_large_buddy_at() cuts the block into pageblock-sized pieces that are never
-        merged again, although they are free buddies of one migratetype. Such pieces make
-        later frees merge differently (so a rolled-back operation would not restore the
-        free lists) and show too few large blocks in buddyinfo. The claimed block holds the
-        allocation served from it, so it lies in a MAX_PAGE_ORDER-aligned region of a pfn
-        in `got`: merge unmerged pageblock-order buddy pairs there."""
-        a = self.arch
-        pb, mo = a.pageblock_order, a.max_page_order
-        if mo <= pb or not len(got):
-            return
-        mm = self.mem_map
-        if len(got) <= 4:                                 # the per-folio case: scalars
-            lowers = [r + k for r in {g >> mo << mo for g in got.tolist()}
-                      for k in range(0, 1 << mo, 2 << pb)]
-        else:
-            regions = np.unique(got >> mo) << mo
-            lowers = (regions[:, None] +
-                      (np.arange(0, 1 << mo, 2 << pb, dtype=np.int64))).ravel()
-            uppers = lowers + (1 << pb)
-            pt, od = mm["page_type"], mm["order"]
-            pair = ((pt[lowers] == P.PGTY_BUDDY) & (od[lowers] == pb) &
-                    (pt[uppers] == P.PGTY_BUDDY) & (od[uppers] == pb))
-            lowers = lowers[pair].tolist()
-        for p in sorted(lowers):
-            lo, up = mm[p], mm[p + (1 << pb)]
-            if not (lo["page_type"] == up["page_type"] == P.PGTY_BUDDY and
-                    lo["order"] == up["order"] == pb):
-                continue                        # not a pair (any more: merged by the last one)
-            fa = self._zone_of_pfn(p).free_area
-            fa.py_remove(p)
-            fa.py_free_one_page(p, pb)          # merges with its buddy and on as far as it can
 
     def free_pages(self, pfns):
         """__free_pages() of allocated blocks (head pfns)."""
@@ -732,16 +691,9 @@ class Machine:
                     vals = zip(repeat("altmap"), g_pfn[gi:ok].tolist(),
                                repeat(gorder), g_owner[gi:ok].tolist())
                 else:
-                    # one alloc_pages() per leaf, as vmemmap_populate() does: a call for n
-                    # blocks is not n calls for one once pageblock claims re-merge
-                    # (Machine._merge_claimed()), and the pfns must be the kernel's
-                    got = []
-                    for _ in range(gj - gi):
-                        one = self.alloc_pages(nid, gorder, "kernel", 1, owner=2)
-                        if not len(one):
-                            break
-                        got.append(int(one[0]))
-                    got = np.asarray(got, dtype=np.int64)
+                    # vmemmap_populate() allocates one leaf at a time; a bulk call takes
+                    # the same pages (same zonelist, same watermark, same rmqueue order)
+                    got = self.alloc_pages(nid, gorder, "kernel", gj - gi, owner=2)
                     ok = gi + len(got)
                     g_nid[gi:ok] = (self.mem_map["flags"][got] >> P.NODES_PGSHIFT) & P.NODES_MASK
                     vals = zip(repeat("buddy"), got.tolist(), repeat(gorder),
@@ -1088,7 +1040,7 @@ class Machine:
         pps = self.arch.pages_per_section
         self.sections[start // pps:(start + nb) // pps] &= ~np.uint8(SECTION_IS_ONLINE)
         row["state"], row["zone"] = MEM_OFFLINE, -1
-        self._shrink_zone_span(zone)
+        self._shrink_zone_span(zone, start, start + nb)
         self.setup_per_zone_wmarks()
         return report
 
@@ -1274,18 +1226,23 @@ class Machine:
             s["page_type"] = P.PGTY_NONE
             self._zone_of_pfn(dst).free_area.free_bulk(np.array([dst], dtype=np.int64))
 
-    def _shrink_zone_span(self, zone):
-        """shrink_zone_span() + update_pgdat_span(): the zone shrinks to the online
-        memory it still holds (its boot span and its online hot-added blocks)."""
-        nb = self.block_pages
-        owned = np.nonzero((self.blocks["zone"] == zone.zid) & (self.blocks["nid"] == zone.nid) &
-                           (self.blocks["state"] == MEM_ONLINE) & ~self.blocks["boot"])[0]
-        spans = [zone.boot_span] if zone.boot_span else []
-        if len(owned):
-            spans.append((int(owned[0]) * nb, (int(owned[-1]) + 1) * nb))
-        if not spans or zone.present_pages == 0:
+    def _shrink_zone_span(self, zone, start_pfn, end_pfn):
+        """shrink_zone_span() + update_pgdat_span() after [start_pfn, end_pfn) left the
+        zone: an edge moves to the next online memory of the zone (its boot span or an
+        online hot-added block); a hole in the middle leaves the span as it is."""
+        if zone.present_pages == 0:
             zone.zone_start_pfn, zone.spanned_pages = 0, 0
             return
+        if zone.zone_start_pfn < start_pfn and end_pfn < zone.zone_end_pfn:
+            return
+        nb = self.block_pages
+        lo_b, hi_b = zone.zone_start_pfn // nb, -(-zone.zone_end_pfn // nb)
+        blk = self.blocks[lo_b:hi_b]
+        owned = np.flatnonzero((blk["zone"] == zone.zid) & (blk["nid"] == zone.nid) &
+                               (blk["state"] == MEM_ONLINE) & ~blk["boot"])
+        spans = [zone.boot_span] if zone.boot_span else []
+        if len(owned):
+            spans.append(((lo_b + int(owned[0])) * nb, (lo_b + int(owned[-1]) + 1) * nb))
         lo, hi = min(s for s, _ in spans), max(e for _, e in spans)
         zone.zone_start_pfn, zone.spanned_pages = lo, hi - lo
 
