@@ -7,8 +7,8 @@ The public surface is small:
     m.online_memory_block / offline_memory_block, offline_and_remove_memory
     m.alloc_pages / m.free_pages            the page allocator
     get_strategy, all_strategies, MemmapStrategy, register   memmap strategies
-    procfs.meminfo(m), zoneinfo(m), ...     the kernel's text views
-    compare(...)                            the side-by-side report of `pagecore compare`
+    pagecore.procfs.meminfo(m), zoneinfo(m), ...   the kernel's text views
+    compare(scenario, strategies)           the side-by-side report of `pagecore compare`
 """
 from pagecore.arch import GiB, KiB, MiB, TiB, PRESETS, get_arch
 from pagecore.errors import (BusyError, ConfigError, GranularityError, OutOfMemoryError,
@@ -19,5 +19,13 @@ from pagecore.strategies import MemmapStrategy, all_strategies, get_strategy, re
 __all__ = ["Machine", "MachineConfig", "NodeConfig", "VmemAltmap", "MemmapStrategy",
            "all_strategies", "get_strategy", "register", "get_arch", "PRESETS",
            "PagecoreError", "ConfigError", "RangeError", "StateError", "BusyError",
-           "GranularityError", "OutOfMemoryError", "KiB", "MiB", "GiB", "TiB"]
+           "GranularityError", "OutOfMemoryError", "KiB", "MiB", "GiB", "TiB", "compare"]
 __version__ = "0.1.0"
+
+
+def compare(scenario="default", strategies=None, **kwargs):
+    """Run a scenario (built-in name, TOML path or Scenario) once per strategy and return
+    the report of `pagecore compare` as a dict (pagecore.report.compare; imported on use
+    to keep `import pagecore` light)."""
+    from pagecore import report
+    return report.compare(scenario, strategies, **kwargs)

@@ -730,7 +730,8 @@ class Machine:
                 rows["nid"][bl] = nid
                 rows["zone"][bl] = -1
                 rows["range_id"][bl] = rng.range_id
-                rows["nr_vmemmap"][bl] = np.clip(v[bu] - off, 0, nb) if seed else v[bu]
+                # a unit's V pages sit at its start: each block holds its share of them
+                rows["nr_vmemmap"][bl] = np.clip(v[bu] - off, 0, nb)
                 rows["altmap_alloc"][bl] = np.where(off == 0, alloc[bu], 0)
                 rows["waste"][bl] = np.array([u.waste for u in units[:nu]], dtype=np.int64)[bu]
                 rows["memmap_pages"][bl] = 0
@@ -787,7 +788,7 @@ class Machine:
                 row = self.blocks[b]
                 row["state"], row["nid"], row["zone"], row["range_id"] = MEM_OFFLINE, nid, -1, rng.range_id
                 off = b * nb - unit.start_pfn
-                row["nr_vmemmap"] = min(max(v - off, 0), nb) if seed else v
+                row["nr_vmemmap"] = min(max(v - off, 0), nb)
                 row["altmap_alloc"] = 0 if alt is None else (alt.alloc if off == 0 else 0)
                 row["waste"] = unit.waste
                 row["memmap_pages"] = 0
