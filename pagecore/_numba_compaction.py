@@ -33,23 +33,11 @@ _FLAGS_MASK = int(FLAGS_MASK)
 _ZMASK = ~int(FLAGS_MASK) & 0xFFFFFFFF
 
 
+from pagecore._numba import _folio_end, _vmemmap_nr_pages  # noqa: E402  (shared helpers)
+
+
 def _union(mem_map):
     return mem_map.view(PAGE_UNION_DTYPE)
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _vmemmap_nr_pages(mm, pfn):
-    p = mm[pfn]
-    if p.flags & _PG_head:
-        return np.int64(p.vmemmap_pages)
-    back = np.int64(p.vmemmap_head)
-    return np.int64(np.uint32(mm[pfn - back].vmemmap_pages - np.uint32(back)))
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _folio_end(order, pfn):
-    o = np.int64(order)
-    return ((pfn >> o) + 1) << o
 
 
 @njit(cache=True, nogil=True, inline="always")
