@@ -272,6 +272,7 @@ def build_parser():
     p.add_argument("--view", choices=list(VIEWS), default="meminfo")
     p.add_argument("--step", type=int, help="stop after this step (0 = right after boot)")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="accepted for symmetry: run shows no bar")
     _scenario_opts(p)
     p.set_defaults(fn=cmd_run)
 
