@@ -18,7 +18,11 @@ twins and two read ceilings over the same pages; benchmark.extra_info holds:
     <backend>_cpu_per_wall    process CPU time / wall time (threads used)
     host_bytes_per_page       mem_map bytes per simulated page (16)
 
-Everything is single-threaded; first touch happens at machine build, outside timings.
+has_unmovable_pages and pfn_range_valid_contig run on 2 threads in the Cython backend
+(scans of 2^20 pages or more; `cython_1t_*` is the same kernel on one thread,
+`speedup_2_vs_1` their ratio, `threads` what the default call used); the other scans and
+the numba / numpy twins are single-threaded. read_loop is a one-thread ceiling: compare
+2-thread rates with ~2x it (reads nearly double with a second thread). First touch happens at machine build, outside timings.
 Scanners that write (the migrate scanner marks PG_isolated) are reset between rounds,
 outside the timed region.
 """
@@ -194,6 +198,15 @@ def test_pfn_range_valid_contig(benchmark, fragmented):
     r = _run(benchmark, "pfn_range_valid_contig", m, zone.zone_start_pfn, zone.zone_end_pfn,
              make_call)
     assert r == -1
+    from pagecore import _compaction as CC
+    start, end = zone.zone_start_pfn, zone.zone_end_pfn
+    t1, cpu1 = _timed(lambda: CC._pfn_range_valid_contig_mt(m.mem_map, start, end, zb, 1,
+                                                            1 << 16))
+    info = benchmark.extra_info
+    info.update(cython_1t_pages_per_s=(end - start) / t1, cython_1t_cpu_per_wall=cpu1,
+                cython_1t_vs_read_loop=(end - start) / t1 / info["read_loop_pages_per_s"],
+                threads=2 if end - start >= 1 << 20 else 1)
+    info["speedup_2_vs_1"] = info["cython_pages_per_s"] / info["cython_1t_pages_per_s"]
 
 
 def test_has_unmovable_pages(benchmark, fragmented):
@@ -211,9 +224,16 @@ def test_has_unmovable_pages(benchmark, fragmented):
         t, r = _timed(lambda: kernels[name].has_unmovable_pages(m.mem_map, start, hi, False,
                                                                 True))
         rates[name], cpu[name] = (hi - start) / t, r
+    from pagecore import _kernels as K
+    t1, cpu1 = _timed(lambda: K._has_unmovable_pages_mt(m.mem_map, start, end, False, True,
+                                                         1, 1 << 16))
     r = benchmark.pedantic(lambda: kernels["cython"].has_unmovable_pages(
         m.mem_map, start, end, False, True), rounds=5, iterations=1)
-    rates["cython"], cpu["cython"] = (end - start) / benchmark.stats.stats.min, 1.0
+    rates["cython"] = (end - start) / benchmark.stats.stats.min
+    _, cpu["cython"] = _timed(lambda: kernels["cython"].has_unmovable_pages(
+        m.mem_map, start, end, False, True), repeat=1)
+    rates["cython_1t"], cpu["cython_1t"] = (end - start) / t1, cpu1
     _report(benchmark, "has_unmovable_pages", end - start, rates, cpu,
             _ceilings(m, start, end), min(end - start, NUMPY_MAX_PAGES))
+    benchmark.extra_info.update(threads=2, speedup_2_vs_1=rates["cython"] / rates["cython_1t"])
     assert r == -1

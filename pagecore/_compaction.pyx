@@ -14,16 +14,70 @@ Kernel version modelled: v6.9+ mm/compaction.c (large folios below the target or
 below pageblock order are migrated whole: skip_isolation_on_order()), plus the seed v3
 vmemmap skip in isolate_migratepages_block() (patch 4/5).
 """
-from pagecore._types cimport uint32_t, pfn_t, pbflags_t, count_t
+from pagecore._types cimport uint8_t, uint32_t, uint64_t, pfn_t, pbflags_t, count_t
 from pagecore._page cimport (page_t, PG_reserved, PG_lru, PG_head, PG_tail, PG_movable,
                              PG_isolated, PGTY_NONE, PGTY_BUDDY, PGTY_VMEMMAP,
                              PB_migrate_skip, FLAGS_MASK)
 from pagecore._kernels cimport vmemmap_nr_pages
+from cython.parallel cimport prange
 
 
 cdef inline pfn_t folio_end(const page_t *p, pfn_t pfn) noexcept nogil:
     # First pfn after the folio holding `pfn` (folios are naturally aligned).
     return ((pfn >> p.order) + 1) << p.order
+
+
+cdef extern from *:
+    """
+    static inline int pcc_ctz64(uint64_t x) { return __builtin_ctzll(x); }
+    """
+    int ctz64 "pcc_ctz64"(uint64_t x) noexcept nogil
+
+cdef enum:
+    FBLK = 64                         # pages per block of the free scanner's fast path
+
+# largest order a free block head at offset r of a block may have and stay inside it
+cdef uint8_t FBLK_MAX_ORDER[FBLK]
+cdef int _r
+for _r in range(FBLK):
+    FBLK_MAX_ORDER[_r] = 0
+    while (_r + (2 << FBLK_MAX_ORDER[_r])) <= FBLK:
+        FBLK_MAX_ORDER[_r] += 1
+
+
+cdef uint32_t BIT32[32]
+for _r in range(32):
+    BIT32[_r] = (<uint32_t> 1) << _r
+
+
+cdef inline uint32_t free_heads32(const uint32_t *w, int r0, uint32_t *bad) noexcept nogil:
+    # 32 pages of free_block_heads(), as masks and table bits (no variable shift, so that
+    # gcc vectorises the loop).
+    cdef uint32_t lo, hi, isb, acc = 0, heads = 0
+    cdef int r
+    for r in range(32):
+        lo = w[4 * r]
+        hi = w[4 * r + 1]
+        isb = -(<uint32_t> ((hi & 0xff) == PGTY_BUDDY))
+        acc |= (lo & (PG_head | PG_tail)) | (isb & -(<uint32_t> (((hi >> 8) & 0xff) >
+                                                               FBLK_MAX_ORDER[r0 + r])))
+        heads |= isb & BIT32[r]
+    bad[0] |= acc
+    return heads
+
+
+cdef inline uint64_t free_block_heads(const page_t *mem_map, pfn_t b,
+                                      uint32_t *bad) noexcept nogil:
+    # The non-strict free scanner over the aligned block [b, b + FBLK): every page is
+    # either not compound and not free (a step of one) or not compound and a free block
+    # head whose block stays inside [b, b + FBLK) (*bad == 0 then); returns the bitmap of
+    # the free block heads.
+    cdef const uint32_t *w = <const uint32_t *> &mem_map[b]
+    cdef uint64_t h0, h1
+    bad[0] = 0
+    h0 = free_heads32(w, 0, bad)
+    h1 = free_heads32(w + 4 * 32, 32, bad)
+    return h0 | (h1 << 32)
 
 
 # ---------------------------------------------------------------------------------------
@@ -213,9 +267,21 @@ cdef count_t isolate_freepages_block_impl(
         pfn_t *fail_pfn) noexcept nogil:
     # A strict failure reports the pfn of the page that failed (for a compound page its
     # head side, where the kernel would already have moved to the folio's last page).
-    cdef pfn_t blockpfn = start_pfn, pb_end = -1, k, here
+    #
+    # Fast path (non-strict): an aligned block of FBLK pages inside the pageblock whose
+    # pages are all "a step of one" or "a free block head inside the block" is done from
+    # the bitmap of its free block heads: the scan, entering at `blockpfn`, visits the
+    # first head at or after its position, jumps 2^order, and so on (count-trailing-zeros
+    # over the bitmap: one iteration per free block recorded, no branch per page), and
+    # leaves exactly at the block's end; nr_scanned grows by the pages it passed. Any
+    # other block is walked page by page with the original loop, to its end.
+    cdef pfn_t blockpfn = start_pfn, pb_end = -1, k, here, b, slow_until = -1, h
     cdef count_t n = 0, scanned = 0, total = 0
     cdef const page_t *p
+    cdef uint64_t heads, msk
+    cdef uint32_t bad, o
+    cdef int pos
+    cdef bint fast_ok = not strict and pageblock_order >= 6
     fail_pfn[0] = -1
     while blockpfn < end_pfn:
         if not strict and blockpfn >= pb_end:       # the caller's per-pageblock test
@@ -225,6 +291,35 @@ cdef count_t isolate_freepages_block_impl(
                                                   pageblock_order, False):
                 blockpfn = pb_end
                 continue
+        if fast_ok and blockpfn >= slow_until and n < max_blocks:
+            b = blockpfn & ~(<pfn_t> FBLK - 1)
+            p = &mem_map[blockpfn]
+            if b + FBLK <= end_pfn and not (         # a large free block or folio: step it
+                    (p.page_type == PGTY_BUDDY or p.flags & (PG_head | PG_tail))
+                    and p.order > FBLK_MAX_ORDER[blockpfn - b]):
+                heads = free_block_heads(mem_map, b, &bad)
+                if not bad:
+                    pos = <int> (blockpfn - b)
+                    msk = (heads >> pos) << pos
+                    while msk:
+                        h = ctz64(msk)
+                        o = mem_map[b + h].order
+                        out_pfns[n] = b + h
+                        out_orders[n] = o
+                        n += 1
+                        total += <count_t> 1 << o
+                        pos = <int> (h + (1 << o))
+                        if n >= max_blocks:             # enough free pages
+                            break
+                        msk = ((heads >> pos) << pos) if pos < FBLK else 0
+                    if n >= max_blocks:
+                        scanned += b + pos - blockpfn
+                        blockpfn = b + pos
+                        break
+                    scanned += b + FBLK - blockpfn
+                    blockpfn = b + FBLK
+                    continue
+            slow_until = b + FBLK
         scanned += 1
         here = blockpfn
         p = &mem_map[blockpfn]
@@ -316,8 +411,9 @@ def suitable_migration_source(page_t[::1] mem_map, pbflags_t[::1] pageblock_flag
 # ---------------------------------------------------------------------------------------
 # contiguous allocation
 # ---------------------------------------------------------------------------------------
-cdef pfn_t pfn_range_valid_contig_impl(const page_t *mem_map, pfn_t start_pfn, pfn_t end_pfn,
-                                       uint32_t zone_bits) noexcept nogil:
+cdef inline pfn_t prvc_first(const page_t *mem_map, pfn_t start_pfn, pfn_t end_pfn,
+                             uint32_t zone_bits) noexcept nogil:
+    # The original per-page loop.
     cdef pfn_t pfn
     cdef uint32_t f
     cdef uint32_t zmask = ~(<uint32_t> FLAGS_MASK)
@@ -332,6 +428,87 @@ cdef pfn_t pfn_range_valid_contig_impl(const page_t *mem_map, pfn_t start_pfn, p
     return -1
 
 
+cdef enum:
+    PRVC_BLK = 64                     # pages per branch of the block test
+    PRVC_CHUNK = 1 << 16              # pfns per parallel chunk (1 MiB of struct pages)
+    PRVC_PAR_MIN = 1 << 20            # fewer pages than this: one thread
+
+cdef int PRVC_THREADS = 2
+
+
+def _set_contig_threads(int num_threads):
+    """Threads of pfn_range_valid_contig() for ranges of 2^20 pages or more (default 2).
+    Returns the old value."""
+    global PRVC_THREADS
+    old = PRVC_THREADS
+    PRVC_THREADS = max(1, num_threads)
+    return old
+
+
+cdef pfn_t pfn_range_valid_contig_impl(const page_t *mem_map, pfn_t start_pfn, pfn_t end_pfn,
+                                       uint32_t zone_bits) noexcept nogil:
+    # The rules of prvc_first() folded into one flag per block of PRVC_BLK pages (no
+    # branch per page: the loop is three mask tests per page and one branch per block);
+    # a block that has an offender is searched with prvc_first().
+    cdef pfn_t pfn = start_pfn
+    cdef uint32_t f, bad
+    cdef uint32_t zmask = ~(<uint32_t> FLAGS_MASK)
+    cdef int r
+    while pfn + PRVC_BLK <= end_pfn:
+        bad = 0
+        for r in range(PRVC_BLK):
+            f = mem_map[pfn + r].flags
+            bad |= (((f & zmask) ^ zone_bits) | (f & PG_reserved) |
+                    ((f & (PG_head | PG_tail)) & -(<uint32_t> ((f & (PG_lru | PG_movable)) == 0))))
+        if bad:
+            return prvc_first(mem_map, pfn, pfn + PRVC_BLK, zone_bits)
+        pfn += PRVC_BLK
+    return prvc_first(mem_map, pfn, end_pfn, zone_bits)
+
+
+cdef extern from *:
+    """
+    static inline int64_t pcc_atomic_load(int64_t *p) {
+        return __atomic_load_n(p, __ATOMIC_RELAXED);
+    }
+    static inline void pcc_atomic_min(int64_t *p, int64_t v) {
+        int64_t cur = __atomic_load_n(p, __ATOMIC_RELAXED);
+        while (v < cur && !__atomic_compare_exchange_n(p, &cur, v, 1, __ATOMIC_RELAXED,
+                                                       __ATOMIC_RELAXED)) {}
+    }
+    """
+    pfn_t pcc_atomic_load(pfn_t *p) noexcept nogil
+    void pcc_atomic_min(pfn_t *p, pfn_t v) noexcept nogil
+
+
+cdef pfn_t pfn_range_valid_contig_par(const page_t *mem_map, pfn_t start_pfn, pfn_t end_pfn,
+                                      uint32_t zone_bits, int num_threads,
+                                      pfn_t chunk) noexcept nogil:
+    # Chunks at multiples of `chunk` on `num_threads` threads; the answer is the smallest
+    # offender over the chunks (each chunk's first one); chunks above an offender already
+    # found are not scanned.
+    cdef pfn_t first = (start_pfn // chunk + 1) * chunk
+    cdef pfn_t nch, k, lo, hi, r
+    cdef pfn_t found = end_pfn
+    cdef pfn_t *foundp = &found
+    if num_threads <= 1 or chunk <= 0 or first >= end_pfn:
+        return pfn_range_valid_contig_impl(mem_map, start_pfn, end_pfn, zone_bits)
+    r = pfn_range_valid_contig_impl(mem_map, start_pfn, first, zone_bits)
+    if r >= 0:
+        return r
+    nch = (end_pfn - first + chunk - 1) // chunk
+    for k in prange(nch, num_threads=num_threads, schedule="dynamic", chunksize=1):
+        lo = first + k * chunk
+        hi = lo + chunk
+        if hi > end_pfn:
+            hi = end_pfn
+        if pcc_atomic_load(foundp) > lo:
+            r = pfn_range_valid_contig_impl(mem_map, lo, hi, zone_bits)
+            if r >= 0:
+                pcc_atomic_min(foundp, r)
+    return found if found < end_pfn else -1
+
+
 def pfn_range_valid_contig(page_t[::1] mem_map, pfn_t start_pfn, pfn_t end_pfn,
                            uint32_t zone_bits):
     """pfn_range_valid_contig() (mm/page_alloc.c): the cheap pre-check of
@@ -340,10 +517,20 @@ def pfn_range_valid_contig(page_t[::1] mem_map, pfn_t start_pfn, pfn_t end_pfn,
     nid/zone bits differ from `zone_bits`), PageReserved (boot memory, the v3 and <=v6.10
     vmemmap pages), or PageHuge: pagecore has no hugetlb flag, and a compound page that is
     neither on the LRU nor __PageMovable stands for one (hugetlb folios are on neither).
-    Whether the pages are online is the caller's check (pfn_to_online_page())."""
-    cdef pfn_t r
-    with nogil:
-        r = pfn_range_valid_contig_impl(&mem_map[0], start_pfn, end_pfn, zone_bits)
+    Whether the pages are online is the caller's check (pfn_to_online_page()).
+    Ranges of 2^20 pages or more run on _set_contig_threads() threads (default 2)."""
+    cdef int nt = PRVC_THREADS if end_pfn - start_pfn >= PRVC_PAR_MIN else 1
+    return _pfn_range_valid_contig_mt(mem_map, start_pfn, end_pfn, zone_bits, nt, PRVC_CHUNK)
+
+
+def _pfn_range_valid_contig_mt(page_t[::1] mem_map, pfn_t start_pfn, pfn_t end_pfn,
+                               uint32_t zone_bits, int num_threads, pfn_t chunk_pages):
+    """pfn_range_valid_contig() on `num_threads` threads in chunks of `chunk_pages`."""
+    cdef pfn_t r = -1
+    if end_pfn > start_pfn:
+        with nogil:
+            r = pfn_range_valid_contig_par(&mem_map[0], start_pfn, end_pfn, zone_bits,
+                                           num_threads, chunk_pages)
     return r
 
 

@@ -175,39 +175,368 @@ cdef inline pfn_t folio_end(const page_t *p, pfn_t pfn) noexcept nogil:
     return ((pfn >> p.order) + 1) << p.order
 
 
+# Isolation scans: the original per-page step (hup_step(), smp_step()) behind a block
+# filter (see BLK below); long scans go to two threads in chunks (scan_parallel()).
+from libc.stdint cimport int64_t
+from libc.stdlib cimport malloc, free
+
+cdef extern from *:
+    """
+    static inline int64_t pc_atomic_load(int64_t *p) {
+        return __atomic_load_n(p, __ATOMIC_RELAXED);
+    }
+    static inline void pc_atomic_min(int64_t *p, int64_t v) {
+        int64_t cur = __atomic_load_n(p, __ATOMIC_RELAXED);
+        while (v < cur && !__atomic_compare_exchange_n(p, &cur, v, 1, __ATOMIC_RELAXED,
+                                                       __ATOMIC_RELAXED)) {}
+    }
+    """
+    int64_t pc_atomic_load(int64_t *p) noexcept nogil
+    void pc_atomic_min(int64_t *p, int64_t v) noexcept nogil
+
+
+cdef enum:
+    SCAN_HUP = 0                    # has_unmovable_pages
+    SCAN_SMP = 1                    # scan_movable_pages
+    SCAN_TPI = 2                    # test_pages_isolated (page loop)
+
+# Scans of at least PAR_MIN_PAGES go to PAR_THREADS threads in chunks of PAR_CHUNK pfns.
+cdef int PAR_THREADS = 2
+cdef pfn_t PAR_MIN_PAGES = 1 << 20
+cdef pfn_t PAR_CHUNK = 1 << 16
+
+
+def _set_scan_threads(int num_threads):
+    """Threads of has_unmovable_pages / scan_movable_pages / test_pages_isolated for
+    scans of 2^20 pages or more (default 2; 1 = always serial). Returns the old value."""
+    global PAR_THREADS
+    old = PAR_THREADS
+    PAR_THREADS = max(1, num_threads)
+    return old
+
+
+cdef inline pfn_t hup_step(const page_t *mem_map, pfn_t pfn, bint zone_movable,
+                           bint memory_offline, bint *bad) noexcept nogil:
+    # One iteration of the original has_unmovable_pages() loop at `pfn`.
+    cdef const page_t *p = &mem_map[pfn]
+    if p.page_type == PGTY_VMEMMAP:                 # v3: vmemmap runs never make it unmovable
+        return pfn + vmemmap_nr_pages(mem_map, pfn)
+    if p.flags & PG_reserved:
+        bad[0] = True
+        return pfn
+    if zone_movable:                                # ZONE_MOVABLE: trust the rest
+        return pfn + 1
+    if p.flags & (PG_head | PG_tail):               # folio: movable as a whole or not at all
+        if p.flags & (PG_lru | PG_movable):
+            return folio_end(p, pfn)
+        bad[0] = True
+        return pfn
+    if p.refcount == 0:
+        if p.page_type == PGTY_BUDDY:
+            return pfn + (1 << p.order)
+        return pfn + 1
+    if memory_offline and (p.flags & PG_hwpoison or p.page_type == PGTY_OFFLINE):
+        return pfn + 1
+    if p.flags & (PG_lru | PG_movable):
+        return pfn + 1
+    bad[0] = True
+    return pfn
+
+
+cdef inline uint64_t page_word(const page_t *p) noexcept nogil:
+    # The first 8 bytes of a page as one little-endian word: flags in bits 0..31,
+    # page_type 32..39, order 40..47, refcount 48..63.
+    return (<const uint64_t *> p)[0]
+
+
+# Block filter of the trajectory scans (has_unmovable_pages, scan_movable_pages): an
+# aligned block of BLK pages whose every page is of a kind the scan passes without
+# stopping, with a step (1, or 2^order for a free block head) that does not leave the
+# block, is passed in one go: the scan enters the block somewhere, visits only such
+# pages and leaves exactly at the block's end, whatever it visited. The test is a few
+# mask compares per page and one well-predicted branch per block, instead of the
+# per-page branch cascade (whose branches mispredict on mixed LRU / free memory). A
+# block that fails (a large free block or folio, a page the scan must look at) is
+# walked page by page with the original step, to its end.
+cdef enum:
+    BLK = 64
+    W_ORDER_SHIFT = 40
+cdef extern from *:
+    """
+    #define PC_W_TYPE 0xff00000000ULL
+    #define PC_W_REF 0xffff000000000000ULL
+    #define PC_W_TYPE_SHIFT 32
+    #define PC_W_BUDDY 0x100000000ULL
+    #define PC_W_VMEMMAP 0x300000000ULL
+    """
+    const uint64_t W_TYPE "PC_W_TYPE"           # page_type byte of the page word
+    const uint64_t W_REF "PC_W_REF"             # refcount of the page word
+    const int W_TYPE_SHIFT "PC_W_TYPE_SHIFT"
+    const uint64_t W_BUDDY "PC_W_BUDDY"         # PGTY_BUDDY << 32
+    const uint64_t W_VMEMMAP "PC_W_VMEMMAP"     # PGTY_VMEMMAP << 32
+assert PGTY_BUDDY == 1 and PGTY_VMEMMAP == 3
+# largest order a free block head at offset r of a block may have and stay inside it
+cdef uint8_t BLK_MAX_ORDER[BLK]
+cdef int _r
+for _r in range(BLK):
+    BLK_MAX_ORDER[_r] = 0
+    while (_r + (2 << BLK_MAX_ORDER[_r])) <= BLK:
+        BLK_MAX_ORDER[_r] += 1
+
+
+cdef inline bint leaves_block(const page_t *mem_map, pfn_t pfn) noexcept nogil:
+    # The page the scan is at heads a free block or folio that reaches past its block
+    # (fresh memory: order-10 free blocks): step it first rather than test the block.
+    cdef uint64_t w = page_word(&mem_map[pfn])
+    return (((w & W_TYPE) == W_BUDDY) | ((w & PG_head) != 0)) & \
+        (((w >> W_ORDER_SHIFT) & 0xff) > BLK_MAX_ORDER[pfn & (BLK - 1)])
+
+
+cdef inline bint hup_block_passes(const page_t *mem_map, pfn_t b) noexcept nogil:
+    # Every page of [b, b + BLK) an LRU page (step 1), a free page (step 1) or a free
+    # block head that stays in the block: has_unmovable_pages() (not ZONE_MOVABLE)
+    # passes the block without an offender. See hup_step() for the rules. Written on
+    # the two 32-bit halves of the page word, with masks, so that gcc vectorises it.
+    cdef const uint32_t *w = <const uint32_t *> &mem_map[b]
+    cdef uint32_t lo, hi, bad = 0, f_a, f_b, h_a, h_b
+    cdef int r
+    for r in range(BLK):
+        lo = w[4 * r]                               # flags
+        hi = w[4 * r + 1]                           # page_type | order << 8 | refcount << 16
+        f_a = (lo & (PG_reserved | PG_head | PG_tail | PG_lru)) ^ PG_lru
+        h_a = hi & 0xff                             # LRU page: type NONE
+        f_b = lo & (PG_reserved | PG_head | PG_tail)
+        h_b = hi & ~(<uint32_t> 0xff00)                     # free page: type NONE, refcount 0
+        # a term is 0 when the page is of that kind: the page is bad when none is
+        bad |= (((f_a | h_a) != 0) & ((f_b | h_b) != 0) &
+                (((f_b | (h_b ^ PGTY_BUDDY)) != 0) | (((hi >> 8) & 0xff) > BLK_MAX_ORDER[r])))
+    return bad == 0
+
+
+cdef inline bint hup_block_passes_movable(const page_t *mem_map, pfn_t b) noexcept nogil:
+    # ZONE_MOVABLE rules: every page a step of one unless vmemmap or reserved.
+    cdef const uint32_t *w = <const uint32_t *> &mem_map[b]
+    cdef uint32_t bad = 0
+    cdef int r
+    for r in range(BLK):
+        bad |= (w[4 * r] & PG_reserved) | -(<uint32_t> ((w[4 * r + 1] & 0xff) == PGTY_VMEMMAP))
+    return bad == 0
+
+
+cdef pfn_t hup_range(const page_t *mem_map, pfn_t pfn, pfn_t end_pfn, bint zone_movable,
+                     bint memory_offline, pfn_t *stop) noexcept nogil:
+    # has_unmovable_pages() from `pfn`: the offender or -1; *stop = where the scan left
+    # [pfn, end_pfn) (>= end_pfn) when there is none.
+    cdef bint bad = False, passes
+    cdef pfn_t be, lim
+    while pfn < end_pfn:
+        be = (pfn & ~(<pfn_t> BLK - 1)) + BLK
+        if be <= end_pfn and not leaves_block(mem_map, pfn):
+            if zone_movable:
+                passes = hup_block_passes_movable(mem_map, be - BLK)
+            else:
+                passes = hup_block_passes(mem_map, be - BLK)
+            if passes:
+                pfn = be
+                continue
+        lim = be if be < end_pfn else end_pfn
+        while pfn < lim:
+            pfn = hup_step(mem_map, pfn, zone_movable, memory_offline, &bad)
+            if bad:
+                return pfn
+    stop[0] = pfn
+    return -1
+
+
 cdef pfn_t has_unmovable_pages_impl(const page_t *mem_map, pfn_t start_pfn, pfn_t end_pfn,
                                    bint zone_movable, bint memory_offline) noexcept nogil:
-    cdef pfn_t pfn = start_pfn
+    cdef pfn_t stop
+    return hup_range(mem_map, start_pfn, end_pfn, zone_movable, memory_offline, &stop)
+
+
+cdef inline int smp_step(const page_t *mem_map, pfn_t *pfn) noexcept nogil:
+    # One iteration of the original scan_movable_pages() loop: 1 found (0), 2 -EBUSY, else
+    # *pfn advanced.
+    cdef const page_t *p = &mem_map[pfn[0]]
+    if p.page_type == PGTY_VMEMMAP:
+        pfn[0] += vmemmap_nr_pages(mem_map, pfn[0])
+        return 0
+    if p.flags & (PG_lru | PG_movable):
+        return 1
+    if p.page_type == PGTY_OFFLINE and p.refcount > 0:
+        return 2
+    if p.page_type == PGTY_BUDDY:
+        pfn[0] += 1 << p.order
+    elif p.flags & (PG_head | PG_tail):
+        pfn[0] = folio_end(p, pfn[0])
+    else:
+        pfn[0] += 1
+    return 0
+
+
+cdef inline bint smp_block_passes(const page_t *mem_map, pfn_t b) noexcept nogil:
+    # Every page of [b, b + BLK) a plain page (no type, not LRU / movable, not compound:
+    # step 1) or a free block head that stays in the block: scan_movable_pages() finds
+    # nothing there. See smp_step().
+    cdef const uint32_t *w = <const uint32_t *> &mem_map[b]
+    cdef uint32_t lo, hi, bad = 0
+    cdef int r
+    for r in range(BLK):
+        lo = w[4 * r]
+        hi = w[4 * r + 1]
+        bad |= ((lo & (PG_lru | PG_movable)) != 0) | (
+            (((lo & (PG_head | PG_tail)) | (hi & 0xff)) != 0) &
+            ((((hi & 0xff) ^ PGTY_BUDDY) != 0) | (((hi >> 8) & 0xff) > BLK_MAX_ORDER[r])))
+    return bad == 0
+
+
+cdef pfn_t smp_range(const page_t *mem_map, pfn_t pfn, pfn_t end_pfn, int *rc,
+                     pfn_t *stop) noexcept nogil:
+    # scan_movable_pages() from `pfn`: the first hit (rc 0 or -EBUSY) or -1 (*stop set).
+    cdef int r
+    cdef pfn_t be, lim
+    while pfn < end_pfn:
+        be = (pfn & ~(<pfn_t> BLK - 1)) + BLK
+        if be <= end_pfn and not leaves_block(mem_map, pfn) and smp_block_passes(mem_map,
+                                                                                 be - BLK):
+            pfn = be
+            continue
+        lim = be if be < end_pfn else end_pfn
+        while pfn < lim:
+            r = smp_step(mem_map, &pfn)
+            if r:
+                rc[0] = 0 if r == 1 else -EBUSY
+                return pfn
+    stop[0] = pfn
+    return -1
+
+
+cdef int scan_movable_pages_impl(const page_t *mem_map, pfn_t start_pfn, pfn_t end_pfn,
+                                 pfn_t *out_pfn) noexcept nogil:
+    cdef pfn_t stop, r
+    cdef int rc = 0
+    r = smp_range(mem_map, start_pfn, end_pfn, &rc, &stop)
+    if r >= 0:
+        out_pfn[0] = r
+        return rc
+    out_pfn[0] = end_pfn
+    return -ENOENT
+
+
+cdef pfn_t tpi_range(const page_t *mem_map, pfn_t pfn, pfn_t end_pfn,
+                     pfn_t *stop) noexcept nogil:
+    # __test_page_isolated_in_pageblock() from `pfn`: the first offender or -1.
     cdef const page_t *p
     while pfn < end_pfn:
         p = &mem_map[pfn]
-        if p.page_type == PGTY_VMEMMAP:             # v3: vmemmap runs never make it unmovable
+        if p.page_type == PGTY_BUDDY:
+            pfn += 1 << p.order
+        elif p.page_type == PGTY_VMEMMAP:
             pfn += vmemmap_nr_pages(mem_map, pfn)
-            continue
-        if p.flags & PG_reserved:
+        elif p.flags & PG_hwpoison or (p.page_type == PGTY_OFFLINE and p.refcount == 0):
+            pfn += 1
+        else:
             return pfn
-        if zone_movable:                            # ZONE_MOVABLE: trust the rest
-            pfn += 1
-            continue
-        if p.flags & (PG_head | PG_tail):           # folio: movable as a whole or not at all
-            if p.flags & (PG_lru | PG_movable):
-                pfn = folio_end(p, pfn)
-                continue
-            return pfn
-        if p.refcount == 0:
-            if p.page_type == PGTY_BUDDY:
-                pfn += 1 << p.order
-            else:
-                pfn += 1
-            continue
-        if memory_offline and (p.flags & PG_hwpoison or p.page_type == PGTY_OFFLINE):
-            pfn += 1
-            continue
-        if p.flags & (PG_lru | PG_movable):
-            pfn += 1
-            continue
-        return pfn
+    stop[0] = pfn
     return -1
+
+
+cdef pfn_t scan_range(int kind, const page_t *mem_map, pfn_t pfn, pfn_t end_pfn, bint a,
+                      bint b, int *rc, pfn_t *stop) noexcept nogil:
+    if kind == SCAN_HUP:
+        return hup_range(mem_map, pfn, end_pfn, a, b, stop)
+    if kind == SCAN_SMP:
+        return smp_range(mem_map, pfn, end_pfn, rc, stop)
+    return tpi_range(mem_map, pfn, end_pfn, stop)
+
+
+cdef pfn_t scan_parallel(int kind, const page_t *mem_map, pfn_t start_pfn, pfn_t end_pfn,
+                         bint a, bint b, int *rc, int num_threads,
+                         pfn_t chunk) noexcept nogil:
+    # scan_range() over [start_pfn, end_pfn) in chunks of `chunk` pfns (boundaries at
+    # multiples of `chunk`) on `num_threads` threads; the result is the serial one.
+    # Each chunk is scanned from its first pfn; the serial scan is then replayed over the
+    # chunk results: a chunk counts only when the previous chunk's scan left exactly at
+    # its first pfn (free blocks and folios are naturally aligned, so it nearly always
+    # does); otherwise that stretch is rescanned serially from where the scan really is.
+    # The first offender is the first one met in this replay; chunks above an offender
+    # already found are not scanned (early exit), and rescanned serially if needed.
+    cdef pfn_t first = (start_pfn // chunk + 1) * chunk
+    cdef Py_ssize_t nch = 1 + (end_pfn - first + chunk - 1) // chunk if first < end_pfn else 1
+    cdef Py_ssize_t k
+    cdef pfn_t lo, hi, r, cur, st
+    cdef int64_t found = end_pfn
+    cdef int64_t *foundp = &found
+    cdef pfn_t *res = <pfn_t *> malloc(nch * sizeof(pfn_t))
+    cdef pfn_t *stops = <pfn_t *> malloc(nch * sizeof(pfn_t))
+    cdef int *rcs = <int *> malloc(nch * sizeof(int))
+    cdef int rck = 0
+    if res == NULL or stops == NULL or rcs == NULL:
+        free(res)
+        free(stops)
+        free(rcs)
+        return scan_range(kind, mem_map, start_pfn, end_pfn, a, b, rc, &st)
+    # the first chunk serially: a scan that stops early (scan_movable_pages() in an offline
+    # loop) costs no thread start-up
+    r = scan_range(kind, mem_map, start_pfn, first if first < end_pfn else end_pfn, a, b,
+                   &rck, &stops[0])
+    if r >= 0:
+        rc[0] = rck
+        free(res)
+        free(stops)
+        free(rcs)
+        return r
+    res[0] = -1
+    for k in prange(1, nch, num_threads=num_threads, schedule="dynamic", chunksize=1):
+        lo = start_pfn if k == 0 else first + (k - 1) * chunk
+        hi = first + k * chunk
+        if hi > end_pfn:
+            hi = end_pfn
+        if pc_atomic_load(foundp) < lo:
+            res[k] = -2                             # not scanned
+        else:
+            rck = 0
+            r = scan_range(kind, mem_map, lo, hi, a, b, &rck, &stops[k])
+            res[k] = r
+            rcs[k] = rck
+            if r >= 0:
+                pc_atomic_min(foundp, r)
+    cur = start_pfn
+    r = -1
+    for k in range(nch):
+        lo = start_pfn if k == 0 else first + (k - 1) * chunk
+        hi = first + k * chunk
+        if hi > end_pfn:
+            hi = end_pfn
+        if cur >= hi:
+            continue
+        if cur == lo and res[k] != -2:
+            if res[k] >= 0:
+                r = res[k]
+                rc[0] = rcs[k]
+                break
+            cur = stops[k]
+        else:
+            r = scan_range(kind, mem_map, cur, hi, a, b, rc, &st)
+            if r >= 0:
+                break
+            cur = st
+    free(res)
+    free(stops)
+    free(rcs)
+    return r
+
+
+cdef pfn_t scan_dispatch(int kind, const page_t *mem_map, pfn_t start_pfn, pfn_t end_pfn,
+                         bint a, bint b, int *rc, int num_threads, pfn_t chunk) noexcept nogil:
+    cdef pfn_t st
+    if num_threads > 1 and chunk > 0 and end_pfn - start_pfn > chunk:
+        return scan_parallel(kind, mem_map, start_pfn, end_pfn, a, b, rc, num_threads, chunk)
+    return scan_range(kind, mem_map, start_pfn, end_pfn, a, b, rc, &st)
+
+
+cdef inline int auto_threads(pfn_t start_pfn, pfn_t end_pfn) noexcept nogil:
+    return PAR_THREADS if end_pfn - start_pfn >= PAR_MIN_PAGES else 1
 
 
 def has_unmovable_pages(page_t[::1] mem_map, pfn_t start_pfn, pfn_t end_pfn,
@@ -218,37 +547,31 @@ def has_unmovable_pages(page_t[::1] mem_map, pfn_t start_pfn, pfn_t end_pfn,
     Order of the tests is the kernel's: PageReserved is unmovable even in ZONE_MOVABLE;
     in ZONE_MOVABLE everything else is trusted; folios go whole; free pages skip their
     order; with MEMORY_OFFLINE, HWPoison and PageOffline pages are tolerated.
+    Scans of 2^20 pages or more run on _set_scan_threads() threads (default 2).
     """
     cdef pfn_t r
+    cdef int rc = 0
+    if end_pfn <= start_pfn:
+        return -1
     with nogil:
-        r = has_unmovable_pages_impl(&mem_map[0], start_pfn, end_pfn, zone_movable,
-                                     memory_offline)
+        r = scan_dispatch(SCAN_HUP, &mem_map[0], start_pfn, end_pfn, zone_movable,
+                          memory_offline, &rc, auto_threads(start_pfn, end_pfn), PAR_CHUNK)
     return r
 
 
-cdef int scan_movable_pages_impl(const page_t *mem_map, pfn_t start_pfn, pfn_t end_pfn,
-                                 pfn_t *out_pfn) noexcept nogil:
-    cdef pfn_t pfn = start_pfn
-    cdef const page_t *p
-    while pfn < end_pfn:
-        p = &mem_map[pfn]
-        if p.page_type == PGTY_VMEMMAP:
-            pfn += vmemmap_nr_pages(mem_map, pfn)
-            continue
-        if p.flags & (PG_lru | PG_movable):
-            out_pfn[0] = pfn
-            return 0
-        if p.page_type == PGTY_OFFLINE and p.refcount > 0:
-            out_pfn[0] = pfn
-            return -EBUSY
-        if p.page_type == PGTY_BUDDY:
-            pfn += 1 << p.order
-        elif p.flags & (PG_head | PG_tail):
-            pfn = folio_end(p, pfn)
-        else:
-            pfn += 1
-    out_pfn[0] = end_pfn
-    return -ENOENT
+def _has_unmovable_pages_mt(page_t[::1] mem_map, pfn_t start_pfn, pfn_t end_pfn,
+                           bint zone_movable, bint memory_offline, int num_threads,
+                           pfn_t chunk_pages):
+    """has_unmovable_pages() on `num_threads` threads in chunks of `chunk_pages` pfns
+    (same result as the serial scan; for tests and benchmarks)."""
+    cdef pfn_t r
+    cdef int rc = 0
+    if end_pfn <= start_pfn:
+        return -1
+    with nogil:
+        r = scan_dispatch(SCAN_HUP, &mem_map[0], start_pfn, end_pfn, zone_movable,
+                          memory_offline, &rc, num_threads, chunk_pages)
+    return r
 
 
 def scan_movable_pages(page_t[::1] mem_map, pfn_t start_pfn, pfn_t end_pfn):
@@ -257,36 +580,48 @@ def scan_movable_pages(page_t[::1] mem_map, pfn_t start_pfn, pfn_t end_pfn):
     Returns (0, pfn) for the first LRU or non-LRU-movable page, (-EBUSY, pfn) for a
     PageOffline page still referenced, (-ENOENT, end_pfn) when none is left. Reserved,
     slab and other kernel pages are skipped silently: they stop offlining later, in
-    test_pages_isolated().
+    test_pages_isolated(). Scans of 2^20 pages or more run on _set_scan_threads() threads.
     """
-    cdef pfn_t out = -1
-    cdef int rc
-    with nogil:
-        rc = scan_movable_pages_impl(&mem_map[0], start_pfn, end_pfn, &out)
-    return rc, out
+    return _scan_movable_pages_mt(mem_map, start_pfn, end_pfn,
+                                 auto_threads(start_pfn, end_pfn), PAR_CHUNK)
+
+
+def _scan_movable_pages_mt(page_t[::1] mem_map, pfn_t start_pfn, pfn_t end_pfn,
+                          int num_threads, pfn_t chunk_pages):
+    """scan_movable_pages() on `num_threads` threads in chunks of `chunk_pages` pfns."""
+    cdef pfn_t r = -1
+    cdef int rc = 0
+    if end_pfn > start_pfn:
+        with nogil:
+            r = scan_dispatch(SCAN_SMP, &mem_map[0], start_pfn, end_pfn, False, False, &rc,
+                              num_threads, chunk_pages)
+    if r >= 0:
+        return rc, r
+    return -ENOENT, end_pfn
 
 
 cdef int test_pages_isolated_impl(const page_t *mem_map, const pbflags_t *pageblock_flags,
                                   pfn_t start_pfn, pfn_t end_pfn, int pageblock_order,
                                   pfn_t *out_pfn) noexcept nogil:
-    cdef pfn_t pfn = start_pfn
-    cdef const page_t *p
+    return tpi_dispatch(mem_map, pageblock_flags, start_pfn, end_pfn, pageblock_order,
+                        out_pfn, 1, 0)
+
+
+cdef int tpi_dispatch(const page_t *mem_map, const pbflags_t *pageblock_flags,
+                      pfn_t start_pfn, pfn_t end_pfn, int pageblock_order,
+                      pfn_t *out_pfn, int num_threads, pfn_t chunk) noexcept nogil:
+    cdef pfn_t pfn = start_pfn, r
+    cdef int rc = 0
     while pfn < end_pfn:                            # every pageblock must be isolated
         if not pageblock_flags[pfn >> pageblock_order] & PB_migrate_isolate:
             out_pfn[0] = pfn
             return -EBUSY
         pfn = ((pfn >> pageblock_order) + 1) << pageblock_order
-    pfn = start_pfn
-    while pfn < end_pfn:                            # __test_page_isolated_in_pageblock()
-        p = &mem_map[pfn]
-        if p.page_type == PGTY_BUDDY:
-            pfn += 1 << p.order
-        elif p.page_type == PGTY_VMEMMAP:
-            pfn += vmemmap_nr_pages(mem_map, pfn)
-        elif p.flags & PG_hwpoison or (p.page_type == PGTY_OFFLINE and p.refcount == 0):
-            pfn += 1
-        else:
-            out_pfn[0] = pfn
+    if end_pfn > start_pfn:                         # __test_page_isolated_in_pageblock()
+        r = scan_dispatch(SCAN_TPI, mem_map, start_pfn, end_pfn, False, False, &rc,
+                          num_threads, chunk)
+        if r >= 0:
+            out_pfn[0] = r
             return -EBUSY
     out_pfn[0] = end_pfn
     return 0
@@ -298,11 +633,21 @@ def test_pages_isolated(page_t[::1] mem_map, pbflags_t[::1] pageblock_flags, pfn
 
     Returns (0, end_pfn) when every pageblock is isolated and every page is free (buddy),
     HWPoison, an unreferenced PageOffline page or (v3) a vmemmap page; else (-EBUSY, pfn)
-    at the first offender.
+    at the first offender. Page scans of 2^20 pages or more run on _set_scan_threads()
+    threads.
     """
+    return _test_pages_isolated_mt(mem_map, pageblock_flags, start_pfn, end_pfn,
+                                  pageblock_order, auto_threads(start_pfn, end_pfn),
+                                  PAR_CHUNK)
+
+
+def _test_pages_isolated_mt(page_t[::1] mem_map, pbflags_t[::1] pageblock_flags,
+                           pfn_t start_pfn, pfn_t end_pfn, int pageblock_order,
+                           int num_threads, pfn_t chunk_pages):
+    """test_pages_isolated() on `num_threads` threads in chunks of `chunk_pages` pfns."""
     cdef pfn_t out = -1
     cdef int rc
     with nogil:
-        rc = test_pages_isolated_impl(&mem_map[0], &pageblock_flags[0], start_pfn, end_pfn,
-                                      pageblock_order, &out)
+        rc = tpi_dispatch(&mem_map[0], &pageblock_flags[0], start_pfn, end_pfn,
+                          pageblock_order, &out, num_threads, chunk_pages)
     return rc, out

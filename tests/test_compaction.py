@@ -723,3 +723,65 @@ def test_workload_is_deterministic_and_fragments():
     assert small > 0.3 * zone.free_pages
     with pytest.raises(ConfigError):
         Workload(fill=1.5)
+
+
+# ---------------------------------------------------------------------------------------
+# the chunked two-thread pfn_range_valid_contig (_compaction._pfn_range_valid_contig_mt)
+# and the free scanner's block fast path on large ranges
+# ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("bad", [[], [70], [200], [130, 1500], [64], [3000, 4095], [5]])
+@pytest.mark.parametrize("kind", ["zone", "reserved", "huge"])
+@pytest.mark.parametrize("chunk", [64, 100, 1024])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_parallel_pfn_range_valid_contig_matches_reference(bad, kind, chunk, threads):
+    from pagecore import _page
+    zb = (0 << _page.NODES_PGSHIFT) | (_page.ZONE_MOVABLE << _page.ZONES_PGSHIFT)
+    mm = np.zeros(4096, _page.PAGE_DTYPE)
+    mm["flags"] = zb | int(_page.PG_lru)
+    mm["flags"][96:112] |= int(_page.PG_tail)               # an LRU folio: fine
+    mm["flags"][96] = zb | int(_page.PG_lru | _page.PG_head)
+    for pfn in bad:
+        if kind == "zone":
+            mm["flags"][pfn] = int(_page.PG_lru) | (_page.ZONE_NORMAL << _page.ZONES_PGSHIFT)
+        elif kind == "reserved":
+            mm["flags"][pfn] |= int(_page.PG_reserved)
+        else:
+            mm["flags"][pfn] = zb | int(_page.PG_head)      # compound, neither LRU nor movable
+    for start, end in [(0, 4096), (5, 4093), (129, 2049), (64, 128)]:
+        want = reference_compaction.pfn_range_valid_contig(mm, start, end, zb)
+        got = _compaction._pfn_range_valid_contig_mt(mm, start, end, zb, threads, chunk)
+        assert got == want, (start, end, got, want)
+
+
+@pytest.mark.parametrize("max_blocks", [1, 3, 50, 4096])
+def test_free_scanner_block_path_matches_reference(max_blocks):
+    from pagecore import _page
+    rng = np.random.default_rng(7)
+    n, pbo = 4096, 9
+    mm = np.zeros(n, _page.PAGE_DTYPE)
+    mm["flags"], mm["refcount"] = int(_page.PG_lru), 1
+    p = 0
+    while p < n:                                           # LRU pages and small free blocks
+        o = int(rng.integers(0, 8)) if rng.random() < 0.4 else 0
+        if p % (1 << o) or p + (1 << o) > n:
+            o = 0
+        if o or rng.random() < 0.5:
+            mm[p:p + (1 << o)] = 0
+            mm["page_type"][p], mm["order"][p] = int(_page.PGTY_BUDDY), o
+        p += 1 << o
+    mm[1024:1040] = 0                                      # an LRU folio, order 4
+    mm["flags"][1024:1040] = int(_page.PG_lru | _page.PG_tail)
+    mm["flags"][1024] = int(_page.PG_lru | _page.PG_head)
+    mm["order"][1024:1040] = 4
+    mm[190:200] = 0                                        # a misaligned free block
+    mm["page_type"][190], mm["order"][190] = int(_page.PGTY_BUDDY), 3
+    pbf = np.full(n >> pbo, int(_page.MIGRATE_MOVABLE), np.uint8)
+    for start, end in [(0, n), (3, n - 5), (700, 3000)]:
+        got, want = [], []
+        for k, res in ((_compaction, got), (reference_compaction, want)):
+            out, orders = np.zeros(n, np.int64), np.zeros(n, np.int64)
+            r = k.isolate_freepages_block(mm, pbf, start, end, False, out, orders,
+                                          max_blocks, pbo)
+            res.append((tuple(int(x) for x in r), out[:r[3]].tolist(),
+                        orders[:r[3]].tolist()))
+        assert got == want

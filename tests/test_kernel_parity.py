@@ -662,3 +662,58 @@ def test_edge_buddy_of_max_order(backends):
         m.mem_map, m.pageblock_flags, m.free_area, np.array([1024], np.int64),
         np.array([0], np.int64), 64, 0, 2, 0, MIGRATE_UNMOVABLE, False, 1))
     assert after.mem_map["order"][1024] == top            # the online chunk merged
+
+
+# ---------------------------------------------------------------------------------------
+# the chunked two-thread scans (_kernels._*_mt): same answer as the serial scan
+# ---------------------------------------------------------------------------------------
+def _scan_pages(n=4096, seed=0):
+    """LRU pages with naturally aligned free blocks (orders 0..7), an order-4 LRU folio
+    and one misaligned free block (a jump that lands off any chunk boundary)."""
+    from pagecore import _page
+    rng = np.random.default_rng(seed)
+    mm = np.zeros(n, _page.PAGE_DTYPE)
+    mm["flags"], mm["refcount"] = int(_page.PG_lru), 1
+    p = 0
+    while p < n:
+        o = int(rng.integers(0, 8)) if rng.random() < 0.4 else 0
+        if p % (1 << o) or p + (1 << o) > n:
+            o = 0
+        if o or rng.random() < 0.5:
+            mm[p:p + (1 << o)] = 0
+            mm["page_type"][p], mm["order"][p] = int(_page.PGTY_BUDDY), o
+        p += 1 << o
+    mm[96:112] = 0                                      # an LRU folio, order 4
+    mm["flags"][96:112] = int(_page.PG_lru | _page.PG_tail)
+    mm["flags"][96] = int(_page.PG_lru | _page.PG_head)
+    mm["order"][96:112], mm["refcount"][96] = 4, 1
+    mm[190:200] = 0                                     # free block misaligned on purpose
+    mm["page_type"][190], mm["order"][190] = int(_page.PGTY_BUDDY), 3
+    return mm
+
+
+@pytest.mark.parametrize("bad", [[], [70], [200], [130, 1500], [64], [3000, 4095], [191]])
+@pytest.mark.parametrize("chunk", [64, 100, 1024])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_parallel_isolation_scans_match_serial(bad, chunk, threads):
+    from pagecore import _page
+    mm = _scan_pages()
+    for pfn in bad:                                     # offenders: reserved pages
+        mm["flags"][pfn] |= int(_page.PG_reserved)
+    pbf = np.full(len(mm) >> 6, int(_page.PB_migrate_isolate), np.uint8)
+    for start, end in [(0, len(mm)), (5, len(mm) - 3), (129, 2049)]:
+        for zm in (False, True):
+            want = reference.has_unmovable_pages(mm, start, end, zm, True)
+            assert _kernels._has_unmovable_pages_mt(mm, start, end, zm, True, threads,
+                                                    chunk) == want
+        want = reference.scan_movable_pages(mm, start, end)
+        assert _kernels._scan_movable_pages_mt(mm, start, end, threads, chunk) == want
+        free = mm.copy()                                # everything free but `bad`
+        free["flags"] &= ~np.uint32(_page.PG_lru)
+        for pfn in bad:
+            free["flags"][pfn] |= int(_page.PG_lru)
+        want = reference.test_pages_isolated(free, pbf, start, end, 6)
+        assert _kernels._test_pages_isolated_mt(free, pbf, start, end, 6, threads,
+                                                chunk) == want
+        want = reference.scan_movable_pages(free, start, end)
+        assert _kernels._scan_movable_pages_mt(free, start, end, threads, chunk) == want
