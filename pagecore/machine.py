@@ -1165,52 +1165,68 @@ class Machine:
         return self.zone((f >> P.NODES_PGSHIFT) & P.NODES_MASK, (f >> P.ZONES_PGSHIFT) & P.ZONES_MASK)
 
     def _migrate_out(self, start, end, zone, report, migrated):
-        """The scan_movable_pages() / do_migrate_range() loop of offline_pages().
+        """The scan_movable_pages() / do_migrate_range() loop of offline_pages(), batched.
 
-        Targets: N_MEMORY nodes other than the block's (its own node if it is the only
-        one), GFP_USER|__GFP_MOVABLE. Where the kernel would retry forever for lack of
-        memory, we stop with -ENOMEM ("not enough free memory") and roll back.
+        Nothing else runs on the simulated machine, so one pass finds every movable folio
+        the kernel's loop would find before scan_movable_pages() says -ENOENT: the LRU or
+        __PageMovable pages that are not folio tails, in pfn order. A PageOffline page
+        still referenced fails the whole offline (-EBUSY), as it would when the scan
+        reaches it. Targets are GFP_USER|__GFP_MOVABLE allocations from the zonelist of the
+        block's node with that node masked out (do_migrate_range(): nmask = N_MEMORY
+        minus nid, unless nid is the only memory node), taken for every folio before any
+        moves, largest folios first. Where the kernel would retry forever for lack of
+        memory we stop with -ENOMEM ("not enough free memory"), and since nothing has
+        moved yet, giving the targets back is the whole rollback.
         """
-        pfn = start
+        report["scanned"] = end - start
+        rc, pfn = self.kernels.scan_movable_pages(self.mem_map, start, end)
+        if rc == -P.ENOENT:
+            return
+        mm = self.mem_map[start:end]
+        busy = np.flatnonzero((mm["page_type"] == P.PGTY_OFFLINE) & (mm["refcount"] > 0))
+        if len(busy):
+            pfn = start + int(busy[0])
+            raise BusyError(f"offline_pages: PageOffline page at pfn {pfn:#x} still in use "
+                            "(scan_movable_pages(): -EBUSY)", pfn=pfn, reason="unmovable page")
+        flags = mm["flags"]
+        heads = np.flatnonzero((flags & (P.PG_lru | P.PG_movable)) != 0)
+        heads = heads[(flags[heads] & P.PG_tail) == 0]
+        orders = np.where(flags[heads] & P.PG_head, mm["order"][heads], 0).astype(np.int64)
+        heads += start
         nid = zone.nid
-        others = [n.nid for n in self.nodes if n.nid != nid and n.has_memory] or [nid]
-        while True:
-            rc, pfn = self.kernels.scan_movable_pages(self.mem_map, pfn, end)
-            report["scanned"] = pfn - start
-            if rc == -P.ENOENT:
-                return
-            if rc == -P.EBUSY:
-                raise BusyError(f"offline_pages: PageOffline page at pfn {pfn:#x} still in use "
-                                "(scan_movable_pages(): -EBUSY)", pfn=pfn, reason="unmovable page")
-            page = self.mem_map[pfn]
-            order = int(page["order"]) if page["flags"] & (P.PG_head | P.PG_tail) else 0
-            head = pfn & ~((1 << order) - 1)
-            target = None
-            for tn in others:
-                got = self.alloc_pages(tn, order, "movable", 1, owner=int(page["private"]))
-                if len(got):
-                    target = int(got[0])
-                    break
-            if target is None:
+        masked = any(n.nid != nid and n.has_memory for n in self.nodes)
+        exclude = (lambda z: z.nid == nid) if masked else None
+        plan = []
+        for order in sorted(set(orders.tolist()), reverse=True):
+            src = heads[orders == order]
+            dst = self.alloc_pages(nid, order, "movable", len(src), owner=0, exclude=exclude)
+            plan.append((order, src, dst))
+            if len(dst) < len(src):
+                for _, _, d in plan:
+                    self.free_pages(d)
+                head = int(src[len(dst)])
                 raise OutOfMemoryError(
                     f"offline_pages {pfn_range(start, end)} failed: not enough free memory to "
                     f"migrate the order-{order} folio at pfn {head:#x} (do_migrate_range())",
                     pfn=head, reason="not enough free memory")
-            self._move_folio(head, target, order)
-            migrated.append((head, target, order))
-            report["migrated"] += 1 << order
-            pfn = head + (1 << order)
+        for order, src, dst in plan:
+            self._move_folios(src, dst, order)
+            migrated.extend(zip(src.tolist(), dst.tolist(), [order] * len(src)))
+            report["migrated"] += len(src) << order
 
-    def _move_folio(self, src, dst, order):
-        """migrate_pages() of one folio: the contents (flags, owner) move to `dst`, the
-        source is freed (into the isolated lists when its pageblock is isolated)."""
-        n = 1 << order
-        s, d = self.mem_map[src:src + n], self.mem_map[dst:dst + n]
-        keep = d["flags"] & ~np.uint32(P.FLAGS_MASK)
-        d["flags"] = keep | (s["flags"] & np.uint32(P.FLAGS_MASK))
-        d["private"] = s["private"]
-        d["refcount"] = s["refcount"]
-        self._zone_of_pfn(src).free_area.free_bulk(np.array([src], dtype=np.int64))
+    def _move_folios(self, src, dst, order):
+        """migrate_pages() of folios of one order: page state (flags, owner, refcount)
+        moves from src[i] to dst[i]; the sources are freed (into the isolated lists when
+        their pageblocks are isolated)."""
+        k = np.arange(1 << order, dtype=np.int64)
+        s, d = (src[:, None] + k).ravel(), (dst[:, None] + k).ravel()
+        mm = self.mem_map
+        fm = np.uint32(P.FLAGS_MASK)
+        mm["flags"][d] = (mm["flags"][d] & ~fm) | (mm["flags"][s] & fm)
+        mm["private"][d] = mm["private"][s]
+        mm["refcount"][d] = mm["refcount"][s]
+        mm["order"][d] = mm["order"][s]
+        self.free_pages(src)
 
     def _unmigrate(self, migrated):
         """Undo migrations in reverse: each folio goes back to its old pfn."""
