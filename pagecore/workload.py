@@ -74,25 +74,37 @@ class Workload:
     def _used(zones):
         return sum(z.managed_pages - z.free_pages for z in zones)
 
-    def heads(self, m, zones):
-        """Head pfns of the workload's allocations in `zones`, read off the page array:
-        (movable heads, unmovable heads)."""
-        movable, unmovable = [], []
+    #: pages per scan chunk: bounds the temporaries of a scan (a few bytes per page of
+    #: the chunk), so a 4 TiB zone costs no more than a 4 GiB one.
+    CHUNK = 1 << 20
+
+    def _chunks(self, m, zones):
+        """(start pfn, head pfns of movable, head pfns of unmovable) per chunk of the zones."""
         for z in zones:
             if not z.spanned_pages:
                 continue
-            pages = m.mem_map[z.zone_start_pfn:z.zone_end_pfn]
             bits = np.uint32((z.nid << P.NODES_PGSHIFT) | (z.zid << P.ZONES_PGSHIFT))
-            live = ((pages["refcount"] > 0) & (pages["page_type"] == P.PGTY_NONE)
-                    & ((pages["flags"] & P.PG_tail) == 0)
-                    & ((pages["flags"] & np.uint32(~P.FLAGS_MASK & 0xFFFFFFFF)) == bits))
-            own = pages["private"]
-            movable.append(z.zone_start_pfn + np.flatnonzero(live & (own == self.owner)))
-            unmovable.append(z.zone_start_pfn + np.flatnonzero(live & (own == self.owner + 1)))
-        cat = lambda parts: np.concatenate(parts) if parts else np.zeros(0, np.int64)
-        return cat(movable), cat(unmovable)
+            for c in range(z.zone_start_pfn, z.zone_end_pfn, self.CHUNK):
+                pages = m.mem_map[c:min(c + self.CHUNK, z.zone_end_pfn)]
+                live = ((pages["refcount"] > 0) & (pages["page_type"] == P.PGTY_NONE)
+                        & ((pages["flags"] & P.PG_tail) == 0)
+                        & ((pages["flags"] & np.uint32(~P.FLAGS_MASK & 0xFFFFFFFF)) == bits))
+                own = pages["private"]
+                yield (c + np.flatnonzero(live & (own == self.owner)),
+                       c + np.flatnonzero(live & (own == self.owner + 1)))
 
-    # ---- the verbs -----------------------------------------------------------------
+    def heads(self, m, zones):
+        """Head pfns of the workload's allocations in `zones`, read off the page array:
+        (movable heads, unmovable heads)."""
+        parts = list(self._chunks(m, zones))
+        cat = lambda xs: np.concatenate(xs) if xs else np.zeros(0, np.int64)
+        return cat([mv for mv, _ in parts]), cat([um for _, um in parts])
+
+    @staticmethod
+    def _sizes(m, heads):
+        flags, order = m.mem_map["flags"][heads], m.mem_map["order"][heads].astype(np.int64)
+        return np.where(flags & P.PG_head, np.int64(1) << order, 1)
+
     def _fill_to(self, m, nid, zones, rng, target, report):
         orders = sorted(self.orders)
         weights = np.array([self.orders[o] for o in orders], dtype=float)
@@ -122,17 +134,27 @@ class Workload:
 
     def _free_down_to(self, m, zones, rng, target, report):
         """Free allocations of the workload chosen at random (heads read off the page
-        array) until the zones' use is at most `target`."""
-        movable, unmovable = self.heads(m, zones)
-        heads = np.concatenate([movable, unmovable])
+        array, chunk by chunk) until the zones' use is at most `target`: each allocation
+        is freed with probability excess / workload pages, so the holes spread evenly
+        over the zones; passes repeat until the excess is gone or nothing is left."""
         excess = self._used(zones) - target
-        if excess <= 0 or not heads.size:
-            return
-        heads = heads[rng.permutation(heads.size)]
-        flags, order = m.mem_map["flags"][heads], m.mem_map["order"][heads].astype(np.int64)
-        sizes = np.where(flags & P.PG_head, np.int64(1) << order, 1)
-        k = int(np.searchsorted(np.cumsum(sizes), excess)) + 1
-        report["freed_pages"] += int(m.free_pages(np.sort(heads[:k])))
+        while excess > 0:
+            total = sum(int(self._sizes(m, np.concatenate(hs)).sum())
+                        for hs in self._chunks(m, zones))
+            if not total:
+                return
+            p = min(1.0, excess / total)
+            for movable, unmovable in self._chunks(m, zones):
+                heads = np.sort(np.concatenate([movable, unmovable]))
+                pick = heads[rng.random(heads.size) < p]
+                if pick.size:
+                    sizes = self._sizes(m, pick)
+                    pick = pick[:int(np.searchsorted(np.cumsum(sizes), excess)) + 1]
+                    freed = int(m.free_pages(pick))
+                    report["freed_pages"] += freed
+                    excess -= freed
+                if excess <= 0:
+                    return
 
     def apply(self, m, nid, zone_name=None):
         """Fill node `nid` (or its zone `zone_name`) to `fill` and age it.
