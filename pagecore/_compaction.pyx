@@ -15,6 +15,7 @@ below pageblock order are migrated whole: skip_isolation_on_order()), plus the s
 vmemmap skip in isolate_migratepages_block() (patch 4/5).
 """
 from pagecore._types cimport uint8_t, uint32_t, uint64_t, pfn_t, pbflags_t, count_t
+from pagecore._atomic cimport pc_atomic_load, pc_atomic_min
 from pagecore._page cimport (page_t, PG_reserved, PG_lru, PG_head, PG_tail, PG_movable,
                              PG_isolated, PGTY_NONE, PGTY_BUDDY, PGTY_VMEMMAP,
                              PB_migrate_skip, FLAGS_MASK)
@@ -466,19 +467,6 @@ cdef pfn_t pfn_range_valid_contig_impl(const page_t *mem_map, pfn_t start_pfn, p
     return prvc_first(mem_map, pfn, end_pfn, zone_bits)
 
 
-cdef extern from *:
-    """
-    static inline int64_t pcc_atomic_load(int64_t *p) {
-        return __atomic_load_n(p, __ATOMIC_RELAXED);
-    }
-    static inline void pcc_atomic_min(int64_t *p, int64_t v) {
-        int64_t cur = __atomic_load_n(p, __ATOMIC_RELAXED);
-        while (v < cur && !__atomic_compare_exchange_n(p, &cur, v, 1, __ATOMIC_RELAXED,
-                                                       __ATOMIC_RELAXED)) {}
-    }
-    """
-    pfn_t pcc_atomic_load(pfn_t *p) noexcept nogil
-    void pcc_atomic_min(pfn_t *p, pfn_t v) noexcept nogil
 
 
 cdef pfn_t pfn_range_valid_contig_par(const page_t *mem_map, pfn_t start_pfn, pfn_t end_pfn,
@@ -502,10 +490,10 @@ cdef pfn_t pfn_range_valid_contig_par(const page_t *mem_map, pfn_t start_pfn, pf
         hi = lo + chunk
         if hi > end_pfn:
             hi = end_pfn
-        if pcc_atomic_load(foundp) > lo:
+        if pc_atomic_load(foundp) > lo:
             r = pfn_range_valid_contig_impl(mem_map, lo, hi, zone_bits)
             if r >= 0:
-                pcc_atomic_min(foundp, r)
+                pc_atomic_min(foundp, r)
     return found if found < end_pfn else -1
 
 

@@ -9,6 +9,7 @@ from cython.parallel cimport prange
 from libc.string cimport memset
 
 from pagecore._types cimport uint8_t, uint16_t, uint32_t, uint64_t, pfn_t, pbflags_t, count_t
+from pagecore._atomic cimport pc_atomic_load, pc_atomic_min
 from pagecore._page cimport (page_t, vmemmap_page_t, PG_reserved, PG_lru, PG_head, PG_tail,
                              PG_movable, PG_hwpoison, PGTY_NONE, PGTY_BUDDY, PGTY_OFFLINE,
                              PGTY_VMEMMAP, MIGRATE_MOVABLE, MIGRATE_ISOLATE, MIGRATETYPE_MASK,
@@ -180,19 +181,6 @@ cdef inline pfn_t folio_end(const page_t *p, pfn_t pfn) noexcept nogil:
 from libc.stdint cimport int64_t
 from libc.stdlib cimport malloc, free
 
-cdef extern from *:
-    """
-    static inline int64_t pc_atomic_load(int64_t *p) {
-        return __atomic_load_n(p, __ATOMIC_RELAXED);
-    }
-    static inline void pc_atomic_min(int64_t *p, int64_t v) {
-        int64_t cur = __atomic_load_n(p, __ATOMIC_RELAXED);
-        while (v < cur && !__atomic_compare_exchange_n(p, &cur, v, 1, __ATOMIC_RELAXED,
-                                                       __ATOMIC_RELAXED)) {}
-    }
-    """
-    int64_t pc_atomic_load(int64_t *p) noexcept nogil
-    void pc_atomic_min(int64_t *p, int64_t v) noexcept nogil
 
 
 cdef enum:
