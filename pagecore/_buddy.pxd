@@ -28,6 +28,7 @@ cdef class FreeArea:
     cdef pfn_t pop(self, int order, int mt) noexcept nogil
     cdef int get_mt(self, pfn_t pfn) noexcept nogil
     cdef int free_one_page(self, pfn_t pfn, int order) except -1 nogil
+    cdef count_t free_pages(self, pfn_t pfn) except -1 nogil
     cdef pfn_t rmqueue(self, int order, int mt) except -2 nogil
     cdef int expand(self, pfn_t pfn, int low, int high, int mt) except -1 nogil
     cdef count_t move_freepages_block(self, pfn_t pfn, int mt) except -1 nogil

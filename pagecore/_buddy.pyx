@@ -295,24 +295,27 @@ cdef class FreeArea:
                 free_now -= 1 << order
         return n
 
+    cdef count_t free_pages(self, pfn_t pfn) except -1 nogil:
+        """__free_pages() of the allocated block headed at `pfn` (order read from the
+        page): its pages lose their flags, refcount and owner, then the block merges."""
+        cdef int order = self.mem_map[pfn].order
+        cdef pfn_t q
+        for q in range(pfn, pfn + (1 << order)):
+            self.mem_map[q].flags = self.mem_map[q].flags & ~(<uint32_t> FLAGS_MASK)
+            self.mem_map[q].refcount = 0
+            self.mem_map[q].private = 0
+            self.mem_map[q].order = 0
+        self.free_one_page(pfn, order)
+        return <count_t> 1 << order
+
     def free_bulk(self, pfn_t[::1] pfns):
         """free_pages() of each allocated block at `pfns` (head pfns; the order is read
         from the page). Pages return to the buddy of the zone they belong to."""
         cdef Py_ssize_t i
-        cdef pfn_t pfn, q
-        cdef int order
         cdef count_t freed = 0
         with nogil:
             for i in range(pfns.shape[0]):
-                pfn = pfns[i]
-                order = self.mem_map[pfn].order
-                for q in range(pfn, pfn + (1 << order)):
-                    self.mem_map[q].flags = self.mem_map[q].flags & ~(<uint32_t> FLAGS_MASK)
-                    self.mem_map[q].refcount = 0
-                    self.mem_map[q].private = 0
-                    self.mem_map[q].order = 0
-                self.free_one_page(pfn, order)
-                freed += 1 << order
+                freed += self.free_pages(pfns[i])
         return freed
 
     # ---- Python face (used by the numpy twins, accounting and tests) ----------------
