@@ -16,6 +16,12 @@ from pagecore._page cimport (page_t, PGTY_BUDDY, MIGRATE_MOVABLE, MIGRATE_CMA,
 cdef enum:
     COMPACT_CLUSTER_MAX = 32          # SWAP_CLUSTER_MAX: folios isolated per batch
 
+cdef enum compact_result:             # enum compact_result (include/linux/compaction.h)
+    COMPACT_CONTINUE                  # not finished: isolate and migrate another batch
+    COMPACT_COMPLETE                  # the scanners met
+    COMPACT_CONTENDED                 # pagecore: migrate_pages() found no target left
+    COMPACT_SUCCESS                   # a free block of the requested order is there
+
 
 # ---- small rules, inline (mm/compaction.c) ----------------------------------------------
 cdef inline int pageblock_migratetype(const pbflags_t *pageblock_flags, pfn_t pfn,

@@ -19,8 +19,12 @@ from pagecore._atomic cimport pc_atomic_load, pc_atomic_min
 from pagecore._page cimport (page_t, PG_reserved, PG_lru, PG_head, PG_tail, PG_movable,
                              PG_isolated, PGTY_NONE, PGTY_BUDDY, PGTY_VMEMMAP,
                              PB_migrate_skip, FLAGS_MASK)
+from pagecore._page cimport MIGRATE_UNMOVABLE, MIGRATE_RECLAIMABLE
 from pagecore._kernels cimport vmemmap_nr_pages
+from pagecore._buddy cimport FreeArea, MAX_ORDERS
 from cython.parallel cimport prange
+from libc.stdlib cimport malloc, realloc, free
+from libc.string cimport memset
 
 
 cdef inline pfn_t folio_end(const page_t *p, pfn_t pfn) noexcept nogil:
@@ -551,3 +555,304 @@ def migrate_folio(page_t[::1] mem_map, pfn_t src, pfn_t dst):
     with nogil:
         nr = migrate_folio_impl(&mem_map[0], src, dst)
     return nr
+
+
+# ---------------------------------------------------------------------------------------
+# compact_zone(): the whole run
+# ---------------------------------------------------------------------------------------
+cdef struct pfn_stack:
+    pfn_t *pfns
+    count_t n
+    count_t cap
+
+
+cdef int stack_push(pfn_stack *s, pfn_t pfn) except -1 nogil:
+    cdef pfn_t *grown
+    if s.n == s.cap:
+        grown = <pfn_t *> realloc(s.pfns, (2 * s.cap + 64) * sizeof(pfn_t))
+        if grown == NULL:
+            with gil:
+                raise MemoryError("compact_zone: free page list growth")
+        s.pfns = grown
+        s.cap = 2 * s.cap + 64
+    s.pfns[s.n] = pfn
+    s.n += 1
+    return 0
+
+
+cdef struct compact_control:
+    # struct compact_control (mm/internal.h) of one whole-zone run. Invariants:
+    #   * the isolated folio heads still to migrate are migratepages[mig_lo:mig_hi]; a
+    #     batch lands at mig_base = the buffer's last COMPACT_CLUSTER_MAX slots, so a
+    #     split at the front (lo -= 2^order - 1) always has room below it;
+    #   * freepages[o] holds the isolated free blocks of order o (stacks, like the
+    #     Python lists of the twin), nr_freepages the pages in them;
+    #   * the run ends when free_pfn and migrate_pfn meet (compact_scanners_met()).
+    page_t *mm
+    pbflags_t *pbf
+    const uint8_t *valid              # pageblock_pfn_to_page() per pageblock of the span
+    pfn_t pb0                         # pageblock index of valid[0]
+    pfn_t start, end, pb
+    pfn_t migrate_pfn, free_pfn
+    int order, pbo, nr_orders
+    bint ignore_skip_hint, async_direct
+    pfn_t *migratepages
+    count_t mig_lo, mig_hi, mig_base
+    pfn_stack freepages[MAX_ORDERS]
+    count_t nr_freepages
+    pfn_t *free_out
+    pfn_t *free_orders
+    count_t migrate_scanned, free_scanned, migrated_pages, migrated_folios
+
+
+cdef inline bint cc_scanners_met(const compact_control *cc) noexcept nogil:
+    return (cc.free_pfn >> cc.pbo) <= (cc.migrate_pfn >> cc.pbo)
+
+
+cdef inline bint cc_block_valid(const compact_control *cc, pfn_t pfn) noexcept nogil:
+    return cc.valid[(pfn >> cc.pbo) - cc.pb0] != 0
+
+
+cdef inline int folio_order(const page_t *mem_map, pfn_t head) noexcept nogil:
+    return mem_map[head].order if mem_map[head].flags & PG_head else 0
+
+
+cdef int cc_finished(const compact_control *cc, FreeArea fa) noexcept nogil:
+    # __compact_finished(): COMPLETE when the scanners met, SUCCESS when a free block of
+    # the requested order is there for a MOVABLE allocation, else CONTINUE.
+    cdef int o
+    if cc_scanners_met(cc):
+        return COMPACT_COMPLETE
+    if cc.order < 0 or cc.migrate_pfn % cc.pb:
+        return COMPACT_CONTINUE
+    for o in range(cc.order, cc.nr_orders):
+        if fa.nr[MIGRATE_MOVABLE][o] or fa.nr[MIGRATE_CMA][o]:
+            return COMPACT_SUCCESS
+        # find_suitable_fallback(): MOVABLE steals from UNMOVABLE/RECLAIMABLE blocks of
+        # at least pageblock_order / 2 (can_steal_fallback())
+        if o >= cc.pbo // 2 and (fa.nr[MIGRATE_UNMOVABLE][o] or fa.nr[MIGRATE_RECLAIMABLE][o]):
+            return COMPACT_SUCCESS
+    return COMPACT_CONTINUE
+
+
+cdef void cc_isolate_migratepages(compact_control *cc) noexcept nogil:
+    # isolate_migratepages(): the first pageblock above migrate_pfn that is valid, not
+    # skipped (a pageblock entered at its start: isolation_suitable()) and a suitable
+    # source gets one isolate_migratepages_block() batch.
+    cdef pfn_t low = cc.migrate_pfn
+    cdef pfn_t block_start = (low >> cc.pbo) << cc.pbo
+    cdef pfn_t block_end = ((low >> cc.pbo) + 1) << cc.pbo
+    cdef count_t n = 0, scanned = 0
+    if block_start < cc.start:
+        block_start = cc.start
+    while block_end <= cc.free_pfn:
+        if (cc_block_valid(cc, block_start)
+                and not (low % cc.pb == 0 and not cc.ignore_skip_hint
+                         and cc.pbf[low >> cc.pbo] & PB_migrate_skip)
+                and suitable_migration_source_impl(cc.mm, cc.pbf, block_start, cc.pbo,
+                                                   cc.async_direct)):
+            cc.migrate_pfn = isolate_migratepages_block_impl(
+                cc.mm, cc.pbf, low, block_end, cc.pbo, cc.ignore_skip_hint,
+                &cc.migratepages[cc.mig_base], COMPACT_CLUSTER_MAX, cc.order, False,
+                cc.async_direct, &n, &scanned)
+            cc.migrate_scanned += scanned
+            cc.mig_lo = cc.mig_base
+            cc.mig_hi = cc.mig_base + n
+            return
+        low = block_start = block_end
+        cc.migrate_pfn = low
+        block_end += cc.pb
+
+
+cdef int cc_isolate_freepages(compact_control *cc, FreeArea fa) except -1 nogil:
+    # isolate_freepages(): pageblocks down from free_pfn, above the migrate scanner's
+    # pageblock, until the isolated free pages cover the folios still to migrate; every
+    # pageblock scanned gets its skip bit (update_pageblock_skip()).
+    cdef count_t need = 0, i, nb, scanned, total
+    cdef pfn_t low = ((cc.migrate_pfn >> cc.pbo) + 1) << cc.pbo
+    cdef pfn_t block_start = (cc.free_pfn >> cc.pbo) << cc.pbo, block_end, fail
+    for i in range(cc.mig_lo, cc.mig_hi):
+        need += <count_t> 1 << folio_order(cc.mm, cc.migratepages[i])
+    while block_start >= low:
+        if (cc_block_valid(cc, block_start)
+                and suitable_migration_target_impl(cc.mm, cc.pbf, block_start, cc.pbo, False)
+                and (cc.ignore_skip_hint
+                     or not cc.pbf[block_start >> cc.pbo] & PB_migrate_skip)):
+            block_end = block_start + cc.pb
+            if block_end > cc.end:
+                block_end = cc.end
+            nb = scanned = 0
+            total = isolate_freepages_block_impl(cc.mm, cc.pbf, block_start, block_end, False,
+                                                 cc.free_out, cc.free_orders, cc.pb, cc.pbo,
+                                                 &nb, &scanned, &fail)
+            cc.free_scanned += scanned
+            for i in range(nb):                     # __isolate_free_page()
+                fa.remove(cc.free_out[i])
+                stack_push(&cc.freepages[cc.free_orders[i]], cc.free_out[i])
+            cc.nr_freepages += total
+            cc.pbf[block_start >> cc.pbo] |= PB_migrate_skip
+            if cc.nr_freepages >= need:
+                cc.free_pfn = block_start - cc.pb
+                return 0
+        block_start -= cc.pb
+    cc.free_pfn = block_start
+    return 0
+
+
+cdef pfn_t cc_compaction_alloc(compact_control *cc, FreeArea fa, int order) except -2 nogil:
+    # compaction_alloc() (v6.9+): the smallest isolated free block of at least `order`,
+    # its upper halves kept for later; one free scan per call when none is there.
+    cdef int attempt, o
+    cdef pfn_stack *s
+    cdef pfn_t pfn
+    for attempt in range(2):
+        for o in range(order, cc.nr_orders):
+            s = &cc.freepages[o]
+            if s.n:
+                s.n -= 1
+                pfn = s.pfns[s.n]
+                while o > order:                    # split, keep the upper halves
+                    o -= 1
+                    stack_push(&cc.freepages[o], pfn + (<pfn_t> 1 << o))
+                cc.nr_freepages -= <count_t> 1 << order
+                return pfn
+        if attempt == 0:
+            cc_isolate_freepages(cc, fa)
+    return -1
+
+
+cdef void cc_putback(compact_control *cc) noexcept nogil:
+    # putback_movable_pages(): what is still isolated goes back.
+    cdef count_t i
+    for i in range(cc.mig_lo, cc.mig_hi):
+        cc.mm[cc.migratepages[i]].flags &= ~(<uint32_t> PG_isolated)
+    cc.mig_lo = cc.mig_hi = cc.mig_base
+
+
+cdef int cc_migrate_pages(compact_control *cc, FreeArea fa) except -1 nogil:
+    # migrate_pages() of the isolated batch into compaction_alloc() targets; returns 0 on
+    # -ENOMEM (no target left). A large LRU folio without a target is split and its pages
+    # retried (try_split_folio()).
+    cdef pfn_t head, dst, i, nr
+    cdef int order
+    cdef page_t first
+    while cc.mig_lo < cc.mig_hi:
+        head = cc.migratepages[cc.mig_lo]
+        order = folio_order(cc.mm, head)
+        dst = cc_compaction_alloc(cc, fa, order)
+        if dst < 0 and order > 0 and cc.mm[head].flags & PG_lru:
+            nr = <pfn_t> 1 << order                 # split_folio(): isolated order-0 pages
+            first = cc.mm[head]
+            cc.mig_lo -= nr - 1
+            for i in range(nr):
+                cc.mm[head + i].flags = ((cc.mm[head + i].flags & ~(<uint32_t> (PG_head | PG_tail)))
+                                         | PG_isolated)
+                cc.mm[head + i].order = 0
+                cc.mm[head + i].refcount = first.refcount
+                cc.mm[head + i].private = first.private
+                cc.migratepages[cc.mig_lo + i] = head + i
+            continue
+        if dst < 0:
+            cc_putback(cc)
+            return 0
+        cc.mig_lo += 1
+        migrate_folio_impl(cc.mm, head, dst)
+        fa.free_pages(head)
+        cc.migrated_pages += <count_t> 1 << order
+        cc.migrated_folios += 1
+    return 1
+
+
+cdef int cc_run(compact_control *cc, FreeArea fa) except -1 nogil:
+    # compact_zone()'s loop: one isolated batch, then its migration, until finished.
+    cdef int result = cc_finished(cc, fa)
+    while result == COMPACT_CONTINUE:
+        cc_isolate_migratepages(cc)
+        if cc.mig_lo < cc.mig_hi:
+            if not cc_migrate_pages(cc, fa) and not cc_scanners_met(cc):
+                return COMPACT_CONTENDED            # -ENOMEM: no target left
+        result = cc_finished(cc, fa)
+    return result
+
+
+cdef int cc_release(compact_control *cc, FreeArea fa) except -1 nogil:
+    # release_free_list() and putback: isolated folios and free blocks go back, free
+    # blocks in list order per order, as the twin does.
+    cdef int o
+    cdef count_t i
+    cc_putback(cc)
+    for o in range(cc.nr_orders):
+        for i in range(cc.freepages[o].n):
+            fa.free_one_page(cc.freepages[o].pfns[i], o)
+        cc.freepages[o].n = 0
+    cc.nr_freepages = 0
+    return 0
+
+
+_RESULT_NAMES = {COMPACT_COMPLETE: "complete", COMPACT_SUCCESS: "success",
+                 COMPACT_CONTENDED: "contended"}
+
+
+def compact_zone_run(FreeArea free_area, page_t[::1] mem_map, pbflags_t[::1] pageblock_flags,
+                     uint8_t[::1] valid, pfn_t zone_start_pfn, pfn_t zone_end_pfn, int order,
+                     int pageblock_order, bint ignore_skip_hint, bint async_direct):
+    """compact_zone() (mm/compaction.c, v6.9+) of the zone [zone_start_pfn, zone_end_pfn)
+    whose buddy is `free_area`, for a MOVABLE request of `order` (-1: compact_memory,
+    never "success"). `valid[i]` says whether pageblock (zone_start_pfn >> pageblock_order)
+    + i passes pageblock_pfn_to_page() (first and last page online and in the zone).
+
+    The migrate scanner walks pageblocks up from the zone start, isolating batches of
+    COMPACT_CLUSTER_MAX folios (isolate_migratepages_block()); the free scanner walks
+    down from the zone end isolating free blocks (isolate_freepages_block(), taken off
+    the free lists); each folio moves into the smallest isolated block that fits
+    (compaction_alloc()) and its old pages are freed. Ends when a free block of `order`
+    is there, the scanners meet, or no target is left (then "contended"); what is still
+    isolated goes back (putback, release_free_list()).
+
+    Returns (result, migrate_scanned, free_scanned, migrated_pages, migrated_folios):
+    result "complete", "success" or "contended", and the kernel's nr_scanned sums.
+    """
+    cdef compact_control cc
+    cdef int o, result = COMPACT_COMPLETE
+    memset(&cc, 0, sizeof(cc))
+    cc.pbo = pageblock_order
+    cc.pb = <pfn_t> 1 << pageblock_order
+    cc.nr_orders = free_area.nr_orders
+    if not 0 < cc.nr_orders <= MAX_ORDERS or not -1 <= order < cc.nr_orders:
+        raise ValueError(f"compact_zone_run: order={order} outside -1..{cc.nr_orders - 1}")
+    cc.pb0 = zone_start_pfn >> pageblock_order
+    if (zone_end_pfn <= zone_start_pfn or zone_end_pfn > mem_map.shape[0]
+            or valid.shape[0] != ((zone_end_pfn - 1) >> pageblock_order) - cc.pb0 + 1):
+        raise ValueError(f"compact_zone_run: zone [{zone_start_pfn:#x}, {zone_end_pfn:#x}) "
+                         f"does not match mem_map ({mem_map.shape[0]} pages) and valid "
+                         f"({valid.shape[0]} pageblocks)")
+    cc.mm = &mem_map[0]
+    cc.pbf = &pageblock_flags[0]
+    cc.valid = &valid[0]
+    cc.start, cc.end = zone_start_pfn, zone_end_pfn
+    cc.migrate_pfn = zone_start_pfn
+    cc.free_pfn = ((zone_end_pfn - 1) >> pageblock_order) << pageblock_order
+    cc.order = order
+    cc.ignore_skip_hint, cc.async_direct = ignore_skip_hint, async_direct
+    cc.mig_base = <count_t> 1 << (cc.nr_orders - 1)
+    cc.mig_lo = cc.mig_hi = cc.mig_base
+    cc.migratepages = <pfn_t *> malloc((cc.mig_base + COMPACT_CLUSTER_MAX) * sizeof(pfn_t))
+    cc.free_out = <pfn_t *> malloc(cc.pb * sizeof(pfn_t))
+    cc.free_orders = <pfn_t *> malloc(cc.pb * sizeof(pfn_t))
+    try:
+        if cc.migratepages == NULL or cc.free_out == NULL or cc.free_orders == NULL:
+            raise MemoryError("compact_zone_run: scanner buffers")
+        try:
+            with nogil:
+                result = cc_run(&cc, free_area)
+        finally:
+            with nogil:
+                cc_release(&cc, free_area)
+    finally:
+        free(cc.migratepages)
+        free(cc.free_out)
+        free(cc.free_orders)
+        for o in range(MAX_ORDERS):
+            free(cc.freepages[o].pfns)
+    return (_RESULT_NAMES[result], cc.migrate_scanned, cc.free_scanned, cc.migrated_pages,
+            cc.migrated_folios)

@@ -10,6 +10,8 @@ mixed with int64 into float64).
 Importing this module imports numba; pagecore imports it only when the "numba" backend is
 asked for (pagecore.compaction.get_compaction_backend).
 """
+import sys
+
 import numpy as np
 from numba import njit
 
@@ -20,7 +22,8 @@ from pagecore._page import (FLAGS_MASK, MIGRATE_CMA, MIGRATE_ISOLATE, MIGRATE_MO
 
 __all__ = ["isolate_migratepages_block", "isolate_migratepages_range",
            "isolate_freepages_block", "suitable_migration_target",
-           "suitable_migration_source", "pfn_range_valid_contig", "migrate_folio"]
+           "suitable_migration_source", "pfn_range_valid_contig", "migrate_folio",
+           "compact_zone_run"]
 
 _PG_head, _PG_tail, _PG_folio = int(PG_head), int(PG_tail), int(PG_head | PG_tail)
 _PG_lru, _PG_movable, _PG_lru_movable = int(PG_lru), int(PG_movable), int(PG_lru | PG_movable)
@@ -34,6 +37,7 @@ _ZMASK = ~int(FLAGS_MASK) & 0xFFFFFFFF
 
 
 from pagecore._numba import _folio_end, _vmemmap_nr_pages  # noqa: E402  (shared helpers)
+from pagecore.reference_compaction import run_compact_zone  # noqa: E402
 
 
 def _union(mem_map):
@@ -322,3 +326,13 @@ def pfn_range_valid_contig(mem_map, start_pfn, end_pfn, zone_bits):
 def migrate_folio(mem_map, src, dst):
     """numba twin of _compaction.migrate_folio. Returns the pages moved."""
     return int(_migrate_folio(_union(mem_map), np.int64(src), np.int64(dst)))
+
+
+def compact_zone_run(free_area, mem_map, pageblock_flags, valid, zone_start_pfn, zone_end_pfn,
+                     order, pageblock_order, ignore_skip_hint, async_direct):
+    """numba twin of _compaction.compact_zone_run: the twin's Python loop
+    (reference_compaction.run_compact_zone) over this module's jitted scanners - the
+    buddy allocator is a Cython class that jitted code cannot call."""
+    return run_compact_zone(sys.modules[__name__], free_area, mem_map, pageblock_flags, valid,
+                            zone_start_pfn, zone_end_pfn, order, pageblock_order,
+                            ignore_skip_hint, async_direct)

@@ -7,9 +7,11 @@
     count_gigantic_pages(m, order)               aligned 2^order blocks formable now, per zone
     get_compaction_backend(name=None)            the scanner kernels: cython, numpy, numba
 
-The per-page work runs in the scanner kernels (pagecore._compaction and its twins); this
-module walks pageblocks, moves folios and changes free lists through FreeArea, so every
-backend shares one buddy allocator. Simplifications against the kernel, all deliberate:
+The work runs in the backend's kernels (pagecore._compaction and its twins): the scanners,
+and compact_zone_run(), the whole compaction loop, which changes the free lists through
+the zone's FreeArea (one buddy allocator for every backend). This module validates,
+prepares (which pageblocks are valid) and reports; for contiguous allocation it walks
+the range and moves folios itself, per batch of COMPACT_CLUSTER_MAX. Simplifications against the kernel, all deliberate:
 no compaction caches or deferral (every compact_zone() is a whole-zone run), no
 fast_find_migrateblock()/fast_isolate_freepages(), no free-scanner stride, migration
 fails only for want of a target (a large LRU folio is then split and its pages retried,
@@ -30,6 +32,10 @@ from pagecore.arch import ZONE_NAMES
 from pagecore.errors import (BusyError, ConfigError, OutOfMemoryError, PagecoreError,
                              RangeError, StateError, pfn_range)
 from pagecore.machine import SECTION_IS_ONLINE
+from pagecore.reference_compaction import folio_order as _folio_order
+from pagecore.reference_compaction import putback as _putback
+from pagecore.reference_compaction import split_folio as _split_folio
+from pagecore.reference_compaction import splittable as _splittable
 
 #: Backend name -> module of the compaction kernels (same names as pagecore.backends).
 BACKENDS = {"cython": "pagecore._compaction", "numpy": "pagecore.reference_compaction",
@@ -37,8 +43,9 @@ BACKENDS = {"cython": "pagecore._compaction", "numpy": "pagecore.reference_compa
 #: Functions every compaction backend has, with the signatures of pagecore._compaction.
 KERNELS = ("isolate_migratepages_block", "isolate_migratepages_range",
            "isolate_freepages_block", "suitable_migration_target",
-           "suitable_migration_source", "pfn_range_valid_contig", "migrate_folio")
-COMPACT_CLUSTER_MAX = 32
+           "suitable_migration_source", "pfn_range_valid_contig", "migrate_folio",
+           "compact_zone_run")
+COMPACT_CLUSTER_MAX = 32      # the batch of isolate_migratepages_range() here
 #: Owner id (page->private) given to pages taken by alloc_contig_range().
 CONTIG_OWNER = 0xC0
 _ZMASK = np.uint32(~P.FLAGS_MASK & 0xFFFFFFFF)
@@ -121,187 +128,9 @@ def free_blocks_per_order(zone, include_isolated=True):
     return counts.sum(axis=0).tolist()
 
 
-def _folio_order(mem_map, head):
-    page = mem_map[head]
-    return int(page["order"]) if page["flags"] & P.PG_head else 0
-
-
-def _split_folio(mem_map, head, order):
-    """split_folio() of an isolated LRU folio, as migrate_pages() does on -ENOMEM
-    (try_split_folio()): 2^order isolated order-0 pages, each with the folio's refcount
-    and owner. Returns their pfns."""
-    pages = mem_map[head:head + (1 << order)]
-    pages["flags"] = (pages["flags"] & ~np.uint32(P.PG_head | P.PG_tail)) | np.uint32(P.PG_isolated)
-    pages["order"] = 0
-    pages["refcount"] = pages["refcount"][0]
-    pages["private"] = pages["private"][0]
-    return list(range(head, head + (1 << order)))
-
-
-def _splittable(mem_map, head, order):
-    return order > 0 and bool(mem_map[head]["flags"] & P.PG_lru)
-
-
-def _putback(mem_map, heads):
-    """putback_movable_pages(): isolated folios go back (PG_isolated cleared)."""
-    if len(heads):
-        idx = np.asarray(heads, dtype=np.int64)
-        mem_map["flags"][idx] &= ~np.uint32(P.PG_isolated)
-
-
 # ======================================================================================
 # compact_zone()
 # ======================================================================================
-class _CompactControl:
-    """struct compact_control (mm/internal.h) for one whole-zone run. Invariant: the run
-    ends when the free scanner meets the migrate scanner (compact_scanners_met())."""
-
-    def __init__(self, m, zone, order, mode, direct, ignore_skip_hint, kernels):
-        a = m.arch
-        self.m, self.zone, self.order, self.k = m, zone, order, kernels
-        self.mm, self.pbf = m.mem_map, m.pageblock_flags
-        self.pbo, self.pb = a.pageblock_order, a.pageblock_nr_pages
-        self.nr_orders = a.nr_page_orders
-        self.async_mode = mode == "async"
-        self.async_direct = self.async_mode and direct
-        self.ignore_skip_hint = ignore_skip_hint
-        self.start, self.end = zone.zone_start_pfn, zone.zone_end_pfn
-        self.migrate_pfn = self.start
-        self.free_pfn = ((self.end - 1) >> self.pbo) << self.pbo
-        self.pb0, self.valid = _valid_pageblocks(m, zone)
-        self.freepages = [[] for _ in range(self.nr_orders)]   # cc->freepages[order]
-        self.nr_freepages = 0
-        self.migratepages = []
-        self.migrate_scanned = self.free_scanned = 0
-        self.migrated_pages = self.migrated_folios = 0
-        self.out = np.empty(COMPACT_CLUSTER_MAX, dtype=np.int64)
-        self.free_out = np.empty(self.pb, dtype=np.int64)
-        self.free_orders = np.empty(self.pb, dtype=np.int64)
-
-    def scanners_met(self):
-        return (self.free_pfn >> self.pbo) <= (self.migrate_pfn >> self.pbo)
-
-    def finished(self):
-        """__compact_finished(): "complete" when the scanners met, "success" when a free
-        block of the requested order is there for a MOVABLE allocation, else None."""
-        if self.scanners_met():
-            return "complete"
-        if self.order < 0 or self.migrate_pfn % self.pb:
-            return None
-        counts = self.zone.free_area.counts()
-        for o in range(self.order, self.nr_orders):
-            if counts[P.MIGRATE_MOVABLE][o] or counts[P.MIGRATE_CMA][o]:
-                return "success"
-            # find_suitable_fallback(): MOVABLE steals from UNMOVABLE/RECLAIMABLE blocks
-            # of at least pageblock_order / 2 (can_steal_fallback())
-            if o >= self.pbo // 2 and (counts[P.MIGRATE_UNMOVABLE][o]
-                                       or counts[P.MIGRATE_RECLAIMABLE][o]):
-                return "success"
-        return None
-
-    def block_valid(self, pfn):
-        return bool(self.valid[(pfn >> self.pbo) - self.pb0])
-
-    # ---- the migrate scanner: isolate_migratepages() ---------------------------------
-    def isolate_migratepages(self):
-        low = self.migrate_pfn
-        block_start = max((low >> self.pbo) << self.pbo, self.start)
-        block_end = ((low >> self.pbo) + 1) << self.pbo
-        while block_end <= self.free_pfn:
-            if (self.block_valid(block_start)
-                    and not (low % self.pb == 0 and not self.ignore_skip_hint
-                             and self.pbf[low >> self.pbo] & P.PB_migrate_skip)
-                    and self.k.suitable_migration_source(self.mm, self.pbf, block_start,
-                                                         self.pbo, self.async_direct)):
-                nxt, n, scanned = self.k.isolate_migratepages_block(
-                    self.mm, self.pbf, low, block_end, self.pbo, self.ignore_skip_hint,
-                    self.out, self.order, False, self.async_direct)
-                self.migrate_scanned += scanned
-                self.migratepages = self.out[:n].tolist()
-                self.migrate_pfn = nxt
-                return
-            low = self.migrate_pfn = block_start = block_end
-            block_end += self.pb
-
-    # ---- the free scanner: isolate_freepages() ---------------------------------------
-    def isolate_freepages(self):
-        need = sum(1 << _folio_order(self.mm, h) for h in self.migratepages)
-        low = ((self.migrate_pfn >> self.pbo) + 1) << self.pbo
-        block_start = (self.free_pfn >> self.pbo) << self.pbo
-        fa = self.zone.free_area
-        while block_start >= low:
-            pb_index = block_start >> self.pbo
-            if (self.block_valid(block_start)
-                    and self.k.suitable_migration_target(self.mm, self.pbf, block_start,
-                                                         self.pbo, False)
-                    and (self.ignore_skip_hint
-                         or not self.pbf[pb_index] & P.PB_migrate_skip)):
-                block_end = min(block_start + self.pb, self.end)
-                total, scanned, _, nb = self.k.isolate_freepages_block(
-                    self.mm, self.pbf, block_start, block_end, False, self.free_out,
-                    self.free_orders, self.pb, self.pbo)
-                self.free_scanned += scanned
-                for pfn, o in zip(self.free_out[:nb].tolist(), self.free_orders[:nb].tolist()):
-                    fa.py_remove(pfn)                           # __isolate_free_page()
-                    self.freepages[o].append(pfn)
-                self.nr_freepages += total
-                self.pbf[pb_index] |= P.PB_migrate_skip        # update_pageblock_skip()
-                if self.nr_freepages >= need:
-                    self.free_pfn = block_start - self.pb
-                    return
-            block_start -= self.pb
-        self.free_pfn = block_start
-
-    def compaction_alloc(self, order):
-        """compaction_alloc() (v6.9+): the smallest isolated free block of at least
-        `order`, its upper halves kept for later; one free scan per call when empty."""
-        for attempt in range(2):
-            for o in range(order, self.nr_orders):
-                if self.freepages[o]:
-                    pfn = self.freepages[o].pop()
-                    while o > order:                            # split, keep the halves
-                        o -= 1
-                        self.freepages[o].append(pfn + (1 << o))
-                    self.nr_freepages -= 1 << order
-                    return pfn
-            if attempt == 0:
-                self.isolate_freepages()
-        return None
-
-    def migrate_pages(self):
-        """migrate_pages() of the isolated batch into compaction_alloc() targets. Returns
-        False on -ENOMEM (no target left)."""
-        fa_src = self.zone.free_area
-        while self.migratepages:
-            head = self.migratepages[0]
-            order = _folio_order(self.mm, head)
-            dst = self.compaction_alloc(order)
-            if dst is None and _splittable(self.mm, head, order):
-                self.migratepages[0:1] = _split_folio(self.mm, head, order)
-                continue
-            if dst is None:
-                _putback(self.mm, self.migratepages)
-                self.migratepages = []
-                return False
-            self.migratepages.pop(0)
-            self.k.migrate_folio(self.mm, head, dst)
-            fa_src.free_bulk(np.array([head], dtype=np.int64))
-            self.migrated_pages += 1 << order
-            self.migrated_folios += 1
-        return True
-
-    def release(self):
-        """release_free_list() and putback: what is still isolated goes back."""
-        _putback(self.mm, self.migratepages)
-        self.migratepages = []
-        fa = self.zone.free_area
-        for o, pfns in enumerate(self.freepages):
-            for pfn in pfns:
-                fa.py_free_one_page(pfn, o)
-            pfns.clear()
-        self.nr_freepages = 0
-
-
 def compact_zone(m, zone, order, mode="sync", *, direct=False, ignore_skip_hint=None,
                  backend=None):
     """compact_zone() (mm/compaction.c) of one zone, whole zone, for a MOVABLE request.
@@ -327,28 +156,17 @@ def compact_zone(m, zone, order, mode="sync", *, direct=False, ignore_skip_hint=
         ignore_skip_hint = order == -1
     report = {"zone": f"node{zone.nid}/{zone.name}", "order": order, "mode": mode,
               "free_blocks_before": free_blocks_per_order(zone)}
-    cc = None
+    result, counts = "complete", (0, 0, 0, 0)
     if zone.spanned_pages and zone.managed_pages:
-        cc = _CompactControl(m, zone, order, mode, direct, bool(ignore_skip_hint),
-                             _kernels_of(m, backend))
-        try:
-            while (result := cc.finished()) is None:
-                cc.isolate_migratepages()
-                if not cc.migratepages:
-                    continue
-                if not cc.migrate_pages() and not cc.scanners_met():
-                    result = "contended"                    # -ENOMEM: no target left
-                    break
-        finally:
-            cc.release()
-    else:
-        result = "complete"
-    report.update(result=result,
-                  migrate_scanned=cc.migrate_scanned if cc else 0,
-                  free_scanned=cc.free_scanned if cc else 0,
-                  migrated_pages=cc.migrated_pages if cc else 0,
-                  migrated_folios=cc.migrated_folios if cc else 0,
-                  free_blocks_after=free_blocks_per_order(zone))
+        _, valid = _valid_pageblocks(m, zone)
+        result, *counts = _kernels_of(m, backend).compact_zone_run(
+            zone.free_area, m.mem_map, m.pageblock_flags, valid.view(np.uint8),
+            zone.zone_start_pfn, zone.zone_end_pfn, order, m.arch.pageblock_order,
+            bool(ignore_skip_hint), mode == "async" and direct)
+    report["result"] = result
+    report.update(zip(("migrate_scanned", "free_scanned", "migrated_pages", "migrated_folios"),
+                      counts))
+    report["free_blocks_after"] = free_blocks_per_order(zone)
     return report
 
 

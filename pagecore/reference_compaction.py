@@ -15,17 +15,23 @@ How the walks are followed:
   * The migrate scanner has state along its walk (skip bit, batch limit, putback and
     chunk jumps of async direct compaction) and runs inside one pageblock: its walk is a
     plain loop over the visited pfns, reading the vectorised kinds and steps.
+  * compact_zone_run() is the kernel's loop written plainly in Python (a class for
+    struct compact_control), one step per batch and per folio; the numba backend runs
+    the same loop over its own scanners (FreeArea is a Cython class numba cannot call).
 """
+import sys
+
 import numpy as np
 
 from pagecore._page import (FLAGS_MASK, MIGRATE_CMA, MIGRATE_ISOLATE, MIGRATE_MOVABLE,
-                            MIGRATETYPE_MASK, PAGE_UNION_DTYPE, PB_migrate_isolate,
+                            MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE, MIGRATETYPE_MASK, PAGE_UNION_DTYPE, PB_migrate_isolate,
                             PB_migrate_skip, PG_head, PG_isolated, PG_lru, PG_movable,
                             PG_reserved, PG_tail, PGTY_BUDDY, PGTY_NONE, PGTY_VMEMMAP)
 
 __all__ = ["isolate_migratepages_block", "isolate_migratepages_range",
            "isolate_freepages_block", "suitable_migration_target",
-           "suitable_migration_source", "pfn_range_valid_contig", "migrate_folio"]
+           "suitable_migration_source", "pfn_range_valid_contig", "migrate_folio",
+           "compact_zone_run"]
 
 #: pfns per chunk of the chunked scans (a multiple of every pageblock size).
 CHUNK = 1 << 20
@@ -367,3 +373,230 @@ def migrate_folio(mem_map, src, dst):
     d["refcount"] = s["refcount"]
     d["private"] = s["private"]
     return nr
+
+
+# ---------------------------------------------------------------------------------------
+# compact_zone(): the whole run
+# ---------------------------------------------------------------------------------------
+def folio_order(mem_map, head):
+    """The order of the folio headed at `head` (0 for a page that is not compound)."""
+    page = mem_map[head]
+    return int(page["order"]) if page["flags"] & PG_head else 0
+
+
+def splittable(mem_map, head, order):
+    """A large LRU folio: migrate_pages() splits it when no target is left."""
+    return order > 0 and bool(mem_map[head]["flags"] & PG_lru)
+
+
+def split_folio(mem_map, head, order):
+    """split_folio() of an isolated LRU folio, as migrate_pages() does on -ENOMEM
+    (try_split_folio()): 2^order isolated order-0 pages, each with the folio's refcount
+    and owner. Returns their pfns."""
+    pages = mem_map[head:head + (1 << order)]
+    pages["flags"] = (pages["flags"] & ~np.uint32(PG_head | PG_tail)) | np.uint32(PG_isolated)
+    pages["order"] = 0
+    pages["refcount"] = pages["refcount"][0]
+    pages["private"] = pages["private"][0]
+    return list(range(head, head + (1 << order)))
+
+
+def putback(mem_map, heads):
+    """putback_movable_pages(): isolated folios go back (PG_isolated cleared)."""
+    if len(heads):
+        mem_map["flags"][np.asarray(heads, dtype=np.int64)] &= ~np.uint32(PG_isolated)
+
+
+class _CompactControl:
+    """struct compact_control (mm/internal.h) for one whole-zone run, over the scanner
+    functions of a backend module `k`. Invariant: the run ends when the free scanner
+    meets the migrate scanner (compact_scanners_met())."""
+
+    def __init__(self, k, free_area, mem_map, pageblock_flags, valid, start, end, order,
+                 pbo, ignore_skip_hint, async_direct):
+        self.k, self.fa, self.mm, self.pbf, self.valid = k, free_area, mem_map, pageblock_flags, valid
+        self.order, self.pbo, self.pb = order, pbo, 1 << pbo
+        self.nr_orders = free_area.nr_orders
+        self.ignore_skip_hint, self.async_direct = bool(ignore_skip_hint), bool(async_direct)
+        self.start, self.end = start, end
+        self.pb0 = start >> pbo
+        self.migrate_pfn = start
+        self.free_pfn = ((end - 1) >> pbo) << pbo
+        self.freepages = [[] for _ in range(self.nr_orders)]   # cc->freepages[order]
+        self.nr_freepages = 0
+        self.migratepages = []
+        self.migrate_scanned = self.free_scanned = 0
+        self.migrated_pages = self.migrated_folios = 0
+        self.out = np.empty(32, dtype=np.int64)                 # COMPACT_CLUSTER_MAX
+        self.free_out = np.empty(self.pb, dtype=np.int64)
+        self.free_orders = np.empty(self.pb, dtype=np.int64)
+
+    def scanners_met(self):
+        return (self.free_pfn >> self.pbo) <= (self.migrate_pfn >> self.pbo)
+
+    def finished(self):
+        """__compact_finished(): "complete" when the scanners met, "success" when a free
+        block of the requested order is there for a MOVABLE allocation, else None."""
+        if self.scanners_met():
+            return "complete"
+        if self.order < 0 or self.migrate_pfn % self.pb:
+            return None
+        counts = self.fa.counts()
+        for o in range(self.order, self.nr_orders):
+            if counts[MIGRATE_MOVABLE][o] or counts[MIGRATE_CMA][o]:
+                return "success"
+            # find_suitable_fallback(): MOVABLE steals from UNMOVABLE/RECLAIMABLE blocks
+            # of at least pageblock_order / 2 (can_steal_fallback())
+            if o >= self.pbo // 2 and (counts[MIGRATE_UNMOVABLE][o]
+                                       or counts[MIGRATE_RECLAIMABLE][o]):
+                return "success"
+        return None
+
+    def block_valid(self, pfn):
+        return bool(self.valid[(pfn >> self.pbo) - self.pb0])
+
+    def isolate_migratepages(self):
+        """isolate_migratepages(): one batch from the first suitable pageblock."""
+        low = self.migrate_pfn
+        block_start = max((low >> self.pbo) << self.pbo, self.start)
+        block_end = ((low >> self.pbo) + 1) << self.pbo
+        while block_end <= self.free_pfn:
+            if (self.block_valid(block_start)
+                    and not (low % self.pb == 0 and not self.ignore_skip_hint
+                             and self.pbf[low >> self.pbo] & PB_migrate_skip)
+                    and self.k.suitable_migration_source(self.mm, self.pbf, block_start,
+                                                         self.pbo, self.async_direct)):
+                nxt, n, scanned = self.k.isolate_migratepages_block(
+                    self.mm, self.pbf, low, block_end, self.pbo, self.ignore_skip_hint,
+                    self.out, self.order, False, self.async_direct)
+                self.migrate_scanned += scanned
+                self.migratepages = self.out[:n].tolist()
+                self.migrate_pfn = nxt
+                return
+            low = self.migrate_pfn = block_start = block_end
+            block_end += self.pb
+
+    def isolate_freepages(self):
+        """isolate_freepages(): free blocks of pageblocks down from free_pfn."""
+        need = sum(1 << folio_order(self.mm, h) for h in self.migratepages)
+        low = ((self.migrate_pfn >> self.pbo) + 1) << self.pbo
+        block_start = (self.free_pfn >> self.pbo) << self.pbo
+        while block_start >= low:
+            pb_index = block_start >> self.pbo
+            if (self.block_valid(block_start)
+                    and self.k.suitable_migration_target(self.mm, self.pbf, block_start,
+                                                         self.pbo, False)
+                    and (self.ignore_skip_hint
+                         or not self.pbf[pb_index] & PB_migrate_skip)):
+                block_end = min(block_start + self.pb, self.end)
+                total, scanned, _, nb = self.k.isolate_freepages_block(
+                    self.mm, self.pbf, block_start, block_end, False, self.free_out,
+                    self.free_orders, self.pb, self.pbo)
+                self.free_scanned += scanned
+                for pfn, o in zip(self.free_out[:nb].tolist(), self.free_orders[:nb].tolist()):
+                    self.fa.py_remove(pfn)                      # __isolate_free_page()
+                    self.freepages[o].append(pfn)
+                self.nr_freepages += total
+                self.pbf[pb_index] |= PB_migrate_skip          # update_pageblock_skip()
+                if self.nr_freepages >= need:
+                    self.free_pfn = block_start - self.pb
+                    return
+            block_start -= self.pb
+        self.free_pfn = block_start
+
+    def compaction_alloc(self, order):
+        """compaction_alloc() (v6.9+): the smallest isolated free block of at least
+        `order`, its upper halves kept for later; one free scan per call when empty."""
+        for attempt in range(2):
+            for o in range(order, self.nr_orders):
+                if self.freepages[o]:
+                    pfn = self.freepages[o].pop()
+                    while o > order:                            # split, keep the halves
+                        o -= 1
+                        self.freepages[o].append(pfn + (1 << o))
+                    self.nr_freepages -= 1 << order
+                    return pfn
+            if attempt == 0:
+                self.isolate_freepages()
+        return None
+
+    def putback(self):
+        putback(self.mm, self.migratepages)
+        self.migratepages = []
+
+    def migrate_pages(self):
+        """migrate_pages() of the isolated batch into compaction_alloc() targets. Returns
+        False on -ENOMEM (no target left); a large LRU folio without a target is split
+        and its pages retried (try_split_folio())."""
+        while self.migratepages:
+            head = self.migratepages[0]
+            order = folio_order(self.mm, head)
+            dst = self.compaction_alloc(order)
+            if dst is None and splittable(self.mm, head, order):
+                self.migratepages[0:1] = split_folio(self.mm, head, order)
+                continue
+            if dst is None:
+                self.putback()
+                return False
+            self.migratepages.pop(0)
+            self.k.migrate_folio(self.mm, head, dst)
+            self.fa.free_bulk(np.array([head], dtype=np.int64))
+            self.migrated_pages += 1 << order
+            self.migrated_folios += 1
+        return True
+
+    def release(self):
+        """release_free_list() and putback: what is still isolated goes back."""
+        self.putback()
+        for o, pfns in enumerate(self.freepages):
+            for pfn in pfns:
+                self.fa.py_free_one_page(pfn, o)
+            pfns.clear()
+        self.nr_freepages = 0
+
+    def run(self):
+        """compact_zone()'s loop: one isolated batch, then its migration, until finished."""
+        try:
+            while (result := self.finished()) is None:
+                self.isolate_migratepages()
+                if self.migratepages and not self.migrate_pages() and not self.scanners_met():
+                    result = "contended"                       # -ENOMEM: no target left
+                    break
+        finally:
+            self.release()
+        return (result, self.migrate_scanned, self.free_scanned, self.migrated_pages,
+                self.migrated_folios)
+
+
+def _check_compact_args(free_area, mem_map, valid, zone_start_pfn, zone_end_pfn, order,
+                        pageblock_order):
+    nr_orders = free_area.nr_orders
+    if not -1 <= order < nr_orders:
+        raise ValueError(f"compact_zone_run: order={order} outside -1..{nr_orders - 1}")
+    pb0 = zone_start_pfn >> pageblock_order
+    if (zone_end_pfn <= zone_start_pfn or zone_end_pfn > mem_map.shape[0]
+            or valid.shape[0] != ((zone_end_pfn - 1) >> pageblock_order) - pb0 + 1):
+        raise ValueError(f"compact_zone_run: zone [{zone_start_pfn:#x}, {zone_end_pfn:#x}) "
+                         f"does not match mem_map ({mem_map.shape[0]} pages) and valid "
+                         f"({valid.shape[0]} pageblocks)")
+
+
+def run_compact_zone(k, free_area, mem_map, pageblock_flags, valid, zone_start_pfn,
+                     zone_end_pfn, order, pageblock_order, ignore_skip_hint, async_direct):
+    """compact_zone_run() over the scanner functions of backend module `k`."""
+    _check_compact_args(free_area, mem_map, valid, zone_start_pfn, zone_end_pfn, order,
+                        pageblock_order)
+    return _CompactControl(k, free_area, mem_map, pageblock_flags, valid, int(zone_start_pfn),
+                           int(zone_end_pfn), int(order), int(pageblock_order),
+                           ignore_skip_hint, async_direct).run()
+
+
+def compact_zone_run(free_area, mem_map, pageblock_flags, valid, zone_start_pfn, zone_end_pfn,
+                     order, pageblock_order, ignore_skip_hint, async_direct):
+    """Twin of _compaction.compact_zone_run (compact_zone()): the same run, one Python
+    step per batch and per folio over this module's scanners, the free lists changed
+    through the FreeArea's Python face. Returns (result, migrate_scanned, free_scanned,
+    migrated_pages, migrated_folios)."""
+    return run_compact_zone(sys.modules[__name__], free_area, mem_map, pageblock_flags, valid,
+                            zone_start_pfn, zone_end_pfn, order, pageblock_order,
+                            ignore_skip_hint, async_direct)

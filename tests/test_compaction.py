@@ -706,6 +706,60 @@ def test_compaction_backends_agree():
     assert hashes["numpy"] == hashes["cython"] == hashes["numba"]
 
 
+def _free_lists(m):
+    return [(z.nid, z.zid, mt, o, z.free_area.blocks(mt, o).tobytes())
+            for z in m.zones() for mt in range(MIGRATE_TYPES) for o in range(m.arch.nr_page_orders)]
+
+
+@SETTINGS
+@given(seed=st.integers(0, 2**16), fill=st.sampled_from([0.3, 0.6, 0.9, 0.98]),
+       big=st.sampled_from([0.0, 0.1, 0.4]), order=st.sampled_from([-1, 2, 5, 9, 10]),
+       how=st.sampled_from([("sync", False), ("async", True), ("async", False)]),
+       ignore=st.sampled_from([None, True, False]), normal=st.booleans(),
+       twice=st.booleans())
+def test_compact_zone_run_matches_the_twin(seed, fill, big, order, how, ignore, normal, twice):
+    """The Cython compact_zone_run() and the Python twin loop leave the same machine:
+    page array, pageblock flags and every free list in list order (the order later
+    allocations see), with the same report; full zones run out of targets ("contended",
+    large folios split), `order` >= 0 stops early ("success"), a second run meets the
+    skip bits of the first."""
+    out = {}
+    for name in ("cython", "numpy"):
+        m = machine("block", add=256 * MiB, online="online_kernel" if normal else "online_movable")
+        zone = m.zone(0, 2 if normal else 3)
+        Workload(fill=fill, movable_fraction=0.7 if normal else 1.0,
+                 orders={0: 1 - big, 3: big / 2, 9: big / 2}, age_rounds=1,
+                 free_fraction=0.3, seed=seed).apply(m, 0, zone.name)
+        reports = [C.compact_zone(m, zone, order, how[0], direct=how[1], ignore_skip_hint=ignore,
+                                  backend=name) for _ in range(1 + twice)]
+        out[name] = (reports, m.mem_map.tobytes(), m.pageblock_flags.tobytes(), _free_lists(m))
+    assert out["cython"][0] == out["numpy"][0]
+    assert out["cython"][1] == out["numpy"][1]
+    assert out["cython"][2] == out["numpy"][2]
+    assert out["cython"][3] == out["numpy"][3]
+
+
+def test_compact_zone_run_rejects_bad_zones_alike(backends):
+    m = fragmented(seed=3)
+    zone = m.zone(0, 3)
+    pbo = m.arch.pageblock_order
+    _, valid = C._valid_pageblocks(m, zone)
+    valid = valid.view(np.uint8)
+    before = m.snapshot()
+    for name, k in backends.items():
+        args = (zone.free_area, m.mem_map, m.pageblock_flags)
+        with pytest.raises(ValueError, match="order=12"):
+            k.compact_zone_run(*args, valid, zone.zone_start_pfn, zone.zone_end_pfn, 12, pbo,
+                               True, False)
+        with pytest.raises(ValueError, match="does not match"):
+            k.compact_zone_run(*args, valid[1:], zone.zone_start_pfn, zone.zone_end_pfn, -1,
+                               pbo, True, False)
+        with pytest.raises(ValueError, match="does not match"):
+            k.compact_zone_run(*args, valid, zone.zone_end_pfn, zone.zone_start_pfn, -1, pbo,
+                               True, False)
+    assert m.snapshot() == before
+
+
 def test_workload_is_deterministic_and_fragments():
     a, b, c = (machine("boot", add=256 * MiB) for _ in range(3))
     w = dict(fill=0.6, movable_fraction=1.0, orders={0: 0.8, 9: 0.2}, age_rounds=2,
