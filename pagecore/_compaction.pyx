@@ -7,8 +7,10 @@ pagecore.compaction.get_compaction_backend() picks one. Arguments: the machine-w
 integers and 1-D int64 output arrays; ranges are [start_pfn, end_pfn).
 
 The scanners report, the caller acts: isolate_freepages_block() lists free blocks and
-pagecore.compaction takes them off the free lists; isolate_migratepages_block() lists
-folio heads (and marks them PG_isolated) and pagecore.compaction migrates them.
+the caller takes them off the free lists; isolate_migratepages_block() lists folio heads
+(and marks them PG_isolated) and the caller migrates them. compact_zone_run() is such a
+caller, the whole compact_zone() loop in C over the zone's FreeArea; its twins run the
+same loop in Python (reference_compaction.run_compact_zone).
 
 Kernel version modelled: v6.9+ mm/compaction.c (large folios below the target order and
 below pageblock order are migrated whole: skip_isolation_on_order()), plus the seed v3
