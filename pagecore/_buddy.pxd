@@ -33,6 +33,8 @@ cdef class FreeArea:
     cdef int expand(self, pfn_t pfn, int low, int high, int mt) except -1 nogil
     cdef count_t move_freepages_block(self, pfn_t pfn, int mt) except -1 nogil
     cdef count_t unset_migratetype_isolate(self, pfn_t pfn) except -1 nogil
+    cdef int claim_range(self, pfn_t start, pfn_t nr_pages) except -1 nogil
+    cdef int free_aligned(self, pfn_t lo, pfn_t hi, int max_order) except -1 nogil
     cdef int split_large_buddy_at(self, pfn_t pfn) except -1 nogil
     cpdef count_t nr_free_pages(self, bint include_isolated=*) noexcept
     cdef pfn_t rmqueue_smallest(self, int order, int mt) except -2 nogil

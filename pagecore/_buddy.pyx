@@ -213,6 +213,47 @@ cdef class FreeArea:
                 return 1
         return 0
 
+    cdef int claim_range(self, pfn_t start, pfn_t nr_pages) except -1 nogil:
+        """Take [start, start + nr_pages) off the free lists: the free block holding it
+        is removed and the parts outside the range go back in aligned chunks (the
+        inverse of freeing the range; used to undo a migration). Returns 1, changing
+        nothing, when no single free block holds the range."""
+        cdef int o, k
+        cdef pfn_t head, q, lo, hi, end = start + nr_pages
+        for o in range(self.nr_orders - 1, -1, -1):
+            head = (start >> o) << o
+            if (self.mem_map[head].page_type == PGTY_BUDDY and self.mem_map[head].order == o
+                    and head + (<pfn_t> 1 << o) >= end):
+                self.remove(head)
+                self.free_aligned(head, start, o)
+                self.free_aligned(end, head + (<pfn_t> 1 << o), o)
+                return 0
+        return 1
+
+    cdef int free_aligned(self, pfn_t lo, pfn_t hi, int max_order) except -1 nogil:
+        # [lo, hi) back to the lists in the largest aligned chunks (below max_order).
+        cdef int k
+        while lo < hi:
+            k = 0
+            while k < max_order and (lo & ((<pfn_t> 2 << k) - 1)) == 0 and lo + (<pfn_t> 2 << k) <= hi:
+                k += 1
+            self.free_one_page(lo, k)
+            lo += <pfn_t> 1 << k
+        return 0
+
+    def claim_ranges(self, pfn_t[::1] starts, pfn_t nr_pages):
+        """claim_range() of [starts[i], starts[i] + nr_pages) for every i, in order.
+        Returns the index of the first range no free block holds (the ranges before it
+        are claimed), or -1."""
+        cdef Py_ssize_t i
+        cdef int rc = 0
+        with nogil:
+            for i in range(starts.shape[0]):
+                rc = self.claim_range(starts[i], nr_pages)
+                if rc:
+                    break
+        return i if rc else -1
+
     cdef count_t unset_migratetype_isolate(self, pfn_t pfn) except -1 nogil:
         """unset_migratetype_isolate(): clear the isolate bit, free blocks back to the
         lists of the stored migratetype."""

@@ -224,36 +224,52 @@ def _free_range_to_buddy(m, start_pfn, end_pfn):
 def _alloc_contig_migrate_range(m, k, zone, start_pfn, end_pfn, migrated, report):
     """__alloc_contig_migrate_range(): isolate (alloc_contig: folios whole, no skip
     hints) and migrate to alloc_migration_target() of the zone's node, GFP_USER |
-    __GFP_MOVABLE. A target that cannot be allocated is -ENOMEM."""
-    out = np.empty(COMPACT_CLUSTER_MAX, dtype=np.int64)
-    zb = _zone_bits(zone)
-    pfn = start_pfn
-    mm = m.mem_map
-    while pfn < end_pfn:
-        pfn, n, scanned = k.isolate_migratepages_range(mm, m.pageblock_flags, pfn, end_pfn,
-                                                       m.arch.pageblock_order, zb, True,
-                                                       True, out)
-        report["migrate_scanned"] += scanned
-        heads = out[:n].tolist()
-        while heads:
-            head = heads[0]
-            order = _folio_order(mm, head)
-            got = m.alloc_pages(zone.nid, order, "movable", 1, owner=int(mm[head]["private"]))
-            if not len(got) and _splittable(mm, head, order):
-                heads[0:1] = _split_folio(mm, head, order)
+    __GFP_MOVABLE; a target that cannot be allocated is -ENOMEM, after a large LRU
+    folio was split and its pages tried (try_split_folio()).
+
+    Batched like offline's Machine._migrate_out(): nothing else runs, so one
+    isolate_migratepages_range() pass over the whole range isolates what the kernel's
+    batches of COMPACT_CLUSTER_MAX would, and the targets are allocated per order,
+    largest first, before any folio moves; on -ENOMEM the targets are given back and the
+    folios put back, so nothing has moved."""
+    mm, pbf = m.mem_map, m.pageblock_flags
+    out = np.empty(max(1, end_pfn - start_pfn), dtype=np.int64)
+    _, n, scanned = k.isolate_migratepages_range(mm, pbf, start_pfn, end_pfn,
+                                                 m.arch.pageblock_order, _zone_bits(zone),
+                                                 True, True, out)
+    report["migrate_scanned"] += scanned
+    heads = out[:n]
+    is_head = (mm["flags"][heads] & P.PG_head) != 0
+    orders = np.where(is_head, mm["order"][heads], 0).astype(np.int64)
+    plan, split = [], []
+    try:
+        for order in sorted(set(orders.tolist()) | {0}, reverse=True):
+            src = heads[orders == order]
+            if order == 0 and split:
+                src = np.sort(np.concatenate([src] + split))
+            if not len(src):
                 continue
-            if not len(got):
-                _putback(mm, heads)
-                raise OutOfMemoryError(
-                    f"alloc_contig_range {pfn_range(start_pfn, end_pfn)} failed: no memory to "
-                    f"migrate the order-{order} folio at pfn {head:#x} (migrate_pages(): "
-                    "-ENOMEM)", pfn=head, reason="not enough free memory")
-            heads.pop(0)
-            dst = int(got[0])
-            k.migrate_folio(mm, head, dst)
-            m._zone_of_pfn(head).free_area.free_bulk(np.array([head], dtype=np.int64))
-            migrated.append((head, dst, order))
-            report["migrated_pages"] += 1 << order
+            dst = m.alloc_pages(zone.nid, order, "movable", len(src), owner=0)
+            plan.append((src[:len(dst)], dst, order))
+            for head in src[len(dst):].tolist():
+                if not _splittable(mm, head, order):
+                    raise OutOfMemoryError(
+                        f"alloc_contig_range {pfn_range(start_pfn, end_pfn)} failed: no "
+                        f"memory to migrate the order-{order} folio at pfn {head:#x} "
+                        "(migrate_pages(): -ENOMEM)", pfn=head, reason="not enough free memory")
+                split.append(np.asarray(_split_folio(mm, head, order), dtype=np.int64))
+    except OutOfMemoryError:
+        for _, dst, _ in plan:
+            m.free_pages(dst)
+        _putback(mm, heads)
+        if split:
+            _putback(mm, np.concatenate(split))
+        raise
+    for src, dst, order in plan:
+        _putback(mm, src)                           # the move ends the isolation
+        m._move_folios(src, dst, order)
+        migrated.append((src, dst, order))
+        report["migrated_pages"] += len(src) << order
 
 
 def alloc_contig_range(m, start_pfn, end_pfn, *, owner=CONTIG_OWNER, backend=None):

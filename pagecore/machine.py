@@ -1211,7 +1211,7 @@ class Machine:
                     pfn=head, reason="not enough free memory")
         for order, src, dst in plan:
             self._move_folios(src, dst, order)
-            migrated.extend(zip(src.tolist(), dst.tolist(), [order] * len(src)))
+            migrated.append((src, dst, order))
             report["migrated"] += len(src) << order
 
     def _move_folios(self, src, dst, order):
@@ -1229,19 +1229,22 @@ class Machine:
         self.free_pages(src)
 
     def _unmigrate(self, migrated):
-        """Undo migrations in reverse: each folio goes back to its old pfn."""
+        """Undo migrations, last batch first: `migrated` holds (src pfns, dst pfns, order)
+        batches of _move_folios(). Each folio's old pages come back off the free lists
+        (FreeArea.claim_ranges(): the free block holding them is split around them), its
+        state moves back, and its new pages are freed. Sources lie in isolated
+        pageblocks, targets outside them, so claims and frees do not interact."""
         for src, dst, order in reversed(migrated):
-            zone = self._zone_of_pfn(src)
-            fa = zone.free_area
-            n = 1 << order
-            # take exactly [src, src+n) back off the free lists (split as needed)
-            _claim_free_range(self.mem_map, fa, src, n, self.arch.nr_page_orders)
-            s, d = self.mem_map[src:src + n], self.mem_map[dst:dst + n]
-            keep = s["flags"] & ~np.uint32(P.FLAGS_MASK)
-            s["flags"] = keep | (d["flags"] & np.uint32(P.FLAGS_MASK))
-            s["private"], s["refcount"], s["order"] = d["private"], d["refcount"], d["order"]
-            s["page_type"] = P.PGTY_NONE
-            self._zone_of_pfn(dst).free_area.free_bulk(np.array([dst], dtype=np.int64))
+            src = np.ascontiguousarray(src[::-1], dtype=np.int64)
+            zids = (self.mem_map["flags"][src] >> P.ZONES_PGSHIFT) & P.ZONES_MASK
+            nids = (self.mem_map["flags"][src] >> P.NODES_PGSHIFT) & P.NODES_MASK
+            for nid, zid in set(zip(nids.tolist(), zids.tolist())):
+                part = np.ascontiguousarray(src[(nids == nid) & (zids == zid)])
+                bad = self.zone(nid, zid).free_area.claim_ranges(part, 1 << order)
+                if bad >= 0:
+                    raise StateError(f"pfn {int(part[bad]):#x} is not free: cannot undo its "
+                                     "migration")
+            self._move_folios(np.asarray(dst[::-1]), src, order)
 
     def _shrink_zone_span(self, zone, start_pfn, end_pfn):
         """shrink_zone_span() + update_pgdat_span() after [start_pfn, end_pfn) left the
@@ -1557,25 +1560,6 @@ def _granule_buddy_pages(kind, order, granule_pages):
     if kind == "buddy-base":
         return granule_pages + 1
     return 0
-
-
-def _claim_free_range(mem_map, fa, start, n, nr_orders):
-    """Take [start, start+n) off the free lists, splitting the free block around it
-    (the inverse of freeing it)."""
-    for o in range(nr_orders - 1, -1, -1):
-        head = start & ~((1 << o) - 1)
-        p = mem_map[head]
-        if p["page_type"] == P.PGTY_BUDDY and p["order"] == o and head + (1 << o) >= start + n:
-            fa.py_remove(head)
-            # give back the parts outside [start, start+n) in aligned chunks
-            for s, e in ((head, start), (start + n, head + (1 << o))):
-                q = s
-                while q < e:
-                    k = min((q & -q).bit_length() - 1 if q else o, (e - q).bit_length() - 1)
-                    fa.py_free_one_page(q, k)
-                    q += 1 << k
-            return
-    raise StateError(f"pfn {start:#x} is not free: cannot undo its migration")
 
 
 def _runs(mask):
