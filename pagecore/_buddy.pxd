@@ -7,12 +7,16 @@
 #   * it sits on the list of the migratetype of its first pageblock (v6.9+ rule, checked
 #     by the kernel's account_freepages());
 #   * nr_free counts exclude MIGRATE_ISOLATE (NR_FREE_PAGES, mm/page_alloc.c).
-from pagecore._types cimport uint64_t, pfn_t, pbflags_t, count_t
+cimport cython
+from pagecore._types cimport uint32_t, uint64_t, pfn_t, pbflags_t, count_t
 from pagecore._page cimport page_t
 
 cdef enum:
     MAX_ORDERS = 16                   # >= NR_PAGE_ORDERS of every preset
 
+# final: nothing subclasses the buddy, so cdef calls bind directly and inline (a fill
+# runs rmqueue -> rmqueue_smallest -> pop/expand once per block).
+@cython.final
 cdef class FreeArea:
     cdef page_t *mem_map              # vmemmap: page of pfn p is mem_map[p]
     cdef pbflags_t *pageblock_flags   # flags of pageblock b at pageblock_flags[b]
@@ -35,6 +39,9 @@ cdef class FreeArea:
     cdef count_t unset_migratetype_isolate(self, pfn_t pfn) except -1 nogil
     cdef int split_large_buddy_at(self, pfn_t pfn) except -1 nogil
     cpdef count_t nr_free_pages(self, bint include_isolated=*) noexcept
+    cdef count_t nr_free(self, bint include_isolated) noexcept nogil
+    cdef count_t alloc_blocks(self, int order, int mt, count_t count, uint32_t page_flags,
+                              uint64_t owner, count_t keep_free, pfn_t *out) except -1 nogil
     cdef pfn_t rmqueue_smallest(self, int order, int mt) except -2 nogil
     cdef void retag_range(self, pfn_t pfn, pfn_t nr_pages, int mt) noexcept nogil
     cdef int claim_blocks(self, pfn_t pfn, int order, int mt) except -1 nogil

@@ -261,38 +261,55 @@ cdef class FreeArea:
         return moved
 
     # ---- bulk allocation (alloc_pages_bulk / free_pages in a loop) ------------------
-    def alloc_bulk(self, int order, int mt, count_t count, uint32_t page_flags,
-                   uint64_t owner, count_t keep_free, pfn_t[::1] out):
+    cdef count_t alloc_blocks(self, int order, int mt, count_t count, uint32_t page_flags,
+                              uint64_t owner, count_t keep_free, pfn_t *out) except -1 nogil:
         """Allocate up to `count` blocks of `order` for migratetype `mt` (__rmqueue), while
         the zone keeps more than `keep_free` free pages afterwards (__zone_watermark_ok():
         free - 2^order + 1 > min + lowmem_reserve, the caller passes min + reserve).
 
         Allocated pages get refcount 1, `page_flags` (zone/node bits are kept) and
         `owner` in private; a block of order > 0 becomes a folio (PG_head on the first page,
-        PG_tail on the rest, `order` on all). Pfns go to `out`; returns how many.
+        PG_tail on the rest, `order` on all). Head pfns go to `out` unless it is NULL (a
+        caller that finds its pages on the page array later needs no list). Returns how many.
         """
-        cdef count_t n = 0, free_now = self.nr_free_pages()
+        cdef count_t n = 0, free_now = self.nr_free(False)
         cdef pfn_t pfn, q
         cdef page_t *p
         cdef uint32_t keep
-        with nogil:
-            while n < count and free_now - (1 << order) + 1 > keep_free:
-                pfn = self.rmqueue(order, mt)
-                if pfn < 0:
-                    break
-                for q in range(pfn, pfn + (1 << order)):
-                    p = &self.mem_map[q]
-                    keep = p.flags & ~(<uint32_t> FLAGS_MASK)
-                    p.flags = keep | page_flags
-                    if order:
-                        p.flags = p.flags | (PG_head if q == pfn else PG_tail)
-                    p.page_type = PGTY_NONE
-                    p.order = order
-                    p.refcount = 1
-                    p.private = owner
+        while n < count and free_now - (1 << order) + 1 > keep_free:
+            pfn = self.rmqueue(order, mt)
+            if pfn < 0:
+                break
+            for q in range(pfn, pfn + (1 << order)):
+                p = &self.mem_map[q]
+                keep = p.flags & ~(<uint32_t> FLAGS_MASK)
+                p.flags = keep | page_flags
+                if order:
+                    p.flags = p.flags | (PG_head if q == pfn else PG_tail)
+                p.page_type = PGTY_NONE
+                p.order = order
+                p.refcount = 1
+                p.private = owner
+            if out != NULL:
                 out[n] = pfn
-                n += 1
-                free_now -= 1 << order
+            n += 1
+            free_now -= 1 << order
+        return n
+
+    def alloc_bulk(self, int order, int mt, count_t count, uint32_t page_flags,
+                   uint64_t owner, count_t keep_free, pfn_t[::1] out):
+        """alloc_blocks() into `out` (at least `count` long); returns how many."""
+        cdef count_t n = 0
+        if not 0 <= order < self.nr_orders:
+            raise ValueError(f"order={order} outside 0..{self.nr_orders - 1}")
+        if not 0 <= mt < MIGRATE_ISOLATE:
+            raise ValueError(f"migratetype {mt} cannot be allocated from")
+        if count > out.shape[0]:
+            raise ValueError(f"count={count} > len(out)={out.shape[0]}")
+        if count <= 0:
+            return 0
+        with nogil:
+            n = self.alloc_blocks(order, mt, count, page_flags, owner, keep_free, &out[0])
         return n
 
     cdef count_t free_pages(self, pfn_t pfn) except -1 nogil:
@@ -330,6 +347,9 @@ cdef class FreeArea:
 
     cpdef count_t nr_free_pages(self, bint include_isolated=False) noexcept:
         """NR_FREE_PAGES of the zone: free pages outside isolated pageblocks."""
+        return self.nr_free(include_isolated)
+
+    cdef count_t nr_free(self, bint include_isolated) noexcept nogil:
         cdef count_t total = 0
         cdef int mt, o
         for mt in range(MIGRATE_TYPES):
