@@ -45,3 +45,7 @@ cdef class FreeArea:
     cdef pfn_t rmqueue_smallest(self, int order, int mt) except -2 nogil
     cdef void retag_range(self, pfn_t pfn, pfn_t nr_pages, int mt) noexcept nogil
     cdef int claim_blocks(self, pfn_t pfn, int order, int mt) except -1 nogil
+
+# The blocks a workload owns in a run of pages (owner id in private), for its frees.
+cdef count_t owned_blocks(const page_t[::1] pages, uint32_t zone_bits, uint64_t owner,
+                          uint64_t nr_owners, pfn_t[::1] idx, count_t[::1] sizes) noexcept nogil

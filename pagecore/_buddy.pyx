@@ -387,3 +387,42 @@ cdef class FreeArea:
 
     def py_unset_migratetype_isolate(self, pfn_t pfn):
         return self.unset_migratetype_isolate(pfn)
+
+
+# ---- a workload's fills and frees (pagecore.workload) ----------------------------------
+cdef count_t owned_blocks(const page_t[::1] pages, uint32_t zone_bits, uint64_t owner,
+                          uint64_t nr_owners, pfn_t[::1] idx, count_t[::1] sizes) noexcept nogil:
+    """The allocated blocks of `pages` headed by a page of the zone `zone_bits` whose
+    private is in owner .. owner + nr_owners - 1: offsets into `idx` (rising) and pages
+    per block into `sizes` (folio_nr_pages(): 2^order with PG_head, else 1). Returns
+    how many. A head is what __free_pages() accepts: refcount > 0, no page type, no
+    PG_tail. One pass, so a workload reads its allocations back at memory speed."""
+    cdef Py_ssize_t i
+    cdef count_t n = 0
+    cdef const page_t *p
+    # PG_tail joins the node/zone bits in one compare: zone_bits has no PG_tail
+    cdef uint32_t mask = ~(<uint32_t> FLAGS_MASK) | PG_tail
+    for i in range(pages.shape[0]):
+        p = &pages[i]
+        if (p.refcount == 0 or p.page_type != PGTY_NONE or (p.flags & mask) != zone_bits
+                or p.private - owner >= nr_owners):       # unsigned: wraps below owner
+            continue
+        idx[n] = i
+        sizes[n] = (<count_t> 1) << p.order if p.flags & PG_head else 1
+        n += 1
+    return n
+
+
+def owned_heads(const page_t[::1] pages, uint32_t zone_bits, uint64_t owner,
+                uint64_t nr_owners):
+    """owned_blocks() into fresh arrays: (offsets, sizes), int64."""
+    if zone_bits & FLAGS_MASK:
+        raise ValueError(f"zone_bits={zone_bits:#x} has PG_* bits")
+    cdef Py_ssize_t n = pages.shape[0]
+    idx = np.empty(n, dtype=np.int64)
+    sizes = np.empty(n, dtype=np.int64)
+    cdef pfn_t[::1] iv = idx
+    cdef count_t[::1] sv = sizes
+    with nogil:
+        n = owned_blocks(pages, zone_bits, owner, nr_owners, iv, sv)
+    return idx[:n], sizes[:n]

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pagecore import _page as P
+from pagecore._buddy import owned_heads
 from pagecore.arch import ZONE_NAMES
 from pagecore.errors import ConfigError
 
@@ -77,33 +78,31 @@ class Workload:
     #: pages per scan chunk: bounds the temporaries of a scan (a few bytes per page of
     #: the chunk), so a 4 TiB zone costs no more than a 4 GiB one.
     CHUNK = 1 << 20
+    #: kinds of allocation (gfp names); kind k has owner id owner + k in page->private.
+    KINDS = ("movable", "kernel")
 
     def _chunks(self, m, zones):
-        """(start pfn, head pfns of movable, head pfns of unmovable) per chunk of the zones."""
+        """(start pfn, offsets, pages) of the workload's allocations per chunk of the
+        zones: offsets of their heads from the start, rising (movable and unmovable
+        interleaved), and the pages of each (_buddy.owned_blocks)."""
         for z in zones:
             if not z.spanned_pages:
                 continue
-            bits = np.uint32((z.nid << P.NODES_PGSHIFT) | (z.zid << P.ZONES_PGSHIFT))
+            bits = (z.nid << P.NODES_PGSHIFT) | (z.zid << P.ZONES_PGSHIFT)
             for c in range(z.zone_start_pfn, z.zone_end_pfn, self.CHUNK):
-                pages = m.mem_map[c:min(c + self.CHUNK, z.zone_end_pfn)]
-                live = ((pages["refcount"] > 0) & (pages["page_type"] == P.PGTY_NONE)
-                        & ((pages["flags"] & P.PG_tail) == 0)
-                        & ((pages["flags"] & np.uint32(~P.FLAGS_MASK & 0xFFFFFFFF)) == bits))
-                own = pages["private"]
-                yield (c + np.flatnonzero(live & (own == self.owner)),
-                       c + np.flatnonzero(live & (own == self.owner + 1)))
+                idx, sizes = owned_heads(m.mem_map[c:min(c + self.CHUNK, z.zone_end_pfn)],
+                                         bits, self.owner, len(self.KINDS))
+                yield c, idx, sizes
 
     def heads(self, m, zones):
         """Head pfns of the workload's allocations in `zones`, read off the page array:
         (movable heads, unmovable heads)."""
-        parts = list(self._chunks(m, zones))
-        cat = lambda xs: np.concatenate(xs) if xs else np.zeros(0, np.int64)
-        return cat([mv for mv, _ in parts]), cat([um for _, um in parts])
-
-    @staticmethod
-    def _sizes(m, heads):
-        flags, order = m.mem_map["flags"][heads], m.mem_map["order"][heads].astype(np.int64)
-        return np.where(flags & P.PG_head, np.int64(1) << order, 1)
+        movable, unmovable = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
+        for c, idx, _ in self._chunks(m, zones):
+            mv = m.mem_map["private"][c + idx] == self.owner
+            movable.append(c + idx[mv])
+            unmovable.append(c + idx[~mv])
+        return np.concatenate(movable), np.concatenate(unmovable)
 
     def _fill_to(self, m, nid, zones, rng, target, report):
         orders = sorted(self.orders)
@@ -132,27 +131,27 @@ class Workload:
             if len(got) < want:
                 exhausted.add((gfp, order))
 
+    # ---- free ------------------------------------------------------------------------
     def _free_down_to(self, m, zones, rng, target, report):
         """Free allocations of the workload chosen at random (heads read off the page
         array, chunk by chunk) until the zones' use is at most `target`: each allocation
         is freed with probability excess / workload pages, so the holes spread evenly
         over the zones; passes repeat until the excess is gone or nothing is left."""
         excess = self._used(zones) - target
-        while excess > 0:
-            total = sum(int(self._sizes(m, np.concatenate(hs)).sum())
-                        for hs in self._chunks(m, zones))
-            if not total:
-                return
+        if excess <= 0:
+            return
+        total = sum(int(sizes.sum()) for _, _, sizes in self._chunks(m, zones))
+        while excess > 0 and total > 0:
             p = min(1.0, excess / total)
-            for movable, unmovable in self._chunks(m, zones):
-                heads = np.sort(np.concatenate([movable, unmovable]))
-                pick = heads[rng.random(heads.size) < p]
-                if pick.size:
-                    sizes = self._sizes(m, pick)
-                    pick = pick[:int(np.searchsorted(np.cumsum(sizes), excess)) + 1]
-                    freed = int(m.free_pages(pick))
+            for c, idx, sizes in self._chunks(m, zones):
+                pick = rng.random(idx.size) < p
+                if pick.any():
+                    heads = idx[pick][:int(np.searchsorted(np.cumsum(sizes[pick]), excess)) + 1]
+                    freed = int(m.free_pages(c + heads))
                     report["freed_pages"] += freed
                     excess -= freed
+                    # what the next pass would count: only these frees touched the pages
+                    total -= freed
                 if excess <= 0:
                     return
 

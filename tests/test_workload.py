@@ -1,11 +1,21 @@
 """pagecore.workload and what runs under it, each against a straightforward twin.
 
+* The owner scan (_buddy.owned_blocks) against the numpy expression of the same rule.
 * Machine.free_pages() over several zones against one call per zone.
 """
+import os
+
 import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from pagecore import GiB, Machine, MachineConfig, MiB, NodeConfig
 from pagecore import _page as P
+from pagecore._buddy import owned_heads
+from pagecore.workload import Workload
+
+SETTINGS = settings(max_examples=int(os.environ.get("PAGECORE_HYPOTHESIS_EXAMPLES", 40)),
+                    deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def state(m):
@@ -37,6 +47,40 @@ def build(cfg, adds):
     for nid, start, size, online in adds:
         m.add_memory(nid, start, size, online=online)
     return m
+
+
+# ---------------------------------------------------------------------------------------
+# the owner scan (_buddy.owned_blocks)
+# ---------------------------------------------------------------------------------------
+@SETTINGS
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(0, 3000), nr_owners=st.integers(1, 3))
+def test_owned_heads_matches_numpy(seed, n, nr_owners):
+    rng = np.random.default_rng(seed)
+    owner = Workload().owner
+    zones = [(0 << P.NODES_PGSHIFT) | (3 << P.ZONES_PGSHIFT),
+             (1 << P.NODES_PGSHIFT) | (3 << P.ZONES_PGSHIFT),
+             (0 << P.NODES_PGSHIFT) | (2 << P.ZONES_PGSHIFT)]
+    pages = np.zeros(n, P.PAGE_DTYPE)
+    pages["flags"] = (rng.choice(zones, n)
+                      | rng.choice([0, P.PG_head, P.PG_tail, P.PG_lru, P.PG_head | P.PG_lru], n))
+    pages["page_type"] = rng.choice([P.PGTY_NONE] * 4 + [P.PGTY_BUDDY, P.PGTY_SLAB], n)
+    pages["refcount"] = rng.choice([0, 1, 1, 2], n)
+    pages["order"] = rng.integers(0, 11, n)
+    pages["private"] = rng.choice(np.array([0, owner - 1, owner, owner + 1, owner + 2,
+                                            owner + 3, 2**64 - 1], np.uint64), n)
+    bits = zones[0]
+    live = ((pages["refcount"] > 0) & (pages["page_type"] == P.PGTY_NONE)
+            & ((pages["flags"] & P.PG_tail) == 0)
+            & ((pages["flags"] & ~np.uint32(P.FLAGS_MASK)) == bits)
+            & (pages["private"] >= owner) & (pages["private"] < owner + nr_owners))
+    want = np.flatnonzero(live)
+    sizes = np.where(pages["flags"][want] & P.PG_head,
+                     np.int64(1) << pages["order"][want].astype(np.int64), 1)
+    before = pages.tobytes()
+    idx, got = owned_heads(pages, bits, owner, nr_owners)
+    np.testing.assert_array_equal(idx, want)
+    np.testing.assert_array_equal(got, sizes)
+    assert pages.tobytes() == before
 
 
 # ---------------------------------------------------------------------------------------
