@@ -8,7 +8,8 @@
 #     by the kernel's account_freepages());
 #   * nr_free counts exclude MIGRATE_ISOLATE (NR_FREE_PAGES, mm/page_alloc.c).
 cimport cython
-from pagecore._types cimport uint32_t, uint64_t, pfn_t, pbflags_t, count_t
+from cpython.ref cimport PyObject
+from pagecore._types cimport int32_t, uint8_t, uint32_t, uint64_t, pfn_t, pbflags_t, count_t
 from pagecore._page cimport page_t
 
 cdef enum:
@@ -45,6 +46,14 @@ cdef class FreeArea:
     cdef pfn_t rmqueue_smallest(self, int order, int mt) except -2 nogil
     cdef void retag_range(self, pfn_t pfn, pfn_t nr_pages, int mt) noexcept nogil
     cdef int claim_blocks(self, pfn_t pfn, int order, int mt) except -1 nogil
+
+# A workload's fill loop over pre-drawn (kind, order) draws; `areas` are borrowed FreeArea
+# references (the caller holds them). except -1: a free list may fail to grow (MemoryError).
+cdef count_t fill_draws(PyObject **areas, const count_t[::1] keep, const count_t[::1] first,
+                        const int32_t[::1] mt, const uint32_t[::1] page_flags,
+                        const uint64_t[::1] owner, const uint8_t[::1] kinds,
+                        const uint8_t[::1] orders, count_t chunk, count_t used, count_t target,
+                        uint8_t[::1] exhausted, count_t[::1] allocated) except -1 nogil
 
 # The blocks a workload owns in a run of pages (owner id in private), for its frees.
 cdef count_t owned_blocks(const page_t[::1] pages, uint32_t zone_bits, uint64_t owner,
