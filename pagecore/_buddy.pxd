@@ -7,12 +7,17 @@
 #   * it sits on the list of the migratetype of its first pageblock (v6.9+ rule, checked
 #     by the kernel's account_freepages());
 #   * nr_free counts exclude MIGRATE_ISOLATE (NR_FREE_PAGES, mm/page_alloc.c).
-from pagecore._types cimport uint64_t, pfn_t, pbflags_t, count_t
+cimport cython
+from cpython.ref cimport PyObject
+from pagecore._types cimport int32_t, uint8_t, uint32_t, uint64_t, pfn_t, pbflags_t, count_t
 from pagecore._page cimport page_t
 
 cdef enum:
     MAX_ORDERS = 16                   # >= NR_PAGE_ORDERS of every preset
 
+# final: nothing subclasses the buddy, so cdef calls bind directly and inline (a fill
+# runs rmqueue -> rmqueue_smallest -> pop/expand once per block).
+@cython.final
 cdef class FreeArea:
     cdef page_t *mem_map              # vmemmap: page of pfn p is mem_map[p]
     cdef pbflags_t *pageblock_flags   # flags of pageblock b at pageblock_flags[b]
@@ -37,6 +42,21 @@ cdef class FreeArea:
     cdef int free_aligned(self, pfn_t lo, pfn_t hi, int max_order) except -1 nogil
     cdef int split_large_buddy_at(self, pfn_t pfn) except -1 nogil
     cpdef count_t nr_free_pages(self, bint include_isolated=*) noexcept
+    cdef count_t nr_free(self, bint include_isolated) noexcept nogil
+    cdef count_t alloc_blocks(self, int order, int mt, count_t count, uint32_t page_flags,
+                              uint64_t owner, count_t keep_free, pfn_t *out) except -1 nogil
     cdef pfn_t rmqueue_smallest(self, int order, int mt) except -2 nogil
     cdef void retag_range(self, pfn_t pfn, pfn_t nr_pages, int mt) noexcept nogil
     cdef int claim_blocks(self, pfn_t pfn, int order, int mt) except -1 nogil
+
+# A workload's fill loop over pre-drawn (kind, order) draws; `areas` are borrowed FreeArea
+# references (the caller holds them). except -1: a free list may fail to grow (MemoryError).
+cdef count_t fill_draws(PyObject **areas, const count_t[::1] keep, const count_t[::1] first,
+                        const int32_t[::1] mt, const uint32_t[::1] page_flags,
+                        const uint64_t[::1] owner, const uint8_t[::1] kinds,
+                        const uint8_t[::1] orders, count_t chunk, count_t used, count_t target,
+                        uint8_t[::1] exhausted, count_t[::1] allocated) except -1 nogil
+
+# The blocks a workload owns in a run of pages (owner id in private), for its frees.
+cdef count_t owned_blocks(const page_t[::1] pages, uint32_t zone_bits, uint64_t owner,
+                          uint64_t nr_owners, pfn_t[::1] idx, count_t[::1] sizes) noexcept nogil

@@ -2,12 +2,15 @@
 
 Kernel counterparts (mm/page_alloc.c, v6.9+): __free_one_page, expand, __rmqueue_smallest,
 __rmqueue_fallback / steal_suitable_fallback, move_freepages_block, split_large_buddy.
+At the end, the C side of pagecore.workload: its fill loop over pre-drawn draws
+(fill_draws) and the scan that finds its blocks again for freeing (owned_blocks).
 """
-from libc.stdlib cimport realloc, free
+from libc.stdlib cimport malloc, realloc, free
+from cpython.ref cimport PyObject
 from libc.string cimport memset
 import numpy as np
 
-from pagecore._types cimport uint32_t
+from pagecore._types cimport int32_t, uint8_t, uint32_t
 from pagecore._page cimport (page_t, PGTY_BUDDY, PGTY_NONE, PG_head, PG_tail, MIGRATE_TYPES, MIGRATE_ISOLATE,
                              MIGRATE_HIGHATOMIC,
                              MIGRATE_UNMOVABLE, MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE,
@@ -302,38 +305,55 @@ cdef class FreeArea:
         return moved
 
     # ---- bulk allocation (alloc_pages_bulk / free_pages in a loop) ------------------
-    def alloc_bulk(self, int order, int mt, count_t count, uint32_t page_flags,
-                   uint64_t owner, count_t keep_free, pfn_t[::1] out):
+    cdef count_t alloc_blocks(self, int order, int mt, count_t count, uint32_t page_flags,
+                              uint64_t owner, count_t keep_free, pfn_t *out) except -1 nogil:
         """Allocate up to `count` blocks of `order` for migratetype `mt` (__rmqueue), while
         the zone keeps more than `keep_free` free pages afterwards (__zone_watermark_ok():
         free - 2^order + 1 > min + lowmem_reserve, the caller passes min + reserve).
 
         Allocated pages get refcount 1, `page_flags` (zone/node bits are kept) and
         `owner` in private; a block of order > 0 becomes a folio (PG_head on the first page,
-        PG_tail on the rest, `order` on all). Pfns go to `out`; returns how many.
+        PG_tail on the rest, `order` on all). Head pfns go to `out` unless it is NULL (a
+        caller that finds its pages on the page array later needs no list). Returns how many.
         """
-        cdef count_t n = 0, free_now = self.nr_free_pages()
+        cdef count_t n = 0, free_now = self.nr_free(False)
         cdef pfn_t pfn, q
         cdef page_t *p
         cdef uint32_t keep
-        with nogil:
-            while n < count and free_now - (1 << order) + 1 > keep_free:
-                pfn = self.rmqueue(order, mt)
-                if pfn < 0:
-                    break
-                for q in range(pfn, pfn + (1 << order)):
-                    p = &self.mem_map[q]
-                    keep = p.flags & ~(<uint32_t> FLAGS_MASK)
-                    p.flags = keep | page_flags
-                    if order:
-                        p.flags = p.flags | (PG_head if q == pfn else PG_tail)
-                    p.page_type = PGTY_NONE
-                    p.order = order
-                    p.refcount = 1
-                    p.private = owner
+        while n < count and free_now - (1 << order) + 1 > keep_free:
+            pfn = self.rmqueue(order, mt)
+            if pfn < 0:
+                break
+            for q in range(pfn, pfn + (1 << order)):
+                p = &self.mem_map[q]
+                keep = p.flags & ~(<uint32_t> FLAGS_MASK)
+                p.flags = keep | page_flags
+                if order:
+                    p.flags = p.flags | (PG_head if q == pfn else PG_tail)
+                p.page_type = PGTY_NONE
+                p.order = order
+                p.refcount = 1
+                p.private = owner
+            if out != NULL:
                 out[n] = pfn
-                n += 1
-                free_now -= 1 << order
+            n += 1
+            free_now -= 1 << order
+        return n
+
+    def alloc_bulk(self, int order, int mt, count_t count, uint32_t page_flags,
+                   uint64_t owner, count_t keep_free, pfn_t[::1] out):
+        """alloc_blocks() into `out` (at least `count` long); returns how many."""
+        cdef count_t n = 0
+        if not 0 <= order < self.nr_orders:
+            raise ValueError(f"order={order} outside 0..{self.nr_orders - 1}")
+        if not 0 <= mt < MIGRATE_ISOLATE:
+            raise ValueError(f"migratetype {mt} cannot be allocated from")
+        if count > out.shape[0]:
+            raise ValueError(f"count={count} > len(out)={out.shape[0]}")
+        if count <= 0:
+            return 0
+        with nogil:
+            n = self.alloc_blocks(order, mt, count, page_flags, owner, keep_free, &out[0])
         return n
 
     cdef count_t free_pages(self, pfn_t pfn) except -1 nogil:
@@ -371,6 +391,9 @@ cdef class FreeArea:
 
     cpdef count_t nr_free_pages(self, bint include_isolated=False) noexcept:
         """NR_FREE_PAGES of the zone: free pages outside isolated pageblocks."""
+        return self.nr_free(include_isolated)
+
+    cdef count_t nr_free(self, bint include_isolated) noexcept nogil:
         cdef count_t total = 0
         cdef int mt, o
         for mt in range(MIGRATE_TYPES):
@@ -408,3 +431,135 @@ cdef class FreeArea:
 
     def py_unset_migratetype_isolate(self, pfn_t pfn):
         return self.unset_migratetype_isolate(pfn)
+
+
+# ---- a workload's fills and frees (pagecore.workload) ----------------------------------
+cdef count_t fill_draws(PyObject **areas, const count_t[::1] keep, const count_t[::1] first,
+                        const int32_t[::1] mt, const uint32_t[::1] page_flags,
+                        const uint64_t[::1] owner, const uint8_t[::1] kinds,
+                        const uint8_t[::1] orders, count_t chunk, count_t used, count_t target,
+                        uint8_t[::1] exhausted, count_t[::1] allocated) except -1 nogil:
+    """Allocate for the pre-drawn (kind, order) draws in turn until `used` reaches `target`
+    or every (kind, order) is exhausted; returns the new `used`.
+
+    Kind k allocates with migratetype mt[k], page_flags[k] and owner[k] from
+    areas[first[k]:first[k+1]], a zonelist already cut down to the target zones; a zone
+    gives pages while it keeps more than keep[z] free (__alloc_pages() ->
+    get_page_from_freelist(): zone_watermark_ok() against min + lowmem_reserve, next zone
+    when it fails). A draw asks for max(1, chunk >> order) blocks, never more than the
+    pages still missing; falling short marks its (kind, order) exhausted, and later draws
+    of it are skipped (they still use up their place in the sequence). `exhausted`
+    (kind-major, nr_orders per kind) and `allocated` (pages per kind) carry over between
+    batches; `used` is tracked here as the pages allocated, since a successful __rmqueue
+    takes exactly 2^order pages off NR_FREE_PAGES of non-isolated lists.
+    """
+    cdef Py_ssize_t i, z
+    cdef int k, o, nr_orders = exhausted.shape[0] // mt.shape[0]
+    cdef count_t left = 0, want, got
+    for i in range(exhausted.shape[0]):
+        left += exhausted[i] == 0
+    for i in range(kinds.shape[0]):
+        if used >= target or left == 0:
+            break
+        k = kinds[i]
+        o = orders[i]
+        if exhausted[k * nr_orders + o]:
+            continue
+        want = (target - used + ((<count_t> 1) << o) - 1) >> o
+        if want > (chunk >> o):
+            want = max(<count_t> 1, chunk >> o)
+        got = 0
+        for z in range(first[k], first[k + 1]):
+            got += (<FreeArea> areas[z]).alloc_blocks(o, mt[k], want - got, page_flags[k],
+                                                      owner[k], keep[z], NULL)
+            if got == want:
+                break
+        used += got << o
+        allocated[k] += got << o
+        if got < want:
+            exhausted[k * nr_orders + o] = 1
+            left -= 1
+    return used
+
+
+def fill_zones(areas, const count_t[::1] keep, const count_t[::1] first,
+               const int32_t[::1] mt, const uint32_t[::1] page_flags, const uint64_t[::1] owner,
+               const uint8_t[::1] kinds, const uint8_t[::1] orders, count_t chunk,
+               count_t used, count_t target, uint8_t[::1] exhausted, count_t[::1] allocated):
+    """fill_draws() over the FreeAreas `areas` (sequence), after checking that every
+    index the kernel follows is in range. Returns the new `used`."""
+    cdef Py_ssize_t nk = mt.shape[0], na, i
+    cdef int nr_orders
+    cdef PyObject **ptrs
+    cdef count_t out
+    areas = tuple(areas)                        # holds the references fill_draws borrows
+    na = len(areas)
+    if nk == 0 or na == 0:
+        raise ValueError("fill_zones: no kinds or no free areas")
+    if not all(isinstance(a, FreeArea) for a in areas):
+        raise TypeError("fill_zones: areas must be FreeArea objects")
+    nr_orders = (<FreeArea> areas[0]).nr_orders
+    if any((<FreeArea> a).nr_orders != nr_orders for a in areas):
+        raise ValueError("fill_zones: free areas disagree on nr_orders")
+    if (first.shape[0] != nk + 1 or page_flags.shape[0] != nk or owner.shape[0] != nk
+            or allocated.shape[0] != nk or keep.shape[0] != na
+            or exhausted.shape[0] != nk * nr_orders or kinds.shape[0] != orders.shape[0]):
+        raise ValueError("fill_zones: array lengths disagree")
+    if first[0] != 0 or first[nk] != na or any(first[i] > first[i + 1] for i in range(nk)):
+        raise ValueError("fill_zones: `first` must rise from 0 to len(areas)")
+    if any(not 0 <= mt[i] < MIGRATE_ISOLATE for i in range(nk)):
+        raise ValueError("fill_zones: migratetype cannot be allocated from")
+    for i in range(kinds.shape[0]):
+        if kinds[i] >= nk or orders[i] >= nr_orders:
+            raise ValueError(f"fill_zones: draw {i} = (kind {kinds[i]}, order {orders[i]}) "
+                             "out of range")
+    ptrs = <PyObject **> malloc(na * sizeof(PyObject *))
+    if ptrs == NULL:
+        raise MemoryError("fill_zones")
+    try:
+        for i in range(na):
+            ptrs[i] = <PyObject *> areas[i]
+        with nogil:
+            out = fill_draws(ptrs, keep, first, mt, page_flags, owner, kinds, orders, chunk,
+                             used, target, exhausted, allocated)
+    finally:
+        free(ptrs)
+    return out
+
+
+cdef count_t owned_blocks(const page_t[::1] pages, uint32_t zone_bits, uint64_t owner,
+                          uint64_t nr_owners, pfn_t[::1] idx, count_t[::1] sizes) noexcept nogil:
+    """The allocated blocks of `pages` headed by a page of the zone `zone_bits` whose
+    private is in owner .. owner + nr_owners - 1: offsets into `idx` (rising) and pages
+    per block into `sizes` (folio_nr_pages(): 2^order with PG_head, else 1). Returns
+    how many. A head is what __free_pages() accepts: refcount > 0, no page type, no
+    PG_tail. One pass, so a workload reads its allocations back at memory speed."""
+    cdef Py_ssize_t i
+    cdef count_t n = 0
+    cdef const page_t *p
+    # PG_tail joins the node/zone bits in one compare: zone_bits has no PG_tail
+    cdef uint32_t mask = ~(<uint32_t> FLAGS_MASK) | PG_tail
+    for i in range(pages.shape[0]):
+        p = &pages[i]
+        if (p.refcount == 0 or p.page_type != PGTY_NONE or (p.flags & mask) != zone_bits
+                or p.private - owner >= nr_owners):       # unsigned: wraps below owner
+            continue
+        idx[n] = i
+        sizes[n] = (<count_t> 1) << p.order if p.flags & PG_head else 1
+        n += 1
+    return n
+
+
+def owned_heads(const page_t[::1] pages, uint32_t zone_bits, uint64_t owner,
+                uint64_t nr_owners):
+    """owned_blocks() into fresh arrays: (offsets, sizes), int64."""
+    if zone_bits & FLAGS_MASK:
+        raise ValueError(f"zone_bits={zone_bits:#x} has PG_* bits")
+    cdef Py_ssize_t n = pages.shape[0]
+    idx = np.empty(n, dtype=np.int64)
+    sizes = np.empty(n, dtype=np.int64)
+    cdef pfn_t[::1] iv = idx
+    cdef count_t[::1] sv = sizes
+    with nogil:
+        n = owned_blocks(pages, zone_bits, owner, nr_owners, iv, sv)
+    return idx[:n], sizes[:n]

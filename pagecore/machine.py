@@ -469,15 +469,22 @@ class Machine:
         if not len(pfns):
             return 0
         mm = self.mem_map[pfns]
-        if (mm["refcount"] == 0).any() or (mm["flags"] & P.PG_tail).any():
-            bad = pfns[(mm["refcount"] == 0) | ((mm["flags"] & P.PG_tail) > 0)][0]
-            raise StateError(f"free_pages: pfn {bad:#x} is not the head of an allocated block")
+        flags = mm["flags"]
+        bad = (mm["refcount"] == 0) | ((flags & P.PG_tail) > 0)
+        if bad.any():
+            raise StateError(f"free_pages: pfn {pfns[bad][0]:#x} is not the head of an "
+                             "allocated block")
+        # One key of node and zone bits, and one free_bulk() per zone: a merge never
+        # crosses a zone (page_is_buddy()), so zones can go in any order. Callers
+        # mostly free within one zone; that case needs no split.
+        key = flags & ~np.uint32(P.FLAGS_MASK)
+        keys = [int(key[0])] if (key == key[0]).all() else np.unique(key).tolist()
         freed = 0
-        zid = (mm["flags"] >> P.ZONES_PGSHIFT) & P.ZONES_MASK
-        nid = (mm["flags"] >> P.NODES_PGSHIFT) & P.NODES_MASK
-        for key in set(zip(nid.tolist(), zid.tolist())):
-            sel = pfns[(nid == key[0]) & (zid == key[1])]
-            freed += self.zone(*key).free_area.free_bulk(np.ascontiguousarray(sel))
+        for k in keys:
+            sel = pfns if len(keys) == 1 else pfns[key == k]
+            zone = self.zone((k >> P.NODES_PGSHIFT) & P.NODES_MASK,
+                             (k >> P.ZONES_PGSHIFT) & P.ZONES_MASK)
+            freed += zone.free_area.free_bulk(sel)
         return freed
 
     def setup_per_zone_wmarks(self):

@@ -5,13 +5,15 @@
     report = w.apply(m, nid=0, zone_name="Movable")
 
 apply() fills the target zones to `fill` of their managed pages with movable (gfp
-"movable": LRU pages) and unmovable (gfp "kernel") allocations through m.alloc_pages(),
-in chunks drawn at random so that kinds and orders interleave; then each aging round
-allocates up to a peak and frees randomly chosen allocations back down to `fill`, so
-that the holes spread over the whole zone. The allocations to free are found by scanning the page array
-(heads with the workload's owner id), never from a list kept aside: compaction or
-offlining may have moved them since. Given the seed and the machine state, a run is
-deterministic.
+"movable": LRU pages) and unmovable (gfp "kernel") allocations, in chunks drawn at random
+so that kinds and orders interleave; then each aging round allocates up to a peak and
+frees randomly chosen allocations back down to `fill`, so that the holes spread over the
+whole zone. Allocations follow m.alloc_pages()'s rules (zonelist of the node, watermark
+plus lowmem reserve), but the draws are made in batches and run through the buddy in C
+(_buddy.fill_draws): at 4 TiB a fill is millions of draws. The allocations to free are
+found by scanning the page array (heads with the workload's owner id), never from a list
+kept aside: compaction or offlining may have moved them since. Given the seed and the
+machine state, a run is deterministic.
 """
 from __future__ import annotations
 
@@ -20,11 +22,31 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pagecore import _page as P
+from pagecore._buddy import fill_zones, owned_heads
 from pagecore.arch import ZONE_NAMES
 from pagecore.errors import ConfigError
+from pagecore.machine import GFP
 
 #: page->private of workload allocations: movable, and unmovable (+1).
 WORKLOAD_OWNER = 0x5157
+
+
+@dataclass
+class _Plan:
+    """One fill's fixed inputs (Workload._plan())."""
+    nid: int
+    zones: list
+    movable_share: float
+    orders: np.ndarray          # orders that can be drawn (positive weight), uint8
+    weights: np.ndarray         # their probabilities
+    chunk: int                  # pages per draw
+    exhausted: np.ndarray       # (kind, order) that never come up: 1
+    areas: list                 # free areas of the target zonelists, kind after kind
+    keep: np.ndarray            # per area: watermark[min] + lowmem_reserve[gfp's zone]
+    first: np.ndarray           # kind k uses areas[first[k]:first[k + 1]]
+    mt: np.ndarray              # per kind: migratetype
+    page_flags: np.ndarray      # per kind: PG_* of its pages
+    owner: np.ndarray           # per kind: page->private
 
 
 @dataclass
@@ -77,82 +99,124 @@ class Workload:
     #: pages per scan chunk: bounds the temporaries of a scan (a few bytes per page of
     #: the chunk), so a 4 TiB zone costs no more than a 4 GiB one.
     CHUNK = 1 << 20
+    #: kinds of allocation (gfp names); kind k has owner id owner + k in page->private.
+    KINDS = ("movable", "kernel")
 
     def _chunks(self, m, zones):
-        """(start pfn, head pfns of movable, head pfns of unmovable) per chunk of the zones."""
+        """(start pfn, offsets, pages) of the workload's allocations per chunk of the
+        zones: offsets of their heads from the start, rising (movable and unmovable
+        interleaved), and the pages of each (_buddy.owned_blocks)."""
         for z in zones:
             if not z.spanned_pages:
                 continue
-            bits = np.uint32((z.nid << P.NODES_PGSHIFT) | (z.zid << P.ZONES_PGSHIFT))
+            bits = (z.nid << P.NODES_PGSHIFT) | (z.zid << P.ZONES_PGSHIFT)
             for c in range(z.zone_start_pfn, z.zone_end_pfn, self.CHUNK):
-                pages = m.mem_map[c:min(c + self.CHUNK, z.zone_end_pfn)]
-                live = ((pages["refcount"] > 0) & (pages["page_type"] == P.PGTY_NONE)
-                        & ((pages["flags"] & P.PG_tail) == 0)
-                        & ((pages["flags"] & np.uint32(~P.FLAGS_MASK & 0xFFFFFFFF)) == bits))
-                own = pages["private"]
-                yield (c + np.flatnonzero(live & (own == self.owner)),
-                       c + np.flatnonzero(live & (own == self.owner + 1)))
+                idx, sizes = owned_heads(m.mem_map[c:min(c + self.CHUNK, z.zone_end_pfn)],
+                                         bits, self.owner, len(self.KINDS))
+                yield c, idx, sizes
 
     def heads(self, m, zones):
         """Head pfns of the workload's allocations in `zones`, read off the page array:
         (movable heads, unmovable heads)."""
-        parts = list(self._chunks(m, zones))
-        cat = lambda xs: np.concatenate(xs) if xs else np.zeros(0, np.int64)
-        return cat([mv for mv, _ in parts]), cat([um for _, um in parts])
+        movable, unmovable = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
+        for c, idx, _ in self._chunks(m, zones):
+            mv = m.mem_map["private"][c + idx] == self.owner
+            movable.append(c + idx[mv])
+            unmovable.append(c + idx[~mv])
+        return np.concatenate(movable), np.concatenate(unmovable)
 
-    @staticmethod
-    def _sizes(m, heads):
-        flags, order = m.mem_map["flags"][heads], m.mem_map["order"][heads].astype(np.int64)
-        return np.where(flags & P.PG_head, np.int64(1) << order, 1)
+    # ---- fill ------------------------------------------------------------------------
+    #: draws per batch handed to the fill kernel. The draws are made vectorised; those a
+    #: batch holds past the point where the fill stops are dropped, so the random stream
+    #: depends on the batch size: a constant keeps a run deterministic.
+    DRAWS = 1 << 14
 
-    def _fill_to(self, m, nid, zones, rng, target, report):
-        orders = sorted(self.orders)
+    def _plan(self, m, nid, zones):
+        """What a fill needs, fixed for its duration: the draw distribution, and per kind
+        the target zones in zonelist order with their watermark."""
+        max_order = m.arch.max_page_order
+        orders = sorted(o for o, w in self.orders.items() if w > 0)
+        if any(not isinstance(o, (int, np.integer)) or not 0 <= o <= max_order for o in orders):
+            raise ConfigError(f"Workload: orders={self.orders!r} outside "
+                              f"0..MAX_PAGE_ORDER={max_order}")
         weights = np.array([self.orders[o] for o in orders], dtype=float)
-        weights /= weights.sum()
-        chunk = self.chunk_pages or max(64, 1 << max(orders))
         # "kernel" allocations never reach ZONE_MOVABLE (gfp_zone()).
         kernel_ok = any(z.zid <= P.ZONE_NORMAL for z in zones)
         movable_share = self.movable_fraction if kernel_ok else 1.0
-        exclude = (lambda z: not any(z is t for t in zones))
-        gfps = [g for g, share in (("movable", movable_share), ("kernel", 1 - movable_share))
-                if share > 0]
-        possible = {(g, o) for g in gfps for o in orders if self.orders[o] > 0}
-        exhausted = set()
-        while self._used(zones) < target and not possible <= exhausted:
-            gfp = "movable" if rng.random() < movable_share else "kernel"
-            order = int(orders[rng.choice(len(orders), p=weights)])
-            if (gfp, order) in exhausted:
-                continue
-            want = min(max(1, chunk >> order), -(-(target - self._used(zones)) >> order))
-            owner = self.owner if gfp == "movable" else self.owner + 1
-            got = m.alloc_pages(nid, order, gfp, want, owner=owner, strict_node=True,
-                                exclude=exclude)
-            report["allocated_pages"] += len(got) << order
-            report[f"{gfp}_pages"] += len(got) << order
-            if len(got) < want:
-                exhausted.add((gfp, order))
+        shares = (movable_share, 1 - movable_share)
+        exhausted = np.ones((len(self.KINDS), m.arch.nr_page_orders), dtype=np.uint8)
+        areas, keep, first, mts, flags = [], [], [0], [], []
+        for k, gfp in enumerate(self.KINDS):
+            highest, mt, page_flags = GFP[gfp]
+            if shares[k] > 0:
+                exhausted[k, orders] = 0
+            # __alloc_pages() -> get_page_from_freelist() over the zonelist of
+            # alloc_pages_node(nid) with __GFP_THISNODE (from gfp_zone() down), cut to the
+            # target zones: Machine.alloc_pages(strict_node=True, exclude=...).
+            for z in m.zonelist(nid, highest):
+                if z.nid == nid and any(z is t for t in zones):
+                    areas.append(z.free_area)
+                    keep.append(z.watermark[0] + z.lowmem_reserve[highest])
+            first.append(len(areas))
+            mts.append(mt)
+            flags.append(page_flags)
+        return _Plan(
+            nid=nid, zones=zones, movable_share=movable_share,
+            orders=np.array(orders, dtype=np.uint8), weights=weights / weights.sum(),
+            chunk=self.chunk_pages or max(64, 1 << max(orders)), exhausted=exhausted,
+            areas=areas, keep=np.array(keep, dtype=np.int64),
+            first=np.array(first, dtype=np.int64), mt=np.array(mts, dtype=np.int32),
+            page_flags=np.array(flags, dtype=np.uint32),
+            owner=self.owner + np.arange(len(self.KINDS), dtype=np.uint64))
 
+    def _draw(self, rng, plan):
+        """A batch of draws: kind (index into KINDS) and order of each chunk."""
+        kinds = (rng.random(self.DRAWS) >= plan.movable_share).astype(np.uint8)
+        orders = plan.orders[rng.choice(plan.orders.size, size=self.DRAWS, p=plan.weights)]
+        return kinds, orders
+
+    def _alloc_draws(self, m, plan, kinds, orders, used, target, exhausted, allocated):
+        """Run the draws through the buddy (_buddy.fill_draws); returns the new use."""
+        return fill_zones(plan.areas, plan.keep, plan.first, plan.mt, plan.page_flags,
+                          plan.owner, kinds, orders, plan.chunk, used, target,
+                          exhausted.reshape(-1), allocated)
+
+    def _fill_to(self, m, nid, zones, rng, target, report):
+        """Allocate chunks of random kind and order until the zones' use reaches `target`
+        or every (kind, order) has come up short once (its zones are at the watermark
+        or too fragmented for the order)."""
+        plan = self._plan(m, nid, zones)
+        exhausted = plan.exhausted.copy()
+        allocated = np.zeros(len(self.KINDS), dtype=np.int64)
+        used = self._used(zones)
+        while used < target and not exhausted.all():
+            kinds, orders = self._draw(rng, plan)
+            used = self._alloc_draws(m, plan, kinds, orders, used, target, exhausted, allocated)
+        for gfp, pages in zip(self.KINDS, allocated.tolist()):
+            report["allocated_pages"] += pages
+            report[f"{gfp}_pages"] += pages
+
+    # ---- free ------------------------------------------------------------------------
     def _free_down_to(self, m, zones, rng, target, report):
         """Free allocations of the workload chosen at random (heads read off the page
         array, chunk by chunk) until the zones' use is at most `target`: each allocation
         is freed with probability excess / workload pages, so the holes spread evenly
         over the zones; passes repeat until the excess is gone or nothing is left."""
         excess = self._used(zones) - target
-        while excess > 0:
-            total = sum(int(self._sizes(m, np.concatenate(hs)).sum())
-                        for hs in self._chunks(m, zones))
-            if not total:
-                return
+        if excess <= 0:
+            return
+        total = sum(int(sizes.sum()) for _, _, sizes in self._chunks(m, zones))
+        while excess > 0 and total > 0:
             p = min(1.0, excess / total)
-            for movable, unmovable in self._chunks(m, zones):
-                heads = np.sort(np.concatenate([movable, unmovable]))
-                pick = heads[rng.random(heads.size) < p]
-                if pick.size:
-                    sizes = self._sizes(m, pick)
-                    pick = pick[:int(np.searchsorted(np.cumsum(sizes), excess)) + 1]
-                    freed = int(m.free_pages(pick))
+            for c, idx, sizes in self._chunks(m, zones):
+                pick = rng.random(idx.size) < p
+                if pick.any():
+                    heads = idx[pick][:int(np.searchsorted(np.cumsum(sizes[pick]), excess)) + 1]
+                    freed = int(m.free_pages(c + heads))
                     report["freed_pages"] += freed
                     excess -= freed
+                    # what the next pass would count: only these frees touched the pages
+                    total -= freed
                 if excess <= 0:
                     return
 

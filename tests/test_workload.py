@@ -1,0 +1,248 @@
+"""pagecore.workload and what runs under it, each against a straightforward twin.
+
+* The batched fill kernel (_buddy.fill_draws) against the loop it replaces: one
+  m.alloc_pages() per draw (zonelist, __GFP_THISNODE and the target zones through
+  `exclude`, watermark keep), the zones' use recomputed from the free lists before every
+  draw. Both consume the same pre-drawn numbers (Workload._draw), so whole runs of
+  Workload.apply() must leave the same machine byte for byte: pages, pageblock flags,
+  every free list in list order, and the same report. Machines are small and random
+  (hypothesis): arch, nodes, hot-added memory and its zones, memory used at boot, and the
+  workload's knobs, batch size included.
+* The owner scan (_buddy.owned_blocks) against the numpy expression of the same rule.
+* Machine.free_pages() over several zones against one call per zone.
+"""
+import os
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pagecore import GiB, Machine, MachineConfig, MiB, NodeConfig
+from pagecore import _page as P
+from pagecore._buddy import fill_zones, owned_heads
+from pagecore.arch import ZONE_NAMES
+from pagecore.errors import ConfigError
+from pagecore.workload import Workload
+
+SETTINGS = settings(max_examples=int(os.environ.get("PAGECORE_HYPOTHESIS_EXAMPLES", 40)),
+                    deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+class PerDraw(Workload):
+    """Workload whose draws go one by one through m.alloc_pages()."""
+
+    def _alloc_draws(self, m, plan, kinds, orders, used, target, exhausted, allocated):
+        zones = plan.zones
+        exclude = (lambda z: not any(z is t for t in zones))
+        for kind, order in zip(kinds.tolist(), orders.tolist()):
+            used = self._used(zones)
+            if used >= target or exhausted.all():
+                break
+            if exhausted[kind, order]:
+                continue
+            want = min(max(1, plan.chunk >> order), -(-(target - used) >> order))
+            got = m.alloc_pages(plan.nid, order, self.KINDS[kind], want,
+                                owner=self.owner + kind, strict_node=True, exclude=exclude)
+            allocated[kind] += len(got) << order
+            if len(got) < want:
+                exhausted[kind, order] = 1
+        return self._used(zones)
+
+
+def state(m):
+    """Present pages as bytes, pageblock flags, free lists in list order, zone counters."""
+    pps = m.arch.pages_per_section
+    pages = np.concatenate([m.mem_map[s * pps:(s + 1) * pps]
+                            for s in np.flatnonzero(m.sections).tolist()])
+    lists = [[z.free_area.blocks(mt, o).tolist() for mt in range(P.MIGRATE_TYPES)
+              for o in range(m.arch.nr_page_orders)] for z in m.zones()]
+    return pages, m.pageblock_flags.copy(), lists, [z.counters() for z in m.zones()]
+
+
+def assert_same(a, b):
+    pa, fa, la, ca = state(a)
+    pb, fb, lb, cb = state(b)
+    if pa.tobytes() != pb.tobytes():
+        diff = np.flatnonzero(pa.view(np.uint64).reshape(-1, 2)
+                              != pb.view(np.uint64).reshape(-1, 2))
+        i = int(diff[0]) // 2
+        raise AssertionError(f"pages differ at {diff.size} words; first page #{i}: "
+                             f"{pa[i]} != {pb[i]}")
+    np.testing.assert_array_equal(fa, fb)
+    assert ca == cb
+    assert la == lb
+
+
+def build(cfg, adds):
+    m = Machine(cfg)
+    for nid, start, size, online in adds:
+        m.add_memory(nid, start, size, online=online)
+    return m
+
+
+# ---------------------------------------------------------------------------------------
+# random small machines
+# ---------------------------------------------------------------------------------------
+BOOT = {"ppc64-64k": 512 * MiB, "x86_64": 256 * MiB, "s390x": 256 * MiB}
+BLOCK = {"ppc64-64k": 256 * MiB, "x86_64": 128 * MiB, "s390x": 256 * MiB}
+
+
+@st.composite
+def setups(draw):
+    arch = draw(st.sampled_from(sorted(BOOT)))
+    boot, block = BOOT[arch], BLOCK[arch]
+    nodes = [NodeConfig(boot=[(0, boot)])]
+    if draw(st.booleans()):
+        nodes.append(NodeConfig(boot=[(boot, boot)]))
+    used = draw(st.sampled_from([0, 8 * MiB]))
+    cfg = MachineConfig(arch=arch, nodes=nodes, phys_bits=36, boot_used_unmovable=used,
+                        boot_used_movable=draw(st.sampled_from([0, 8 * MiB])))
+    adds = draw(st.lists(st.tuples(st.integers(0, len(nodes) - 1), st.integers(1, 2),
+                                   st.sampled_from(["online_movable", "online_kernel"])),
+                         max_size=2))
+    adds = [(nid, 4 * GiB + i * GiB, n * block, online)
+            for i, (nid, n, online) in enumerate(adds)]
+    nid = draw(st.integers(0, len(nodes) - 1))
+    max_order = {"ppc64-64k": 8, "x86_64": 10, "s390x": 10}[arch]
+    orders = draw(st.dictionaries(st.integers(0, max_order), st.sampled_from([1, 0.5, 3, 0]),
+                                  min_size=1, max_size=3)
+                  .filter(lambda d: sum(d.values()) > 0))
+    work = dict(fill=draw(st.sampled_from([0.6, 0.3, 0.9, 1.0, 0.0])),
+                movable_fraction=draw(st.sampled_from([0.7, 0.3, 1.0, 0.0])),
+                orders=orders, age_rounds=draw(st.integers(1, 2)),
+                free_fraction=draw(st.sampled_from([0.3, 0.5, 0.0])),
+                seed=draw(st.integers(0, 2**32 - 1)),
+                chunk_pages=draw(st.sampled_from([None, 16, 100, 2048])))
+    return (cfg, adds, nid, draw(st.integers(0, 4)), work,
+            draw(st.sampled_from([1, 7, 1 << 14])), draw(st.booleans()))
+
+
+@SETTINGS
+@given(setup=setups())
+def test_batched_fill_matches_per_draw_alloc_pages(setup):
+    cfg, adds, nid, zone_pick, work, draws, twice = setup
+    a, b = build(cfg, adds), build(cfg, adds)
+    names = [None] + [z.name for z in a.nodes[nid].zones if z.managed_pages]
+    zone_name = names[zone_pick % len(names)]
+    runs = [work, {**work, "seed": work["seed"] + 1, "fill": 1.0}] if twice else [work]
+    for w in runs:
+        fast, slow = Workload(**w), PerDraw(**w)
+        fast.DRAWS = slow.DRAWS = draws
+        try:
+            ra = fast.apply(a, nid, zone_name)
+        except ConfigError:
+            with pytest.raises(ConfigError):
+                slow.apply(b, nid, zone_name)
+            return
+        rb = slow.apply(b, nid, zone_name)
+        assert ra == rb
+        assert_same(a, b)
+
+
+def test_fill_respects_zones_kinds_and_watermarks():
+    """Node 0 with Normal and Movable, no zone named: kernel allocations stay out of
+    ZONE_MOVABLE, both kinds are there, no zone goes below its min watermark."""
+    m = build(MachineConfig(nodes=[NodeConfig(boot=[(0, 256 * MiB)])], phys_bits=36),
+              [(0, 4 * GiB, 256 * MiB, "online_kernel"), (0, 5 * GiB, 256 * MiB, "online_movable")])
+    w = Workload(fill=0.9, movable_fraction=0.7, orders={0: 0.8, 3: 0.1, 9: 0.1},
+                 age_rounds=1, free_fraction=0.3, seed=5)
+    report = w.apply(m, 0, None)
+    normal, movable = m.zone(0, P.ZONE_NORMAL), m.zone(0, P.ZONE_MOVABLE)
+    mv, um = w.heads(m, [normal, movable])
+    zone_of = lambda h: (m.mem_map["flags"][h] >> P.ZONES_PGSHIFT) & P.ZONES_MASK
+    assert um.size and mv.size
+    assert (zone_of(um) != P.ZONE_MOVABLE).all()
+    assert (zone_of(mv) == P.ZONE_MOVABLE).any() and (zone_of(mv) == P.ZONE_NORMAL).any()
+    assert report["movable_pages"] + report["kernel_pages"] == report["allocated_pages"]
+    for z in m.zones():
+        if z.managed_pages:
+            assert z.free_pages >= z.watermark[0]
+    assert report["used_pages"] <= report["target_used_pages"]
+
+
+def test_fill_zones_validates():
+    m = build(MachineConfig(nodes=[NodeConfig(boot=[(0, 256 * MiB)])], phys_bits=36),
+              [(0, 4 * GiB, 128 * MiB, "online_movable")])
+    fa = m.zone(0, P.ZONE_MOVABLE).free_area
+    nr = m.arch.nr_page_orders
+    args = lambda kinds, orders, mt=1: (
+        [fa], np.zeros(1, np.int64), np.array([0, 1], np.int64), np.array([mt], np.int32),
+        np.zeros(1, np.uint32), np.ones(1, np.uint64), np.array(kinds, np.uint8),
+        np.array(orders, np.uint8), 16, 0, 1 << 20, np.zeros(nr, np.uint8),
+        np.zeros(1, np.int64))
+    before = state(m)
+    for bad in (args([1], [0]), args([0], [nr]), args([0, 0], [0]), args([0], [0], mt=5)):
+        with pytest.raises(ValueError):
+            fill_zones(*bad)
+    with pytest.raises(TypeError):
+        fill_zones([object()], *args([0], [0])[1:])
+    assert_same_state(before, state(m))
+    with pytest.raises(ConfigError):
+        Workload(orders={m.arch.max_page_order + 1: 1.0}).apply(m, 0, ZONE_NAMES[3])
+
+
+def assert_same_state(x, y):
+    assert x[0].tobytes() == y[0].tobytes()
+    assert x[1].tobytes() == y[1].tobytes() and x[2:] == y[2:]
+
+
+# ---------------------------------------------------------------------------------------
+# the owner scan (_buddy.owned_blocks)
+# ---------------------------------------------------------------------------------------
+@SETTINGS
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(0, 3000), nr_owners=st.integers(1, 3))
+def test_owned_heads_matches_numpy(seed, n, nr_owners):
+    rng = np.random.default_rng(seed)
+    owner = Workload().owner
+    zones = [(0 << P.NODES_PGSHIFT) | (3 << P.ZONES_PGSHIFT),
+             (1 << P.NODES_PGSHIFT) | (3 << P.ZONES_PGSHIFT),
+             (0 << P.NODES_PGSHIFT) | (2 << P.ZONES_PGSHIFT)]
+    pages = np.zeros(n, P.PAGE_DTYPE)
+    pages["flags"] = (rng.choice(zones, n)
+                      | rng.choice([0, P.PG_head, P.PG_tail, P.PG_lru, P.PG_head | P.PG_lru], n))
+    pages["page_type"] = rng.choice([P.PGTY_NONE] * 4 + [P.PGTY_BUDDY, P.PGTY_SLAB], n)
+    pages["refcount"] = rng.choice([0, 1, 1, 2], n)
+    pages["order"] = rng.integers(0, 11, n)
+    pages["private"] = rng.choice(np.array([0, owner - 1, owner, owner + 1, owner + 2,
+                                            owner + 3, 2**64 - 1], np.uint64), n)
+    bits = zones[0]
+    live = ((pages["refcount"] > 0) & (pages["page_type"] == P.PGTY_NONE)
+            & ((pages["flags"] & P.PG_tail) == 0)
+            & ((pages["flags"] & ~np.uint32(P.FLAGS_MASK)) == bits)
+            & (pages["private"] >= owner) & (pages["private"] < owner + nr_owners))
+    want = np.flatnonzero(live)
+    sizes = np.where(pages["flags"][want] & P.PG_head,
+                     np.int64(1) << pages["order"][want].astype(np.int64), 1)
+    before = pages.tobytes()
+    idx, got = owned_heads(pages, bits, owner, nr_owners)
+    np.testing.assert_array_equal(idx, want)
+    np.testing.assert_array_equal(got, sizes)
+    assert pages.tobytes() == before
+
+
+# ---------------------------------------------------------------------------------------
+# Machine.free_pages() over several zones
+# ---------------------------------------------------------------------------------------
+def test_free_pages_across_zones_is_per_zone_free():
+    """One m.free_pages() over heads of two zones, interleaved, leaves the machine as
+    freeing each zone's heads on its own does."""
+    cfg = MachineConfig(nodes=[NodeConfig(boot=[(0, 256 * MiB)])], phys_bits=36)
+    adds = [(0, 4 * GiB, 256 * MiB, "online_kernel"), (0, 5 * GiB, 256 * MiB, "online_movable")]
+    a, b = build(cfg, adds), build(cfg, adds)
+    per_zone = []
+    for m in (a, b):
+        per_zone.append([np.concatenate([m.alloc_pages(0, order, "movable", 300, strict_node=True,
+                                                       exclude=lambda z, zid=zid: z.zid != zid)
+                                         for order in (0, 3)])
+                         for zid in (P.ZONE_NORMAL, P.ZONE_MOVABLE)])
+    normal, movable = per_zone[0]
+    assert normal.size and movable.size
+    # interleaved at random, each zone's heads keeping their order
+    rng = np.random.default_rng(1)
+    in_movable = np.zeros(normal.size + movable.size, bool)
+    in_movable[rng.choice(in_movable.size, movable.size, replace=False)] = True
+    mixed = np.empty(in_movable.size, np.int64)
+    mixed[~in_movable], mixed[in_movable] = normal, movable
+    assert a.free_pages(mixed) == sum(b.free_pages(h) for h in per_zone[1])
+    assert_same(a, b)
