@@ -90,6 +90,49 @@ cdef inline uint64_t free_block_heads(const page_t *mem_map, pfn_t b,
 # ---------------------------------------------------------------------------------------
 # the migrate scanner
 # ---------------------------------------------------------------------------------------
+cdef inline uint32_t isolatable32(const uint32_t *w, uint32_t skip_order, uint32_t *jumps,
+                                   uint32_t *bad) noexcept nogil:
+    # 32 pages of isolatable_heads(), as masks (no branch per page, so gcc vectorises).
+    cdef uint32_t fl, hi, od, isb, cmp, acc = 0, bits = 0, jmp = 0, ok
+    cdef int r
+    for r in range(32):
+        fl = w[4 * r]
+        hi = w[4 * r + 1]
+        od = (hi >> 8) & 0xff
+        isb = -(<uint32_t> ((hi & 0xff) == PGTY_BUDDY))
+        cmp = -(<uint32_t> ((fl & (PG_head | PG_tail)) != 0))
+        acc |= -(<uint32_t> ((hi & 0xff) == PGTY_VMEMMAP))
+        jmp |= (isb | cmp) & -(<uint32_t> (od != 0)) & BIT32[r]
+        ok = (~isb & -(<uint32_t> ((fl & (PG_lru | PG_movable)) != 0))
+              & -(<uint32_t> ((fl & (PG_isolated | PG_tail)) == 0))
+              & ~(-(<uint32_t> ((fl & PG_head) != 0)) & -(<uint32_t> (od >= skip_order))))
+        bits |= ok & BIT32[r]
+    bad[0] |= acc
+    jumps[0] = jmp
+    return bits
+
+
+cdef inline uint64_t isolatable_heads(const page_t *mem_map, pfn_t b, uint32_t skip_order,
+                                      uint64_t *jumps, uint32_t *bad) noexcept nogil:
+    # The migrate scanner's view of the aligned block [b, b + FBLK), two bitmaps:
+    #   * returned: the pages it would isolate if it visited them - not free, LRU or
+    #     __PageMovable, neither PG_isolated nor a tail, not a head of order >=
+    #     `skip_order` (skip_isolation_on_order());
+    #   * *jumps: the pages where the walk may step more than one page: free blocks and
+    #     compound pages of order >= 1.
+    # Between two jumps the walk visits every page, so only the jump pages need the
+    # kernel's per-page rules. *bad != 0 when the block holds a vmemmap page (its run
+    # length needs the slow path).
+    cdef const uint32_t *w = <const uint32_t *> &mem_map[b]
+    cdef uint64_t h0, h1
+    cdef uint32_t j0, j1
+    bad[0] = 0
+    h0 = isolatable32(w, skip_order, &j0, bad)
+    h1 = isolatable32(w + 4 * 32, skip_order, &j1, bad)
+    jumps[0] = j0 | (<uint64_t> j1 << 32)
+    return h0 | (h1 << 32)
+
+
 cdef pfn_t isolate_migratepages_block_impl(
         page_t *mem_map, pbflags_t *pageblock_flags, pfn_t low_pfn, pfn_t end_pfn,
         int pageblock_order, bint ignore_skip_hint, pfn_t *out_pfns, count_t capacity,
@@ -98,16 +141,83 @@ cdef pfn_t isolate_migratepages_block_impl(
     # Control flow is the kernel's: `low_pfn` is the last pfn an iteration dealt with and
     # the loop increment moves past it; `valid` plays valid_page (the pageblock's first
     # pfn, once its skip bit was checked); alloc_contig implies no_set_skip_hint.
+    #
+    # Fast path (as in the free scanner): once the pageblock's skip bit is settled
+    # (skip_updated, or the scan did not start at the pageblock: valid < 0), and without
+    # skip_on_failure, an aligned block of FBLK pages that isolatable_heads() accepts is
+    # done from its bitmaps: between jump pages (free blocks, compound pages) the walk
+    # visits every page, so the pages it isolates there are the isolatable bits, taken in
+    # pfn order with count-trailing-zeros; each jump page gets the kernel's rule (pass
+    # the free block, pass the folio, isolate the head, or fail alone). The scan leaves
+    # where that walk leaves the block (its end, or beyond it after a jump), or just
+    # past the folio that filled the batch; nr_scanned grows by the pages passed. A block
+    # holding vmemmap pages is walked page by page with the kernel's loop, to its end.
     cdef count_t n = 0, scanned = 0, nr, i
-    cdef pfn_t valid = -1, next_skip = 0
+    cdef pfn_t valid = -1, next_skip = 0, slow_until = -1, b, h, q, stop
     cdef pfn_t pb_mask = (<pfn_t> 1 << pageblock_order) - 1
-    cdef bint skip_updated = False, aborted = False, failed
+    cdef bint skip_updated = False, aborted = False, failed, full = False
+    cdef bint fast_ok = not skip_on_failure and pageblock_order >= 6
+    cdef uint32_t skip_order = 255, bad
+    cdef uint64_t msk, iso, jumps
     cdef page_t *p
     if cc_order < 0:
         skip_on_failure = False
+    if not alloc_contig:
+        skip_order = pageblock_order if cc_order < 0 or cc_order > pageblock_order else cc_order
     if skip_on_failure:
         next_skip = block_end_pfn(low_pfn, cc_order)
     while low_pfn < end_pfn:
+        if (fast_ok and low_pfn >= slow_until and (skip_updated or valid < 0)
+                and not (valid < 0 and (low_pfn & pb_mask) == 0)):
+            b = low_pfn & ~(<pfn_t> FBLK - 1)
+            if b + FBLK <= end_pfn:
+                iso = isolatable_heads(mem_map, b, skip_order, &jumps, &bad)
+                if not bad:
+                    q = low_pfn
+                    while q < b + FBLK:
+                        # pages [q, stop) are visited one by one: isolate their bits
+                        msk = (jumps >> (q - b)) << (q - b)
+                        stop = b + ctz64(msk) if msk else b + FBLK
+                        msk = iso & ((~(<uint64_t> 0)) << (q - b))
+                        if stop < b + FBLK:
+                            msk &= ((<uint64_t> 1) << (stop - b)) - 1
+                        while msk:
+                            h = b + ctz64(msk)
+                            msk &= msk - 1
+                            mem_map[h].flags = mem_map[h].flags | PG_isolated
+                            out_pfns[n] = h
+                            n += 1
+                            if n >= capacity:
+                                q = h + 1
+                                full = True
+                                break
+                        if full or stop == b + FBLK:
+                            q = q if full else stop
+                            break
+                        # the jump page, by the kernel's rules
+                        p = &mem_map[stop]
+                        if p.page_type == PGTY_BUDDY:
+                            q = stop + (<pfn_t> 1 << p.order)
+                        elif p.flags & PG_tail:
+                            q = folio_end(p, stop)
+                        elif (iso >> (stop - b)) & 1:           # an isolatable head
+                            p.flags = p.flags | PG_isolated
+                            out_pfns[n] = stop
+                            n += 1
+                            q = folio_end(p, stop)
+                            if n >= capacity:
+                                full = True
+                                break
+                        elif not alloc_contig and p.order >= skip_order:
+                            q = folio_end(p, stop)              # skip_isolation_on_order()
+                        else:
+                            q = stop + 1                        # fails alone (nr = 1)
+                    scanned += q - low_pfn
+                    low_pfn = q
+                    if full:
+                        break
+                    continue
+            slow_until = b + FBLK
         if skip_on_failure and low_pfn >= next_skip:
             if n:                       # the previous order-aligned chunk is all isolated
                 break
