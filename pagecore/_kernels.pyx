@@ -184,12 +184,20 @@ cdef inline pfn_t folio_end(const page_t *p, pfn_t pfn) noexcept nogil:
 # takes the aligned block of BLK pages the scan is in and asks its block test whether the
 # scan, entering there, meets no offender and leaves exactly at the block's end; if so it
 # moves there in one step. Otherwise the original step runs page by page to the block's
-# end (or, for a free block or folio that reaches past it, one step beyond); a stretch
-# jumped over that way is streamed through (pc_blk_stream()) when the scan will go on
-# testing blocks after it. The answer is the original loop's for any page contents: the
-# block tests only say yes where every entry point leads to the block's end
-# (tests/test_kernel_parity.py: whole scans against the numpy twins, and each SIMD test
-# against its scalar twin on random blocks).
+# end (or, for a free block or folio that reaches past it, one step beyond). The answer
+# is the original loop's for any page contents: the block tests only say yes where every
+# entry point leads to the block's end (tests/test_kernel_parity.py: whole scans against
+# the numpy twins, and each SIMD test against its scalar twin on random blocks).
+#
+# The memory side (measured on the 64G bench zone, one thread): the scan is a stream,
+# and what costs is breaking it. A jump of a few hundred pages (a folio, a free block
+# larger than a block) cost ~1 us - the hardware prefetcher restarts, latency bound -
+# more than reading the pages jumped over (~0.5 ns each), so while the scan is
+# streaming such a stretch is prefetched (after_walk()). Fresh memory is the opposite
+# case, one MAX_ORDER free block after another: there the scan reads one page per free
+# block, so after a jump the page it lands on is checked first (leaves_block()) and a
+# further jump taken without reading its block. That check is made only after a jump:
+# made before every block it cost ~18 % of the streaming rate.
 from libc.stdint cimport int64_t
 from libc.stdlib cimport malloc, free
 from pagecore._scanblock cimport (PC_BLK_SIMD, pc_blk_fit, pc_blk_init, pc_blk_hup,
@@ -212,8 +220,9 @@ cdef enum:
     SCAN_SMP = 1                    # scan_movable_pages
     SCAN_TPI = 2                    # test_pages_isolated (page loop)
     BLK = 64                        # pages per block test (PC_BLK)
-    # A stretch jumped over is streamed through up to this many pages (16 KiB of struct
-    # pages, one MAX_ORDER free block); beyond, a jump is cheaper than the read.
+    # A stretch jumped over while streaming is prefetched up to this many pages (16 KiB
+    # of struct pages, one MAX_ORDER free block; a restart costs about the read of ~2000
+    # pages, so beyond that a jump wins).
     STREAM_MAX = 1024
 
 # Scans of at least PAR_MIN_PAGES go to PAR_THREADS threads in chunks of PAR_CHUNK pfns.
@@ -248,21 +257,23 @@ def _block_tests(page_t[::1] mem_map, pfn_t b, int entry):
 cdef inline bint leaves_block(const page_t *mem_map, pfn_t pfn) noexcept nogil:
     # The page the scan is at heads a free block or folio that reaches past its block
     # (fresh memory: MAX_ORDER free blocks): step it at once instead of reading a block
-    # that cannot pass.
+    # that cannot pass. Asked only when the scan is not streaming (see above).
     cdef const page_t *p = &mem_map[pfn]
     return ((p.page_type == PGTY_BUDDY) | ((p.flags & PG_head) != 0)) & \
         (p.order > pc_blk_fit[pfn & (BLK - 1)])
 
 
-cdef inline void keep_streaming(const page_t *mem_map, pfn_t frm, pfn_t to,
-                                pfn_t end_pfn) noexcept nogil:
-    # The scan jumped from inside its block to `to`, past the block's end `frm`: stream
-    # through [frm, to) when it is short and the scan will read blocks again at `to`
-    # (not when `to` heads another long jump: fresh memory, one free block after
-    # another, is walked at one read per free block).
-    if to <= frm or to - frm > STREAM_MAX or to >= end_pfn or leaves_block(mem_map, to):
-        return
-    pc_blk_stream(&mem_map[frm], to - frm)
+cdef inline bint after_walk(const page_t *mem_map, pfn_t be, pfn_t pfn, pfn_t end_pfn,
+                            bint streaming) noexcept nogil:
+    # The per-page walk of the block ending at `be` left it at `pfn`; returns whether the
+    # scan is streaming now. At `be`: it read the block, yes. Past it (a jump over a
+    # folio or free block): no; if it was streaming, the stretch jumped over is
+    # prefetched when short, so that the stream goes on at `pfn`.
+    if pfn <= be:
+        return True
+    if streaming and pfn - be <= STREAM_MAX and pfn < end_pfn:
+        pc_blk_stream(&mem_map[be], pfn - be)
+    return False
 
 
 cdef inline pfn_t hup_step(const page_t *mem_map, pfn_t pfn, bint zone_movable,
@@ -299,24 +310,25 @@ cdef pfn_t hup_range(const page_t *mem_map, pfn_t pfn, pfn_t end_pfn, bint zone_
     # [pfn, end_pfn) (>= end_pfn) when there is none. Block tests: pc_blk_hup() (the
     # rules of hup_step() for pages that are a step of one, or a free block inside the
     # block), pc_blk_hup_movable() in ZONE_MOVABLE.
-    cdef bint bad = False, passes
+    cdef bint bad = False, passes, streaming = False
     cdef pfn_t be, lim
     while pfn < end_pfn:
         be = (pfn & ~(<pfn_t> BLK - 1)) + BLK
-        if be <= end_pfn and not leaves_block(mem_map, pfn):
+        if be <= end_pfn and (streaming or not leaves_block(mem_map, pfn)):
             if zone_movable:
                 passes = pc_blk_hup_movable(&mem_map[be - BLK])
             else:
                 passes = pc_blk_hup(&mem_map[be - BLK])
             if passes:
                 pfn = be
+                streaming = True
                 continue
         lim = be if be < end_pfn else end_pfn
         while pfn < lim:
             pfn = hup_step(mem_map, pfn, zone_movable, memory_offline, &bad)
             if bad:
                 return pfn
-        keep_streaming(mem_map, be, pfn, end_pfn)
+        streaming = after_walk(mem_map, be, pfn, end_pfn, streaming)
     stop[0] = pfn
     return -1
 
@@ -352,11 +364,14 @@ cdef pfn_t smp_range(const page_t *mem_map, pfn_t pfn, pfn_t end_pfn, int *rc,
     # scan_movable_pages() from `pfn`: the first hit (rc 0 or -EBUSY) or -1 (*stop set).
     # Block test: pc_blk_smp() (the rules of smp_step()).
     cdef int r
+    cdef bint streaming = False
     cdef pfn_t be, lim
     while pfn < end_pfn:
         be = (pfn & ~(<pfn_t> BLK - 1)) + BLK
-        if be <= end_pfn and not leaves_block(mem_map, pfn) and pc_blk_smp(&mem_map[be - BLK]):
+        if be <= end_pfn and (streaming or not leaves_block(mem_map, pfn)) and pc_blk_smp(
+                &mem_map[be - BLK]):
             pfn = be
+            streaming = True
             continue
         lim = be if be < end_pfn else end_pfn
         while pfn < lim:
@@ -364,7 +379,7 @@ cdef pfn_t smp_range(const page_t *mem_map, pfn_t pfn, pfn_t end_pfn, int *rc,
             if r:
                 rc[0] = 0 if r == 1 else -EBUSY
                 return pfn
-        keep_streaming(mem_map, be, pfn, end_pfn)
+        streaming = after_walk(mem_map, be, pfn, end_pfn, streaming)
     stop[0] = pfn
     return -1
 
@@ -401,18 +416,20 @@ cdef pfn_t tpi_range(const page_t *mem_map, pfn_t pfn, pfn_t end_pfn,
     # __test_page_isolated_in_pageblock() from `pfn`: the first offender or -1 (*stop
     # set). Block test: pc_blk_tpi(), which follows the trajectory from the entry offset
     # (interior pages of a free block are offenders if visited).
+    cdef bint streaming = False
     cdef pfn_t be, lim
     while pfn < end_pfn:
         be = (pfn & ~(<pfn_t> BLK - 1)) + BLK
-        if be <= end_pfn and not leaves_block(mem_map, pfn) and pc_blk_tpi(
+        if be <= end_pfn and (streaming or not leaves_block(mem_map, pfn)) and pc_blk_tpi(
                 &mem_map[be - BLK], <int> (pfn & (BLK - 1))):
             pfn = be
+            streaming = True
             continue
         lim = be if be < end_pfn else end_pfn
         while pfn < lim:
             if not tpi_step(mem_map, &pfn):
                 return pfn
-        keep_streaming(mem_map, be, pfn, end_pfn)
+        streaming = after_walk(mem_map, be, pfn, end_pfn, streaming)
     stop[0] = pfn
     return -1
 

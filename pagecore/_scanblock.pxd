@@ -278,11 +278,11 @@ cdef extern from *:
     #define pc_blk_tpi pc_blk_tpi_scalar
     #endif
 
-    /* Stream through a stretch the scan jumps over (a folio, a free block larger than
-       a block): one prefetch per cache line. Measured on the bench zone: a jump of a few
-       hundred pages in the middle of a sequential scan costs ~1 us (the hardware
-       prefetcher's stream restarts, latency bound), i.e. more than reading the pages
-       jumped over (~0.5 ns per page); keeping the stream costs that read instead. */
+    /* Keep the stream through a stretch the scan jumps over (a folio, a free block
+       larger than a block): one prefetch per cache line. Measured on the bench zone: a
+       jump of a few hundred pages in the middle of a sequential scan costs ~1 us (the
+       hardware prefetcher's stream restarts, latency bound), more than reading the
+       pages jumped over (~0.5 ns per page). */
     static inline void pc_blk_stream(const void *pages, int64_t nr_pages) {
     #if defined(__GNUC__)
         const char *c = (const char *) pages;
