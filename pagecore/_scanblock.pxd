@@ -1,5 +1,6 @@
-# 64-page block tests of the isolation scans (pagecore/_kernels.pyx): has_unmovable_pages(),
-# scan_movable_pages() and test_pages_isolated() ask of one aligned block of BLK pages
+# 64-page block tests of the isolation scans (pagecore/_kernels.pyx): has_unmovable_pages()
+# (mm/page_isolation.c), scan_movable_pages() (mm/memory_hotplug.c) and
+# test_pages_isolated() (mm/page_isolation.c) ask of one aligned block of BLK pages
 # "does the scan, entering it, meet no offender and leave it exactly at its end?". A yes
 # lets the scan pass the block in one step; a no sends it to the original per-page loop
 # (the answer may be a conservative no, never a wrong yes).
@@ -75,11 +76,12 @@ cdef extern from *:
 
     /* ---- scalar twins: the rules, page by page ------------------------------------- */
 
-    /* has_unmovable_pages(), not ZONE_MOVABLE (hup_step()): every page not reserved and
-       not compound, of type NONE or BUDDY, its order within pc_blk_fit (a buddy head's
-       step stays in the block; other pages' order is not read by the scan, so this is
-       conservative), and refcount 0 (a free page: step 1 or 2^order) unless LRU or
-       __PageMovable (step 1). */
+    /* has_unmovable_pages() (mm/page_isolation.c), not ZONE_MOVABLE (hup_step() in
+       _kernels.pyx): every page not reserved and not compound, of type NONE or BUDDY,
+       its order within pc_blk_fit (a buddy head's step stays in the block; other pages'
+       order is not read by the scan, so this is conservative), and refcount 0 (a free
+       page: step 1 or 2^order) unless LRU or __PageMovable (step 1). HWPoison and
+       PageOffline pages, tolerated with MEMORY_OFFLINE, are left to the per-page loop. */
     static int pc_blk_hup_scalar(const void *pages) {
         const unsigned char *p = (const unsigned char *) pages;
         uint32_t bad = 0, f;
@@ -93,8 +95,8 @@ cdef extern from *:
         return bad == 0;
     }
 
-    /* has_unmovable_pages() in ZONE_MOVABLE: every page a step of one - not reserved,
-       not a vmemmap page (exact). */
+    /* has_unmovable_pages() (mm/page_isolation.c) in ZONE_MOVABLE: every page a step
+       of one - not reserved, not a vmemmap page (exact). */
     static int pc_blk_hup_movable_scalar(const void *pages) {
         const unsigned char *p = (const unsigned char *) pages;
         uint32_t bad = 0;
@@ -104,9 +106,11 @@ cdef extern from *:
         return bad == 0;
     }
 
-    /* scan_movable_pages() (smp_step()): no page LRU, __PageMovable or compound; type
-       NONE, BUDDY or OFFLINE; order within pc_blk_fit (conservative as above); an OFFLINE
-       page unreferenced (a referenced one is -EBUSY). */
+    /* scan_movable_pages() (mm/memory_hotplug.c; smp_step() in _kernels.pyx): no page
+       LRU, __PageMovable or compound; type NONE, BUDDY or OFFLINE; order within
+       pc_blk_fit (conservative as above); an OFFLINE page unreferenced (a referenced
+       one is -EBUSY). Slab and page-table pages, passed by the kernel, are left to the
+       per-page loop. */
     static int pc_blk_smp_scalar(const void *pages) {
         const unsigned char *p = (const unsigned char *) pages;
         uint32_t bad = 0;
@@ -118,17 +122,19 @@ cdef extern from *:
         return bad == 0;
     }
 
-    /* test_pages_isolated() (__test_page_isolated_in_pageblock(), tpi_range()) entering
-       the block at offset `entry`. Here the interior pages of a free block are offenders
-       if visited, so the test follows the scan's trajectory with bitmaps instead of
-       judging every page: heads = free block heads at or after the entry; every head
-       must be naturally aligned within the block (order <= pc_blk_align: then the scan,
-       which jumps 2^order from a head, visits exactly the pages outside the interiors of
-       these heads - a head it jumps over lies in an enclosing aligned block); every
-       other page it visits must be an unreferenced PageOffline page (step 1). HWPoison
-       pages, also a step of one in the kernel, are left to the per-page loop. The
-       interiors: an aligned order-k head at h covers bits h+1 .. h+2^k-1, i.e. its bit
-       times (2^(2^k) - 2), with no carry between heads. */
+    /* test_pages_isolated() (mm/page_isolation.c, __test_page_isolated_in_pageblock();
+       tpi_step() in _kernels.pyx) entering the block at offset `entry`. Here the
+       interior pages of a free block are offenders if visited, so the test follows the
+       scan's trajectory with bitmaps instead of judging every page. heads = free block
+       heads at or after the entry; each must be naturally aligned inside the block
+       (order <= pc_blk_align, so at most 6: three order bits o0..o2 suffice). Then the
+       scan, jumping 2^order from each head it meets, visits exactly the pages at or
+       after the entry outside the interiors of these heads (aligned blocks nest or are
+       disjoint, so a head it jumps over lies inside the block of one it met); each of
+       those must be a head or an unreferenced PageOffline page (step 1), and the scan
+       leaves at the block's end. HWPoison pages, also a step of one in the kernel, are
+       left to the per-page loop. Interiors: an aligned order-k head at bit h covers bits
+       h+1 .. h+2^k-1, i.e. its bit times 2^(2^k) - 2, with no carry between heads. */
     static inline int pc_blk_tpi_decide(uint64_t bd, uint64_t ok, uint64_t o0, uint64_t o1,
                                         uint64_t o2, uint64_t fit, int entry) {
         uint64_t ge = ~(uint64_t) 0 << entry, heads = bd & ge, in;
