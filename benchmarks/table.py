@@ -1,4 +1,5 @@
-"""Markdown tables from a pytest-benchmark JSON file of bench_hotplug.py / bench_kernels.py.
+"""Markdown tables from a pytest-benchmark JSON file of bench_hotplug.py / bench_kernels.py /
+bench_scans.py.
 
     python benchmarks/table.py out/bench.json
 """
@@ -10,9 +11,27 @@ def _fmt(x, digits=3):
     return f"{x:.{digits}g}" if isinstance(x, float) else str(x)
 
 
+def _scan_row(i):
+    """bench_scans.py: M pages/s and the ratios to the same-run read loops (one thread
+    against the one-thread read, two against the two-thread read)."""
+    m = 1e6
+    size = f"{i['pages'] * 4096 / 2**30:.0f}G" if i["pages"] * 4096 < 2**40 else \
+        f"{i['pages'] * 4096 / 2**40:g}T"
+    read1, read2 = i["read_loop_pages_per_s"], i.get("read_loop2_pages_per_s")
+    if "cython_1t_pages_per_s" in i and i.get("threads", 1) > 1:     # two-thread scans
+        one, two = i["cython_1t_pages_per_s"], i["cython_pages_per_s"]
+        tail = (f"{one / m:.0f} | {one / read1:.2f} | {two / m:.0f} | "
+                f"{two / read2:.2f} | {two / one:.2f} |")
+    else:                                       # one thread (or below 2^20 pages)
+        one = i.get("cython_1t_pages_per_s", i["cython_pages_per_s"])
+        tail = f"{one / m:.0f} | {one / read1:.2f} | - | | |"
+    return (f"| {i['scan']} | {size} | {read1 / m:.0f} | "
+            f"{read2 / m:.0f} | {i['numba_pages_per_s'] / m:.0f} | " + tail)
+
+
 def main(path):
     data = json.load(open(path))
-    rows = {"add_online": [], "add_remove": [], "kernel": []}
+    rows = {"add_online": [], "add_remove": [], "kernel": [], "scan": []}
     for b in data["benchmarks"]:
         i, name = b["extra_info"], b["name"]
         if name.startswith("test_add_online"):
@@ -25,6 +44,8 @@ def main(path):
             rows["add_remove"].append(
                 f"| {i['size']} | {i['strategy']} | {i['add_s'] * 1e3:.1f} | "
                 f"{i['remove_s'] * 1e3:.1f} | {i['us_per_block']:.2f} |")
+        elif "scan" in i:
+            rows["scan"].append(_scan_row(i))
         elif "kernel" in i:
             rows["kernel"].append(
                 f"| {i['kernel']} | {i['size']} | {i['backend']} | {i['threads']} | "
@@ -47,6 +68,12 @@ def main(path):
               " cpu/wall | speedup 2 vs 1 |")
         print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
         print("\n".join(rows["kernel"]))
+        print()
+    if rows["scan"]:
+        print("| kernel | size | read 1t | read 2t | numba (1t) | Cython 1t | / read 1t |"
+              " Cython 2t | / read 2t | 2 vs 1 |")
+        print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+        print("\n".join(rows["scan"]))
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ from pagecore._buddy import FreeArea
 from pagecore._page import (FLAGS_MASK, MAX_NR_ZONES, MIGRATE_CMA, MIGRATE_HIGHATOMIC,
                             MIGRATE_ISOLATE, MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE,
                             MIGRATE_TYPES, MIGRATE_UNMOVABLE, NODES_PGSHIFT, PAGE_DTYPE,
-                            PB_migrate_skip, PG_head, PG_hwpoison, PG_isolated, PG_lru,
+                            PB_migrate_isolate, PB_migrate_skip, PG_head, PG_hwpoison, PG_isolated, PG_lru,
                             PG_movable, PG_reserved, PG_tail, PG_vmemmap_self_hosted,
                             PGTY_BUDDY, PGTY_NONE, PGTY_OFFLINE, PGTY_SLAB, PGTY_TABLE,
                             ZONES_PGSHIFT)
@@ -717,3 +717,270 @@ def test_parallel_isolation_scans_match_serial(bad, chunk, threads):
                                                 chunk) == want
         want = reference.scan_movable_pages(free, start, end)
         assert _kernels._scan_movable_pages_mt(free, start, end, threads, chunk) == want
+
+
+# ---------------------------------------------------------------------------------------
+# the 64-page block tests of the isolation scans (pagecore/_scanblock.pxd)
+# ---------------------------------------------------------------------------------------
+# The random machines above rarely hold a block a block test passes; these are built
+# from the page kinds the fast paths are about (LRU and free pages, free blocks of every
+# order, aligned or not, LRU folios, unreferenced PageOffline pages), with offenders put
+# on block edges, right after a long jump, inside free blocks and on chunk boundaries.
+BLK = 64
+
+
+def _set_kind(mm, pfn, kind, order=0):
+    """Write one page (or, for "buddy"/"folio*", a block headed at `pfn`) of `kind`."""
+    zb = zone_bits(0, 3)
+    size = 1 << order if kind in ("buddy", "folio_lru", "folio") else 1
+    pages = mm[pfn:pfn + size]
+    pages["flags"], pages["page_type"], pages["order"] = zb, PGTY_NONE, 0
+    pages["refcount"], pages["private"] = 0, 7
+    if kind == "lru":
+        pages["flags"], pages["refcount"] = zb | PG_lru, 1
+    elif kind == "movable":
+        pages["flags"], pages["refcount"] = zb | PG_movable, 2
+    elif kind == "buddy":                       # interior pages stay plain free pages
+        mm["page_type"][pfn], mm["order"][pfn] = PGTY_BUDDY, order
+    elif kind in ("folio_lru", "folio"):
+        bit = PG_lru if kind == "folio_lru" else 0
+        pages["flags"], pages["order"] = zb | bit | PG_tail, order
+        mm["flags"][pfn], mm["refcount"][pfn] = zb | bit | PG_head, 1
+    elif kind == "offline0":
+        pages["page_type"] = PGTY_OFFLINE
+    elif kind == "offline1":
+        pages["page_type"], pages["refcount"] = PGTY_OFFLINE, 1
+    elif kind == "reserved":
+        pages["flags"], pages["refcount"] = zb | PG_reserved, 1
+    elif kind == "slab":
+        pages["page_type"], pages["refcount"] = PGTY_SLAB, 1
+    elif kind == "hwpoison":
+        pages["flags"], pages["refcount"] = zb | PG_hwpoison, 1
+    elif kind == "busy":                        # kernel memory: referenced, no type
+        pages["refcount"] = 1
+    elif kind == "stale_order":                 # a free page that once headed a block
+        pages["order"] = order
+    else:
+        assert kind == "free", kind
+    return size
+
+
+FILL = {"hup": (["lru"] * 6 + ["free"] * 2 + ["buddy"] * 3 + ["folio_lru", "movable"]),
+        "offline": ["buddy"] * 6 + ["offline0"] * 4 + ["free", "stale_order"]}
+OFFENDERS = ["reserved", "slab", "busy", "offline1", "lru", "free", "hwpoison", "folio",
+             "buddy_misaligned", "buddy_big", "vmemmap"]
+
+
+def block_friendly_machine(seed, mode, n=2048, nr_offenders=2):
+    """`n` pages of the `mode` mix ("hup": LRU / free pages, free blocks, LRU folios;
+    "offline": free blocks and unreferenced PageOffline pages, the state after
+    migration), then `nr_offenders` pages or blocks of other kinds, half of them on a
+    block's first or last page or right after a free block or folio longer than a
+    block."""
+    rng = np.random.default_rng(seed)
+    m = plain_machine(n=n, pageblock_order=6, nr_orders=11, zone=3)
+    mm = m.mem_map
+    p, long_ends = 0, []
+    while p < n:
+        kind = str(rng.choice(FILL[mode]))
+        order = 0
+        if kind in ("buddy", "folio_lru"):
+            order = int(rng.choice([0, 0, 1, 1, 2, 3, 4, 5, 6, 7, 9, 10]))
+            while order and (p % (1 << order) or p + (1 << order) > n):
+                order -= 1
+        elif kind == "stale_order":
+            order = int(rng.integers(0, 11))
+        p += _set_kind(mm, p, kind, order)
+        if order > 6:
+            long_ends.append(p)
+    for _ in range(nr_offenders):
+        where = rng.random()
+        if where < 0.25:
+            pfn = int(rng.integers(0, n // BLK)) * BLK
+        elif where < 0.5:
+            pfn = int(rng.integers(0, n // BLK)) * BLK + BLK - 1
+        elif where < 0.65 and long_ends:
+            pfn = min(n - 1, int(rng.choice(long_ends)))
+        else:
+            pfn = int(rng.integers(0, n))
+        kind = str(rng.choice(OFFENDERS))
+        if kind == "folio":                     # not movable: unmovable, and not free
+            order = int(rng.integers(1, 8))
+            pfn &= ~((1 << order) - 1)
+            _set_kind(mm, pfn, "folio", order)
+        elif kind == "buddy_misaligned":        # a free block off its alignment, maybe
+            order = int(rng.integers(1, 5))     # across a block boundary
+            pfn = max(1, min(pfn, n - (1 << order))) | 1
+            _set_kind(mm, pfn, "buddy", order)
+        elif kind == "buddy_big":               # fits its alignment, leaves the block
+            order = int(rng.integers(6, 11))
+            pfn &= ~((1 << order) - 1)
+            if pfn + (1 << order) <= n:
+                _set_kind(mm, pfn, "buddy", order)
+        elif kind == "vmemmap":
+            nr = int(rng.integers(1, 200))
+            start = min(pfn, n - nr)
+            _kernels.mark_vmemmap_pages(mm, start, nr, 1)
+            mm["flags"][start:start + nr] |= zone_bits(0, 3)
+            mm["refcount"][start:start + nr] = 1
+        else:
+            _set_kind(mm, pfn, kind)
+    return m
+
+
+def _edge_ranges(n, rng):
+    """Ranges starting and ending on, next to and between block boundaries."""
+    edges = [0, 1, 31, 63, 64, 65, 127, 128, 129, 1000, 1023, 1024, 1025, n - 65, n - 1]
+    out = [(0, n)]
+    for a in edges:
+        for b in (a + 1, a + 63, a + 64, a + 65, a + 130, n - 1, n):
+            if 0 <= a < b <= n:
+                out.append((a, b))
+    out += [tuple(sorted(rng.integers(0, n + 1, 2).tolist())) for _ in range(8)]
+    return out
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32 - 1), mode=st.sampled_from(["hup", "offline"]),
+       nr_offenders=st.sampled_from([0, 1, 3, 8]))
+def test_block_fast_paths_match_the_reference(backends, seed, mode, nr_offenders):
+    m = block_friendly_machine(seed, mode, nr_offenders=nr_offenders)
+    pbf = np.full(m.n >> 6, PB_migrate_isolate | MIGRATE_MOVABLE, np.uint8)
+    rng = np.random.default_rng(seed)
+    for a, b in _edge_ranges(m.n, rng):
+        want = [reference.has_unmovable_pages(m.mem_map, a, b, False, True),
+                reference.has_unmovable_pages(m.mem_map, a, b, False, False),
+                reference.has_unmovable_pages(m.mem_map, a, b, True, True),
+                reference.scan_movable_pages(m.mem_map, a, b),
+                reference.test_pages_isolated(m.mem_map, pbf, a, b, 6)]
+        for name in ("cython", "numba"):
+            k = backends[name]
+            got = [k.has_unmovable_pages(m.mem_map, a, b, False, True),
+                   k.has_unmovable_pages(m.mem_map, a, b, False, False),
+                   k.has_unmovable_pages(m.mem_map, a, b, True, True),
+                   k.scan_movable_pages(m.mem_map, a, b),
+                   k.test_pages_isolated(m.mem_map, pbf, a, b, 6)]
+            assert got == want, f"{name} [{a}, {b}): {got} != {want}"
+        for threads, chunk in ((2, 64), (2, 100), (1, 128)):
+            assert [_kernels._has_unmovable_pages_mt(m.mem_map, a, b, False, True, threads,
+                                                     chunk),
+                    _kernels._scan_movable_pages_mt(m.mem_map, a, b, threads, chunk),
+                    _kernels._test_pages_isolated_mt(m.mem_map, pbf, a, b, 6, threads,
+                                                     chunk)] == [want[0], want[3], want[4]]
+
+
+def test_block_fast_paths_pass_what_they_should():
+    """The fast paths are taken: every block made only of pages each test is meant to
+    pass in one step does pass (a test that always said no would be exact and slow)."""
+    rng = np.random.default_rng(5)
+    kinds = {"hup": ["lru", "lru", "free", "movable", "buddy"],
+             "offline": ["buddy", "buddy", "offline0"]}
+    for mode, tests in (("hup", ("has_unmovable_pages", "has_unmovable_pages_movable")),
+                        ("offline", ("scan_movable_pages", "test_pages_isolated"))):
+        for _ in range(200):
+            mm = np.zeros(BLK, PAGE_DTYPE)
+            p = 0
+            while p < BLK:
+                kind = str(rng.choice(kinds[mode]))
+                order = int(rng.integers(0, 7)) if kind in ("buddy", "stale_order") else 0
+                while order and (p % (1 << order) or p + (1 << order) > BLK):
+                    order -= 1
+                p += _set_kind(mm, p, kind, order)
+            res = _kernels._block_tests(mm, 0, 0)
+            for t in tests:
+                assert res[t] == (True, True), (mode, t, mm)
+
+
+def _random_block(rng):
+    """A 64-page block: page kinds drawn as for block_friendly_machine() (passing
+    blocks are common), then a few bytes of the first 8 of some pages overwritten at
+    random (types, orders, refcounts and flags the rules never see together)."""
+    mode = str(rng.choice(["hup", "offline"]))
+    mm = np.zeros(BLK, PAGE_DTYPE)
+    p = 0
+    while p < BLK:
+        kind = str(rng.choice(FILL[mode] + (["offline1", "hwpoison", "reserved"]
+                                            if rng.random() < 0.2 else [])))
+        order = int(rng.integers(0, 8)) if kind in ("buddy", "folio_lru", "stale_order") else 0
+        if kind != "stale_order" and rng.random() < 0.9:     # mostly aligned and inside
+            while order and (p % (1 << order) or p + (1 << order) > BLK):
+                order -= 1
+        if kind in ("buddy", "folio_lru"):
+            order = min(order, 6)
+            if p + (1 << order) > BLK:
+                mm["page_type"][p], mm["order"][p] = PGTY_BUDDY, order
+                p += 1
+                continue
+        p += _set_kind(mm, p, kind, order)
+    raw = mm.view(np.uint8).reshape(BLK, 16)
+    for _ in range(int(rng.integers(0, 4))):
+        raw[rng.integers(0, BLK), rng.integers(0, 8)] = rng.integers(0, 256)
+    if rng.random() < 0.05:
+        raw[:, :8] = rng.integers(0, 256, (BLK, 8))
+    return mm
+
+
+def test_block_tests_simd_equals_scalar():
+    """Each SIMD block test answers as its scalar twin (what builds without SSE2 use)."""
+    rng = np.random.default_rng(20240917)
+    seen = {}
+    for _ in range(20000):
+        mm = _random_block(rng)
+        entry = int(rng.integers(0, BLK)) if rng.random() < 0.5 else 0
+        for name, got in _kernels._block_tests(mm, 0, entry).items():
+            if name == "simd":
+                continue
+            assert got[0] == got[1], f"{name}: SIMD {got[0]} != scalar {got[1]}: {mm}"
+            seen[(name, got[0])] = seen.get((name, got[0]), 0) + 1
+    for name in ("has_unmovable_pages", "has_unmovable_pages_movable",
+                 "scan_movable_pages", "test_pages_isolated"):
+        assert seen.get((name, True), 0) > 100 and seen.get((name, False), 0) > 100, seen
+
+
+@pytest.mark.parametrize("order", [0, 1, 3, 5, 6])
+@pytest.mark.parametrize("entry", [0, 1, 2, 8, 33, 63])
+def test_tpi_block_follows_the_trajectory(backends, order, entry):
+    """test_pages_isolated() entering a block at every kind of offset: inside a free
+    block (its interior pages are offenders when visited), at a head, after it; free
+    blocks of each order tiling the block, unreferenced PageOffline pages between."""
+    m = plain_machine(n=256, pageblock_order=6, nr_orders=11, zone=3)
+    mm = m.mem_map
+    for pfn in range(256):
+        _set_kind(mm, pfn, "offline0")
+    p = 64
+    while p < 128:
+        p += _set_kind(mm, p, "buddy", order)
+        if p < 128:
+            p += _set_kind(mm, p, "offline0")
+            while p % (1 << order) and p < 128:
+                p += _set_kind(mm, p, "offline0")
+    pbf = np.full(4, PB_migrate_isolate, np.uint8)
+    for a in (64 + entry, 64 + entry - (entry > 0)):
+        for b in (128, 129, 256, 64 + entry + 1):
+            if a < b:
+                run_all(backends, m, lambda k, m: k.test_pages_isolated(
+                    m.mem_map, pbf, a, b, 6))
+                run_all(backends, m, lambda k, m: k.scan_movable_pages(m.mem_map, a, b))
+
+
+@pytest.mark.parametrize("head,order", [(33, 5), (48, 5), (56, 4), (60, 3), (62, 2),
+                                        (63, 1), (1, 6), (32, 6), (63, 4)])
+@pytest.mark.parametrize("mode", ["hup", "offline"])
+def test_free_block_across_a_block_end(backends, head, order, mode):
+    """A free block (off its alignment) that starts in one 64-page block and ends in the
+    next: the scan jumps over the next block's first pages, which hold offenders; a
+    block test that passed the first block would land the scan on them."""
+    m = plain_machine(n=512, pageblock_order=6, nr_orders=11, zone=3)
+    mm = m.mem_map
+    for pfn in range(512):
+        _set_kind(mm, pfn, "lru" if mode == "hup" else "offline0")
+    _set_kind(mm, 64 + head, "buddy", order)
+    end = 64 + head + (1 << order)
+    for pfn in range(128, min(end, 512)):
+        _set_kind(mm, pfn, "reserved")      # unmovable; also not free
+    _set_kind(mm, min(end, 511), "slab")
+    pbf = np.full(8, PB_migrate_isolate, np.uint8)
+    for a in (0, 64, 64 + head):
+        for call in scanner_calls(a, 512)[:3] + [
+                lambda k, m: k.test_pages_isolated(m.mem_map, pbf, a, 512, 6)]:
+            run_all(backends, m, call)
