@@ -1,5 +1,7 @@
-"""Shared helpers for the engine tests: small machines and the "a failed call changes
-nothing" check (machine.py module docstring; Machine.snapshot())."""
+"""Shared helpers for the engine tests: small machines, the "a failed call changes
+nothing" check (machine.py module docstring; Machine.snapshot()), and the backend
+parity driver of the kernel tests (run_all())."""
+import numpy as np
 import pytest
 
 from pagecore import GiB, Machine, MachineConfig, NodeConfig
@@ -26,3 +28,40 @@ def assert_fails_unchanged(machine, exc, fn, *args, **kwargs):
 def vm():
     """x86_64 VM, 2 GiB of boot RAM (all in ZONE_DMA/DMA32), 128 MiB blocks."""
     return small_vm()
+
+
+# ---- kernel parity: every backend against the numpy reference -------------------------
+def shape_of(result):
+    """Python types of a result: every backend returns plain ints and bools (or a tuple
+    of them)."""
+    if isinstance(result, tuple):
+        return tuple(type(x) for x in result)
+    return type(result)
+
+
+def assert_same_pages(a, b, label):
+    """Byte-identical page arrays (mem_map), naming the first pfn that differs."""
+    if not np.array_equal(a.view(np.uint8), b.view(np.uint8)):
+        diff = np.flatnonzero((a.view(np.uint64).reshape(-1, 2)
+                               != b.view(np.uint64).reshape(-1, 2)).any(axis=1))
+        pfn = int(diff[0])
+        raise AssertionError(f"{label}: mem_map differs at {diff.size} pfns, first {pfn}: "
+                             f"{a[pfn]} != {b[pfn]}")
+
+
+def run_all(backends, state, call, assert_same):
+    """`call(kernels, clone)` on a clone of `state` per backend: every backend returns
+    what the numpy reference returns, with the same Python types, and
+    `assert_same(reference clone, clone, label)` holds. Returns the reference's result
+    and clone."""
+    ref_state = state.clone()
+    ref = call(backends["numpy"], ref_state)
+    for name, kernels in backends.items():
+        if name == "numpy":
+            continue
+        mine = state.clone()
+        got = call(kernels, mine)
+        assert got == ref, f"{name} returned {got!r}, numpy reference {ref!r}"
+        assert shape_of(got) == shape_of(ref), f"{name} returned {got!r}: types differ"
+        assert_same(ref_state, mine, f"{name} vs numpy")
+    return ref, ref_state

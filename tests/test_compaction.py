@@ -17,6 +17,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import assert_same_pages
+from conftest import run_all as _run_all
 from pagecore import GiB, Machine, MiB
 from pagecore import _compaction, _kernels, reference_compaction
 from pagecore import compaction as C
@@ -167,34 +169,12 @@ def arrays(draw):
 
 
 def same(a, b, label):
-    if not np.array_equal(a.mem_map.view(np.uint8), b.mem_map.view(np.uint8)):
-        diff = np.flatnonzero((a.mem_map.view(np.uint64).reshape(-1, 2)
-                               != b.mem_map.view(np.uint64).reshape(-1, 2)).any(axis=1))
-        raise AssertionError(f"{label}: mem_map differs at {diff.size} pfns, first "
-                             f"{int(diff[0])}: {a.mem_map[diff[0]]} != {b.mem_map[diff[0]]}")
+    assert_same_pages(a.mem_map, b.mem_map, label)
     np.testing.assert_array_equal(a.pbf, b.pbf, err_msg=f"{label}: pageblock flags differ")
 
 
-def shape_of(result):
-    """Python types of a result: every backend returns plain ints and bools."""
-    if isinstance(result, tuple):
-        return tuple(type(x) for x in result)
-    return type(result)
-
-
 def run_all(backends, a, call):
-    """`call(kernels, arr)` on a clone per backend: same result, same arrays after."""
-    ref_a = a.clone()
-    ref = call(backends["numpy"], ref_a)
-    for name, k in backends.items():
-        if name == "numpy":
-            continue
-        mine = a.clone()
-        got = call(k, mine)
-        assert got == ref, f"{name} returned {got!r}, numpy reference {ref!r}"
-        assert shape_of(got) == shape_of(ref), f"{name} returned {got!r}: types differ"
-        same(ref_a, mine, f"{name} vs numpy")
-    return ref, ref_a
+    return _run_all(backends, a, call, same)
 
 
 def pick_range(a, rng):

@@ -23,6 +23,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import assert_same_pages
+from conftest import run_all as _run_all
 from pagecore import _kernels, reference
 from pagecore._buddy import FreeArea
 from pagecore._page import (FLAGS_MASK, MAX_NR_ZONES, MIGRATE_CMA, MIGRATE_HIGHATOMIC,
@@ -85,12 +87,7 @@ class Machine:
 
 def assert_same_machine(a, b, label):
     """Byte-identical mem_map, pageblock flags and free lists (in list order)."""
-    if not np.array_equal(a.mem_map.view(np.uint8), b.mem_map.view(np.uint8)):
-        diff = np.flatnonzero((a.mem_map.view(np.uint64).reshape(-1, 2)
-                               != b.mem_map.view(np.uint64).reshape(-1, 2)).any(axis=1))
-        pfn = int(diff[0])
-        raise AssertionError(f"{label}: mem_map differs at {diff.size} pfns, first {pfn}: "
-                             f"{a.mem_map[pfn]} != {b.mem_map[pfn]}")
+    assert_same_pages(a.mem_map, b.mem_map, label)
     np.testing.assert_array_equal(a.pageblock_flags, b.pageblock_flags,
                                   err_msg=f"{label}: pageblock flags differ")
     assert a.free_lists() == b.free_lists(), f"{label}: free lists differ"
@@ -333,28 +330,8 @@ RANGE_KINDS = ["random", "empty", "pageblock", "aligned", "whole", "vmemmap_cut"
                "buddy_cut"]
 
 
-def shape_of(result):
-    """Python types of a result: every backend returns plain ints (or a tuple of them)."""
-    if isinstance(result, tuple):
-        return tuple(type(x) for x in result)
-    return type(result)
-
-
 def run_all(backends, m, call):
-    """Run `call(kernels, machine)` on a clone of `m` per backend; assert every backend
-    returns what the reference returns and leaves the same machine. Returns the
-    reference's result and machine."""
-    ref_m = m.clone()
-    ref = call(backends["numpy"], ref_m)
-    for name, kernels in backends.items():
-        if name == "numpy":
-            continue
-        mine = m.clone()
-        got = call(kernels, mine)
-        assert got == ref, f"{name} returned {got!r}, reference {ref!r}"
-        assert shape_of(got) == shape_of(ref), f"{name} returned {got!r}, types differ"
-        assert_same_machine(ref_m, mine, f"{name} vs reference")
-    return ref, ref_m
+    return _run_all(backends, m, call, assert_same_machine)
 
 
 # ---------------------------------------------------------------------------------------
