@@ -43,13 +43,15 @@ cdef extern from *:
 cdef enum:
     FBLK = 64                         # pages per block of the free scanner's fast path
 
-# largest order a free block head at offset r of a block may have and stay inside it
-cdef uint8_t FBLK_MAX_ORDER[FBLK]
+# largest order a free block head at offset r of a block may have and be naturally
+# aligned there: its block then lies inside the FBLK block, and the blocks of aligned
+# heads are nested or disjoint (a laminar family), which the fast path relies on
+cdef uint8_t FBLK_ALIGN_ORDER[FBLK]
 cdef int _r
 for _r in range(FBLK):
-    FBLK_MAX_ORDER[_r] = 0
-    while (_r + (2 << FBLK_MAX_ORDER[_r])) <= FBLK:
-        FBLK_MAX_ORDER[_r] += 1
+    FBLK_ALIGN_ORDER[_r] = 0
+    while FBLK_ALIGN_ORDER[_r] < 6 and _r % (2 << FBLK_ALIGN_ORDER[_r]) == 0:
+        FBLK_ALIGN_ORDER[_r] += 1
 
 
 cdef uint32_t BIT32[32]
@@ -57,33 +59,38 @@ for _r in range(32):
     BIT32[_r] = (<uint32_t> 1) << _r
 
 
-cdef inline uint32_t free_heads32(const uint32_t *w, int r0, uint32_t *bad) noexcept nogil:
+cdef inline uint32_t free_heads32(const uint32_t *w, int r0, uint32_t *big,
+                                  uint32_t *bad) noexcept nogil:
     # 32 pages of free_block_heads(), as masks and table bits (no variable shift, so that
     # gcc vectorises the loop).
-    cdef uint32_t lo, hi, isb, acc = 0, heads = 0
+    cdef uint32_t lo, hi, od, isb, acc = 0, heads = 0, large = 0
     cdef int r
     for r in range(32):
         lo = w[4 * r]
         hi = w[4 * r + 1]
+        od = (hi >> 8) & 0xff
         isb = -(<uint32_t> ((hi & 0xff) == PGTY_BUDDY))
-        acc |= (lo & (PG_head | PG_tail)) | (isb & -(<uint32_t> (((hi >> 8) & 0xff) >
-                                                               FBLK_MAX_ORDER[r0 + r])))
+        acc |= (lo & (PG_head | PG_tail)) | (isb & -(<uint32_t> (od > FBLK_ALIGN_ORDER[r0 + r])))
         heads |= isb & BIT32[r]
+        large |= isb & -(<uint32_t> (od != 0)) & BIT32[r]
     bad[0] |= acc
+    big[0] = large
     return heads
 
 
-cdef inline uint64_t free_block_heads(const page_t *mem_map, pfn_t b,
+cdef inline uint64_t free_block_heads(const page_t *mem_map, pfn_t b, uint64_t *big,
                                       uint32_t *bad) noexcept nogil:
-    # The non-strict free scanner over the aligned block [b, b + FBLK): every page is
-    # either not compound and not free (a step of one) or not compound and a free block
-    # head whose block stays inside [b, b + FBLK) (*bad == 0 then); returns the bitmap of
-    # the free block heads.
+    # The non-strict free scanner over the aligned block [b, b + FBLK): *bad == 0 when
+    # no page is compound and every free block head is naturally aligned (so its block
+    # lies inside [b, b + FBLK)); returns the bitmap of the free block heads, and in
+    # *big those of order >= 1 (the ones whose blocks may hold other pages).
     cdef const uint32_t *w = <const uint32_t *> &mem_map[b]
     cdef uint64_t h0, h1
+    cdef uint32_t b0, b1
     bad[0] = 0
-    h0 = free_heads32(w, 0, bad)
-    h1 = free_heads32(w + 4 * 32, 32, bad)
+    h0 = free_heads32(w, 0, &b0, bad)
+    h1 = free_heads32(w + 4 * 32, 32, &b1, bad)
+    big[0] = b0 | (<uint64_t> b1 << 32)
     return h0 | (h1 << 32)
 
 
@@ -386,16 +393,18 @@ cdef count_t isolate_freepages_block_impl(
     # head side, where the kernel would already have moved to the folio's last page).
     #
     # Fast path (non-strict): an aligned block of FBLK pages inside the pageblock whose
-    # pages are all "a step of one" or "a free block head inside the block" is done from
-    # the bitmap of its free block heads: the scan, entering at `blockpfn`, visits the
-    # first head at or after its position, jumps 2^order, and so on (count-trailing-zeros
-    # over the bitmap: one iteration per free block recorded, no branch per page), and
-    # leaves exactly at the block's end; nr_scanned grows by the pages it passed. Any
-    # other block is walked page by page with the original loop, to its end.
+    # pages are all "a step of one" or "a naturally aligned free block head" is done
+    # from the bitmap of its free block heads: the scan, entering at `blockpfn`, records
+    # exactly the heads at or after it that lie outside the blocks of the heads at or
+    # after it (aligned blocks are nested or disjoint), so the heads are taken with
+    # count-trailing-zeros, one independent iteration each (no chain through the jump
+    # 2^order), and the scan leaves exactly at the block's end; nr_scanned grows by the
+    # pages it passed. Any other block is walked page by page with the original loop, to
+    # its end.
     cdef pfn_t blockpfn = start_pfn, pb_end = -1, k, here, b, slow_until = -1, h
     cdef count_t n = 0, scanned = 0, total = 0
     cdef const page_t *p
-    cdef uint64_t heads, msk
+    cdef uint64_t heads, msk, big, cover, span
     cdef uint32_t bad, o
     cdef int pos
     cdef bint fast_ok = not strict and pageblock_order >= 6
@@ -413,22 +422,32 @@ cdef count_t isolate_freepages_block_impl(
             p = &mem_map[blockpfn]
             if b + FBLK <= end_pfn and not (         # a large free block or folio: step it
                     (p.page_type == PGTY_BUDDY or p.flags & (PG_head | PG_tail))
-                    and p.order > FBLK_MAX_ORDER[blockpfn - b]):
-                heads = free_block_heads(mem_map, b, &bad)
+                    and p.order > FBLK_ALIGN_ORDER[blockpfn - b]):
+                heads = free_block_heads(mem_map, b, &big, &bad)
                 if not bad:
+                    # the walk from blockpfn records the heads at or after it that no
+                    # such head's block covers (aligned blocks nest), each independently
                     pos = <int> (blockpfn - b)
                     msk = (heads >> pos) << pos
+                    big = (big >> pos) << pos
+                    cover = 0
+                    while big:
+                        h = ctz64(big)
+                        big &= big - 1
+                        span = (<uint64_t> 2 << ((1 << mem_map[b + h].order) - 1)) - 1
+                        cover |= (span << h) ^ ((<uint64_t> 1) << h)
+                    msk &= ~cover
                     while msk:
                         h = ctz64(msk)
+                        msk &= msk - 1
                         o = mem_map[b + h].order
                         out_pfns[n] = b + h
                         out_orders[n] = o
                         n += 1
                         total += <count_t> 1 << o
-                        pos = <int> (h + (1 << o))
                         if n >= max_blocks:             # enough free pages
+                            pos = <int> (h + (1 << o))
                             break
-                        msk = ((heads >> pos) << pos) if pos < FBLK else 0
                     if n >= max_blocks:
                         scanned += b + pos - blockpfn
                         blockpfn = b + pos

@@ -823,8 +823,8 @@ def test_free_scanner_block_path_matches_reference(max_blocks):
 
 def _scanner_pages(seed, n=4096, garbage=True):
     """Pages as a fragmented zone has them, plus what only random input has: free-block
-    interiors and folio pages with stray LRU bits, misaligned free blocks, heads whose
-    tails are missing."""
+    interiors and folio pages with stray LRU bits, stale free-block heads nested inside
+    free blocks, misaligned free blocks, heads whose tails are missing."""
     from pagecore import _page
     rng = np.random.default_rng(seed)
     mm = np.zeros(n, _page.PAGE_DTYPE)
@@ -841,6 +841,10 @@ def _scanner_pages(seed, n=4096, garbage=True):
             mm["page_type"][p], mm["order"][p] = int(_page.PGTY_BUDDY), o
             if garbage and o and rng.random() < 0.3:
                 mm["flags"][p + 1:p + (1 << o)] = int(_page.PG_lru)
+            if garbage and o >= 2 and rng.random() < 0.3:      # a stale head inside
+                inner = int(rng.integers(0, o))
+                q = p + (int(rng.integers(1, 1 << (o - inner))) << inner)
+                mm["page_type"][q], mm["order"][q] = int(_page.PGTY_BUDDY), inner
         elif u < 0.55 and o:                                 # a folio (LRU, isolated, slab)
             head = [int(_page.PG_lru), int(_page.PG_lru | _page.PG_isolated), 0][int(rng.integers(3))]
             mm["flags"][p:p + (1 << o)] = head | int(_page.PG_tail)
@@ -892,3 +896,25 @@ def test_migrate_scanner_block_path_matches_reference(seed, capacity, alloc_cont
         got.append((tuple(int(x) for x in r), out.tolist()))
         results[name] = (got, mm.tobytes(), pbf.tobytes())
     assert results["cython"] == results["numpy"]
+
+
+@SETTINGS
+@given(seed=st.integers(0, 2**20), max_blocks=st.sampled_from([1, 5, 64, 4096]),
+       garbage=st.booleans(), offset=st.integers(0, 511), strict=st.booleans())
+def test_free_scanner_walk_matches_reference(seed, max_blocks, garbage, offset, strict):
+    """The free scanner's 64-page block path records the heads the kernel's walk would
+    (nested stale heads included: aligned blocks nest), stops at the same pfn with the
+    same nr_scanned, entering anywhere; strict mode walks page by page."""
+    from pagecore import _page
+    n, pbo = 4096, 9
+    mm = _scanner_pages(seed, n, garbage)
+    pbf = np.full(n >> pbo, int(_page.MIGRATE_MOVABLE), np.uint8)
+    got = {}
+    for name, k in (("cython", _compaction), ("numpy", reference_compaction)):
+        res = []
+        for lo, hi in ((offset, n), (0, n - offset), (offset, offset + 700)):
+            out, orders = np.full(n, -7, np.int64), np.full(n, -7, np.int64)
+            r = k.isolate_freepages_block(mm, pbf, lo, hi, strict, out, orders, max_blocks, pbo)
+            res.append((tuple(int(x) for x in r), out.tolist(), orders.tolist()))
+        got[name] = res
+    assert got["cython"] == got["numpy"]
