@@ -83,7 +83,7 @@ cdef extern from *:
        order is not read by the scan, so this is conservative), and refcount 0 (a free
        page: step 1 or 2^order) unless LRU or __PageMovable (step 1). HWPoison and
        PageOffline pages, tolerated with MEMORY_OFFLINE, are left to the per-page loop. */
-    static int pc_blk_hup_scalar(const void *pages) {
+    static inline int pc_blk_hup_scalar(const void *pages) {
         const unsigned char *p = (const unsigned char *) pages;
         uint32_t bad = 0, f;
         int r;
@@ -98,7 +98,7 @@ cdef extern from *:
 
     /* has_unmovable_pages() (mm/page_isolation.c) in ZONE_MOVABLE: every page a step
        of one - not reserved, not a vmemmap page (exact). */
-    static int pc_blk_hup_movable_scalar(const void *pages) {
+    static inline int pc_blk_hup_movable_scalar(const void *pages) {
         const unsigned char *p = (const unsigned char *) pages;
         uint32_t bad = 0;
         int r;
@@ -112,7 +112,7 @@ cdef extern from *:
        pc_blk_fit (conservative as above); an OFFLINE page unreferenced (a referenced
        one is -EBUSY). Slab and page-table pages, passed by the kernel, are left to the
        per-page loop. */
-    static int pc_blk_smp_scalar(const void *pages) {
+    static inline int pc_blk_smp_scalar(const void *pages) {
         const unsigned char *p = (const unsigned char *) pages;
         uint32_t bad = 0;
         int r;
@@ -150,7 +150,7 @@ cdef extern from *:
         return (ge & ~in & ~ok) == 0;
     }
 
-    static int pc_blk_tpi_scalar(const void *pages, int entry) {
+    static inline int pc_blk_tpi_scalar(const void *pages, int entry) {
         const unsigned char *p = (const unsigned char *) pages;
         uint64_t bd = 0, ok = 0, o0 = 0, o1 = 0, o2 = 0, fit = 0, bit;
         int32_t w;
