@@ -22,7 +22,7 @@
 # _page.pxd when _kernels is imported.
 #
 # All functions: noexcept nogil (no Python objects, no failure).
-from pagecore._types cimport uint8_t, int64_t
+from pagecore._types cimport uint8_t, uint32_t, uint64_t, int64_t
 from pagecore._page cimport page_t
 
 cdef extern from *:
@@ -42,6 +42,7 @@ cdef extern from *:
     #define PC_PG_HEAD 0x04u
     #define PC_PG_MOVABLE 0x08u
     #define PC_PG_TAIL 0x40u
+    #define PC_PG_ISOLATED 0x80u
     #define PC_PGTY_BUDDY 1u
     #define PC_PGTY_OFFLINE 2u
     #define PC_PGTY_VMEMMAP 3u
@@ -82,7 +83,7 @@ cdef extern from *:
        order is not read by the scan, so this is conservative), and refcount 0 (a free
        page: step 1 or 2^order) unless LRU or __PageMovable (step 1). HWPoison and
        PageOffline pages, tolerated with MEMORY_OFFLINE, are left to the per-page loop. */
-    static int pc_blk_hup_scalar(const void *pages) {
+    static inline int pc_blk_hup_scalar(const void *pages) {
         const unsigned char *p = (const unsigned char *) pages;
         uint32_t bad = 0, f;
         int r;
@@ -97,7 +98,7 @@ cdef extern from *:
 
     /* has_unmovable_pages() (mm/page_isolation.c) in ZONE_MOVABLE: every page a step
        of one - not reserved, not a vmemmap page (exact). */
-    static int pc_blk_hup_movable_scalar(const void *pages) {
+    static inline int pc_blk_hup_movable_scalar(const void *pages) {
         const unsigned char *p = (const unsigned char *) pages;
         uint32_t bad = 0;
         int r;
@@ -111,7 +112,7 @@ cdef extern from *:
        pc_blk_fit (conservative as above); an OFFLINE page unreferenced (a referenced
        one is -EBUSY). Slab and page-table pages, passed by the kernel, are left to the
        per-page loop. */
-    static int pc_blk_smp_scalar(const void *pages) {
+    static inline int pc_blk_smp_scalar(const void *pages) {
         const unsigned char *p = (const unsigned char *) pages;
         uint32_t bad = 0;
         int r;
@@ -149,7 +150,7 @@ cdef extern from *:
         return (ge & ~in & ~ok) == 0;
     }
 
-    static int pc_blk_tpi_scalar(const void *pages, int entry) {
+    static inline int pc_blk_tpi_scalar(const void *pages, int entry) {
         const unsigned char *p = (const unsigned char *) pages;
         uint64_t bd = 0, ok = 0, o0 = 0, o1 = 0, o2 = 0, fit = 0, bit;
         int32_t w;
@@ -284,6 +285,108 @@ cdef extern from *:
     #define pc_blk_tpi pc_blk_tpi_scalar
     #endif
 
+    /* ---- compaction scanners' block bitmaps (pagecore/_compaction.pyx) -------------
+       Not yes/no tests but per-page bitmaps of one aligned block of 64 pages, bit r for
+       page r; their scalar twins are isolatable_heads_scalar() and
+       free_block_heads_scalar() in _compaction.pyx. 16 pages per step: the page words
+       are narrowed exactly (no saturation) to bytes of flags (bits 0..7: every flag the
+       rules read), type and order, each rule is a byte operation whose sign bits a
+       movemask turns into 16 bits of a bitmap. */
+    #if PC_BLK_SIMD
+    /* Pages r..r+15 at p: bytes of their flags (low byte), page_type and order. */
+    static inline void pc_blk_bytes16(const unsigned char *p, __m128i *fl, __m128i *ty,
+                                      __m128i *od) {
+        const __m128i lo = _mm_set1_epi16(0xff), lo32 = _mm_set1_epi32(0xff);
+        __m128i f0, f1, f2, f3, h0, h1, h2, h3, wa, wb;
+        pc_blk_load4(p, &f0, &h0);
+        pc_blk_load4(p + 64, &f1, &h1);
+        pc_blk_load4(p + 128, &f2, &h2);
+        pc_blk_load4(p + 192, &f3, &h3);
+        *fl = _mm_packus_epi16(_mm_packs_epi32(_mm_and_si128(f0, lo32), _mm_and_si128(f1, lo32)),
+                               _mm_packs_epi32(_mm_and_si128(f2, lo32), _mm_and_si128(f3, lo32)));
+        /* type | order << 8 sign-extended from 16 bits: packs_epi32 keeps it exact */
+        #define PC_SX16(v) _mm_srai_epi32(_mm_slli_epi32((v), 16), 16)
+        wa = _mm_packs_epi32(PC_SX16(h0), PC_SX16(h1));
+        wb = _mm_packs_epi32(PC_SX16(h2), PC_SX16(h3));
+        #undef PC_SX16
+        *ty = _mm_packus_epi16(_mm_and_si128(wa, lo), _mm_and_si128(wb, lo));
+        *od = _mm_packus_epi16(_mm_srli_epi16(wa, 8), _mm_srli_epi16(wb, 8));
+    }
+
+    /* The migrate scanner (isolatable_heads() in _compaction.pyx): returns the pages it
+       would isolate (not free; LRU or __PageMovable; neither isolated nor a tail; not a
+       head of order >= skip_order), *jumps = free or compound pages of order >= 1,
+       *bad != 0 when a page is a vmemmap page. Flag bit k of a byte is its sign bit after
+       a shift left by 7 - k. */
+    static inline uint64_t pc_blk_isolatable(const void *pages, uint32_t skip_order,
+                                             uint64_t *jumps, uint32_t *bad) {
+        const unsigned char *p = (const unsigned char *) pages;
+        const __m128i zero = _mm_setzero_si128(), one = _mm_set1_epi8(PC_PGTY_BUDDY);
+        const __m128i vm = _mm_set1_epi8(PC_PGTY_VMEMMAP);
+        const __m128i so = _mm_set1_epi8((char) (skip_order > 255 ? 255 : skip_order));
+        const __m128i sok = skip_order > 255 ? zero : _mm_cmpeq_epi8(zero, zero);
+        __m128i fl, ty, od, isb, hd, cmp, ge, nok, accv = zero;
+        uint64_t bits = 0, jmp = 0;
+        int q;
+        for (q = 0; q < PC_BLK; q += 16, p += 256) {
+            pc_blk_bytes16(p, &fl, &ty, &od);
+            isb = _mm_cmpeq_epi8(ty, one);
+            accv = _mm_or_si128(accv, _mm_cmpeq_epi8(ty, vm));
+            hd = _mm_slli_epi16(fl, 5);                                  /* PG_head */
+            cmp = _mm_or_si128(hd, _mm_slli_epi16(fl, 1));               /* | PG_tail */
+            jmp |= (uint64_t) (uint32_t) _mm_movemask_epi8(_mm_andnot_si128(
+                _mm_cmpeq_epi8(od, zero), _mm_or_si128(isb, cmp))) << q;
+            ge = _mm_and_si128(_mm_cmpeq_epi8(_mm_subs_epu8(so, od), zero), sok);
+            nok = _mm_or_si128(_mm_or_si128(isb, fl),                    /* PG_isolated */
+                               _mm_or_si128(_mm_slli_epi16(fl, 1),       /* PG_tail */
+                                            _mm_and_si128(hd, ge)));
+            bits |= (uint64_t) (uint32_t) _mm_movemask_epi8(_mm_andnot_si128(
+                nok, _mm_or_si128(_mm_slli_epi16(fl, 6),                 /* PG_lru */
+                                  _mm_slli_epi16(fl, 4)))) << q;         /* PG_movable */
+        }
+        *jumps = jmp;
+        *bad = (uint32_t) _mm_movemask_epi8(accv);
+        return bits;
+    }
+
+    /* The free scanner (free_block_heads() in _compaction.pyx): returns the free block
+       heads, *big = those of order >= 1, *bad != 0 when a page is compound or a head is
+       not naturally aligned inside the block (order > pc_blk_align). */
+    static inline uint64_t pc_blk_free_heads(const void *pages, uint64_t *big,
+                                             uint32_t *bad) {
+        const unsigned char *p = (const unsigned char *) pages;
+        const __m128i zero = _mm_setzero_si128(), one = _mm_set1_epi8(PC_PGTY_BUDDY);
+        __m128i fl, ty, od, isb, acc = zero;
+        uint64_t heads = 0, large = 0;
+        int q;
+        for (q = 0; q < PC_BLK; q += 16, p += 256) {
+            pc_blk_bytes16(p, &fl, &ty, &od);
+            isb = _mm_cmpeq_epi8(ty, one);
+            acc = _mm_or_si128(acc, _mm_or_si128(
+                _mm_and_si128(fl, _mm_set1_epi8((char) (PC_PG_HEAD | PC_PG_TAIL))),
+                _mm_and_si128(isb, _mm_subs_epu8(
+                    od, _mm_loadu_si128((const __m128i *) (pc_blk_align + q))))));
+            heads |= (uint64_t) (uint32_t) _mm_movemask_epi8(isb) << q;
+            large |= (uint64_t) (uint32_t) _mm_movemask_epi8(
+                _mm_andnot_si128(_mm_cmpeq_epi8(od, zero), isb)) << q;
+        }
+        *big = large;
+        *bad = (uint32_t) _mm_movemask_epi8(_mm_cmpeq_epi8(acc, zero)) ^ 0xffffu;
+        return heads;
+    }
+    #else
+    /* never called (the callers test PC_BLK_SIMD and use their scalar twins); if they
+       were, "bad" sends the scan to its per-page loop */
+    static inline uint64_t pc_blk_isolatable(const void *pages, uint32_t skip_order,
+                                             uint64_t *jumps, uint32_t *bad) {
+        (void) pages; (void) skip_order; *jumps = 0; *bad = 1; return 0;
+    }
+    static inline uint64_t pc_blk_free_heads(const void *pages, uint64_t *big,
+                                             uint32_t *bad) {
+        (void) pages; *big = 0; *bad = 1; return 0;
+    }
+    #endif
+
     /* Keep the stream through a stretch the scan jumps over (a folio, a free block
        larger than a block): one prefetch per cache line. Measured on the bench zone: a
        jump of a few hundred pages in the middle of a sequential scan costs ~1 us (the
@@ -311,6 +414,10 @@ cdef extern from *:
     bint pc_blk_smp_scalar(const page_t *pages) noexcept nogil
     bint pc_blk_tpi_scalar(const page_t *pages, int entry) noexcept nogil
     void pc_blk_stream(const page_t *pages, int64_t nr_pages) noexcept nogil
+    # SSE2 builds only (PC_BLK_SIMD): call under `if PC_BLK_SIMD`, which C folds away
+    uint64_t pc_blk_isolatable(const page_t *pages, uint32_t skip_order, uint64_t *jumps,
+                               uint32_t *bad) noexcept nogil
+    uint64_t pc_blk_free_heads(const page_t *pages, uint64_t *big, uint32_t *bad) noexcept nogil
     # the constants the C code names, checked against _page.pxd by _kernels
     enum:
         PC_PG_RESERVED
@@ -318,6 +425,7 @@ cdef extern from *:
         PC_PG_HEAD
         PC_PG_MOVABLE
         PC_PG_TAIL
+        PC_PG_ISOLATED
         PC_PGTY_BUDDY
         PC_PGTY_OFFLINE
         PC_PGTY_VMEMMAP

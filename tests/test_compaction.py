@@ -898,6 +898,59 @@ def test_migrate_scanner_block_path_matches_reference(seed, capacity, alloc_cont
     assert results["cython"] == results["numpy"]
 
 
+def _random_scanner_block(rng):
+    """A 64-page block for the scanners' block bitmaps: mostly pages of the kinds the
+    rules tell apart (types NONE..SLAB including PGTY_VMEMMAP, orders 0..10, the flags
+    LRU/movable/isolated/head/tail/reserved in any mix), sometimes every byte of the
+    first 8 random (refcounts, orders >= 128, flags the rules never read)."""
+    mm = np.zeros(64, PAGE_DTYPE)
+    raw = mm.view(np.uint8).reshape(64, 16)
+    u = rng.random()
+    if u < 0.1:
+        raw[:, :8] = rng.integers(0, 256, (64, 8))
+        return mm
+    bits = np.array([PG_lru, PG_movable, PG_isolated, PG_head, PG_tail, PG_reserved,
+                     PG_hwpoison], np.uint32)
+    p_bit = rng.random(len(bits)) * (0.05 if u < 0.6 else 0.5)
+    flags = (rng.random((64, len(bits))) < p_bit) @ bits
+    mm["flags"] = flags.astype(np.uint32) | (rng.random(64) < 0.7) * int(PG_lru)
+    mm["page_type"] = rng.choice([PGTY_NONE, PGTY_BUDDY, PGTY_OFFLINE, PGTY_VMEMMAP,
+                                  PGTY_TABLE, PGTY_SLAB], 64,
+                                 p=[0.5, 0.4, 0.03, 0.01 if u < 0.8 else 0.0, 0.03,
+                                    0.03 if u < 0.8 else 0.04])
+    order = np.minimum(rng.integers(0, 11, 64), rng.integers(0, 11, 64))
+    if u < 0.5:                       # mostly naturally aligned, as real free lists are
+        align = [6] + [min((r & -r).bit_length() - 1, 6) for r in range(1, 64)]
+        order = np.minimum(order, np.where(rng.random(64) < 0.9, align, 10))
+    mm["order"] = order
+    mm["refcount"] = rng.integers(0, 3, 64)
+    return mm
+
+
+def test_block_bitmaps_simd_equals_scalar():
+    """The SSE2 block bitmaps of both scanners (pc_blk_isolatable / pc_blk_free_heads in
+    _scanblock.pxd) equal their scalar twins (what builds without SSE2 use) on random
+    64-page blocks and on blocks of _scanner_pages(), for every kind of skip_order."""
+    rng = np.random.default_rng(20241126)
+    seen = {}
+    blocks = [_random_scanner_block(rng) for _ in range(6000)]
+    blocks += [b for s in range(40) for b in _scanner_pages(s, 1024).reshape(16, 64)]
+    for i, mm in enumerate(blocks):
+        mm = np.ascontiguousarray(mm)
+        skip = [0, 1, 2, 5, 9, 10, 255, 256, 2**31][i % 9]
+        for name, got in _compaction._block_bitmaps(mm, 0, skip).items():
+            if name == "simd":
+                continue
+            assert got[0] == got[1], f"{name} (skip_order {skip}): SIMD {got[0]:#x} != " \
+                f"scalar {got[1]:#x}: {mm}"
+            kind = bool(got[0]) if "bad" in name else 0 < got[0] < 2**64 - 1
+            seen[(name, kind)] = seen.get((name, kind), 0) + 1
+    for name in ("bad", "free_bad"):                  # both answers, often
+        assert seen.get((name, True), 0) > 100 and seen.get((name, False), 0) > 100, seen
+    for name in ("isolatable", "jumps", "free_heads", "free_big"):   # mixed bitmaps
+        assert seen.get((name, True), 0) > 1000, seen
+
+
 @SETTINGS
 @given(seed=st.integers(0, 2**20), max_blocks=st.sampled_from([1, 5, 64, 4096]),
        garbage=st.booleans(), offset=st.integers(0, 511), strict=st.booleans())
