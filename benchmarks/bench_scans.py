@@ -44,43 +44,21 @@ import numpy as np
 import pytest
 from numba import njit
 
-from pagecore import GiB, Machine, MachineConfig, MiB, NodeConfig, TiB
+from benchutil import fragmented_zone, parse_size, size_label
 from pagecore import _page as P
 from pagecore import compaction as C
-from pagecore.workload import Workload
 
 NUMPY_MAX_PAGES = 1 << 22
 CHUNK = 1 << 20                       # pfns per kernel call of the chunked scans
-UNITS = {"M": MiB, "G": GiB, "T": TiB}
 
 
 def _sizes():
-    spec = os.environ.get("PAGECORE_BENCH_SIZE", "1G")
-    out = []
-    for item in spec.split(","):
-        item = item.strip().upper().rstrip("B").rstrip("I")
-        out.append(int(float(item[:-1]) * UNITS[item[-1]]) if item[-1] in UNITS else int(item))
-    return out
+    return [parse_size(x) for x in os.environ.get("PAGECORE_BENCH_SIZE", "1G").split(",")]
 
 
-def _label(size):
-    return f"{size // GiB}G" if size < TiB else f"{size / TiB:g}T"
-
-
-@pytest.fixture(scope="module", params=_sizes(), ids=_label)
+@pytest.fixture(scope="module", params=_sizes(), ids=size_label)
 def fragmented(request):
-    size = request.param
-    # the "boot" strategy takes the memmap of the added memory (1/64) from boot RAM
-    boot = 2 * GiB + -(-size // 48 // GiB) * GiB
-    at = boot + 1 * GiB
-    phys_bits = max(36, int(np.ceil(np.log2(at + size))) + 1)
-    m = Machine(MachineConfig(nodes=[NodeConfig(boot=[(0, boot)])], strategy="boot",
-                              phys_bits=phys_bits))
-    m.add_memory(0, at, size, online="online_movable")
-    Workload(fill=0.6, movable_fraction=1.0, orders={0: 0.9, 9: 0.1}, age_rounds=1,
-             free_fraction=0.5, seed=42).apply(m, 0, "Movable")
-    zone = m.zone(0, P.ZONE_MOVABLE)
-    return m, zone
+    return fragmented_zone(request.param)
 
 
 @njit(cache=True, nogil=True)

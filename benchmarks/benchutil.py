@@ -106,3 +106,21 @@ class Roofline:
     def free(self):
         self._buf = None
         gc.collect()
+
+
+def fragmented_zone(size):
+    """The scans' input: `size` hot-added above boot RAM (2 GiB + size/48, enough for the
+    memmap of the "boot" strategy, so no vmemmap stops a scan early), onlined movable,
+    filled to 60 % and aged (pagecore.workload, seed 42). Returns (machine, zone)."""
+    from pagecore import Machine, MachineConfig, NodeConfig
+    from pagecore import _page as P
+    from pagecore.workload import Workload
+    boot = 2 * GiB + -(-size // 48 // GiB) * GiB
+    at = boot + 1 * GiB
+    phys_bits = max(36, int(np.ceil(np.log2(at + size))) + 1)
+    m = Machine(MachineConfig(nodes=[NodeConfig(boot=[(0, boot)])], strategy="boot",
+                              phys_bits=phys_bits))
+    m.add_memory(0, at, size, online="online_movable")
+    Workload(fill=0.6, movable_fraction=1.0, orders={0: 0.9, 9: 0.1}, age_rounds=1,
+             free_fraction=0.5, seed=42).apply(m, 0, "Movable")
+    return m, m.zone(0, P.ZONE_MOVABLE)

@@ -23,26 +23,11 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from bench_scans import _offline_state, _read_flags, _read_flags2  # noqa: E402
-from benchutil import parse_size  # noqa: E402
-from pagecore import GiB, Machine, MachineConfig, NodeConfig  # noqa: E402
+from benchutil import fragmented_zone, parse_size  # noqa: E402
 from pagecore import _kernels as K  # noqa: E402
 from pagecore import _page as P  # noqa: E402
-from pagecore.workload import Workload  # noqa: E402
 
 HZ = os.sysconf("SC_CLK_TCK")
-
-
-def _zone(size):
-    """bench_scans.fragmented() without pytest."""
-    boot = 2 * GiB + -(-size // 48 // GiB) * GiB
-    at = boot + 1 * GiB
-    phys_bits = max(36, int(np.ceil(np.log2(at + size))) + 1)
-    m = Machine(MachineConfig(nodes=[NodeConfig(boot=[(0, boot)])], strategy="boot",
-                              phys_bits=phys_bits))
-    m.add_memory(0, at, size, online="online_movable")
-    Workload(fill=0.6, movable_fraction=1.0, orders={0: 0.9, 9: 0.1}, age_rounds=1,
-             free_fraction=0.5, seed=42).apply(m, 0, "Movable")
-    return m, m.zone(0, P.ZONE_MOVABLE)
 
 
 def _busy_seconds():
@@ -57,7 +42,7 @@ def main():
     ap.add_argument("--calls", type=int, default=15)
     ap.add_argument("--other", type=float, nargs="*", default=[0.02, 0.1, 2.0])
     args = ap.parse_args()
-    m, zone = _zone(parse_size(args.size))
+    m, zone = fragmented_zone(parse_size(args.size))
     start, end = zone.zone_start_pfn, zone.zone_end_pfn
     mm, n = m.mem_map, end - start
     off = _offline_state(m, zone)

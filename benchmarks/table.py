@@ -29,6 +29,20 @@ def _scan_row(i):
             f"{read2 / m:.0f} | {i['numba_pages_per_s'] / m:.0f} | " + tail)
 
 
+#: (rows key, column heads, alignment per column: l or r)
+_TABLES = [
+    ("add_online", ("size", "strategy", "backend", "memmap", "wall ms", "M pages/s", "GiB sim/s",
+                    "2-thread fill ms", "wall / fill2", "cpu/wall", "host B/page",
+                    "peak RSS MiB"), "llllrrrrrrrr"),
+    ("add_remove", ("size", "strategy", "add ms", "remove ms", "µs per block (add+remove)"),
+     "llrrr"),
+    ("kernel", ("kernel", "size", "backend", "threads", "ms", "GB/s written", "/ fill1",
+                "/ fill2", "cpu/wall", "speedup 2 vs 1"), "lllrrrrrrr"),
+    ("scan", ("kernel", "size", "read 1t", "read 2t", "numba (1t)", "Cython 1t", "/ read 1t",
+              "Cython 2t", "/ read 2t", "2 vs 1"), "llrrrrrrrr"),
+]
+
+
 def main(path):
     data = json.load(open(path))
     rows = {"add_online": [], "add_remove": [], "kernel": [], "scan": []}
@@ -52,28 +66,12 @@ def main(path):
                 f"{i['wall_s'] * 1e3:.1f} | {i['write_gb_per_s']:.1f} | {i['vs_fill1']:.2f} | "
                 f"{i['vs_fill2']:.2f} | {i['cpu_per_wall']:.2f} | "
                 f"{_fmt(i.get('speedup_vs_1_thread', ''))} |")
-    if rows["add_online"]:
-        print("| size | strategy | backend | memmap | wall ms | M pages/s | GiB sim/s |"
-              " 2-thread fill ms | wall / fill2 | cpu/wall | host B/page | peak RSS MiB |")
-        print("|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-        print("\n".join(rows["add_online"]))
-        print()
-    if rows["add_remove"]:
-        print("| size | strategy | add ms | remove ms | µs per block (add+remove) |")
-        print("|---|---|---:|---:|---:|")
-        print("\n".join(rows["add_remove"]))
-        print()
-    if rows["kernel"]:
-        print("| kernel | size | backend | threads | ms | GB/s written | / fill1 | / fill2 |"
-              " cpu/wall | speedup 2 vs 1 |")
-        print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
-        print("\n".join(rows["kernel"]))
-        print()
-    if rows["scan"]:
-        print("| kernel | size | read 1t | read 2t | numba (1t) | Cython 1t | / read 1t |"
-              " Cython 2t | / read 2t | 2 vs 1 |")
-        print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-        print("\n".join(rows["scan"]))
+    for key, head, align in _TABLES:
+        if rows[key]:
+            print("| " + " | ".join(head) + " |")
+            print("|" + "|".join("---:" if c == "r" else "---" for c in align) + "|")
+            print("\n".join(rows[key]))
+            print()
 
 
 if __name__ == "__main__":

@@ -10,9 +10,9 @@
 The work runs in the backend's kernels (pagecore._compaction and its twins): the scanners,
 and compact_zone_run(), the whole compaction loop, which changes the free lists through
 the zone's FreeArea (one buddy allocator for every backend). This module validates,
-prepares (which pageblocks are valid) and reports; for contiguous allocation it walks
-the range and moves folios itself, per batch of COMPACT_CLUSTER_MAX. Simplifications against the kernel, all deliberate:
-no compaction caches or deferral (every compact_zone() is a whole-zone run), no
+prepares (which pageblocks are valid) and reports; for contiguous allocation it
+isolates the range in one pass and moves its folios in bulk (numpy). Simplifications
+against the kernel, all deliberate: no compaction caches or deferral (every compact_zone() is a whole-zone run), no
 fast_find_migrateblock()/fast_isolate_freepages(), no free-scanner stride, migration
 fails only for want of a target (a large LRU folio is then split and its pages retried,
 as try_split_folio() does), and the free scanner takes a whole pageblock's free blocks
@@ -32,7 +32,6 @@ from pagecore.arch import ZONE_NAMES
 from pagecore.errors import (BusyError, ConfigError, OutOfMemoryError, PagecoreError,
                              RangeError, StateError, pfn_range)
 from pagecore.machine import SECTION_IS_ONLINE
-from pagecore.reference_compaction import folio_order as _folio_order
 from pagecore.reference_compaction import putback as _putback
 from pagecore.reference_compaction import split_folio as _split_folio
 from pagecore.reference_compaction import splittable as _splittable
@@ -45,7 +44,6 @@ KERNELS = ("isolate_migratepages_block", "isolate_migratepages_range",
            "isolate_freepages_block", "suitable_migration_target",
            "suitable_migration_source", "pfn_range_valid_contig", "migrate_folio",
            "compact_zone_run")
-COMPACT_CLUSTER_MAX = 32      # the batch of isolate_migratepages_range() here
 #: Owner id (page->private) given to pages taken by alloc_contig_range().
 CONTIG_OWNER = 0xC0
 _ZMASK = np.uint32(~P.FLAGS_MASK & 0xFFFFFFFF)
@@ -229,7 +227,7 @@ def _alloc_contig_migrate_range(m, k, zone, start_pfn, end_pfn, migrated, report
 
     Batched like offline's Machine._migrate_out(): nothing else runs, so one
     isolate_migratepages_range() pass over the whole range isolates what the kernel's
-    batches of COMPACT_CLUSTER_MAX would, and the targets are allocated per order,
+    batches of COMPACT_CLUSTER_MAX (32) would, and the targets are allocated per order,
     largest first, before any folio moves; on -ENOMEM the targets are given back and the
     folios put back, so nothing has moved."""
     mm, pbf = m.mem_map, m.pageblock_flags

@@ -65,3 +65,22 @@ def run_all(backends, state, call, assert_same):
         assert shape_of(got) == shape_of(ref), f"{name} returned {got!r}: types differ"
         assert_same(ref_state, mine, f"{name} vs numpy")
     return ref, ref_state
+
+
+def lru_pages_with_free_blocks(rng, n):
+    """`n` LRU pages (refcount 1) among naturally aligned free blocks of orders 0..7, as
+    an aged movable zone has them, drawn from `rng`: the common input of the scanners'
+    block-path tests, which add their own folios and odd blocks."""
+    from pagecore import _page
+    mm = np.zeros(n, _page.PAGE_DTYPE)
+    mm["flags"], mm["refcount"] = int(_page.PG_lru), 1
+    p = 0
+    while p < n:
+        o = int(rng.integers(0, 8)) if rng.random() < 0.4 else 0
+        if p % (1 << o) or p + (1 << o) > n:
+            o = 0
+        if o or rng.random() < 0.5:
+            mm[p:p + (1 << o)] = 0
+            mm["page_type"][p], mm["order"][p] = int(_page.PGTY_BUDDY), o
+        p += 1 << o
+    return mm

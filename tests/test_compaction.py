@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import assert_same_pages
+from conftest import assert_same_pages, lru_pages_with_free_blocks
 from conftest import run_all as _run_all
 from pagecore import GiB, Machine, MiB
 from pagecore import _compaction, _kernels, reference_compaction
@@ -792,17 +792,7 @@ def test_free_scanner_block_path_matches_reference(max_blocks):
     from pagecore import _page
     rng = np.random.default_rng(7)
     n, pbo = 4096, 9
-    mm = np.zeros(n, _page.PAGE_DTYPE)
-    mm["flags"], mm["refcount"] = int(_page.PG_lru), 1
-    p = 0
-    while p < n:                                           # LRU pages and small free blocks
-        o = int(rng.integers(0, 8)) if rng.random() < 0.4 else 0
-        if p % (1 << o) or p + (1 << o) > n:
-            o = 0
-        if o or rng.random() < 0.5:
-            mm[p:p + (1 << o)] = 0
-            mm["page_type"][p], mm["order"][p] = int(_page.PGTY_BUDDY), o
-        p += 1 << o
+    mm = lru_pages_with_free_blocks(rng, n)
     mm[1024:1040] = 0                                      # an LRU folio, order 4
     mm["flags"][1024:1040] = int(_page.PG_lru | _page.PG_tail)
     mm["flags"][1024] = int(_page.PG_lru | _page.PG_head)

@@ -23,7 +23,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import assert_same_pages
+from conftest import assert_same_pages, lru_pages_with_free_blocks
 from conftest import run_all as _run_all
 from pagecore import _kernels, reference
 from pagecore._buddy import FreeArea
@@ -649,17 +649,7 @@ def _scan_pages(n=4096, seed=0):
     and one misaligned free block (a jump that lands off any chunk boundary)."""
     from pagecore import _page
     rng = np.random.default_rng(seed)
-    mm = np.zeros(n, _page.PAGE_DTYPE)
-    mm["flags"], mm["refcount"] = int(_page.PG_lru), 1
-    p = 0
-    while p < n:
-        o = int(rng.integers(0, 8)) if rng.random() < 0.4 else 0
-        if p % (1 << o) or p + (1 << o) > n:
-            o = 0
-        if o or rng.random() < 0.5:
-            mm[p:p + (1 << o)] = 0
-            mm["page_type"][p], mm["order"][p] = int(_page.PGTY_BUDDY), o
-        p += 1 << o
+    mm = lru_pages_with_free_blocks(rng, n)
     mm[96:112] = 0                                      # an LRU folio, order 4
     mm["flags"][96:112] = int(_page.PG_lru | _page.PG_tail)
     mm["flags"][96] = int(_page.PG_lru | _page.PG_head)
