@@ -27,8 +27,11 @@ from pagecore._buddy cimport FreeArea, MAX_ORDERS
 from cython.parallel cimport prange
 from libc.stdlib cimport malloc, realloc, free
 from libc.string cimport memset
-from pagecore._scanblock cimport (PC_BLK_SIMD, pc_blk_init, pc_blk_isolatable,
-                                  pc_blk_free_heads, PC_PG_ISOLATED)
+from pagecore._scanblock cimport (pc_blk_init, pc_blk_align, PC_PG_ISOLATED, pc_cview_t,
+                                  pc_cblk_max_level, pc_cblk_select, pc_cblk_level,
+                                  pc_cview_at, pc_view_isolatable, pc_mig_block,
+                                  pc_free_block)
+import os
 
 pc_blk_init()           # this module's copy of the block tables (static in the header)
 assert PC_PG_ISOLATED == PG_isolated, "_scanblock.pxd flags out of date"
@@ -48,142 +51,45 @@ cdef extern from *:
     int popcount64 "pcc_popcount64"(uint64_t x) noexcept nogil
 
 cdef enum:
-    FBLK = 64                         # pages per block of the free scanner's fast path
-
-# largest order a free block head at offset r of a block may have and be naturally
-# aligned there: its block then lies inside the FBLK block, and the blocks of aligned
-# heads are nested or disjoint (a laminar family), which the fast path relies on
-cdef uint8_t FBLK_ALIGN_ORDER[FBLK]
-cdef int _r
-for _r in range(FBLK):
-    FBLK_ALIGN_ORDER[_r] = 0
-    while FBLK_ALIGN_ORDER[_r] < 6 and _r % (2 << FBLK_ALIGN_ORDER[_r]) == 0:
-        FBLK_ALIGN_ORDER[_r] += 1
+    FBLK = 64                         # pages per block of the scanners' block paths
 
 
-cdef uint32_t BIT32[32]
-for _r in range(32):
-    BIT32[_r] = (<uint32_t> 1) << _r
+# The scanners decide whole 64-page blocks from a view of bitmaps (pc_cview() in
+# _scanblock.pxd), built by scalar code, SSE2 or AVX-512: the best this CPU runs, unless
+# PAGECORE_SIMD (scalar, sse2, avx512) asks for less.
+SIMD_LEVELS = ("scalar", "sse2", "avx512")
 
 
-cdef inline uint32_t free_heads32(const uint32_t *w, int r0, uint32_t *big,
-                                  uint32_t *bad) noexcept nogil:
-    # 32 pages of free_block_heads(), as masks and table bits (no variable shift, so that
-    # gcc vectorises the loop).
-    cdef uint32_t lo, hi, od, isb, acc = 0, heads = 0, large = 0
-    cdef int r
-    for r in range(32):
-        lo = w[4 * r]
-        hi = w[4 * r + 1]
-        od = (hi >> 8) & 0xff
-        isb = -(<uint32_t> ((hi & 0xff) == PGTY_BUDDY))
-        acc |= (lo & (PG_head | PG_tail)) | (isb & -(<uint32_t> (od > FBLK_ALIGN_ORDER[r0 + r])))
-        heads |= isb & BIT32[r]
-        large |= isb & -(<uint32_t> (od != 0)) & BIT32[r]
-    bad[0] |= acc
-    big[0] = large
-    return heads
+def _simd_level(name=None):
+    """The block view's build in use (one of SIMD_LEVELS); with `name`, switch to it
+    first (clamped to what this CPU and build run) - for tests and benchmarks."""
+    if name is not None:
+        if name not in SIMD_LEVELS:
+            raise ValueError(f"unknown SIMD level {name!r}: choose from {SIMD_LEVELS}")
+        pc_cblk_select(SIMD_LEVELS.index(name))
+    return SIMD_LEVELS[pc_cblk_level]
 
 
-cdef inline uint64_t free_block_heads(const page_t *mem_map, pfn_t b, uint64_t *big,
-                                      uint32_t *bad) noexcept nogil:
-    # The non-strict free scanner over the aligned block [b, b + FBLK): *bad == 0 when
-    # no page is compound and every free block head is naturally aligned (so its block
-    # lies inside [b, b + FBLK)); returns the bitmap of the free block heads, and in
-    # *big those of order >= 1 (the ones whose blocks may hold other pages).
-    # SSE2 (pc_blk_free_heads() in _scanblock.pxd): ~4 instructions per page against
-    # ~12 of the scalar twin below.
-    if PC_BLK_SIMD:
-        return pc_blk_free_heads(&mem_map[b], big, bad)
-    return free_block_heads_scalar(mem_map, b, big, bad)
+def _simd_levels():
+    """The builds of the block view this CPU and build can run."""
+    return SIMD_LEVELS[:pc_cblk_max_level() + 1]
 
 
-cdef inline uint64_t free_block_heads_scalar(const page_t *mem_map, pfn_t b, uint64_t *big,
-                                             uint32_t *bad) noexcept nogil:
-    cdef const uint32_t *w = <const uint32_t *> &mem_map[b]
-    cdef uint64_t h0, h1
-    cdef uint32_t b0, b1
-    bad[0] = 0
-    h0 = free_heads32(w, 0, &b0, bad)
-    h1 = free_heads32(w + 4 * 32, 32, &b1, bad)
-    big[0] = b0 | (<uint64_t> b1 << 32)
-    return h0 | (h1 << 32)
+_simd_level(os.environ.get("PAGECORE_SIMD", "avx512"))
 
 
-# ---------------------------------------------------------------------------------------
-# the migrate scanner
-# ---------------------------------------------------------------------------------------
-cdef inline uint32_t isolatable32(const uint32_t *w, uint32_t skip_order, uint32_t *jumps,
-                                   uint32_t *bad) noexcept nogil:
-    # 32 pages of isolatable_heads(), as masks (no branch per page, so gcc vectorises).
-    cdef uint32_t fl, hi, od, isb, cmp, acc = 0, bits = 0, jmp = 0, ok
-    cdef int r
-    for r in range(32):
-        fl = w[4 * r]
-        hi = w[4 * r + 1]
-        od = (hi >> 8) & 0xff
-        isb = -(<uint32_t> ((hi & 0xff) == PGTY_BUDDY))
-        cmp = -(<uint32_t> ((fl & (PG_head | PG_tail)) != 0))
-        acc |= -(<uint32_t> ((hi & 0xff) == PGTY_VMEMMAP))
-        jmp |= (isb | cmp) & -(<uint32_t> (od != 0)) & BIT32[r]
-        ok = (~isb & -(<uint32_t> ((fl & (PG_lru | PG_movable)) != 0))
-              & -(<uint32_t> ((fl & (PG_isolated | PG_tail)) == 0))
-              & ~(-(<uint32_t> ((fl & PG_head) != 0)) & -(<uint32_t> (od >= skip_order))))
-        bits |= ok & BIT32[r]
-    bad[0] |= acc
-    jumps[0] = jmp
-    return bits
-
-
-cdef inline uint64_t isolatable_heads(const page_t *mem_map, pfn_t b, uint32_t skip_order,
-                                      uint64_t *jumps, uint32_t *bad) noexcept nogil:
-    # The migrate scanner's view of the aligned block [b, b + FBLK), two bitmaps:
-    #   * returned: the pages it would isolate if it visited them - not free, LRU or
-    #     __PageMovable, neither PG_isolated nor a tail, not a head of order >=
-    #     `skip_order` (skip_isolation_on_order());
-    #   * *jumps: the pages where the walk may step more than one page: free blocks and
-    #     compound pages of order >= 1.
-    # Between two jumps the walk visits every page, so only the jump pages need the
-    # kernel's per-page rules. *bad != 0 when the block holds a vmemmap page (its run
-    # length needs the slow path).
-    # SSE2 (pc_blk_isolatable() in _scanblock.pxd): ~4 instructions per page against
-    # ~15 of the scalar twin below, which gcc does not vectorise.
-    if PC_BLK_SIMD:
-        return pc_blk_isolatable(&mem_map[b], skip_order, jumps, bad)
-    return isolatable_heads_scalar(mem_map, b, skip_order, jumps, bad)
-
-
-cdef inline uint64_t isolatable_heads_scalar(const page_t *mem_map, pfn_t b,
-                                             uint32_t skip_order, uint64_t *jumps,
-                                             uint32_t *bad) noexcept nogil:
-    cdef const uint32_t *w = <const uint32_t *> &mem_map[b]
-    cdef uint64_t h0, h1
-    cdef uint32_t j0, j1
-    bad[0] = 0
-    h0 = isolatable32(w, skip_order, &j0, bad)
-    h1 = isolatable32(w + 4 * 32, skip_order, &j1, bad)
-    jumps[0] = j0 | (<uint64_t> j1 << 32)
-    return h0 | (h1 << 32)
-
-
-def _block_bitmaps(page_t[::1] mem_map, pfn_t b, uint32_t skip_order):
-    """The block bitmaps of both scanners' fast paths for the aligned 64-page block at
-    `b` (for tests): a dict of (SIMD, scalar) per bitmap - "isolatable", "jumps" and
-    "bad" (!= 0 or not) of the migrate scanner with `skip_order`, "free_heads",
-    "free_big" and "free_bad" of the free scanner; "simd" says whether SSE2 was built
-    (if not, both sides are the scalar twin)."""
+def _block_view(page_t[::1] mem_map, pfn_t b, uint32_t skip_order, level):
+    """The scanners' bitmaps of the aligned 64-page block at `b` as build `level` (one
+    of _simd_levels()) computes them: a dict of the view's fields (for tests)."""
     if b < 0 or b + FBLK > mem_map.shape[0] or b % FBLK:
-        raise ValueError("_block_bitmaps: b must be a 64-aligned block inside mem_map")
-    cdef uint64_t iso, jmp, iso_s, jmp_s, hd, big, hd_s, big_s
-    cdef uint32_t bad = 0, bad_s = 0, fbad = 0, fbad_s = 0
-    iso = isolatable_heads(&mem_map[0], b, skip_order, &jmp, &bad)
-    iso_s = isolatable_heads_scalar(&mem_map[0], b, skip_order, &jmp_s, &bad_s)
-    hd = free_block_heads(&mem_map[0], b, &big, &fbad)
-    hd_s = free_block_heads_scalar(&mem_map[0], b, &big_s, &fbad_s)
-    return {"isolatable": (iso, iso_s), "jumps": (jmp, jmp_s),
-            "bad": (bad != 0, bad_s != 0), "free_heads": (hd, hd_s),
-            "free_big": (big, big_s), "free_bad": (fbad != 0, fbad_s != 0),
-            "simd": bool(PC_BLK_SIMD)}
+        raise ValueError("_block_view: b must be a 64-aligned block inside mem_map")
+    if level not in _simd_levels():
+        raise ValueError(f"_block_view: level {level!r} not in {_simd_levels()}")
+    cdef pc_cview_t v
+    pc_cview_at(SIMD_LEVELS.index(level), &mem_map[b], skip_order, &v)
+    out = <dict> v          # the struct's fields by name
+    out["od"] = bytes(v.od[:FBLK])
+    return out
 
 
 cdef inline count_t isolate_bits(page_t *mem_map, pfn_t b, uint64_t msk, pfn_t *out_pfns,
@@ -227,23 +133,27 @@ cdef pfn_t isolate_migratepages_block_impl(
     # the loop increment moves past it; `valid` plays valid_page (the pageblock's first
     # pfn, once its skip bit was checked); alloc_contig implies no_set_skip_hint.
     #
-    # Fast path (as in the free scanner): once the pageblock's skip bit is settled
-    # (skip_updated, or the scan did not start at the pageblock: valid < 0), and without
-    # skip_on_failure, an aligned block of FBLK pages that isolatable_heads() accepts is
-    # done from its bitmaps: between jump pages (free blocks, compound pages) the walk
-    # visits every page, so the pages it isolates there are the isolatable bits, taken in
-    # pfn order with count-trailing-zeros; each jump page gets the kernel's rule (pass
-    # the free block, pass the folio, isolate the head, or fail alone). The scan leaves
-    # where that walk leaves the block (its end, or beyond it after a jump), or just
-    # past the folio that filled the batch; nr_scanned grows by the pages passed. A block
-    # holding vmemmap pages is walked page by page with the kernel's loop, to its end.
+    # Block path: once the pageblock's skip bit is settled (skip_updated, or the scan
+    # did not start at the pageblock: valid < 0), and without skip_on_failure, an
+    # aligned block of FBLK pages is done from its view (pc_cview()): pc_mig_decide()
+    # gives the pages the walk isolates, with bit operations, when the block's free
+    # blocks and folios are aligned inside it; they are isolated at once
+    # (pc_isolate()) and the scan leaves at the block's end, nr_scanned grown by the
+    # pages passed. Otherwise, or when they would fill the batch, the walk is followed
+    # from jump page to jump page (free blocks, compound pages), each given the kernel's
+    # rule (pass the free block, pass the folio, isolate the head, or fail alone); the
+    # scan leaves where that walk leaves the block (its end, or beyond it after a jump),
+    # or just past the folio that filled the batch. A block holding vmemmap pages is
+    # walked page by page with the kernel's loop, to its end.
     cdef count_t n = 0, scanned = 0, nr, i
     cdef pfn_t valid = -1, next_skip = 0, slow_until = -1, b, h, q, stop
     cdef pfn_t pb_mask = (<pfn_t> 1 << pageblock_order) - 1
     cdef bint skip_updated = False, aborted = False, failed, full = False
     cdef bint fast_ok = not skip_on_failure and pageblock_order >= 6
-    cdef uint32_t skip_order = 255, bad
+    cdef uint32_t skip_order = 256          # none: alloc_contig skips no order
     cdef uint64_t msk, iso, jumps, take
+    cdef int cnt
+    cdef pc_cview_t v
     cdef page_t *p
     if cc_order < 0:
         skip_on_failure = False
@@ -256,8 +166,16 @@ cdef pfn_t isolate_migratepages_block_impl(
                 and not (valid < 0 and (low_pfn & pb_mask) == 0)):
             b = low_pfn & ~(<pfn_t> FBLK - 1)
             if b + FBLK <= end_pfn:
-                iso = isolatable_heads(mem_map, b, skip_order, &jumps, &bad)
-                if not bad:
+                cnt = pc_mig_block(&mem_map[b], b, <int> (low_pfn - b), skip_order,
+                                   capacity - n, &out_pfns[n], &take, &v)
+                if cnt >= 0:
+                    n += cnt
+                    scanned += b + FBLK - low_pfn
+                    low_pfn = b + FBLK
+                    continue
+                if not v.vmm:
+                    iso = pc_view_isolatable(&v)
+                    jumps = (v.buddy | v.head | v.tail) & v.nz
                     # the walk's trajectory first, its isolations gathered in one bitmap
                     # (one count-trailing-zeros loop per block instead of one per stretch
                     # between jumps); if they would fill the batch, the walk below stops
@@ -480,21 +398,23 @@ cdef count_t isolate_freepages_block_impl(
     # A strict failure reports the pfn of the page that failed (for a compound page its
     # head side, where the kernel would already have moved to the folio's last page).
     #
-    # Fast path (non-strict): an aligned block of FBLK pages inside the pageblock whose
-    # pages are all "a step of one" or "a naturally aligned free block head" is done
-    # from the bitmap of its free block heads: the scan, entering at `blockpfn`, records
-    # exactly the heads at or after it that lie outside the blocks of the heads at or
-    # after it (aligned blocks are nested or disjoint), so the heads are taken with
-    # count-trailing-zeros, one independent iteration each (no chain through the jump
-    # 2^order), and the scan leaves exactly at the block's end; nr_scanned grows by the
-    # pages it passed. Any other block is walked page by page with the original loop, to
-    # its end.
+    # Block path (non-strict): an aligned block of FBLK pages inside the pageblock with
+    # no compound page and only naturally aligned free block heads is done from its
+    # view (pc_cview(), pc_free_decide()): the scan, entering at `blockpfn`, records
+    # exactly the heads at or after it outside the blocks of the heads at or after it
+    # (aligned blocks are nested or disjoint), and leaves exactly at the block's end;
+    # nr_scanned grows by the pages it passed. When the heads would fill `max_blocks`
+    # they are taken one by one up to the last one that fits, and the scan stops past
+    # its block. Any other block is walked page by page with the original loop, to its
+    # end.
     cdef pfn_t blockpfn = start_pfn, pb_end = -1, k, here, b, slow_until = -1, h
     cdef count_t n = 0, scanned = 0, total = 0
     cdef const page_t *p
-    cdef uint64_t heads, msk, big, cover, span
-    cdef uint32_t bad, o
-    cdef int pos
+    cdef uint64_t msk
+    cdef uint32_t o
+    cdef count_t pages
+    cdef int pos, cnt
+    cdef pc_cview_t v
     cdef bint fast_ok = not strict and pageblock_order >= 6
     fail_pfn[0] = -1
     while blockpfn < end_pfn:
@@ -510,25 +430,21 @@ cdef count_t isolate_freepages_block_impl(
             p = &mem_map[blockpfn]
             if b + FBLK <= end_pfn and not (         # a large free block or folio: step it
                     (p.page_type == PGTY_BUDDY or p.flags & (PG_head | PG_tail))
-                    and p.order > FBLK_ALIGN_ORDER[blockpfn - b]):
-                heads = free_block_heads(mem_map, b, &big, &bad)
-                if not bad:
-                    # the walk from blockpfn records the heads at or after it that no
-                    # such head's block covers (aligned blocks nest), each independently
-                    pos = <int> (blockpfn - b)
-                    msk = (heads >> pos) << pos
-                    big = (big >> pos) << pos
-                    cover = 0
-                    while big:
-                        h = ctz64(big)
-                        big &= big - 1
-                        span = (<uint64_t> 2 << ((1 << mem_map[b + h].order) - 1)) - 1
-                        cover |= (span << h) ^ ((<uint64_t> 1) << h)
-                    msk &= ~cover
-                    while msk:
+                    and p.order > pc_blk_align[blockpfn - b]):
+                pos = <int> (blockpfn - b)
+                cnt = pc_free_block(&mem_map[b], b, pos, max_blocks - n, &out_pfns[n],
+                                    &out_orders[n], &pages, &msk, &v)
+                if cnt >= 0:
+                    total += pages
+                    n += cnt
+                    scanned += b + FBLK - blockpfn
+                    blockpfn = b + FBLK
+                    continue
+                if cnt == -2:
+                    while msk:                      # the heads that fill max_blocks
                         h = ctz64(msk)
                         msk &= msk - 1
-                        o = mem_map[b + h].order
+                        o = v.od[h]
                         out_pfns[n] = b + h
                         out_orders[n] = o
                         n += 1
@@ -536,13 +452,9 @@ cdef count_t isolate_freepages_block_impl(
                         if n >= max_blocks:             # enough free pages
                             pos = <int> (h + (1 << o))
                             break
-                    if n >= max_blocks:
-                        scanned += b + pos - blockpfn
-                        blockpfn = b + pos
-                        break
-                    scanned += b + FBLK - blockpfn
-                    blockpfn = b + FBLK
-                    continue
+                    scanned += b + pos - blockpfn   # n == max_blocks
+                    blockpfn = b + pos
+                    break
             slow_until = b + FBLK
         scanned += 1
         here = blockpfn
@@ -1075,3 +987,5 @@ def compact_zone_run(FreeArea free_area, page_t[::1] mem_map, pbflags_t[::1] pag
             free(cc.freepages[o].pfns)
     return (_RESULT_NAMES[result], cc.migrate_scanned, cc.free_scanned, cc.migrated_pages,
             cc.migrated_folios)
+
+

@@ -7,6 +7,7 @@ arrays afterwards. Part 2 pins the kernel rules on hand-built pageblocks. Part 3
 the orchestration (pagecore.compaction, pagecore.workload) on scaled-down x86_64
 machines and checks the kernel-semantics.md 9.2 figures and the state invariants.
 """
+import contextlib
 import inspect
 import os
 import subprocess
@@ -36,6 +37,18 @@ from pagecore.workload import Workload
 SETTINGS = settings(max_examples=int(os.environ.get("PAGECORE_HYPOTHESIS_EXAMPLES", 40)),
                     deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
+SIMD_LEVELS = _compaction._simd_levels()       # the scanners' block view builds to test
+
+
+@contextlib.contextmanager
+def simd(level):
+    """Run the Cython scanners' block paths on build `level` of their block view."""
+    old = _compaction._simd_level()
+    _compaction._simd_level(level)
+    try:
+        yield
+    finally:
+        _compaction._simd_level(old)
 
 
 @pytest.fixture(scope="module")
@@ -787,8 +800,9 @@ def test_parallel_pfn_range_valid_contig_matches_reference(bad, kind, chunk, thr
         assert got == want, (start, end, got, want)
 
 
+@pytest.mark.parametrize("level", SIMD_LEVELS)
 @pytest.mark.parametrize("max_blocks", [1, 3, 50, 4096])
-def test_free_scanner_block_path_matches_reference(max_blocks):
+def test_free_scanner_block_path_matches_reference(max_blocks, level):
     from pagecore import _page
     rng = np.random.default_rng(7)
     n, pbo = 4096, 9
@@ -804,8 +818,9 @@ def test_free_scanner_block_path_matches_reference(max_blocks):
         got, want = [], []
         for k, res in ((_compaction, got), (reference_compaction, want)):
             out, orders = np.zeros(n, np.int64), np.zeros(n, np.int64)
-            r = k.isolate_freepages_block(mm, pbf, start, end, False, out, orders,
-                                          max_blocks, pbo)
+            with simd(level):
+                r = k.isolate_freepages_block(mm, pbf, start, end, False, out, orders,
+                                              max_blocks, pbo)
             res.append((tuple(int(x) for x in r), out[:r[3]].tolist(),
                         orders[:r[3]].tolist()))
         assert got == want
@@ -858,12 +873,14 @@ def _scanner_pages(seed, n=4096, garbage=True):
 @given(seed=st.integers(0, 2**20), capacity=st.sampled_from([1, 3, 32, 4096]),
        alloc_contig=st.booleans(), cc_order=st.sampled_from([-1, 0, 2, 5, 9]),
        ignore=st.booleans(), garbage=st.booleans(), skip_bits=st.booleans(),
-       offset=st.integers(0, 511))
+       offset=st.integers(0, 511), level=st.sampled_from(SIMD_LEVELS))
 def test_migrate_scanner_block_path_matches_reference(seed, capacity, alloc_contig, cc_order,
-                                                      ignore, garbage, skip_bits, offset):
-    """The migrate scanner's 64-page fast path (isolatable_heads()) walks like the
-    kernel's loop: same isolated heads, PG_isolated bits, skip bits, stop pfn and
-    nr_scanned as the numpy twin, entering pageblocks at their start or anywhere."""
+                                                      ignore, garbage, skip_bits, offset,
+                                                      level):
+    """The migrate scanner's 64-page block path (pc_mig_decide(), or the walk from
+    jump to jump) walks like the kernel's loop, on every build of the block view: same
+    isolated heads, PG_isolated bits, skip bits, stop pfn and nr_scanned as the numpy
+    twin, entering pageblocks at their start or anywhere."""
     from pagecore import _page
     n, pbo = 4096, 9
     mm0 = _scanner_pages(seed, n, garbage)
@@ -875,17 +892,26 @@ def test_migrate_scanner_block_path_matches_reference(seed, capacity, alloc_cont
     for name, k in (("cython", _compaction), ("numpy", reference_compaction)):
         mm, pbf = mm0.copy(), pbf0.copy()
         got = []
-        for pb in range(n >> pbo):
-            lo = (pb << pbo) + (offset if pb % 2 else 0)
-            out = np.full(capacity, -7, np.int64)
-            r = k.isolate_migratepages_block(mm, pbf, lo, (pb + 1) << pbo, pbo, ignore, out,
-                                             cc_order, alloc_contig, False)
-            got.append((tuple(int(x) for x in r), out.tolist()))
-        out = np.full(capacity, -7, np.int64)
-        r = k.isolate_migratepages_range(mm, pbf, offset, n, pbo, 0, ignore, alloc_contig, out)
-        got.append((tuple(int(x) for x in r), out.tolist()))
+        with simd(level):
+            _run_scanner_blocks(k, mm, pbf, n, pbo, offset, capacity, ignore, cc_order,
+                                alloc_contig, got)
         results[name] = (got, mm.tobytes(), pbf.tobytes())
     assert results["cython"] == results["numpy"]
+
+
+def _run_scanner_blocks(k, mm, pbf, n, pbo, offset, capacity, ignore, cc_order,
+                        alloc_contig, got):
+    """Backend k's migrate scanner over each pageblock of mm (every other one entered at
+    `offset`), then over the range from `offset`: results appended to `got`."""
+    for pb in range(n >> pbo):
+        lo = (pb << pbo) + (offset if pb % 2 else 0)
+        out = np.full(capacity, -7, np.int64)
+        r = k.isolate_migratepages_block(mm, pbf, lo, (pb + 1) << pbo, pbo, ignore, out,
+                                         cc_order, alloc_contig, False)
+        got.append((tuple(int(x) for x in r), out.tolist()))
+    out = np.full(capacity, -7, np.int64)
+    r = k.isolate_migratepages_range(mm, pbf, offset, n, pbo, 0, ignore, alloc_contig, out)
+    got.append((tuple(int(x) for x in r), out.tolist()))
 
 
 def _random_scanner_block(rng):
@@ -917,34 +943,38 @@ def _random_scanner_block(rng):
     return mm
 
 
-def test_block_bitmaps_simd_equals_scalar():
-    """The SSE2 block bitmaps of both scanners (pc_blk_isolatable / pc_blk_free_heads in
-    _scanblock.pxd) equal their scalar twins (what builds without SSE2 use) on random
-    64-page blocks and on blocks of _scanner_pages(), for every kind of skip_order."""
+def test_block_view_builds_agree():
+    """Every build of the scanners' block view this CPU runs (SSE2, AVX-512: pc_cview_*
+    in _scanblock.pxd) equals the scalar one on random 64-page blocks and on blocks of
+    _scanner_pages(), for every kind of skip_order."""
     rng = np.random.default_rng(20241126)
+    levels = _compaction._simd_levels()
     seen = {}
     blocks = [_random_scanner_block(rng) for _ in range(6000)]
     blocks += [b for s in range(40) for b in _scanner_pages(s, 1024).reshape(16, 64)]
     for i, mm in enumerate(blocks):
         mm = np.ascontiguousarray(mm)
         skip = [0, 1, 2, 5, 9, 10, 255, 256, 2**31][i % 9]
-        for name, got in _compaction._block_bitmaps(mm, 0, skip).items():
-            if name == "simd":
-                continue
-            assert got[0] == got[1], f"{name} (skip_order {skip}): SIMD {got[0]:#x} != " \
-                f"scalar {got[1]:#x}: {mm}"
-            kind = bool(got[0]) if "bad" in name else 0 < got[0] < 2**64 - 1
-            seen[(name, kind)] = seen.get((name, kind), 0) + 1
-    for name in ("bad", "free_bad"):                  # both answers, often
-        assert seen.get((name, True), 0) > 100 and seen.get((name, False), 0) > 100, seen
-    for name in ("isolatable", "jumps", "free_heads", "free_big"):   # mixed bitmaps
-        assert seen.get((name, True), 0) > 1000, seen
+        want = _compaction._block_view(mm, 0, skip, "scalar")
+        assert want["od"] == mm["order"].tobytes()
+        for level in levels[1:]:
+            got = _compaction._block_view(mm, 0, skip, level)
+            assert got == want, f"{level} != scalar (skip_order {skip}): " + ", ".join(
+                f"{k} {got[k]:#x} != {want[k]:#x}" for k in want if got[k] != want[k]
+                and k != "od")
+        for name, bits in want.items():
+            if name != "od":
+                seen[(name, 0 < bits < 2**64 - 1)] = seen.get((name, 0 < bits < 2**64 - 1), 0) + 1
+    for name in ("buddy", "head", "tail", "cand", "nz", "o0", "o1", "o2", "fit", "ge"):
+        assert seen.get((name, True), 0) > 1000, seen             # mixed bitmaps, often
+    assert seen.get(("vmm", True), 0) > 100, seen
 
 
 @SETTINGS
 @given(seed=st.integers(0, 2**20), max_blocks=st.sampled_from([1, 5, 64, 4096]),
-       garbage=st.booleans(), offset=st.integers(0, 511), strict=st.booleans())
-def test_free_scanner_walk_matches_reference(seed, max_blocks, garbage, offset, strict):
+       garbage=st.booleans(), offset=st.integers(0, 511), strict=st.booleans(),
+       level=st.sampled_from(SIMD_LEVELS))
+def test_free_scanner_walk_matches_reference(seed, max_blocks, garbage, offset, strict, level):
     """The free scanner's 64-page block path records the heads the kernel's walk would
     (nested stale heads included: aligned blocks nest), stops at the same pfn with the
     same nr_scanned, entering anywhere; strict mode walks page by page."""
@@ -957,7 +987,9 @@ def test_free_scanner_walk_matches_reference(seed, max_blocks, garbage, offset, 
         res = []
         for lo, hi in ((offset, n), (0, n - offset), (offset, offset + 700)):
             out, orders = np.full(n, -7, np.int64), np.full(n, -7, np.int64)
-            r = k.isolate_freepages_block(mm, pbf, lo, hi, strict, out, orders, max_blocks, pbo)
+            with simd(level):
+                r = k.isolate_freepages_block(mm, pbf, lo, hi, strict, out, orders,
+                                              max_blocks, pbo)
             res.append((tuple(int(x) for x in r), out.tolist(), orders.tolist()))
         got[name] = res
     assert got["cython"] == got["numpy"]
