@@ -19,6 +19,10 @@ twins and two read ceilings over the same pages; benchmark.extra_info holds:
                               each finishes (a busy neighbour core)
     <backend>_vs_read_loop    scan rate / compiled read rate (1.0 = read bound)
     <backend>_cpu_per_wall    process CPU time / wall time (threads used)
+    simd                      the compaction scanners' block view build timed as "cython"
+                              (avx512 where the CPU has AVX-512 VBMI, else sse2;
+                              PAGECORE_SIMD picks a lower one); cython_sse2_* is the SSE2
+                              build in the same run
     host_bytes_per_page       mem_map bytes per simulated page (16)
 
 has_unmovable_pages, scan_movable_pages, test_pages_isolated and pfn_range_valid_contig
@@ -45,6 +49,7 @@ import pytest
 from numba import njit
 
 from benchutil import fragmented_zone, parse_size, size_label
+from pagecore import _compaction
 from pagecore import _page as P
 from pagecore import compaction as C
 
@@ -125,7 +130,8 @@ def _report(benchmark, name, pages, rates, cpu, ceilings, numpy_pages):
         info[f"{backend}_cpu_per_wall"] = cpu[backend]
 
 
-def _run(benchmark, name, m, start, end, make_call, setup=None, numpy_cap=None):
+def _run(benchmark, name, m, start, end, make_call, setup=None, numpy_cap=None,
+         simd_builds=False):
     """Time make_call(kernels, a, b) over [start, end) per backend; cython through
     pytest-benchmark. Returns the cython call's result."""
     backends = {name_: C.get_compaction_backend(name_) for name_ in ("cython", "numba", "numpy")}
@@ -143,6 +149,16 @@ def _run(benchmark, name, m, start, end, make_call, setup=None, numpy_cap=None):
     t_c = benchmark.stats.stats.min
     rates["cython"] = (end - start) / t_c
     _, cpu["cython"] = _timed(make_call(backends["cython"], start, end), repeat=1, setup=setup)
+    if simd_builds:                   # the other builds of the compaction block view
+        best = _compaction._simd_level()
+        for level in _compaction._simd_levels()[1:]:
+            if level != best:
+                _compaction._simd_level(level)
+                t, cpu[f"cython_{level}"] = _timed(make_call(backends["cython"], start, end),
+                                                  setup=setup)
+                rates[f"cython_{level}"] = (end - start) / t
+        _compaction._simd_level(best)
+        benchmark.extra_info["simd"] = best
     _report(benchmark, name, end - start, rates, cpu, _ceilings(m.mem_map, start, end),
             numpy_end - start)
     return result
@@ -165,7 +181,7 @@ def test_free_scanner(benchmark, fragmented):
         return call
 
     found = _run(benchmark, "isolate_freepages_block", m, zone.zone_start_pfn,
-                 zone.zone_end_pfn, make_call, numpy_cap=NUMPY_MAX_PAGES)
+                 zone.zone_end_pfn, make_call, numpy_cap=NUMPY_MAX_PAGES, simd_builds=True)
     assert found > 0
 
 
@@ -192,7 +208,7 @@ def test_migrate_scanner(benchmark, fragmented):
         return call
 
     n = _run(benchmark, "isolate_migratepages_range", m, start, end, make_call, setup=reset,
-             numpy_cap=NUMPY_MAX_PAGES)
+             numpy_cap=NUMPY_MAX_PAGES, simd_builds=True)
     reset()
     assert n > 0
     # It writes PG_isolated into about half the pages, i.e. into nearly every cache

@@ -25,8 +25,18 @@ def _scan_row(i):
     else:                                       # one thread (or below 2^20 pages)
         one = i.get("cython_1t_pages_per_s", i["cython_pages_per_s"])
         tail = f"{one / m:.0f} | {one / read1:.2f} | - | | |"
-    return (f"| {i['scan']} | {size} | {read1 / m:.0f} | "
-            f"{read2 / m:.0f} | {i['numba_pages_per_s'] / m:.0f} | " + tail)
+    head = f"| {i['scan']} | {size} | {read1 / m:.0f} | {read2 / m:.0f} | "
+    if "simd" not in i:
+        return head + f"{i['numba_pages_per_s'] / m:.0f} | " + tail
+    # the compaction scanners: a row per build of their block view, best first
+    rows = [head.replace(i["scan"], f"{i['scan']} ({i['simd']})", 1)
+            + f"{i['numba_pages_per_s'] / m:.0f} | " + tail]
+    for level in ("sse2", "scalar"):
+        rate = i.get(f"cython_{level}_pages_per_s")
+        if rate:
+            rows.append(head.replace(i["scan"], f"{i['scan']} ({level})", 1)
+                        + f" | {rate / m:.0f} | {rate / read1:.2f} | - | | |")
+    return "\n".join(rows)
 
 
 #: (rows key, column heads, alignment per column: l or r)
