@@ -19,6 +19,10 @@ twins and two read ceilings over the same pages; benchmark.extra_info holds:
                               each finishes (a busy neighbour core)
     <backend>_vs_read_loop    scan rate / compiled read rate (1.0 = read bound)
     <backend>_cpu_per_wall    process CPU time / wall time (threads used)
+    touch_pages_per_s         the compaction scanners' write-side ceiling: a pass over the
+                              page array (read; rmw_loop for the migrate scanner) plus
+                              ndarray.fill of the outputs the scanner wrote (out_fill_s),
+                              summed; cython_vs_touch = cython rate / it
     simd                      the compaction scanners' block view build timed as "cython"
                               (avx512 where the CPU has AVX-512 VBMI, else sse2;
                               PAGECORE_SIMD picks a lower one); cython_sse2_* is the SSE2
@@ -164,6 +168,28 @@ def _run(benchmark, name, m, start, end, make_call, setup=None, numpy_cap=None,
     return result
 
 
+def _touch_ceiling(benchmark, pass_rate_key, outs, entries):
+    """The scanners' write-side ceiling: the best time of a pass over the page array
+    (`pass_rate_key`: the read loop, or rmw_loop for the migrate scanner) plus the best
+    time of ndarray.fill writing the same output entries into the same CHUNK-sized out
+    arrays, measured in this run. A sum of two streams' times, each at its own best, not
+    a strict bound (a fused loop may overlap them); extra_info gets out_fill_s,
+    touch_pages_per_s and cython_vs_touch."""
+    def fill():
+        left = entries
+        while left:
+            k = min(CHUNK, left)
+            for a in outs:
+                a[:k].fill(7)
+            left -= k
+    t_fill, _ = _timed(fill)
+    info = benchmark.extra_info
+    pages = info["pages"]
+    touch = 1 / (1 / info[pass_rate_key] + t_fill / pages)
+    info.update(out_fill_s=t_fill, touch_pages_per_s=touch,
+                cython_vs_touch=info["cython_pages_per_s"] / touch)
+
+
 def test_free_scanner(benchmark, fragmented):
     """isolate_freepages_block(), non-strict, over the whole zone in 1 Mi-pfn calls."""
     m, zone = fragmented
@@ -183,6 +209,9 @@ def test_free_scanner(benchmark, fragmented):
     found = _run(benchmark, "isolate_freepages_block", m, zone.zone_start_pfn,
                  zone.zone_end_pfn, make_call, numpy_cap=NUMPY_MAX_PAGES, simd_builds=True)
     assert found > 0
+    # It writes 16 bytes per free block it records (pfn and order): its write-side
+    # ceiling is the read plus writing those outputs.
+    _touch_ceiling(benchmark, "read_loop_pages_per_s", (out, orders), found)
 
 
 def test_migrate_scanner(benchmark, fragmented):
@@ -220,6 +249,7 @@ def test_migrate_scanner(benchmark, fragmented):
     info = benchmark.extra_info
     info["rmw_loop_pages_per_s"] = (end - start) / t_rmw
     info["cython_vs_rmw_loop"] = info["cython_pages_per_s"] / info["rmw_loop_pages_per_s"]
+    _touch_ceiling(benchmark, "rmw_loop_pages_per_s", (out,), n)
 
 
 def test_pfn_range_valid_contig(benchmark, fragmented):
