@@ -3,10 +3,13 @@
 Kernel counterparts (mm/page_alloc.c, v6.9+): __free_one_page, expand, __rmqueue_smallest,
 __rmqueue_fallback / steal_suitable_fallback, move_freepages_block, split_large_buddy.
 At the end, the C side of pagecore.workload: its fill loop over pre-drawn draws
-(fill_draws) and the scan that finds its blocks again for freeing (owned_blocks).
+(fill_draws), the scan that finds its blocks again (owned_blocks) and its random frees
+(free_owned_random).
 """
 from libc.stdlib cimport malloc, realloc, free
 from cpython.ref cimport PyObject
+from cpython.pycapsule cimport PyCapsule_GetPointer
+from numpy.random cimport bitgen_t
 from libc.string cimport memset
 import numpy as np
 
@@ -527,34 +530,45 @@ def fill_zones(areas, const count_t[::1] keep, const count_t[::1] first,
     return out
 
 
+cdef inline count_t owned_size(const page_t *p, uint32_t zone_bits, uint64_t owner,
+                               uint64_t nr_owners) noexcept nogil:
+    # Pages of the allocated block headed at p if a page of the zone `zone_bits` whose
+    # private is in owner .. owner + nr_owners - 1 (folio_nr_pages(): 2^order with
+    # PG_head, else 1), else 0. A head is what __free_pages() accepts: refcount > 0, no
+    # page type, no PG_tail (which joins the node/zone bits in one compare: zone_bits has
+    # no PG_tail).
+    if (p.refcount == 0 or p.page_type != PGTY_NONE
+            or (p.flags & (~(<uint32_t> FLAGS_MASK) | PG_tail)) != zone_bits
+            or p.private - owner >= nr_owners):           # unsigned: wraps below owner
+        return 0
+    return (<count_t> 1) << p.order if p.flags & PG_head else 1
+
+
 cdef count_t owned_blocks(const page_t[::1] pages, uint32_t zone_bits, uint64_t owner,
                           uint64_t nr_owners, pfn_t[::1] idx, count_t[::1] sizes) noexcept nogil:
-    """The allocated blocks of `pages` headed by a page of the zone `zone_bits` whose
-    private is in owner .. owner + nr_owners - 1: offsets into `idx` (rising) and pages
-    per block into `sizes` (folio_nr_pages(): 2^order with PG_head, else 1). Returns
-    how many. A head is what __free_pages() accepts: refcount > 0, no page type, no
-    PG_tail. One pass, so a workload reads its allocations back at memory speed."""
+    """The allocated blocks of `pages` owned as owned_size() says: offsets into `idx`
+    (rising) and pages per block into `sizes`. Returns how many. One pass, so a workload
+    reads its allocations back at memory speed."""
     cdef Py_ssize_t i
-    cdef count_t n = 0
-    cdef const page_t *p
-    # PG_tail joins the node/zone bits in one compare: zone_bits has no PG_tail
-    cdef uint32_t mask = ~(<uint32_t> FLAGS_MASK) | PG_tail
+    cdef count_t n = 0, k
     for i in range(pages.shape[0]):
-        p = &pages[i]
-        if (p.refcount == 0 or p.page_type != PGTY_NONE or (p.flags & mask) != zone_bits
-                or p.private - owner >= nr_owners):       # unsigned: wraps below owner
-            continue
-        idx[n] = i
-        sizes[n] = (<count_t> 1) << p.order if p.flags & PG_head else 1
-        n += 1
+        k = owned_size(&pages[i], zone_bits, owner, nr_owners)
+        if k:
+            idx[n] = i
+            sizes[n] = k
+            n += 1
     return n
+
+
+def _check_zone_bits(uint32_t zone_bits):
+    if zone_bits & FLAGS_MASK:
+        raise ValueError(f"zone_bits={zone_bits:#x} has PG_* bits")
 
 
 def owned_heads(const page_t[::1] pages, uint32_t zone_bits, uint64_t owner,
                 uint64_t nr_owners):
     """owned_blocks() into fresh arrays: (offsets, sizes), int64."""
-    if zone_bits & FLAGS_MASK:
-        raise ValueError(f"zone_bits={zone_bits:#x} has PG_* bits")
+    _check_zone_bits(zone_bits)
     cdef Py_ssize_t n = pages.shape[0]
     idx = np.empty(n, dtype=np.int64)
     sizes = np.empty(n, dtype=np.int64)
@@ -563,3 +577,41 @@ def owned_heads(const page_t[::1] pages, uint32_t zone_bits, uint64_t owner,
     with nogil:
         n = owned_blocks(pages, zone_bits, owner, nr_owners, iv, sv)
     return idx[:n], sizes[:n]
+
+
+def owned_pages(const page_t[::1] pages, uint32_t zone_bits, uint64_t owner,
+                uint64_t nr_owners):
+    """The pages of the blocks owned_blocks() would list (their sizes summed)."""
+    _check_zone_bits(zone_bits)
+    cdef Py_ssize_t i
+    cdef count_t total = 0
+    with nogil:
+        for i in range(pages.shape[0]):
+            total += owned_size(&pages[i], zone_bits, owner, nr_owners)
+    return total
+
+
+def free_owned_random(FreeArea area, page_t[::1] pages, pfn_t base, uint32_t zone_bits,
+                      uint64_t owner, uint64_t nr_owners, double p, count_t excess, rng):
+    """One chunk of a workload's random frees: each block owned_blocks() lists in
+    `pages` (the run of the page array from pfn `base`, in area's zone) is freed with
+    probability `p` (one rng.random() draw per listed block, in pfn order), until the
+    pages freed reach `excess`; the blocks after that still take their draw, so the
+    random stream is that of one rng.random(number of blocks) per chunk. Returns the pages
+    freed. Its twin, the same steps in numpy, is Workload._free_chunk_numpy()."""
+    _check_zone_bits(zone_bits)
+    cdef bitgen_t *bg
+    cdef Py_ssize_t i
+    cdef count_t freed = 0, k
+    cdef bint done = excess <= 0
+    bit_generator = rng.bit_generator
+    capsule = bit_generator.capsule
+    bg = <bitgen_t *> PyCapsule_GetPointer(capsule, "BitGenerator")
+    with bit_generator.lock, nogil:
+        for i in range(pages.shape[0]):
+            k = owned_size(&pages[i], zone_bits, owner, nr_owners)
+            # the draw first, as rng.random(n) makes it, whether or not it is used
+            if k and bg.next_double(bg.state) < p and not done:
+                freed += area.free_pages(base + i)
+                done = freed >= excess
+    return freed

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pagecore import _page as P
-from pagecore._buddy import fill_zones, owned_heads
+from pagecore._buddy import fill_zones, free_owned_random, owned_heads, owned_pages
 from pagecore.arch import ZONE_NAMES
 from pagecore.errors import ConfigError
 from pagecore.machine import GFP
@@ -106,14 +106,9 @@ class Workload:
         """(start pfn, offsets, pages) of the workload's allocations per chunk of the
         zones: offsets of their heads from the start, rising (movable and unmovable
         interleaved), and the pages of each (_buddy.owned_blocks)."""
-        for z in zones:
-            if not z.spanned_pages:
-                continue
-            bits = (z.nid << P.NODES_PGSHIFT) | (z.zid << P.ZONES_PGSHIFT)
-            for c in range(z.zone_start_pfn, z.zone_end_pfn, self.CHUNK):
-                idx, sizes = owned_heads(m.mem_map[c:min(c + self.CHUNK, z.zone_end_pfn)],
-                                         bits, self.owner, len(self.KINDS))
-                yield c, idx, sizes
+        for _, c, e, bits in self._spans(zones):
+            idx, sizes = owned_heads(m.mem_map[c:e], bits, self.owner, len(self.KINDS))
+            yield c, idx, sizes
 
     def heads(self, m, zones):
         """Head pfns of the workload's allocations in `zones`, read off the page array:
@@ -198,27 +193,47 @@ class Workload:
 
     # ---- free ------------------------------------------------------------------------
     def _free_down_to(self, m, zones, rng, target, report):
-        """Free allocations of the workload chosen at random (heads read off the page
-        array, chunk by chunk) until the zones' use is at most `target`: each allocation
-        is freed with probability excess / workload pages, so the holes spread evenly
-        over the zones; passes repeat until the excess is gone or nothing is left."""
+        """Free allocations of the workload chosen at random (read off the page array,
+        chunk by chunk) until the zones' use is at most `target`: each allocation is
+        freed with probability excess / workload pages, so the holes spread evenly over
+        the zones; passes repeat until the excess is gone or nothing is left."""
         excess = self._used(zones) - target
         if excess <= 0:
             return
-        total = sum(int(sizes.sum()) for _, _, sizes in self._chunks(m, zones))
+        total = sum(owned_pages(m.mem_map[c:e], bits, self.owner, len(self.KINDS))
+                    for _, c, e, bits in self._spans(zones))
         while excess > 0 and total > 0:
             p = min(1.0, excess / total)
-            for c, idx, sizes in self._chunks(m, zones):
-                pick = rng.random(idx.size) < p
-                if pick.any():
-                    heads = idx[pick][:int(np.searchsorted(np.cumsum(sizes[pick]), excess)) + 1]
-                    freed = int(m.free_pages(c + heads))
-                    report["freed_pages"] += freed
-                    excess -= freed
-                    # what the next pass would count: only these frees touched the pages
-                    total -= freed
+            for z, c, e, bits in self._spans(zones):
+                freed = self._free_chunk(m, z, c, e, bits, p, excess, rng)
+                report["freed_pages"] += freed
+                excess -= freed
+                total -= freed      # what the next pass would count: only frees changed it
                 if excess <= 0:
                     return
+
+    def _spans(self, zones):
+        """(zone, start, end, node/zone bits) per chunk of CHUNK pfns of the zones."""
+        for z in zones:
+            bits = (z.nid << P.NODES_PGSHIFT) | (z.zid << P.ZONES_PGSHIFT)
+            for c in range(z.zone_start_pfn, z.zone_end_pfn, self.CHUNK):
+                yield z, c, min(c + self.CHUNK, z.zone_end_pfn), bits
+
+    def _free_chunk(self, m, zone, c, e, bits, p, excess, rng):
+        """One chunk's random frees (_buddy.free_owned_random; twin: _free_chunk_numpy):
+        the pages freed."""
+        return free_owned_random(zone.free_area, m.mem_map[c:e], c, bits, self.owner,
+                                 len(self.KINDS), p, excess, rng)
+
+    def _free_chunk_numpy(self, m, zone, c, e, bits, p, excess, rng):
+        """_free_chunk() in numpy: one draw per owned block of the chunk, the picked
+        blocks freed in pfn order until `excess` pages are."""
+        idx, sizes = owned_heads(m.mem_map[c:e], bits, self.owner, len(self.KINDS))
+        pick = rng.random(idx.size) < p
+        if not pick.any():
+            return 0
+        heads = idx[pick][:int(np.searchsorted(np.cumsum(sizes[pick]), excess)) + 1]
+        return int(m.free_pages(c + heads))
 
     def apply(self, m, nid, zone_name=None):
         """Fill node `nid` (or its zone `zone_name`) to `fill` and age it.

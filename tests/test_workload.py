@@ -10,6 +10,7 @@
   workload's knobs, batch size included.
 * The owner scan (_buddy.owned_blocks) against the numpy expression of the same rule.
 * Machine.free_pages() over several zones against one call per zone.
+* The aging frees (_buddy.free_owned_random) against their numpy twin, whole runs.
 """
 import os
 
@@ -138,6 +139,60 @@ def test_batched_fill_matches_per_draw_alloc_pages(setup):
         rb = slow.apply(b, nid, zone_name)
         assert ra == rb
         assert_same(a, b)
+
+
+class NumpyFrees(Workload):
+    """Workload whose random frees run in numpy (_free_chunk_numpy, the twin)."""
+    _free_chunk = Workload._free_chunk_numpy
+
+
+@SETTINGS
+@given(setup=setups(), chunk=st.sampled_from([64, 1000, 1 << 20]))
+def test_random_frees_match_numpy(setup, chunk):
+    """The aging frees in C (_buddy.free_owned_random) against the numpy twin: same
+    blocks freed in the same order (free lists in list order), same report, and the same
+    random stream after them (an aging round's fill follows its frees), with chunks
+    small enough that a pass stops inside one."""
+    cfg, adds, nid, zone_pick, work, draws, _ = setup
+    a, b = build(cfg, adds), build(cfg, adds)
+    names = [None] + [z.name for z in a.nodes[nid].zones if z.managed_pages]
+    zone_name = names[zone_pick % len(names)]
+    fast, slow = Workload(**work), NumpyFrees(**work)
+    fast.CHUNK = slow.CHUNK = chunk
+    try:
+        ra = fast.apply(a, nid, zone_name)
+    except ConfigError:
+        return
+    rb = slow.apply(b, nid, zone_name)
+    assert ra == rb
+    assert_same(a, b)
+
+
+def test_free_owned_random_validates_and_counts():
+    """zone_bits with PG_* bits is refused; p = 0 frees nothing and p = 1 frees owned
+    blocks in pfn order until the excess is met; owned_pages() sums what owned_heads()
+    lists."""
+    from pagecore._buddy import free_owned_random, owned_pages
+    m = Machine(MachineConfig(nodes=[NodeConfig(boot=[(0, 2 * GiB)])], phys_bits=36))
+    m.add_memory(0, 4 * GiB, 256 * MiB, online="online_movable")
+    z = m.zone(0, P.ZONE_MOVABLE)
+    w = Workload(fill=0.5, orders={0: 1, 3: 1}, age_rounds=0, seed=3)
+    w.apply(m, 0, "Movable")
+    bits = (z.nid << P.NODES_PGSHIFT) | (z.zid << P.ZONES_PGSHIFT)
+    pages = m.mem_map[z.zone_start_pfn:z.zone_end_pfn]
+    idx, sizes = owned_heads(pages, bits, w.owner, 2)
+    assert owned_pages(pages, bits, w.owner, 2) == sizes.sum() > 0
+    with pytest.raises(ValueError, match="zone_bits"):
+        owned_pages(pages, bits | int(P.PG_lru), w.owner, 2)
+    rng = np.random.default_rng(0)
+    assert free_owned_random(z.free_area, pages, z.zone_start_pfn, bits, w.owner, 2, 0.0,
+                             10**9, rng) == 0
+    excess = int(sizes[:4].sum()) + 1          # met by the fifth block
+    freed = free_owned_random(z.free_area, pages, z.zone_start_pfn, bits, w.owner, 2, 1.0,
+                              excess, rng)
+    assert freed == sizes[:5].sum()
+    left, _ = owned_heads(pages, bits, w.owner, 2)
+    np.testing.assert_array_equal(left, idx[5:])
 
 
 def test_fill_respects_zones_kinds_and_watermarks():
