@@ -2,7 +2,8 @@
 #
 # The kernel threads free blocks on doubly linked lists through page->lru. A 16-byte page
 # has no room for two 34-bit links, so each (migratetype, order) list is a stack of pfns
-# and a free block's head page keeps its slot in `private` for O(1) removal. Invariants:
+# (4 or 8 bytes each, `wide`) and a free block's head page keeps its slot in `private`
+# for O(1) removal. Invariants:
 #   * a pfn is on at most one list; its head page is PGTY_BUDDY with `order` = the list's;
 #   * it sits on the list of the migratetype of its first pageblock (v6.9+ rule, checked
 #     by the kernel's account_freepages());
@@ -24,7 +25,10 @@ cdef class FreeArea:
     cdef object _owners               # keeps the two buffers above alive
     cdef public int nr_orders         # NR_PAGE_ORDERS = MAX_PAGE_ORDER + 1
     cdef public int pageblock_order
-    cdef uint64_t *slots[6][MAX_ORDERS]
+    # the pfns of each list: uint32_t where every pfn of the mem_map fits (up to 16 TiB
+    # of 4 KiB pages: half the host memory of a zone's free lists), else uint64_t
+    cdef void *slots[6][MAX_ORDERS]
+    cdef readonly bint wide
     cdef count_t nr[6][MAX_ORDERS]    # blocks on each list
     cdef count_t cap[6][MAX_ORDERS]
 

@@ -34,6 +34,19 @@ cdef inline bint mergeable(int mt) noexcept nogil:
     return mt < MIGRATE_HIGHATOMIC
 
 
+cdef inline pfn_t slot_get(FreeArea a, int mt, int order, count_t i) noexcept nogil:
+    if a.wide:
+        return (<uint64_t *> a.slots[mt][order])[i]
+    return (<uint32_t *> a.slots[mt][order])[i]
+
+
+cdef inline void slot_set(FreeArea a, int mt, int order, count_t i, pfn_t pfn) noexcept nogil:
+    if a.wide:
+        (<uint64_t *> a.slots[mt][order])[i] = pfn
+    else:
+        (<uint32_t *> a.slots[mt][order])[i] = <uint32_t> pfn
+
+
 cdef class FreeArea:
     """Free lists of one zone, over the machine-wide mem_map and pageblock flags."""
 
@@ -47,6 +60,7 @@ cdef class FreeArea:
         self._owners = (mem_map, pageblock_flags)
         self.nr_orders = nr_orders
         self.pageblock_order = pageblock_order
+        self.wide = mm.shape[0] > (<Py_ssize_t> 1 << 32)
         memset(self.slots, 0, sizeof(self.slots))
         memset(self.nr, 0, sizeof(self.nr))
         memset(self.cap, 0, sizeof(self.cap))
@@ -60,15 +74,16 @@ cdef class FreeArea:
     # ---- list primitives ------------------------------------------------------------
     cdef int add(self, pfn_t pfn, int order, int mt) except -1 nogil:
         cdef count_t n = self.nr[mt][order]
-        cdef uint64_t *grown
+        cdef void *grown
         if n == self.cap[mt][order]:
-            grown = <uint64_t *> realloc(self.slots[mt][order], (2 * n + 64) * sizeof(uint64_t))
+            grown = realloc(self.slots[mt][order],
+                            (2 * n + 64) * (sizeof(uint64_t) if self.wide else sizeof(uint32_t)))
             if grown == NULL:
                 with gil:
                     raise MemoryError("free list growth")
             self.slots[mt][order] = grown
             self.cap[mt][order] = 2 * n + 64
-        self.slots[mt][order][n] = pfn
+        slot_set(self, mt, order, n, pfn)
         self.nr[mt][order] = n + 1
         cdef page_t *p = &self.mem_map[pfn]
         p.page_type = PGTY_BUDDY
@@ -82,8 +97,8 @@ cdef class FreeArea:
         cdef int mt = p.private & 7, order = p.order
         cdef count_t slot = p.private >> 3
         cdef count_t last = self.nr[mt][order] - 1
-        cdef pfn_t moved = self.slots[mt][order][last]
-        self.slots[mt][order][slot] = moved
+        cdef pfn_t moved = slot_get(self, mt, order, last)
+        slot_set(self, mt, order, slot, moved)
         self.mem_map[moved].private = (<uint64_t> slot << 3) | mt
         self.nr[mt][order] = last
         p.page_type = PGTY_NONE
@@ -93,7 +108,7 @@ cdef class FreeArea:
         cdef count_t n = self.nr[mt][order]
         if n == 0:
             return -1
-        cdef pfn_t pfn = self.slots[mt][order][n - 1]
+        cdef pfn_t pfn = slot_get(self, mt, order, n - 1)
         self.nr[mt][order] = n - 1
         self.mem_map[pfn].page_type = PGTY_NONE
         self.mem_map[pfn].private = 0
@@ -158,7 +173,7 @@ cdef class FreeArea:
                 fmt = FALLBACKS[mt][i]
                 if self.nr[fmt][o] == 0:
                     continue
-                pfn = self.slots[fmt][o][self.nr[fmt][o] - 1]
+                pfn = slot_get(self, fmt, o, self.nr[fmt][o] - 1)
                 if o >= self.pageblock_order:
                     # try_to_claim_block(): a free block of whole pageblocks changes
                     # type as one (change_pageblock_range()) and is split from its head.
@@ -408,7 +423,7 @@ cdef class FreeArea:
 
     def blocks(self, int mt, int order):
         """The pfns on one list, in list order."""
-        return np.array([self.slots[mt][order][i] for i in range(self.nr[mt][order])],
+        return np.array([slot_get(self, mt, order, i) for i in range(self.nr[mt][order])],
                         dtype=np.int64)
 
     def snapshot(self):

@@ -437,3 +437,34 @@ def test_import_is_fast_and_jit_free():
         assert numba == "False", "import pagecore must not import numba"
         best = float(t) if best is None else min(best, float(t))
     assert best < 0.3, f"import pagecore took {best:.3f} s"
+
+
+def test_narrow_free_lists_match_wide():
+    """Free lists keep 4-byte pfns when every pfn of the mem_map fits (phys_bits 44:
+    16 TiB of 4 KiB pages) and 8-byte ones above: the same memory hot-added at the top of
+    a 16 TiB space (pfns up to 2^32 - 1), onlined, filled, aged and compacted leaves the
+    same pages and the same lists, in list order, either way."""
+    from pagecore.compaction import compact_zone
+    from pagecore.workload import Workload
+    machines = []
+    for bits in (44, 45):
+        m = vm(phys_bits=bits)
+        m.add_memory(0, 16 * TiB - 1 * GiB, 1 * GiB, online="online_movable")
+        Workload(fill=0.5, orders={0: 0.8, 3: 0.2}, age_rounds=1, seed=5).apply(m, 0, "Movable")
+        compact_zone(m, m.zone(0, P.ZONE_MOVABLE), -1)
+        machines.append(m)
+    narrow, wide = machines
+    assert [z.free_area.wide for z in narrow.zones()] == [False] * len(narrow.zones())
+    assert all(z.free_area.wide for z in wide.zones())
+    top = (16 * TiB) >> 12
+    assert narrow.mem_map[top - (1 * GiB >> 12):top].tobytes() == \
+        wide.mem_map[top - (1 * GiB >> 12):top].tobytes()
+    for za, zb in zip(narrow.zones(), wide.zones()):
+        for mt in range(P.MIGRATE_TYPES):
+            for o in range(narrow.arch.nr_page_orders):
+                a, b = za.free_area.blocks(mt, o), zb.free_area.blocks(mt, o)
+                np.testing.assert_array_equal(a, b)
+    fa = narrow.zone(0, P.ZONE_MOVABLE).free_area
+    listed = np.concatenate([fa.blocks(mt, o) for mt in range(P.MIGRATE_TYPES)
+                             for o in range(narrow.arch.nr_page_orders)])
+    assert listed.max() > 2**32 - 2**18                  # pfns near the top of uint32
