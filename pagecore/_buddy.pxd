@@ -25,14 +25,17 @@ cdef class FreeArea:
     cdef object _owners               # keeps the two buffers above alive
     cdef public int nr_orders         # NR_PAGE_ORDERS = MAX_PAGE_ORDER + 1
     cdef public int pageblock_order
-    # the pfns of each list: uint32_t where every pfn of the mem_map fits (up to 16 TiB
-    # of 4 KiB pages: half the host memory of a zone's free lists), else uint64_t
+    # the pfns of each list: uint32_t offsets from `base` while every pfn listed so far
+    # lies in one aligned window of 2^32 pfns (16 TiB of 4 KiB pages; half the host memory
+    # of a zone's free lists), uint64_t pfns once one does not (widen())
     cdef void *slots[6][MAX_ORDERS]
     cdef readonly bint wide
+    cdef readonly pfn_t base          # the window's first pfn; -1 until the first add()
     cdef count_t nr[6][MAX_ORDERS]    # blocks on each list
     cdef count_t cap[6][MAX_ORDERS]
 
     cdef int add(self, pfn_t pfn, int order, int mt) except -1 nogil
+    cdef int widen(self) except -1 nogil
     cdef void remove(self, pfn_t pfn) noexcept nogil
     cdef pfn_t pop(self, int order, int mt) noexcept nogil
     cdef int get_mt(self, pfn_t pfn) noexcept nogil

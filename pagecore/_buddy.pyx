@@ -37,14 +37,15 @@ cdef inline bint mergeable(int mt) noexcept nogil:
 cdef inline pfn_t slot_get(FreeArea a, int mt, int order, count_t i) noexcept nogil:
     if a.wide:
         return (<uint64_t *> a.slots[mt][order])[i]
-    return (<uint32_t *> a.slots[mt][order])[i]
+    return a.base + (<uint32_t *> a.slots[mt][order])[i]
 
 
 cdef inline void slot_set(FreeArea a, int mt, int order, count_t i, pfn_t pfn) noexcept nogil:
+    # pfn is in the window when narrow (add() widens first otherwise)
     if a.wide:
         (<uint64_t *> a.slots[mt][order])[i] = pfn
     else:
-        (<uint32_t *> a.slots[mt][order])[i] = <uint32_t> pfn
+        (<uint32_t *> a.slots[mt][order])[i] = <uint32_t> (pfn - a.base)
 
 
 cdef class FreeArea:
@@ -60,7 +61,8 @@ cdef class FreeArea:
         self._owners = (mem_map, pageblock_flags)
         self.nr_orders = nr_orders
         self.pageblock_order = pageblock_order
-        self.wide = mm.shape[0] > (<Py_ssize_t> 1 << 32)
+        self.wide = False
+        self.base = -1
         memset(self.slots, 0, sizeof(self.slots))
         memset(self.nr, 0, sizeof(self.nr))
         memset(self.cap, 0, sizeof(self.cap))
@@ -75,6 +77,11 @@ cdef class FreeArea:
     cdef int add(self, pfn_t pfn, int order, int mt) except -1 nogil:
         cdef count_t n = self.nr[mt][order]
         cdef void *grown
+        if not self.wide:
+            if self.base < 0:
+                self.base = pfn & ~((<pfn_t> 1 << 32) - 1)
+            elif (pfn - self.base) >> 32:           # outside the window (or below it)
+                self.widen()
         if n == self.cap[mt][order]:
             grown = realloc(self.slots[mt][order],
                             (2 * n + 64) * (sizeof(uint64_t) if self.wide else sizeof(uint32_t)))
@@ -91,6 +98,38 @@ cdef class FreeArea:
         p.refcount = 0
         p.private = (<uint64_t> n << 3) | mt        # slot and list, for O(1) removal
         return 0
+
+    cdef int widen(self) except -1 nogil:
+        # Every list to uint64_t pfns in place of the offsets, order kept; all or nothing.
+        cdef int mt, o, k
+        cdef count_t i
+        cdef uint64_t *w[6 * MAX_ORDERS]
+        cdef uint32_t *old
+        memset(w, 0, sizeof(w))
+        for k in range(MIGRATE_TYPES * MAX_ORDERS):
+            mt, o = k // MAX_ORDERS, k % MAX_ORDERS
+            if self.cap[mt][o]:
+                w[k] = <uint64_t *> malloc(self.cap[mt][o] * sizeof(uint64_t))
+                if w[k] == NULL:
+                    for k in range(MIGRATE_TYPES * MAX_ORDERS):
+                        free(w[k])
+                    with gil:
+                        raise MemoryError("free list growth")
+        for k in range(MIGRATE_TYPES * MAX_ORDERS):
+            mt, o = k // MAX_ORDERS, k % MAX_ORDERS
+            if w[k] != NULL:
+                old = <uint32_t *> self.slots[mt][o]
+                for i in range(self.nr[mt][o]):
+                    w[k][i] = self.base + old[i]
+                free(old)
+                self.slots[mt][o] = w[k]
+        self.wide = True
+        return 0
+
+    def _widen(self):
+        """widen() now (for tests: a wide area must behave as a narrow one)."""
+        if not self.wide:
+            self.widen()
 
     cdef void remove(self, pfn_t pfn) noexcept nogil:
         cdef page_t *p = &self.mem_map[pfn]

@@ -439,32 +439,46 @@ def test_import_is_fast_and_jit_free():
     assert best < 0.3, f"import pagecore took {best:.3f} s"
 
 
-def test_narrow_free_lists_match_wide():
-    """Free lists keep 4-byte pfns when every pfn of the mem_map fits (phys_bits 44:
-    16 TiB of 4 KiB pages) and 8-byte ones above: the same memory hot-added at the top of
-    a 16 TiB space (pfns up to 2^32 - 1), onlined, filled, aged and compacted leaves the
-    same pages and the same lists, in list order, either way."""
+def test_free_lists_narrow_and_wide_agree():
+    """Free lists keep 4-byte offsets while a zone's free blocks lie in one aligned window
+    of 2^32 pfns (16 TiB of 4 KiB pages) and widen to 8-byte pfns when one does not: the
+    same memory at the top of the second window (pfns up to 2^33 - 1), filled, aged and
+    compacted, leaves the same pages and lists, in list order, with lists narrow or
+    widened from the start; memory added past the window widens the zone's lists, which
+    still agree with the pages."""
     from pagecore.compaction import compact_zone
     from pagecore.workload import Workload
     machines = []
-    for bits in (44, 45):
-        m = vm(phys_bits=bits)
-        m.add_memory(0, 16 * TiB - 1 * GiB, 1 * GiB, online="online_movable")
+    for widen in (False, True):
+        m = vm(phys_bits=46)
+        if widen:
+            for z in m.zones():
+                z.free_area._widen()
+        m.add_memory(0, 32 * TiB - 1 * GiB, 1 * GiB, online="online_movable")
         Workload(fill=0.5, orders={0: 0.8, 3: 0.2}, age_rounds=1, seed=5).apply(m, 0, "Movable")
         compact_zone(m, m.zone(0, P.ZONE_MOVABLE), -1)
         machines.append(m)
     narrow, wide = machines
-    assert [z.free_area.wide for z in narrow.zones()] == [False] * len(narrow.zones())
+    assert not any(z.free_area.wide for z in narrow.zones())
     assert all(z.free_area.wide for z in wide.zones())
-    top = (16 * TiB) >> 12
+    top = (32 * TiB) >> 12
     assert narrow.mem_map[top - (1 * GiB >> 12):top].tobytes() == \
         wide.mem_map[top - (1 * GiB >> 12):top].tobytes()
+    orders = range(narrow.arch.nr_page_orders)
     for za, zb in zip(narrow.zones(), wide.zones()):
         for mt in range(P.MIGRATE_TYPES):
-            for o in range(narrow.arch.nr_page_orders):
-                a, b = za.free_area.blocks(mt, o), zb.free_area.blocks(mt, o)
-                np.testing.assert_array_equal(a, b)
+            for o in orders:
+                np.testing.assert_array_equal(za.free_area.blocks(mt, o),
+                                              zb.free_area.blocks(mt, o))
     fa = narrow.zone(0, P.ZONE_MOVABLE).free_area
-    listed = np.concatenate([fa.blocks(mt, o) for mt in range(P.MIGRATE_TYPES)
-                             for o in range(narrow.arch.nr_page_orders)])
-    assert listed.max() > 2**32 - 2**18                  # pfns near the top of uint32
+    listed = np.concatenate([fa.blocks(mt, o) for mt in range(P.MIGRATE_TYPES) for o in orders])
+    assert fa.base == 2**32 and listed.max() > 2**33 - 2**18   # near the window's top
+    narrow.add_memory(0, 32 * TiB, 1 * GiB, online="online_movable")     # the next window
+    assert fa.wide and not narrow.zone(0, P.ZONE_NORMAL).free_area.wide
+    for mt in range(P.MIGRATE_TYPES):
+        for o in orders:
+            pfns = fa.blocks(mt, o)
+            assert (narrow.mem_map["page_type"][pfns] == P.PGTY_BUDDY).all()
+            assert (narrow.mem_map["order"][pfns] == o).all()
+    assert sum(len(fa.blocks(mt, o)) << o for mt in range(P.MIGRATE_TYPES)
+               for o in orders) == fa.nr_free_pages(True)
