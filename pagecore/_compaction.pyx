@@ -238,7 +238,8 @@ cdef pfn_t isolate_migratepages_block_impl(
         scanned += 1
         p = &mem_map[low_pfn]
         if p.page_type == PGTY_VMEMMAP:             # seed v3: pass the run, silently
-            low_pfn += vmemmap_nr_pages(mem_map, low_pfn)
+            nr = vmemmap_nr_pages(mem_map, low_pfn)
+            low_pfn += nr if nr > 0 else 1          # a run that ended before it: pass one
             continue
         if valid < 0 and (low_pfn & pb_mask) == 0:  # isolation_suitable()
             if not ignore_skip_hint and pageblock_flags[low_pfn >> pageblock_order] & PB_migrate_skip:

@@ -163,6 +163,7 @@ def offline_isolated_pages(page_t[::1] mem_map, FreeArea free_area, pfn_t start_
 # isolation scanners (mm/page_isolation.c, mm/memory_hotplug.c)
 # ---------------------------------------------------------------------------------------
 cdef pfn_t vmemmap_nr_pages(const page_t *mem_map, pfn_t pfn) noexcept nogil:
+    # 0 for a tail past its head's run (corrupt metadata): callers must not step by it.
     cdef const vmemmap_page_t *vm = <const vmemmap_page_t *> &mem_map[pfn]
     cdef const vmemmap_page_t *head
     if vm.flags & PG_head:
@@ -280,8 +281,13 @@ cdef inline pfn_t hup_step(const page_t *mem_map, pfn_t pfn, bint zone_movable,
                            bint memory_offline, bint *bad) noexcept nogil:
     # One iteration of the original has_unmovable_pages() loop at `pfn`.
     cdef const page_t *p = &mem_map[pfn]
+    cdef pfn_t k
     if p.page_type == PGTY_VMEMMAP:                 # v3: vmemmap runs never make it unmovable
-        return pfn + vmemmap_nr_pages(mem_map, pfn)
+        k = vmemmap_nr_pages(mem_map, pfn)
+        if k == 0:                                  # a run that ended before it: corrupt,
+            bad[0] = True                           # the twins' stop (the kernel would
+            return pfn                              # loop on it)
+        return pfn + k
     if p.flags & PG_reserved:
         bad[0] = True
         return pfn
@@ -343,8 +349,12 @@ cdef inline int smp_step(const page_t *mem_map, pfn_t *pfn) noexcept nogil:
     # One iteration of the original scan_movable_pages() loop: 1 found (0), 2 -EBUSY, else
     # *pfn advanced.
     cdef const page_t *p = &mem_map[pfn[0]]
+    cdef pfn_t k
     if p.page_type == PGTY_VMEMMAP:
-        pfn[0] += vmemmap_nr_pages(mem_map, pfn[0])
+        k = vmemmap_nr_pages(mem_map, pfn[0])
+        if k == 0:                                  # a run that ended before it: -EBUSY
+            return 2
+        pfn[0] += k
         return 0
     if p.flags & (PG_lru | PG_movable):
         return 1
@@ -402,8 +412,8 @@ cdef inline bint tpi_step(const page_t *mem_map, pfn_t *pfn) noexcept nogil:
     cdef const page_t *p = &mem_map[pfn[0]]
     if p.page_type == PGTY_BUDDY:
         pfn[0] += 1 << p.order
-    elif p.page_type == PGTY_VMEMMAP:
-        pfn[0] += vmemmap_nr_pages(mem_map, pfn[0])
+    elif p.page_type == PGTY_VMEMMAP and vmemmap_nr_pages(mem_map, pfn[0]):
+        pfn[0] += vmemmap_nr_pages(mem_map, pfn[0])  # (a run that ended before it: offender)
     elif p.flags & PG_hwpoison or (p.page_type == PGTY_OFFLINE and p.refcount == 0):
         pfn[0] += 1
     else:

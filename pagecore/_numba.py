@@ -176,7 +176,10 @@ def _has_unmovable_pages(mm, start_pfn, end_pfn, zone_movable, memory_offline):
     while pfn < end_pfn:
         p = mm[pfn]
         if p.page_type == _PGTY_VMEMMAP:
-            pfn += _vmemmap_nr_pages(mm, pfn)
+            k = _vmemmap_nr_pages(mm, pfn)
+            if k == 0:                      # a run that ended before it: an offender
+                return pfn
+            pfn += k
             continue
         if p.flags & _PG_reserved:
             return pfn
@@ -210,7 +213,10 @@ def _scan_movable_pages(mm, start_pfn, end_pfn):
     while pfn < end_pfn:
         p = mm[pfn]
         if p.page_type == _PGTY_VMEMMAP:
-            pfn += _vmemmap_nr_pages(mm, pfn)
+            k = _vmemmap_nr_pages(mm, pfn)
+            if k == 0:                      # a run that ended before it: -EBUSY
+                return -_EBUSY, pfn
+            pfn += k
             continue
         if p.flags & _PG_movable_lru:
             return 0, pfn
@@ -237,8 +243,8 @@ def _test_pages_isolated(mm, pbf, start_pfn, end_pfn, pageblock_order):
         p = mm[pfn]
         if p.page_type == _PGTY_BUDDY:
             pfn += np.int64(1) << np.int64(p.order)
-        elif p.page_type == _PGTY_VMEMMAP:
-            pfn += _vmemmap_nr_pages(mm, pfn)
+        elif p.page_type == _PGTY_VMEMMAP and _vmemmap_nr_pages(mm, pfn):
+            pfn += _vmemmap_nr_pages(mm, pfn)   # (a run that ended before it: offender)
         elif (p.flags & _PG_hwpoison) or (p.page_type == _PGTY_OFFLINE and p.refcount == 0):
             pfn += 1
         else:

@@ -93,7 +93,8 @@ def _isolate_migratepages_block(mm, pbf, low_pfn, end_pfn, pbo, ignore_skip_hint
         scanned += 1
         p = mm[low_pfn]
         if p.page_type == _PGTY_VMEMMAP:
-            low_pfn += _vmemmap_nr_pages(mm, low_pfn)
+            nr = _vmemmap_nr_pages(mm, low_pfn)
+            low_pfn += nr if nr > 0 else 1          # a run that ended before it: pass one
             continue
         if valid < 0 and (low_pfn & pb_mask) == 0:
             if not ignore_skip_hint and (pbf[low_pfn >> pbo] & _PB_skip):

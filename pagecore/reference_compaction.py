@@ -110,7 +110,8 @@ def _migrate_kinds(mem_map, low, end, pageblock_order, cc_order, alloc_contig):
     vm = ptype == PGTY_VMEMMAP
     vm_step = np.zeros(pfns.shape, dtype=np.int64)
     if vm.any():
-        vm_step[vm] = _vmemmap_nr_pages(mem_map, pfns[vm])
+        # a run that ended before the page (corrupt): pass one, as the kernels do
+        vm_step[vm] = np.maximum(_vmemmap_nr_pages(mem_map, pfns[vm]), 1)
     too_big = (((cc_order != -1) & (order >= cc_order)) | (order >= pageblock_order))
     not_isolated = (flags & PG_isolated) == 0
     conditions = [vm,

@@ -33,7 +33,8 @@ from pagecore._page import (FLAGS_MASK, MAX_NR_ZONES, MIGRATE_CMA, MIGRATE_HIGHA
                             PB_migrate_isolate, PB_migrate_skip, PG_head, PG_hwpoison, PG_isolated, PG_lru,
                             PG_movable, PG_reserved, PG_tail, PG_vmemmap_self_hosted,
                             PGTY_BUDDY, PGTY_NONE, PGTY_OFFLINE, PGTY_SLAB, PGTY_TABLE,
-                            ZONES_PGSHIFT)
+                            PGTY_VMEMMAP, ZONES_PGSHIFT)
+from pagecore import compaction as C
 from pagecore.backends import BACKENDS, KERNELS, get_backend
 
 MAX_PFNS = 4096
@@ -834,6 +835,34 @@ def test_block_fast_paths_match_the_reference(backends, seed, mode, nr_offenders
                     _kernels._scan_movable_pages_mt(m.mem_map, a, b, threads, chunk),
                     _kernels._test_pages_isolated_mt(m.mem_map, pbf, a, b, 6, threads,
                                                      chunk)] == [want[0], want[3], want[4]]
+
+
+def test_vmemmap_run_ending_before_a_page_stops_no_scan_forever(backends):
+    """Overlapping vmemmap runs (two v3 marks, the second over the first's tail) leave a
+    tail whose distance back to its head equals the head's run length: 0 pages left.
+    The kernel's loops would step by 0 forever; every backend's isolation scans stop there
+    (an offender, -EBUSY) and the migrate scanners pass it as one page, alike (found by
+    hypothesis: block_friendly_machine(10911, "offline", nr_offenders=3))."""
+    from pagecore import _compaction, reference_compaction
+    m = block_friendly_machine(10911, "offline", nr_offenders=3)
+    mm, n = m.mem_map, m.n
+    pbf = np.full(n >> 6, PB_migrate_isolate | MIGRATE_MOVABLE, np.uint8)
+    results = {}
+    for name, k in backends.items():
+        results[name] = [k.has_unmovable_pages(mm, 0, n, False, True),
+                         k.scan_movable_pages(mm, 0, n),
+                         k.test_pages_isolated(mm, pbf, 0, n, 6)]
+    assert results["cython"] == results["numba"] == results["numpy"]
+    stop = results["numpy"][0]
+    assert mm["page_type"][stop] == PGTY_VMEMMAP                  # the corrupt tail
+    got = []
+    for k in (_compaction, reference_compaction, C.get_compaction_backend("numba")):
+        pages, flags = mm.copy(), np.full(n >> 6, MIGRATE_MOVABLE, np.uint8)
+        out = np.full(n, -1, np.int64)
+        r = k.isolate_migratepages_block(pages, flags, stop - 1, stop + 64, 6, True, out,
+                                         -1, True, False)
+        got.append((tuple(int(x) for x in r), out.tolist(), pages.tobytes()))
+    assert got[0] == got[1] == got[2]
 
 
 def test_block_fast_paths_pass_what_they_should():
