@@ -284,9 +284,9 @@ cdef inline pfn_t hup_step(const page_t *mem_map, pfn_t pfn, bint zone_movable,
     cdef pfn_t k
     if p.page_type == PGTY_VMEMMAP:                 # v3: vmemmap runs never make it unmovable
         k = vmemmap_nr_pages(mem_map, pfn)
-        if k == 0:                                  # a run that ended before it: corrupt,
-            bad[0] = True                           # the twins' stop (the kernel would
-            return pfn                              # loop on it)
+        if k == 0:                                  # a run that ended before it: corrupt
+            bad[0] = True                           # metadata, a step that never ends;
+            return pfn                              # the twins' stop
         return pfn + k
     if p.flags & PG_reserved:
         bad[0] = True

@@ -840,7 +840,7 @@ def test_block_fast_paths_match_the_reference(backends, seed, mode, nr_offenders
 def test_vmemmap_run_ending_before_a_page_stops_no_scan_forever(backends):
     """Overlapping vmemmap runs (two v3 marks, the second over the first's tail) leave a
     tail whose distance back to its head equals the head's run length: 0 pages left.
-    The kernel's loops would step by 0 forever; every backend's isolation scans stop there
+    A loop stepping by it never ends; every backend's isolation scans stop there
     (an offender, -EBUSY) and the migrate scanners pass it as one page, alike (found by
     hypothesis: block_friendly_machine(10911, "offline", nr_offenders=3))."""
     from pagecore import _compaction, reference_compaction
