@@ -29,8 +29,8 @@ from libc.stdlib cimport malloc, realloc, free
 from libc.string cimport memset
 from pagecore._scanblock cimport (pc_blk_init, pc_blk_align, PC_PG_ISOLATED, pc_cview_t,
                                   pc_cblk_max_level, pc_cblk_select, pc_cblk_level,
-                                  pc_cview_at, pc_view_isolatable, pc_mig_block,
-                                  pc_free_block)
+                                  pc_cview_at, pc_view_isolatable, pc_popcount64,
+                                  pc_mig_block, pc_free_block)
 import os
 
 pc_blk_init()           # this module's copy of the block tables (static in the header)
@@ -45,10 +45,8 @@ cdef inline pfn_t folio_end(const page_t *p, pfn_t pfn) noexcept nogil:
 cdef extern from *:
     """
     static inline int pcc_ctz64(uint64_t x) { return __builtin_ctzll(x); }
-    static inline int pcc_popcount64(uint64_t x) { return __builtin_popcountll(x); }
     """
     int ctz64 "pcc_ctz64"(uint64_t x) noexcept nogil
-    int popcount64 "pcc_popcount64"(uint64_t x) noexcept nogil
 
 cdef enum:
     FBLK = 64                         # pages per block of the scanners' block paths
@@ -194,7 +192,7 @@ cdef pfn_t isolate_migratepages_block_impl(
                         take |= iso & ((<uint64_t> 1) << (stop - b))
                         q = jump_next(&mem_map[stop], stop, (iso >> (stop - b)) & 1,
                                       alloc_contig, skip_order)
-                    if popcount64(take) < capacity - n:
+                    if pc_popcount64(take) < capacity - n:
                         n = isolate_bits(mem_map, b, take, out_pfns, n, capacity, &h)
                         scanned += q - low_pfn
                         low_pfn = q

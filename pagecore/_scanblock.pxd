@@ -601,10 +601,10 @@ cdef extern from *:
         const __m512i od = _mm512_loadu_si512(v->od);
         __m512i pfn = _mm512_add_epi64(_mm512_set1_epi64(b),
                                        _mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7));
-        __m512i idx = pfn, o, pages = _mm512_setzero_si512();
+        __m512i idx = _mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7), o;
+        __m512i pages = _mm512_setzero_si512();
         __mmask8 k, m;
         int c, n;
-        idx = _mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7);
         for (c = 0; c < 8; c++) {
             k = (__mmask8) (rec >> (8 * c));
             n = _mm_popcnt_u32(k);
@@ -762,6 +762,7 @@ cdef extern from *:
     void pc_cview_at(int level, const page_t *pages, uint32_t skip_order,
                      pc_cview_t *v) noexcept nogil
     uint64_t pc_view_isolatable(const pc_cview_t *v) noexcept nogil
+    int pc_popcount64(uint64_t x) noexcept nogil
     int pc_mig_block(page_t *pages, int64_t b, int entry, uint32_t skip_order, int64_t room,
                      int64_t *out_pfns, uint64_t *take, pc_cview_t *v) noexcept nogil
     int pc_free_block(const page_t *pages, int64_t b, int entry, int64_t room,
