@@ -17,15 +17,9 @@ import time
 
 from pagecore import scenario
 from pagecore.validate import kernels
-from pagecore.validate.record import record
-
-RUNS_DIR = os.path.join(os.path.dirname(__file__), "runs")
+from pagecore.validate.record import RUNS_DIR, record, run_name
 SCENARIOS = ("kv-one-block", "kv-multi-block", "kv-large", "kv-many", "kv-small-offline",
              "kv-small-movable", "default")
-
-
-def run_name(scn, series, mode):
-    return f"{scn}--{series}--mom{mode}.json"
 
 
 def _one(name, series, mode, out):
