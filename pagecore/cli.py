@@ -10,6 +10,7 @@
     pagecore plot overhead|balloon RESULT.json|RESULTS.csv --out FILE.png
     pagecore validate [SCENARIO] [--kernel 6.12] [--memmap-on-memory 0|1|force]
                       [--from RUN.json | --recorded] [--out RUN.json] [--json] [--all]
+    pagecore calibrate --proc DIR | --from RUN.json [--kernel 6.12] [--out FILE]
 
 SCENARIO is a built-in name (`pagecore scenarios`) or a path to a .toml file; without one,
 `compare` runs the built-in "default". Errors print one line, "pagecore: error: ...", and
@@ -17,6 +18,9 @@ exit with status 2. A progress bar goes to stderr when it is a terminal (off wit
 `export-sysfs` and `plot` use pagecore.sysfs (export_sysfs) and pagecore.plots
 (plot_memory_map, plot_overhead, plot_balloon_limit), loaded only when used, with a
 clear error when they (or matplotlib) are missing.
+`calibrate` prints the [machine] table (pagecore.validate.calibrate) that reproduces the
+machine whose meminfo, zoneinfo, iomem, ... are in DIR (or a recorded run's baseline),
+with what was assumed as comments.
 """
 from __future__ import annotations
 
@@ -266,6 +270,30 @@ def cmd_validate(args):
     return 0 if res["ok"] else 1
 
 
+def cmd_calibrate(args):
+    from pagecore.validate import calibrate as cal
+    if bool(args.proc) == bool(args.from_run):
+        raise ConfigError("calibrate: give exactly one of --proc DIR or --from RUN.json")
+    if args.proc:
+        cfg, notes = cal.calibrate_dir(args.proc, kernel=args.kernel)
+    else:
+        try:
+            with open(args.from_run) as f:
+                rec = json.load(f)
+        except (OSError, ValueError) as e:
+            raise ConfigError(f"calibrate --from {args.from_run}: cannot read a recorded run: {e}") from None
+        notes = []
+        cfg = cal.from_record(rec, notes)
+    text = cal.machine_toml(cfg, notes)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(text)
+        sys.stdout.write(f"{args.out}\n")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 # ---- argument parsing ------------------------------------------------------------------
 class _Parser(argparse.ArgumentParser):
     def error(self, message):
@@ -356,6 +384,16 @@ def build_parser():
     p.add_argument("--step", type=int, help="map: stop after this step")
     _scenario_opts(p)
     p.set_defaults(fn=cmd_plot)
+
+    p = sub.add_parser("calibrate", help="the [machine] table that reproduces a real machine "
+                                         "(from its /proc files)")
+    p.add_argument("--proc", metavar="DIR", help="directory with meminfo, zoneinfo and optionally "
+                   "vmstat, iomem, dmesg, sys/devices/system/memory/")
+    p.add_argument("--from", dest="from_run", metavar="RUN.json",
+                   help="a run recorded by pagecore.validate (its baseline)")
+    p.add_argument("--kernel", help="kernel version (default: inferred from the files)")
+    p.add_argument("--out", help="write the table to FILE instead of stdout")
+    p.set_defaults(fn=cmd_calibrate)
     return ap
 
 

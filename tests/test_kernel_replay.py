@@ -23,7 +23,6 @@ import pytest
 from pagecore.validate import compare as vc
 from pagecore.validate.record import RUNS_DIR
 
-pytest.importorskip("pagecore.validate.calibrate")   # TEMPORARY until calibration lands
 
 RUNS = sorted(glob.glob(os.path.join(RUNS_DIR, "*.json")))
 IDS = [os.path.basename(p).removesuffix(".json") for p in RUNS]
