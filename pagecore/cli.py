@@ -28,6 +28,7 @@ import argparse
 import importlib
 import importlib.util
 import json
+import os
 import sys
 import time
 
@@ -247,6 +248,17 @@ def cmd_validate(args):
     print kernel and pagecore side by side; exit 1 when an exact quantity differs."""
     from pagecore.validate import compare as vc
     from pagecore.validate import record as vr
+    if args.summary:
+        paths = sorted(os.path.join(vr.RUNS_DIR, f) for f in os.listdir(vr.RUNS_DIR)
+                       if f.endswith(".json"))
+        results = [vc.compare(vr.load_run(p)) for p in paths]
+        rows = vc.summarize(results)
+        if args.json:
+            json.dump(rows, sys.stdout, indent=1)
+            sys.stdout.write("\n")
+        else:
+            sys.stdout.write(vc.format_summary(rows) + "\n")
+        return 0 if all(r["ok"] for r in results) else 1
     if args.from_:
         rec = vr.load_run(args.from_)
     elif args.recorded:
@@ -368,6 +380,8 @@ def build_parser():
     p.add_argument("--out", metavar="RUN.json", help="also write the recorded run here")
     p.add_argument("--timeout", type=float, default=900, help="wall-clock limit of the guest (s)")
     p.add_argument("--all", action="store_true", help="print every row, not only changes")
+    p.add_argument("--summary", action="store_true",
+                   help="one line per recorded run in the package: what matches, per quantity")
     p.add_argument("--json", action="store_true")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _scenario_opts(p)

@@ -193,3 +193,48 @@ def _fmt(v):
     if isinstance(v, list):
         return "(" + ",".join(map(str, v)) + ")"
     return "-" if v is None else str(v)
+
+
+CATEGORIES = (
+    ("zone spans", lambda w: w.endswith(("spanned", "present", "managed", "start_pfn"))),
+    ("MemTotal", lambda w: w == "MemTotal kB"),
+    ("nr_memmap_pages", lambda w: w == "nr_memmap_pages"),
+    ("watermarks", lambda w: w.endswith((" min", " low", " high"))),
+    ("protection", lambda w: w.endswith("protection")),
+    ("min_free_kbytes", lambda w: w == "min_free_kbytes"),
+    ("block states", lambda w: w.startswith("block ")),
+    ("failed ops", lambda w: w == "error"),
+    ("free changes", lambda w: w.endswith("(change)")),
+)
+
+
+def summarize(results):
+    """One row per compared run: per category, "equal/total" (or "within/total")."""
+    rows = []
+    for res in results:
+        row = {"run": f"{res['scenario']} {res['series']} mom={res['memmap_on_memory']}",
+               "guest": res["guest_result"]["status"]}
+        for name, pred in CATEGORIES:
+            good = total = 0
+            for op in res["ops"]:
+                for r in op["rows"]:
+                    if pred(r["what"]):
+                        total += 1
+                        good += r["status"] in ("=", "within")
+            row[name] = (good, total)
+        rows.append(row)
+    return rows
+
+
+def format_summary(rows):
+    names = [n for n, _ in CATEGORIES]
+    w = max(len(r["run"]) for r in rows)
+    head = f"{'run':{w}} {'guest':6} " + " ".join(f"{n:>15}" for n in names)
+    out = [head]
+    for r in rows:
+        cells = []
+        for n in names:
+            g, t = r[n]
+            cells.append(f"{('all ' + str(t)) if g == t else f'{g}/{t}':>15}")
+        out.append(f"{r['run']:{w}} {r['guest']:6} " + " ".join(cells))
+    return "\n".join(out)
