@@ -462,8 +462,14 @@ cdef class FreeArea:
 
     def blocks(self, int mt, int order):
         """The pfns on one list, in list order."""
-        return np.array([slot_get(self, mt, order, i) for i in range(self.nr[mt][order])],
-                        dtype=np.int64)
+        if not 0 <= mt < MIGRATE_TYPES or not 0 <= order < self.nr_orders:
+            raise ValueError(f"no free list ({mt}, {order})")
+        cdef count_t n = self.nr[mt][order], i
+        out = np.empty(n, dtype=np.int64)
+        cdef pfn_t[::1] o = out
+        for i in range(n):
+            o[i] = slot_get(self, mt, order, i)
+        return out
 
     def snapshot(self):
         """A comparable image of every list (as sorted pfn arrays)."""

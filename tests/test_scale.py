@@ -132,7 +132,7 @@ class PerSectionMachine(Machine):
             done.append((sec, new_g, new_t))
             for t in self._tables_of_section(sec):
                 if t not in self.vmemmap_tables:
-                    got = self.alloc_pages(nid, 0, "kernel", 1, owner=2)
+                    got = self._alloc_pages(nid, 0, "kernel", 1, M.OWNER_VMEMMAP)
                     if not len(got):
                         raise OutOfMemoryError(f"add_memory: no page for a vmemmap page table "
                                                f"(section {sec}): -ENOMEM")
