@@ -527,8 +527,10 @@ class Machine:
                     "memblock_free_all() would free nothing")
         self.setup_per_zone_wmarks()
         # What the running kernel holds after boot (slab, page cache, ...).
-        for nid, _ in enumerate(cfg.nodes):
-            share = 1 / len(cfg.nodes)
+        # spread over the nodes that have memory: a memoryless node holds none of it
+        with_mem = [nid for nid, nc in enumerate(cfg.nodes) if nc.boot]
+        for nid in with_mem:
+            share = 1 / len(with_mem)
             for gfp, nbytes in (("kernel", cfg.boot_used_unmovable), ("movable", cfg.boot_used_movable)):
                 n = int(self.pfn(int(nbytes * share)))
                 if n:

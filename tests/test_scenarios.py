@@ -8,9 +8,21 @@ import pytest
 
 from pagecore import GiB, MiB, ConfigError
 from pagecore.report import compare
-from pagecore.scenario import builtin_names, load
+from pagecore.scenario import Scenario, builtin_names, load
 
 SELF_HOSTED = ["range", "block-5.13", "block-6.6", "block", "force"]
+
+
+@pytest.fixture(autouse=True)
+def check_every_step(monkeypatch):
+    """Machine.check() after the boot and every step of every scenario run here (compare()
+    runs them through Scenario.run too)."""
+    run = Scenario.run
+
+    def checked(self, strategy, **kw):
+        kw.setdefault("check", True)
+        return run(self, strategy, **kw)
+    monkeypatch.setattr(Scenario, "run", checked)
 
 
 def test_builtin_scenarios_are_the_documented_five():
