@@ -1957,25 +1957,38 @@ class Machine:
 
     def snapshot(self):
         """Everything observable, for before/after comparisons of failed operations."""
+        return self._snapshot(digest=True)
+
+    def _snapshot(self, digest):
+        """snapshot(); with digest=False the pages are kept as arrays (one per run of
+        sections) instead of hashed, for callers that compare often (the fuzz tests)."""
         h = hashlib.sha256()
+        runs = []
         pps = self.arch.pages_per_section
-        for sec in np.nonzero(self.sections)[0]:
-            pages = self.mem_map[int(sec) * pps:(int(sec) + 1) * pps].copy()
+        # one run of sections with a nonzero word at a time (the digest is that of the
+        # sections' pages in order, however they are cut)
+        for s0, s1 in _runs(self.sections != 0):
+            w = self.mem_map[s0 * pps:s1 * pps].view(np.uint64).reshape(-1, 2).copy()
             # Free-list positions are not state (the lists are compared below as sorted
             # pfn sets): a buddy head's `private` is its list slot, and `order` of a free
             # page that is not a buddy head is stale (buddy_order() is only meaningful with
-            # PageBuddy), so both are masked.
-            buddy = pages["page_type"] == P.PGTY_BUDDY
-            pages["private"][buddy] = 0
-            pages["order"][(pages["page_type"] == P.PGTY_NONE) & (pages["refcount"] == 0)] = 0
-            h.update(pages.tobytes())
-        h.update(self.pageblock_flags.tobytes())
-        h.update(self.sections.tobytes())
-        h.update(self.section_nid.tobytes())
-        h.update(self.blocks.tobytes())
+            # PageBuddy), so both are masked. Word 0 is flags | page_type << 32 |
+            # order << 40 | refcount << 48 (_page.pxd), word 1 private.
+            ptype = (w[:, 0] >> np.uint64(32)) & np.uint64(0xFF)
+            w[ptype == P.PGTY_BUDDY, 1] = 0
+            stale = (ptype == P.PGTY_NONE) & ((w[:, 0] >> np.uint64(48)) == 0)
+            w[stale, 0] &= ~np.uint64(0xFF << 40)
+            if digest:
+                h.update(memoryview(w).cast("B"))
+            else:
+                runs.append((s0, w))
+        tail = (self.pageblock_flags.tobytes() + self.sections.tobytes() +
+                self.section_nid.tobytes() + self.blocks.tobytes())
+        if digest:
+            h.update(tail)
         zones = [(z.counters(), tuple(z.watermark), sorted(z.free_area.snapshot().items()))
                  for z in self.zones()]
-        return {"hash": h.hexdigest(), "zones": zones,
+        return {"hash": h.hexdigest() if digest else (runs, tail), "zones": zones,
                 "granules": dict(self.vmemmap_granules), "tables": dict(self.vmemmap_tables),
                 "ranges": sorted(self.ranges), "memmap": self.memmap_summary()}
 
