@@ -397,20 +397,33 @@ class Machine:
         return f"[mem {start_pfn << ps:#018x}-{((start_pfn + nr_pages) << ps) - 1:#018x}]"
 
     def pfn(self, addr):
-        return addr >> self.arch.page_shift
+        return _int_arg(addr, "address") >> self.arch.page_shift
 
     def block_id(self, pfn):
-        return pfn // self.block_pages
+        return _int_arg(pfn, "pfn") // self.block_pages
 
     def blocks_in(self, start_pfn, nr_pages):
+        start_pfn = _int_arg(start_pfn, "blocks_in: start_pfn", 0, self.max_pfn + 1)
+        nr_pages = _int_arg(nr_pages, "blocks_in: nr_pages", 0, self.max_pfn - start_pfn + 1)
         return self.blocks[start_pfn // self.block_pages:(start_pfn + nr_pages) // self.block_pages]
 
     def range_at(self, pfn):
+        pfn = _int_arg(pfn, "range_at: pfn", 0, self.max_pfn)
         rid = self.blocks["range_id"][self.block_id(pfn)]
         return self.ranges.get(int(rid))
 
     def zone(self, nid, zid):
+        self._check_nid(nid)
+        zid = _int_arg(zid, "zone index", 0, P.MAX_NR_ZONES, cls=ConfigError)
         return self.nodes[nid].zones[zid]
+
+    def own_zone(self, zone, what="zone"):
+        """`zone` if it is one of this machine's zones, else ConfigError (a Zone of
+        another machine would read these arrays with its spans)."""
+        if not isinstance(zone, Zone) or not (0 <= zone.nid < len(self.nodes)) or \
+                self.nodes[zone.nid].zones[zone.zid] is not zone:
+            raise ConfigError(f"{what}={zone!r} is not a zone of this machine")
+        return zone
 
     def zones(self):
         return [z for node in self.nodes for z in node.zones]
@@ -1231,6 +1244,8 @@ class Machine:
     # ==================================================================================
     def zone_for_pfn_range(self, online_type, nid, start_pfn, nr_pages):
         """zone_for_pfn_range() with the default "contig-zones" policy."""
+        online_type = self._parse_online_type(online_type)
+        self._check_nid(nid)
         node = self.nodes[nid]
         if online_type == MMOP_ONLINE_KERNEL:
             return self._default_kernel_zone(nid, start_pfn, nr_pages)
@@ -1434,8 +1449,7 @@ class Machine:
         pb = a.pageblock_nr_pages
         start_pfn = _int_arg(start_pfn, "offline_pages: start_pfn", 0, self.max_pfn)
         nr_pages = _int_arg(nr_pages, "offline_pages: nr_pages", 1, self.max_pfn - start_pfn + 1)
-        if not isinstance(zone, Zone) or zone is not self.zone(zone.nid, zone.zid):
-            raise ConfigError(f"offline_pages: zone={zone!r} is not a zone of this machine")
+        self.own_zone(zone, "offline_pages: zone")
         end = start_pfn + nr_pages
         rows = self.blocks[start_pfn // self.block_pages:-(-end // self.block_pages)]
         if ((rows["state"] != MEM_GOING_OFFLINE) | (rows["zone"] != zone.zid)

@@ -364,6 +364,10 @@ class Scenario:
         With `check`, Machine.check() runs after the boot and after every step (a failed
         step too: a refused call must leave the machine consistent), and its
         InvariantError propagates instead of being recorded."""
+        if stop_after is not None and (not isinstance(stop_after, int) or isinstance(stop_after, bool)
+                                       or stop_after < 0):
+            raise ConfigError(f"{self.path}: stop_after={stop_after!r}: expected a step number "
+                              f"(0 = right after boot; the scenario has {len(self.steps)} steps)")
         run = Run(strategy, steps=self.steps)
         t0, c0 = time.perf_counter(), time.process_time()
         cfg = self.machine_config(strategy)

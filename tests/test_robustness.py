@@ -540,3 +540,26 @@ def test_merge_across_pageblocks_retags_the_buddy():
     assert h in fa.blocks(P.MIGRATE_MOVABLE, 10)
     assert m.pageblock_flags[(h >> pbo) + 1] == P.MIGRATE_MOVABLE
     m.check()
+
+
+@pytest.mark.parametrize("call", [
+    lambda m: __import__("pagecore.procfs").procfs.pageblock_counts(m, 3),
+    lambda m: __import__("pagecore.procfs").procfs.pageblock_counts(m, Machine().zone(0, 1)),
+    lambda m: __import__("pagecore.compaction").compaction.compact_zone(m, m.zone(0, 1), 2.5),
+    lambda m: __import__("pagecore.compaction").compaction.compact_zone(m, (0, "Nowhere"), 3),
+    lambda m: __import__("pagecore.compaction").compaction.alloc_contig_range(m, 10.5, 20),
+    lambda m: __import__("pagecore.compaction").compaction.alloc_contig_pages(m, 512.0),
+    lambda m: __import__("pagecore.compaction").compaction.free_contig_range(m, "a", 3),
+    lambda m: __import__("pagecore.compaction").compaction.count_gigantic_pages(m, 9.0),
+    lambda m: __import__("pagecore.scenario").scenario.load("default").run("boot", stop_after="1"),
+    lambda m: m.zone(5, 1),
+    lambda m: m.zone(0, 4),
+    lambda m: m.blocks_in(1.5, 3),
+    lambda m: m.range_at(m.max_pfn),
+    lambda m: m.zone_for_pfn_range(7, 0, 0, 10),
+    lambda m: m.pfn(1.5),
+])
+def test_views_and_scenarios_refuse_bad_arguments(call):
+    """The views, compaction and scenario entry points: PagecoreError, nothing changed."""
+    m = fresh()
+    assert_fails_unchanged(m, PagecoreError, call, m)
