@@ -258,8 +258,13 @@ cdef class FreeArea:
         return 0
 
     cdef int split_large_buddy_at(self, pfn_t pfn) except -1 nogil:
-        """split_large_buddy(): a free block larger than a pageblock covering `pfn` is cut
-        into pageblock-sized blocks, each listed under its own pageblock's migratetype."""
+        """find_large_buddy() + split_large_buddy(): a free block larger than a pageblock
+        covering `pfn` is cut into pageblock-sized blocks, each freed again with
+        __free_one_page() under its own pageblock's migratetype, in ascending order, so
+        the pieces that may merge merge again (with MAX_PAGE_ORDER >= pageblock_order + 2,
+        isolating one pageblock of a free block leaves the others merged as far as the
+        isolated one allows). The caller sets the pageblock's type first, as
+        move_freepages_block_isolate() does."""
         cdef int o
         cdef pfn_t head, q
         for o in range(self.pageblock_order + 1, self.nr_orders):
@@ -268,7 +273,7 @@ cdef class FreeArea:
                 self.remove(head)
                 q = head
                 while q < head + (1 << o):
-                    self.add(q, self.pageblock_order, self.get_mt(q))
+                    self.free_one_page(q, self.pageblock_order)
                     q += 1 << self.pageblock_order
                 return 1
         return 0
@@ -342,12 +347,13 @@ cdef class FreeArea:
         cdef int o
         cdef page_t *page
         cdef pbflags_t f = self.pageblock_flags[start >> pb]
-        self.split_large_buddy_at(start)
         if mt == MIGRATE_ISOLATE:
             f = f | PB_migrate_isolate
         else:
             f = (f & ~(<int> (MIGRATETYPE_MASK | PB_migrate_isolate))) | mt
+        # the type first, then the split: the piece of this pageblock is freed under `mt`
         self.pageblock_flags[start >> pb] = f
+        self.split_large_buddy_at(start)
         while p < end:
             page = &self.mem_map[p]
             if page.page_type == PGTY_BUDDY:

@@ -324,26 +324,25 @@ class FreeArea:
     def split_large_buddy_at(self, pfn):
         """find_large_buddy() + split_large_buddy(): a free block of order above
         pageblock_order that covers `pfn` is taken off its list and cut into
-        pageblock-sized blocks, each listed under its own pageblock's migratetype.
-        Returns 1 if there was one, else 0.
-
-        pagecore differs: the kernel frees each piece with __free_one_page(), so pieces
-        that may merge merge again; here they are listed as they are."""
+        pageblock-sized blocks, each freed again with free_one_page() (__free_one_page())
+        under its own pageblock's migratetype, in ascending pfn order, so that the pieces
+        that may merge merge again. The caller has set the pageblock's new type first
+        (move_freepages_block_isolate()). Returns 1 if there was such a block, else 0."""
         pb = self.pageblock_order
         for o in range(pb + 1, self.nr_orders):
             head = pfn >> o << o
             if self._is_head(head, o):
                 self.remove(head)
                 for q in range(head, head + (1 << o), 1 << pb):
-                    self.add(q, pb, self.get_mt(q))
+                    self.free_one_page(q, pb)
                 return 1
         return 0
 
     def move_freepages_block(self, pfn, mt):
         """move_freepages_block_isolate() / set_pageblock_migratetype() +
-        __move_freepages_block(): a free block larger than a pageblock covering the
-        pageblock of `pfn` is split first (split_large_buddy_at()); then the pageblock is
-        retagged and each of its free blocks moves to the list of its order under `mt`.
+        __move_freepages_block(): the pageblock of `pfn` is retagged, a free block larger
+        than a pageblock covering it is split (split_large_buddy_at()), and each free
+        block of the pageblock moves to the list of its order under `mt`.
         MIGRATE_ISOLATE sets the standalone isolate bit and keeps the stored type; any
         other `mt` clears the bit and stores `mt` (v6.16+, "page isolation as a standalone
         bit"), so undoing isolation restores the pageblock's own type.
@@ -351,12 +350,12 @@ class FreeArea:
         pb = self.pageblock_order
         start = pfn >> pb << pb
         f = int(self.pageblock_flags[start >> pb])
-        self.split_large_buddy_at(start)
         if mt == MIGRATE_ISOLATE:
             f |= PB_migrate_isolate
         else:
             f = (f & ~(MIGRATETYPE_MASK | PB_migrate_isolate)) | mt
-        self.pageblock_flags[start >> pb] = f
+        self.pageblock_flags[start >> pb] = f         # the type first, then the split
+        self.split_large_buddy_at(start)
         moved, p = 0, start
         while p < start + (1 << pb):
             if self._type[p] == PGTY_BUDDY:
