@@ -162,12 +162,35 @@ cdef class FreeArea:
 
     # ---- buddy algorithms -----------------------------------------------------------
     cdef int free_one_page(self, pfn_t pfn, int order) except -1 nogil:
-        """__free_one_page(): merge with free buddies of the same zone, then list.
+        """free_one_page() -> split_large_buddy() (v6.10+): a block larger than a
+        pageblock is freed pageblock by pageblock, each under its own pageblock's
+        migratetype (__free_one_page()), so no free block is listed across pageblocks
+        of two types. When all its pageblocks have one type the pieces merge straight
+        back, so that case is one __free_one_page() of the whole block (same result)."""
+        cdef int pb = self.pageblock_order, mt = self.get_mt(pfn)
+        cdef pfn_t q, end = pfn + (<pfn_t> 1 << order)
+        if order > pb:
+            q = pfn + (<pfn_t> 1 << pb)
+            while q < end and self.get_mt(q) == mt:
+                q += <pfn_t> 1 << pb
+            if q < end:
+                q = pfn
+                while q < end:
+                    self._free_one_page(q, pb, self.get_mt(q))
+                    q += <pfn_t> 1 << pb
+                return 0
+        return self._free_one_page(pfn, order, mt)
 
-        The block lands on the list of its first pageblock's migratetype. Across pageblock
-        boundaries, ISOLATE/HIGHATOMIC/CMA do not merge with other types (v6.9+ rule).
+    cdef int _free_one_page(self, pfn_t pfn, int order, int mt) except -1 nogil:
+        """__free_one_page(): merge with free buddies of the same zone, then list the
+        block under `mt`, the migratetype of the freed block's pageblock.
+
+        Across pageblock boundaries, ISOLATE/HIGHATOMIC/CMA do not merge with other types
+        (migratetype_is_mergeable()); a buddy of another mergeable type takes the freed
+        block's type (change_pageblock_range(), v6.10+), so that a later expand() lists
+        every half under its own pageblock's type.
         """
-        cdef int mt = self.get_mt(pfn), buddy_mt
+        cdef int buddy_mt
         cdef pfn_t buddy
         cdef uint32_t zone_bits = self.mem_map[pfn].flags & ~(<uint32_t> FLAGS_MASK)
         cdef page_t *b
@@ -178,15 +201,18 @@ cdef class FreeArea:
                 break
             if (b.flags & ~(<uint32_t> FLAGS_MASK)) != zone_bits:
                 break                                   # page_is_buddy(): same zone only
+            buddy_mt = mt
             if order >= self.pageblock_order:
                 buddy_mt = self.get_mt(buddy)
                 if buddy_mt != mt and (not mergeable(mt) or not mergeable(buddy_mt)):
                     break
             self.remove(buddy)
+            if buddy_mt != mt:
+                self.retag_range(buddy, <pfn_t> 1 << order, mt)
             if buddy < pfn:
                 pfn = buddy
             order += 1
-        self.add(pfn, order, self.get_mt(pfn))
+        self.add(pfn, order, mt)
         return 0
 
     cdef int expand(self, pfn_t pfn, int low, int high, int mt) except -1 nogil:

@@ -141,36 +141,53 @@ class FreeArea:
 
     # ---- freeing --------------------------------------------------------------------
     def free_one_page(self, pfn, order):
-        """__free_one_page(): merge `pfn` (a block of 2^order pages, aligned) with its free
-        buddies for as long as they are free heads of the same order in the same zone and
-        node (page_is_buddy()), up to MAX_PAGE_ORDER; then list the result.
+        """free_one_page() -> split_large_buddy() (v6.10+): a block larger than a
+        pageblock is freed pageblock by pageblock, each with __free_one_page() under its
+        own pageblock's migratetype; a smaller block is freed whole under its own.
+
+        pagecore: when all the pageblocks have one type the block is freed whole. The
+        pieces would merge straight back into it, and its list position is the same,
+        but the pages inside are left as they were rather than with the stale `order`
+        of a piece that was briefly a head."""
+        pb = self.pageblock_order
+        types = {self.get_mt(q) for q in range(pfn, pfn + (1 << order), 1 << pb)}
+        if order > pb and len(types) > 1:
+            for q in range(pfn, pfn + (1 << order), 1 << pb):
+                self._free_one_page(q, pb, self.get_mt(q))
+        else:
+            self._free_one_page(pfn, order, self.get_mt(pfn))
+
+    def _free_one_page(self, pfn, order, mt):
+        """__free_one_page(): merge `pfn` (a block of 2^order pages, aligned, in a
+        pageblock of type `mt`) with its free buddies for as long as they are free heads
+        of the same order in the same zone and node (page_is_buddy()), up to
+        MAX_PAGE_ORDER; then list the result under `mt`.
 
         The buddy of a block of order k at pfn p is p ^ 2^k (__find_buddy_pfn()); the merged
         block starts at p & buddy. Below pageblock_order both halves are in one pageblock;
         from pageblock_order on, a buddy of another migratetype merges only if both types
         are mergeable (migratetype_is_mergeable(); so ISOLATE, HIGHATOMIC and CMA blocks
-        stay apart from the rest).
-
-        pagecore differs: the kernel lists the result under the freed page's migratetype
-        and retags a merged buddy's pageblocks to it (change_pageblock_range()); here the
-        pageblock flags are left as they are and the result goes to the list of its first
-        pageblock's migratetype.
+        stay apart from the rest), and its pageblocks then take `mt`
+        (change_pageblock_range(): "Match buddy type. This ensures that an expand() down
+        the line puts the sub-blocks on the right freelists.").
         """
-        mt = self.get_mt(pfn)
         zone = self._zone_bits(pfn)
         while order < self.nr_orders - 1:
             buddy = pfn ^ (1 << order)
             if not self._is_head(buddy, order) or self._zone_bits(buddy) != zone:
                 break
+            buddy_mt = mt
             if order >= self.pageblock_order:
                 buddy_mt = self.get_mt(buddy)
                 if buddy_mt != mt and not (migratetype_is_mergeable(mt)
                                            and migratetype_is_mergeable(buddy_mt)):
                     break
             self.remove(buddy)
+            if buddy_mt != mt:
+                self.retag_range(buddy, 1 << order, mt)
             pfn &= buddy
             order += 1
-        self.add(pfn, order, self.get_mt(pfn))
+        self.add(pfn, order, mt)
 
     def free_pages(self, pfn):
         """__free_pages() of the allocated block headed at `pfn`, its order read from the

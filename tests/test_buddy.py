@@ -92,9 +92,10 @@ def free_heads(m):
 
 def check_lists(m):
     """_buddy.pxd: each listed pfn is a free head of the list's order whose `private`
-    names its slot and list; each free head is listed once; no free block overlaps
-    another."""
-    fa = m.free_area
+    names its slot and list, on the list of its first pageblock's migratetype (isolate bit
+    first, get_pfnblock_migratetype()); each free head is listed once; no free block
+    overlaps another."""
+    fa, pbo = m.free_area, m.pageblock_order
     seen = set()
     for mt in range(MIGRATE_TYPES):
         for o in range(m.nr_orders):
@@ -105,6 +106,10 @@ def check_lists(m):
                 assert page["page_type"] == PGTY_BUDDY and page["order"] == o, pfn
                 assert pfn % (1 << o) == 0, f"free block {pfn} of order {o} not aligned"
                 assert int(page["private"]) == slot << 3 | mt, f"slot of {pfn}"
+                f = int(m.pageblock_flags[pfn >> pbo])
+                block_mt = MIGRATE_ISOLATE if f & PB_migrate_isolate else f & MIGRATETYPE_MASK
+                assert block_mt == mt, (f"free block {pfn} (order {o}) on the list of "
+                                        f"migratetype {mt}, its pageblock is {block_mt}")
     assert seen == set(free_heads(m).tolist()), "a free head is on no list"
     covered = np.zeros(m.n, np.int64)
     for pfn in seen:
@@ -278,7 +283,9 @@ def test_merge_rules_across_pageblocks(area):
         free(m, 8, 3)
         free(m, 0, 3)
         if merges:
+            # the buddy [8, 16) takes the freed block's type (change_pageblock_range())
             assert lists(m) == {(MIGRATE_MOVABLE, 4): [0]}, other
+            assert m.pageblock_flags[:2].tolist() == [MIGRATE_MOVABLE] * 2
         else:
             assert lists(m) == {(MIGRATE_MOVABLE, 3): [0], (other, 3): [8]}, other
         # inside one pageblock the type never matters: 0 ^ 1 = 1, one order-1 block
@@ -286,6 +293,47 @@ def test_merge_rules_across_pageblocks(area):
         free(m, 17, 0)
         free(m, 16, 0)
         assert lists(m) == {(MIGRATE_CMA, 1): [16]}
+
+
+def test_merging_retags_the_buddy_so_expand_lists_halves_right(area):
+    # Regression (__free_one_page(): change_pageblock_range(buddy, order, migratetype),
+    # v6.10+). pageblock_order 3: [0, 8) MOVABLE is freed after [8, 16) UNMOVABLE; they
+    # merge (both mergeable) into order 4 at 0, and pageblock 1 becomes MOVABLE. An
+    # order-0 MOVABLE allocation then splits it: 8 (order 3), 4, 2, 1 go to the MOVABLE
+    # lists, and pageblock 1 is MOVABLE, so the order-3 block at 8 is on its own
+    # pageblock's list (without the retag it sat on MOVABLE in an UNMOVABLE pageblock).
+    m = bare(32, 3, 6, area=area)
+    m.pageblock_flags[1] = MIGRATE_UNMOVABLE
+    free(m, 8, 3)
+    free(m, 0, 3)
+    assert m.pageblock_flags[:2].tolist() == [MIGRATE_MOVABLE] * 2
+    assert m.free_area.py_rmqueue(0, MIGRATE_MOVABLE) == 0
+    assert lists(m) == {(MIGRATE_MOVABLE, o): [1 << o] for o in range(4)}
+    # the other way round the freed block's type wins again: [0, 8) MOVABLE first,
+    # then [8, 16) UNMOVABLE -> order 4 at 0, both pageblocks UNMOVABLE, UNMOVABLE list
+    m = bare(32, 3, 6, area=area)
+    m.pageblock_flags[1] = MIGRATE_UNMOVABLE
+    free(m, 0, 3)
+    free(m, 8, 3)
+    assert m.pageblock_flags[:2].tolist() == [MIGRATE_UNMOVABLE] * 2
+    assert lists(m) == {(MIGRATE_UNMOVABLE, 4): [0]}
+
+
+def test_freeing_a_block_of_pageblocks_splits_it_by_type(area):
+    # Regression (free_one_page() -> split_large_buddy(), v6.10+). An order-4 block at 0
+    # = pageblocks [0, 8) HIGHATOMIC and [8, 16) MOVABLE, freed at once: each pageblock
+    # is freed under its own type; HIGHATOMIC does not merge with MOVABLE, so two order-3
+    # blocks on two lists (not one order-4 block on the HIGHATOMIC list).
+    m = bare(32, 3, 6, area=area)
+    m.pageblock_flags[0] = MIGRATE_HIGHATOMIC
+    free(m, 0, 4)
+    assert lists(m) == {(MIGRATE_HIGHATOMIC, 3): [0], (MIGRATE_MOVABLE, 3): [8]}
+    # UNMOVABLE + MOVABLE: the pieces merge again, the later piece's type (MOVABLE) wins
+    m = bare(32, 3, 6, area=area)
+    m.pageblock_flags[0] = MIGRATE_UNMOVABLE
+    free(m, 0, 4)
+    assert m.pageblock_flags[:2].tolist() == [MIGRATE_MOVABLE] * 2
+    assert lists(m) == {(MIGRATE_MOVABLE, 4): [0]}
 
 
 def test_buddies_in_different_zones_do_not_merge(area):
