@@ -6,7 +6,8 @@
 # for O(1) removal. Invariants:
 #   * a pfn is on at most one list; its head page is PGTY_BUDDY with `order` = the list's;
 #   * it sits on the list of the migratetype of its first pageblock (v6.9+ rule, checked
-#     by the kernel's account_freepages());
+#     by the kernel's account_freepages()), and a block of pageblocks has one type
+#     (v6.10+: freeing splits by type, merging retags the buddy);
 #   * nr_free counts exclude MIGRATE_ISOLATE (NR_FREE_PAGES, mm/page_alloc.c).
 cimport cython
 from cpython.ref cimport PyObject
@@ -40,6 +41,7 @@ cdef class FreeArea:
     cdef pfn_t pop(self, int order, int mt) noexcept nogil
     cdef int get_mt(self, pfn_t pfn) noexcept nogil
     cdef int free_one_page(self, pfn_t pfn, int order) except -1 nogil
+    cdef int _free_one_page(self, pfn_t pfn, int order, int mt) except -1 nogil
     cdef count_t free_pages(self, pfn_t pfn) except -1 nogil
     cdef pfn_t rmqueue(self, int order, int mt) except -2 nogil
     cdef int expand(self, pfn_t pfn, int low, int high, int mt) except -1 nogil

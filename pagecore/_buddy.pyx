@@ -162,16 +162,35 @@ cdef class FreeArea:
 
     # ---- buddy algorithms -----------------------------------------------------------
     cdef int free_one_page(self, pfn_t pfn, int order) except -1 nogil:
-        """__free_one_page(): merge with free buddies of the same zone, then list.
+        """free_one_page() -> split_large_buddy() (v6.10+): a block larger than a
+        pageblock is freed pageblock by pageblock, each under its own pageblock's
+        migratetype (__free_one_page()), so no free block is listed across pageblocks
+        of two types. When all its pageblocks have one type the pieces merge straight
+        back, so that case is one __free_one_page() of the whole block (same result)."""
+        cdef int pb = self.pageblock_order, mt = self.get_mt(pfn)
+        cdef pfn_t q, end = pfn + (<pfn_t> 1 << order)
+        if order > pb:
+            q = pfn + (<pfn_t> 1 << pb)
+            while q < end and self.get_mt(q) == mt:
+                q += <pfn_t> 1 << pb
+            if q < end:
+                q = pfn
+                while q < end:
+                    self._free_one_page(q, pb, self.get_mt(q))
+                    q += <pfn_t> 1 << pb
+                return 0
+        return self._free_one_page(pfn, order, mt)
 
-        The block lands on the list of its first pageblock's migratetype. Across pageblock
-        boundaries, ISOLATE/HIGHATOMIC/CMA do not merge with other types, and a buddy of
-        another (mergeable) type takes the freed block's type: change_pageblock_range(buddy,
-        order, migratetype) "so that an expand() down the line puts the sub-blocks on the
-        right freelists" (v6.9+, mm/page_alloc.c). Without it a merged block would span
-        pageblocks of two types and later splits would list pieces on the wrong lists.
+    cdef int _free_one_page(self, pfn_t pfn, int order, int mt) except -1 nogil:
+        """__free_one_page(): merge with free buddies of the same zone, then list the
+        block under `mt`, the migratetype of the freed block's pageblock.
+
+        Across pageblock boundaries, ISOLATE/HIGHATOMIC/CMA do not merge with other types
+        (migratetype_is_mergeable()); a buddy of another mergeable type takes the freed
+        block's type (change_pageblock_range(), v6.10+), so that a later expand() lists
+        every half under its own pageblock's type.
         """
-        cdef int mt = self.get_mt(pfn), buddy_mt
+        cdef int buddy_mt
         cdef pfn_t buddy
         cdef uint32_t zone_bits = self.mem_map[pfn].flags & ~(<uint32_t> FLAGS_MASK)
         cdef page_t *b
@@ -193,7 +212,7 @@ cdef class FreeArea:
             if buddy < pfn:
                 pfn = buddy
             order += 1
-        self.add(pfn, order, self.get_mt(pfn))
+        self.add(pfn, order, mt)
         return 0
 
     cdef int expand(self, pfn_t pfn, int low, int high, int mt) except -1 nogil:
@@ -265,8 +284,13 @@ cdef class FreeArea:
         return 0
 
     cdef int split_large_buddy_at(self, pfn_t pfn) except -1 nogil:
-        """split_large_buddy(): a free block larger than a pageblock covering `pfn` is cut
-        into pageblock-sized blocks, each listed under its own pageblock's migratetype."""
+        """find_large_buddy() + split_large_buddy(): a free block larger than a pageblock
+        covering `pfn` is cut into pageblock-sized blocks, each freed again with
+        __free_one_page() under its own pageblock's migratetype, in ascending order, so
+        the pieces that may merge merge again (with MAX_PAGE_ORDER >= pageblock_order + 2,
+        isolating one pageblock of a free block leaves the others merged as far as the
+        isolated one allows). The caller sets the pageblock's type first, as
+        move_freepages_block_isolate() does."""
         cdef int o
         cdef pfn_t head, q
         for o in range(self.pageblock_order + 1, self.nr_orders):
@@ -275,7 +299,7 @@ cdef class FreeArea:
                 self.remove(head)
                 q = head
                 while q < head + (1 << o):
-                    self.add(q, self.pageblock_order, self.get_mt(q))
+                    self.free_one_page(q, self.pageblock_order)
                     q += 1 << self.pageblock_order
                 return 1
         return 0
@@ -349,12 +373,13 @@ cdef class FreeArea:
         cdef int o
         cdef page_t *page
         cdef pbflags_t f = self.pageblock_flags[start >> pb]
-        self.split_large_buddy_at(start)
         if mt == MIGRATE_ISOLATE:
             f = f | PB_migrate_isolate
         else:
             f = (f & ~(<int> (MIGRATETYPE_MASK | PB_migrate_isolate))) | mt
+        # the type first, then the split: the piece of this pageblock is freed under `mt`
         self.pageblock_flags[start >> pb] = f
+        self.split_large_buddy_at(start)
         while p < end:
             page = &self.mem_map[p]
             if page.page_type == PGTY_BUDDY:
