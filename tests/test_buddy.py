@@ -413,6 +413,21 @@ def test_fallback_claims_the_pageblock_below_pageblock_order(area):
                         (MIGRATE_UNMOVABLE, 3): [24]}
 
 
+def test_movable_fallback_from_half_a_pageblock_claims_it(area):
+    # pageblock_order 4: pageblock_order / 2 = 2. Pageblock 1 [16, 32) is UNMOVABLE with
+    # free blocks 16 (order 2) and 24 (order 3). A MOVABLE order-0 allocation falls back
+    # at the largest order first: 24, order 3 >= 2, so MOVABLE may claim too
+    # (can_steal_fallback()): the pageblock becomes MOVABLE with both blocks, and
+    # __rmqueue_smallest(MOVABLE) splits the smallest, 16: 16 out, 18 (order 1), 17 back.
+    m = bare(64, 4, 6, mt=MIGRATE_UNMOVABLE, area=area)
+    free(m, 16, 2)
+    free(m, 24, 3)
+    assert m.free_area.py_rmqueue(0, MIGRATE_MOVABLE) == 16
+    assert m.pageblock_flags[1] == MIGRATE_MOVABLE
+    assert lists(m) == {(MIGRATE_MOVABLE, 0): [17], (MIGRATE_MOVABLE, 1): [18],
+                        (MIGRATE_MOVABLE, 3): [24]}
+
+
 def test_movable_fallback_below_half_a_pageblock_steals_without_claiming(area):
     # pageblock_order 4: pageblock_order / 2 = 2. A MOVABLE allocation that finds only
     # an order-1 UNMOVABLE block (1 < 2) cannot claim (can_steal_fallback()): it takes
@@ -494,12 +509,13 @@ def test_claim_range_gives_back_the_rest_in_aligned_chunks(area):
 
 def test_alloc_bulk_watermark_and_folios(area):
     # 16 free pages (one order-4 block at 0). Order-2 blocks while the zone keeps more
-    # than keep_free = 5 afterwards: __zone_watermark_ok() is free - 2^2 + 1 > 5, so
-    # 16 - 3 = 13 > 5 (yes), 12 - 3 = 9 > 5 (yes), 8 - 3 = 5 > 5 (no): two blocks.
+    # than keep_free = 8 afterwards: __zone_watermark_ok() is free - 2^2 + 1 > 8, so
+    # 16 - 3 = 13 > 8 (yes), 12 - 3 = 9 > 8 (yes, by one: without the + 1 it is 8 > 8),
+    # 8 - 3 = 5 > 8 (no): two blocks.
     m = bare(64, 4, 6, area=area)
     free(m, 0, 4)
     out = np.full(4, -1, np.int64)
-    assert m.free_area.alloc_bulk(2, MIGRATE_MOVABLE, 4, PG_lru, 42, 5, out) == 2
+    assert m.free_area.alloc_bulk(2, MIGRATE_MOVABLE, 4, PG_lru, 42, 8, out) == 2
     assert out[:2].tolist() == [0, 4]
     folio = m.mem_map[0:4]
     assert folio["flags"].tolist() == [zone_bits(0, 2) | PG_lru | PG_head] + \
