@@ -112,7 +112,8 @@ def _run_to_step(args):
     strategy = args.strategy or ("block" if "block" in sc.strategies else sc.strategies[-1])
     if args.step is not None and not 0 <= args.step <= len(sc.steps):
         raise ConfigError(f"--step {args.step}: the scenario has steps 0 (boot) to {len(sc.steps)}")
-    run = sc.run(strategy, stop_after=args.step)
+    run = sc.run(strategy, stop_after=getattr(args, "step", None),
+                 check=getattr(args, "check", False))
     if run.error:
         e = run.error
         sys.stderr.write(f"pagecore: warning: step {e['step']} ({e['action']}) failed: "
@@ -342,6 +343,9 @@ def build_parser():
     p.add_argument("--view", choices=list(VIEWS), default="meminfo")
     p.add_argument("--step", type=int, help="stop after this step (0 = right after boot)")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--check", action="store_true",
+                   help="Machine.check() after boot and after every step (CONFIG_DEBUG_VM); "
+                        "a broken invariant ends the run with status 2")
     p.add_argument("--quiet", action="store_true", help="accepted for symmetry: run shows no bar")
     _scenario_opts(p)
     p.set_defaults(fn=cmd_run)
