@@ -5,21 +5,22 @@ The public surface is small:
     Machine, MachineConfig, NodeConfig      a booted machine and its description
     m.add_memory / m.remove_memory          hot-add and hot-remove a physical range
     m.online_memory_block / offline_memory_block, offline_and_remove_memory
-    m.alloc_pages / m.free_pages            the page allocator
+    m.alloc_pages / m.free_pages            the page allocator (Allocation handles)
+    m.check()                               the invariants, as CONFIG_DEBUG_VM would
     get_strategy, all_strategies, MemmapStrategy, register   memmap strategies
     pagecore.procfs.meminfo(m), zoneinfo(m), ...   the kernel's text views
     compare(scenario, strategies)           the side-by-side report of `pagecore compare`
 """
 from pagecore.arch import GiB, KiB, MiB, TiB, PRESETS, get_arch
-from pagecore.errors import (BusyError, ConfigError, GranularityError, OutOfMemoryError,
-                             PagecoreError, RangeError, StateError)
-from pagecore.machine import Machine, MachineConfig, NodeConfig, VmemAltmap
+from pagecore.errors import (BusyError, ConfigError, GranularityError, InvariantError,
+                             OutOfMemoryError, PagecoreError, RangeError, StateError)
+from pagecore.machine import Allocation, Machine, MachineConfig, NodeConfig, VmemAltmap
 from pagecore.strategies import MemmapStrategy, all_strategies, get_strategy, register
 
-__all__ = ["Machine", "MachineConfig", "NodeConfig", "VmemAltmap", "MemmapStrategy",
+__all__ = ["Machine", "MachineConfig", "NodeConfig", "VmemAltmap", "Allocation", "MemmapStrategy",
            "all_strategies", "get_strategy", "register", "get_arch", "PRESETS",
            "PagecoreError", "ConfigError", "RangeError", "StateError", "BusyError",
-           "GranularityError", "OutOfMemoryError", "KiB", "MiB", "GiB", "TiB", "compare"]
+           "GranularityError", "InvariantError", "OutOfMemoryError", "KiB", "MiB", "GiB", "TiB", "compare"]
 __version__ = "0.1.0"
 
 

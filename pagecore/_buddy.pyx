@@ -165,7 +165,11 @@ cdef class FreeArea:
         """__free_one_page(): merge with free buddies of the same zone, then list.
 
         The block lands on the list of its first pageblock's migratetype. Across pageblock
-        boundaries, ISOLATE/HIGHATOMIC/CMA do not merge with other types (v6.9+ rule).
+        boundaries, ISOLATE/HIGHATOMIC/CMA do not merge with other types, and a buddy of
+        another (mergeable) type takes the freed block's type: change_pageblock_range(buddy,
+        order, migratetype) "so that an expand() down the line puts the sub-blocks on the
+        right freelists" (v6.9+, mm/page_alloc.c). Without it a merged block would span
+        pageblocks of two types and later splits would list pieces on the wrong lists.
         """
         cdef int mt = self.get_mt(pfn), buddy_mt
         cdef pfn_t buddy
@@ -178,11 +182,14 @@ cdef class FreeArea:
                 break
             if (b.flags & ~(<uint32_t> FLAGS_MASK)) != zone_bits:
                 break                                   # page_is_buddy(): same zone only
+            buddy_mt = mt
             if order >= self.pageblock_order:
                 buddy_mt = self.get_mt(buddy)
                 if buddy_mt != mt and (not mergeable(mt) or not mergeable(buddy_mt)):
                     break
             self.remove(buddy)
+            if buddy_mt != mt:
+                self.retag_range(buddy, <pfn_t> 1 << order, mt)
             if buddy < pfn:
                 pfn = buddy
             order += 1
@@ -462,8 +469,14 @@ cdef class FreeArea:
 
     def blocks(self, int mt, int order):
         """The pfns on one list, in list order."""
-        return np.array([slot_get(self, mt, order, i) for i in range(self.nr[mt][order])],
-                        dtype=np.int64)
+        if not 0 <= mt < MIGRATE_TYPES or not 0 <= order < self.nr_orders:
+            raise ValueError(f"no free list ({mt}, {order})")
+        cdef count_t n = self.nr[mt][order], i
+        out = np.empty(n, dtype=np.int64)
+        cdef pfn_t[::1] o = out
+        for i in range(n):
+            o[i] = slot_get(self, mt, order, i)
+        return out
 
     def snapshot(self):
         """A comparable image of every list (as sorted pfn arrays)."""

@@ -8,6 +8,8 @@
     pagecore export-sysfs SCENARIO --out DIR [--strategy S] [--step N] [--scale X] [--param K=V]
     pagecore plot map SCENARIO --out FILE.png [--strategies a,b] [--step N] [--scale X]
     pagecore plot overhead|balloon RESULT.json|RESULTS.csv --out FILE.png
+    pagecore validate [SCENARIO] [--kernel 6.12] [--memmap-on-memory 0|1|force]
+                      [--from RUN.json | --recorded] [--out RUN.json] [--json] [--all]
     pagecore calibrate --proc DIR | --from RUN.json [--kernel 6.12] [--out FILE]
 
 SCENARIO is a built-in name (`pagecore scenarios`) or a path to a .toml file; without one,
@@ -26,6 +28,7 @@ import argparse
 import importlib
 import importlib.util
 import json
+import os
 import sys
 import time
 
@@ -109,7 +112,8 @@ def _run_to_step(args):
     strategy = args.strategy or ("block" if "block" in sc.strategies else sc.strategies[-1])
     if args.step is not None and not 0 <= args.step <= len(sc.steps):
         raise ConfigError(f"--step {args.step}: the scenario has steps 0 (boot) to {len(sc.steps)}")
-    run = sc.run(strategy, stop_after=args.step)
+    run = sc.run(strategy, stop_after=getattr(args, "step", None),
+                 check=getattr(args, "check", False))
     if run.error:
         e = run.error
         sys.stderr.write(f"pagecore: warning: step {e['step']} ({e['action']}) failed: "
@@ -240,6 +244,45 @@ def cmd_plot(args):
     return 0
 
 
+def cmd_validate(args):
+    """Run the scenario's pc-dimm steps on a real kernel (or read a recorded run) and
+    print kernel and pagecore side by side; exit 1 when an exact quantity differs."""
+    from pagecore.validate import compare as vc
+    from pagecore.validate import record as vr
+    if args.summary:
+        paths = sorted(os.path.join(vr.RUNS_DIR, f) for f in os.listdir(vr.RUNS_DIR)
+                       if f.endswith(".json"))
+        results = [vc.compare(vr.load_run(p)) for p in paths]
+        rows = vc.summarize(results)
+        if args.json:
+            json.dump(rows, sys.stdout, indent=1)
+            sys.stdout.write("\n")
+        else:
+            sys.stdout.write(vc.format_summary(rows) + "\n")
+        return 0 if all(r["ok"] for r in results) else 1
+    if args.from_:
+        rec = vr.load_run(args.from_)
+    elif args.recorded:
+        rec = vr.load_run(vr.recorded_path(args.scenario, args.kernel, args.memmap_on_memory))
+    else:
+        from pagecore.validate import kernels
+        kernels.check_host()
+        sc = _load(args)
+        bar = _progress(args)
+        try:
+            rec = vr.record(sc, args.kernel, args.memmap_on_memory, out=args.out,
+                            timeout=args.timeout, progress=bar)
+        finally:
+            bar.close()
+    res = vc.compare(rec)
+    if args.json:
+        json.dump(res, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(vc.format_report(res, all_rows=args.all) + "\n")
+    return 0 if res["ok"] else 1
+
+
 def cmd_calibrate(args):
     from pagecore.validate import calibrate as cal
     if bool(args.proc) == bool(args.from_run):
@@ -300,6 +343,9 @@ def build_parser():
     p.add_argument("--view", choices=list(VIEWS), default="meminfo")
     p.add_argument("--step", type=int, help="stop after this step (0 = right after boot)")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--check", action="store_true",
+                   help="Machine.check() after boot and after every step (CONFIG_DEBUG_VM); "
+                        "a broken invariant ends the run with status 2")
     p.add_argument("--quiet", action="store_true", help="accepted for symmetry: run shows no bar")
     _scenario_opts(p)
     p.set_defaults(fn=cmd_run)
@@ -323,6 +369,27 @@ def build_parser():
     p.add_argument("--step", type=int, help="stop after this step (0 = right after boot)")
     _scenario_opts(p)
     p.set_defaults(fn=cmd_export_sysfs)
+
+    p = sub.add_parser("validate", help="hold pagecore against a real kernel under QEMU "
+                                        "(or a recorded run)")
+    p.add_argument("scenario", nargs="?", default="default",
+                   help="built-in name or .toml path (default: default)")
+    p.add_argument("--kernel", default="6.12", help="Debian kernel series or version (6.1, 6.12)")
+    p.add_argument("--memmap-on-memory", default="1", choices=["0", "1", "force"],
+                   help="memory_hotplug.memmap_on_memory on the guest's command line")
+    p.add_argument("--from", dest="from_", metavar="RUN.json",
+                   help="compare against a recorded run instead of booting a guest")
+    p.add_argument("--recorded", action="store_true",
+                   help="use the run recorded in the package for this scenario/kernel/mode")
+    p.add_argument("--out", metavar="RUN.json", help="also write the recorded run here")
+    p.add_argument("--timeout", type=float, default=900, help="wall-clock limit of the guest (s)")
+    p.add_argument("--all", action="store_true", help="print every row, not only changes")
+    p.add_argument("--summary", action="store_true",
+                   help="one line per recorded run in the package: what matches, per quantity")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _scenario_opts(p)
+    p.set_defaults(fn=cmd_validate)
 
     p = sub.add_parser("plot", help="figures (pagecore.plots, needs matplotlib)")
     p.add_argument("kind", choices=["map", "overhead", "balloon"],

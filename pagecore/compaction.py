@@ -31,7 +31,7 @@ from pagecore import backends as _backends
 from pagecore.arch import ZONE_NAMES
 from pagecore.errors import (BusyError, ConfigError, OutOfMemoryError, PagecoreError,
                              RangeError, StateError, pfn_range)
-from pagecore.machine import SECTION_IS_ONLINE
+from pagecore.machine import SECTION_IS_ONLINE, _int_arg, _is_int
 from pagecore.reference_compaction import putback as _putback
 from pagecore.reference_compaction import split_folio as _split_folio
 from pagecore.reference_compaction import splittable as _splittable
@@ -80,7 +80,7 @@ def _zone_bits(zone):
 def _resolve_zone(m, zone):
     """A Zone, or (nid, zone index or name)."""
     if hasattr(zone, "free_area"):
-        return zone
+        return m.own_zone(zone)
     try:
         nid, z = zone
     except (TypeError, ValueError):
@@ -148,8 +148,8 @@ def compact_zone(m, zone, order, mode="sync", *, direct=False, ignore_skip_hint=
     if mode not in ("sync", "async"):
         raise ConfigError(f"compact_zone: mode {mode!r}; expected 'sync' or 'async'")
     zone = _resolve_zone(m, zone)
-    if not -1 <= order < m.arch.nr_page_orders:
-        raise ConfigError(f"compact_zone: order={order} outside -1..{m.arch.max_page_order}")
+    if not _is_int(order) or not -1 <= order < m.arch.nr_page_orders:
+        raise ConfigError(f"compact_zone: order={order!r} outside -1..{m.arch.max_page_order}")
     if ignore_skip_hint is None:
         ignore_skip_hint = order == -1
     report = {"zone": f"node{zone.nid}/{zone.name}", "order": order, "mode": mode,
@@ -283,7 +283,8 @@ def alloc_contig_range(m, start_pfn, end_pfn, *, owner=CONTIG_OWNER, backend=Non
     On failure raises BusyError / OutOfMemoryError and rolls back in reverse order:
     migrated folios move back, the isolation is undone. Returns a report dict.
     """
-    start_pfn, end_pfn = int(start_pfn), int(end_pfn)
+    start_pfn = _int_arg(start_pfn, "alloc_contig_range: start_pfn")
+    end_pfn = _int_arg(end_pfn, "alloc_contig_range: end_pfn")
     if not 0 <= start_pfn < end_pfn <= m.max_pfn:
         raise RangeError(f"alloc_contig_range: bad range {pfn_range(start_pfn, end_pfn)}")
     if not _online(m, start_pfn, end_pfn):
@@ -350,7 +351,8 @@ def free_contig_range(m, start_pfn, nr_pages):
     """free_contig_range() (mm/page_alloc.c): free every page of the range. Each must be
     an allocated, non-compound page (refcount 1, as alloc_contig_range() leaves them);
     otherwise nothing is freed and StateError names the first offender."""
-    start_pfn, nr_pages = int(start_pfn), int(nr_pages)
+    start_pfn = _int_arg(start_pfn, "free_contig_range: start_pfn")
+    nr_pages = _int_arg(nr_pages, "free_contig_range: nr_pages")
     end_pfn = start_pfn + nr_pages
     if nr_pages <= 0 or start_pfn < 0 or end_pfn > m.max_pfn:
         raise RangeError(f"free_contig_range: bad range start={start_pfn:#x} nr={nr_pages}")
@@ -391,7 +393,7 @@ def alloc_contig_pages(m, nr_pages, nid=None, zone=None, *, gfp="movable", owner
     alloc_contig_range(), over `zone` alone or the zonelist of `nid` (default node 0)
     for `gfp` ("movable" reaches ZONE_MOVABLE; hugetlb's gigantic pages use GFP_HIGHUSER,
     i.e. "user", unless movable_gigantic_pages). Returns the first pfn, or None."""
-    if nr_pages <= 0 or nr_pages & (nr_pages - 1):
+    if not _is_int(nr_pages) or nr_pages <= 0 or nr_pages & (nr_pages - 1):
         raise ConfigError(f"alloc_contig_pages: nr_pages={nr_pages} is not a power of two")
     k = _kernels_of(m, backend)
     if zone is not None:
@@ -426,7 +428,7 @@ def count_gigantic_pages(m, order, *, backend=None):
     the movable_gigantic_pages sysctl proposed in 2025 lifts that): ZONE_MOVABLE counts
     are reachable through alloc_contig_pages(gfp="movable") only.
     """
-    if not 0 <= order <= 40:
+    if not _is_int(order) or not 0 <= order <= 40:
         raise ConfigError(f"count_gigantic_pages: order={order} out of range")
     nr_pages = 1 << order
     k = _kernels_of(m, backend)

@@ -39,6 +39,12 @@ class BusyError(PagecoreError):
     errno = _errno.EBUSY
 
 
+class InvariantError(PagecoreError, AssertionError):
+    """Machine.check() found the machine in a state no kernel could be in (the model's
+    CONFIG_DEBUG_VM: a VM_BUG_ON() or bad_page() report). Never raised by a verb: a
+    refused call leaves the machine as it was, so this means a bug in pagecore."""
+
+
 class OutOfMemoryError(PagecoreError, MemoryError):
     """-ENOMEM: the allocation the operation needs cannot be satisfied."""
     errno = _errno.ENOMEM

@@ -28,8 +28,8 @@ from pagecore import _page as P
 from pagecore._buddy import FreeArea
 from pagecore import backends
 from pagecore.arch import ZONE_NAMES, GiB, KiB, MiB, get_arch
-from pagecore.errors import (BusyError, ConfigError, OutOfMemoryError, PagecoreError,
-                             RangeError, StateError, pfn_range)
+from pagecore.errors import (BusyError, ConfigError, GranularityError, OutOfMemoryError,
+                             PagecoreError, RangeError, StateError, pfn_range)
 from pagecore.strategies import get_strategy
 
 # Section flags (include/linux/mmzone.h; SECTION_USE_VMEMMAP from seed v3 patch 3/5).
@@ -47,6 +47,7 @@ STATE_NAMES = {MEM_ONLINE: "online", MEM_GOING_OFFLINE: "going-offline", MEM_OFF
 MMOP_OFFLINE, MMOP_ONLINE, MMOP_ONLINE_KERNEL, MMOP_ONLINE_MOVABLE = range(4)
 ONLINE_TYPES = {"offline": MMOP_OFFLINE, "online": MMOP_ONLINE,
                 "online_kernel": MMOP_ONLINE_KERNEL, "online_movable": MMOP_ONLINE_MOVABLE}
+_MMOP_NAMES = {v: k for k, v in ONLINE_TYPES.items()}
 
 BLOCK_DTYPE = np.dtype([
     ("state", "u1"), ("nid", "i2"), ("zone", "i1"), ("online_type", "i1"),
@@ -69,6 +70,99 @@ GFP = {  # gfp name -> (highest zone, migratetype, page flags of the allocation)
     "movable": (P.ZONE_MOVABLE, P.MIGRATE_MOVABLE, P.PG_lru),
     "user": (P.ZONE_NORMAL, P.MIGRATE_MOVABLE, P.PG_lru),
 }
+
+#: Owner tags (page->private of an allocated page, what page_owner would record as the
+#: allocation's stack) that name the machine's own allocations: the vmemmap and its page
+#: tables populated from the buddy (vmemmap_alloc_block(), mm/sparse-vmemmap.c) and the
+#: kernel's memory after boot. Only remove_memory() frees OWNER_VMEMMAP pages.
+OWNER_BOOT, OWNER_VMEMMAP = 1, 2
+#: alloc_pages() without an owner tags the call's blocks with a fresh tag from here on,
+#: so that the returned Allocation names exactly its own blocks.
+OWNER_AUTO_BASE = 1 << 48
+
+
+def _is_int(value):
+    """An integer argument: a Python or numpy integer, never a bool (True is not block 1),
+    a float (32.5 is not block 32) or a string."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _int_arg(value, what, lo=None, hi=None, cls=None):
+    """`value` as a Python int, or a PagecoreError naming the value and the rule: ConfigError
+    for a wrong type, `cls` (default RangeError) for a value outside [lo, hi)."""
+    if not _is_int(value):
+        raise ConfigError(f"{what}={value!r} is not an integer ({type(value).__name__})")
+    v = int(value)
+    if (lo is not None and v < lo) or (hi is not None and v >= hi):
+        rule = (f"{lo}..{hi - 1}" if lo is not None and hi is not None else
+                f">= {lo}" if lo is not None else f"< {hi}")
+        raise (cls or RangeError)(f"{what}={v} is out of range (expected {rule})")
+    return v
+
+
+def _int_array(values, what):
+    """A sequence of integers (list, tuple, range, numpy integer array, one integer) as a
+    1-D int64 array; floats, bools, strings and nested sequences are refused whole."""
+    if isinstance(values, np.ndarray):
+        if values.ndim > 1 or (values.size and values.dtype.kind not in "iu"):
+            raise ConfigError(f"{what}: expected integers, got an array of {values.dtype} "
+                              f"with shape {values.shape}")
+        if values.dtype.kind == "u" and values.size and values.max() > np.iinfo(np.int64).max:
+            raise RangeError(f"{what}: {int(values.max())} is out of range")
+        return np.asarray(values, dtype=np.int64).ravel()
+    if isinstance(values, range):
+        return np.arange(values.start, values.stop, values.step, dtype=np.int64)
+    if _is_int(values):
+        return np.array([int(values)], dtype=np.int64)
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+        raise ConfigError(f"{what}: expected a sequence of integers, got {values!r}")
+    out = list(values)
+    bad = next((v for v in out if not _is_int(v)), None)
+    if bad is not None:
+        raise ConfigError(f"{what}: {bad!r} is not an integer ({type(bad).__name__})")
+    try:
+        return np.array([int(v) for v in out], dtype=np.int64)
+    except OverflowError:
+        raise RangeError(f"{what}: a value is beyond 64 bits") from None
+
+
+def _first_duplicate(arr):
+    """The first value that appears twice in `arr` (in sorted order), or None."""
+    if len(arr) < 2:
+        return None
+    s = np.sort(arr)
+    d = np.flatnonzero(s[1:] == s[:-1])
+    return int(s[d[0]]) if len(d) else None
+
+
+class Allocation(np.ndarray):
+    """What alloc_pages() returns: the head pfns of the blocks at allocation time (an int64
+    array, used as before) and the owner tag they carry in page->private.
+
+    Migration (offline, compaction) moves a block's owner tag with its contents, as the
+    kernel's page_owner does (__folio_copy_owner() in folio_copy_owner(), mm/page_owner.c,
+    v5.12+), so free_pages(allocation) frees the blocks wherever they are now, and
+    Machine.find_allocation() says where that is. Slices and other arrays derived from an
+    Allocation are plain pfns (owner None): they name pages, not the allocation. A tag
+    given to several alloc_pages() calls names all their blocks together."""
+
+    def __new__(cls, pfns, owner, order):
+        obj = np.asarray(pfns, dtype=np.int64).view(cls)
+        obj.owner, obj.order = int(owner), int(order)
+        return obj
+
+    def __array_finalize__(self, obj):
+        self.owner = None
+        self.order = getattr(obj, "order", None)
+
+    def __array_wrap__(self, arr, context=None, return_scalar=False):
+        # ufunc results (heads + 1, ...) are pfns, not the allocation
+        out = np.asarray(arr)
+        return out[()] if return_scalar else out
+
+    def __reduce__(self):
+        return (Allocation, (np.asarray(self), self.owner, self.order)) if self.owner is not None \
+            else (np.asarray, (np.asarray(self),))
 
 
 @dataclass
@@ -149,6 +243,64 @@ class MachineConfig:
         if notes is not None:
             notes.extend(n)
         return cfg
+
+
+#: Largest memory block any modelled kernel uses: x86 MAX_BLOCK_SIZE (2 GiB,
+#: arch/x86/mm/init_64.c); the ppc64 LMBs and s390 rzm of the presets are 256 MiB.
+MAX_BLOCK_SIZE = 2 * GiB
+#: sizeof(struct page) is 64 bytes on every production config (56 to 80 with debug or
+#: 32-bit options, include/linux/mm_types.h); 256 B would already be 1/16 of 4 KiB pages.
+MAX_STRUCT_PAGE_SIZE = 256
+
+
+def _validate_config(cfg):
+    """Types and ranges of a MachineConfig, before anything is built. The geometry rules
+    that depend on the arch (block size, boot ranges) are checked as the machine boots."""
+    def integer(name, value, lo=None, hi=None, optional=False):
+        if optional and value is None:
+            return
+        _int_arg(value, f"MachineConfig.{name}", lo, hi, cls=ConfigError)
+
+    if not isinstance(cfg.arch, str):
+        raise ConfigError(f"MachineConfig.arch={cfg.arch!r} is not an architecture name")
+    if (not isinstance(cfg.kernel, (tuple, list)) or len(cfg.kernel) != 2
+            or not all(_is_int(k) and k >= 0 for k in cfg.kernel)):
+        raise ConfigError(f"MachineConfig.kernel={cfg.kernel!r}: expected (major, minor)")
+    integer("phys_bits", cfg.phys_bits, 30, 53)
+    integer("block_size", cfg.block_size, 1, optional=True)
+    integer("struct_page_size", cfg.struct_page_size, 16, MAX_STRUCT_PAGE_SIZE + 1)
+    integer("kernel_reserved", cfg.kernel_reserved, 0)
+    integer("boot_used_unmovable", cfg.boot_used_unmovable, 0)
+    integer("boot_used_movable", cfg.boot_used_movable, 0)
+    integer("min_free_kbytes", cfg.min_free_kbytes, 0, optional=True)
+    integer("seed", cfg.seed, 0)
+    for name in ("is_vm", "movable_node"):
+        if not isinstance(getattr(cfg, name), (bool, np.bool_)):
+            raise ConfigError(f"MachineConfig.{name}={getattr(cfg, name)!r} is not a bool")
+    if not isinstance(cfg.nodes, (list, tuple)):
+        raise ConfigError(f"MachineConfig.nodes={cfg.nodes!r} is not a list of NodeConfig")
+    for nid, nc in enumerate(cfg.nodes):
+        if not isinstance(nc, NodeConfig):
+            raise ConfigError(f"MachineConfig.nodes[{nid}]={nc!r} is not a NodeConfig")
+        if not isinstance(nc.boot, (list, tuple)):
+            raise ConfigError(f"node {nid} boot={nc.boot!r}: expected a list of (start, size)")
+        for r in nc.boot:
+            if (not isinstance(r, (list, tuple)) or len(r) != 2
+                    or not all(_is_int(x) for x in r)):
+                raise ConfigError(f"node {nid} boot range {r!r}: expected (start, size) in "
+                                  "integer bytes")
+            if r[0] < 0:
+                raise ConfigError(f"node {nid} boot range {r!r} starts below 0")
+    n = len(cfg.nodes)
+    if cfg.distance is not None:
+        d = cfg.distance
+        if (not isinstance(d, (list, tuple)) or len(d) != n
+                or any(not isinstance(row, (list, tuple)) or len(row) != n for row in d)
+                or not all(_is_int(x) and x > 0 for row in d for x in row)):
+            raise ConfigError(f"MachineConfig.distance: expected a {n}x{n} matrix of positive "
+                              "integers (the SLIT, node_distance())")
+    if not isinstance(cfg.strategy, str) and not hasattr(cfg.strategy, "plan"):
+        raise ConfigError(f"MachineConfig.strategy={cfg.strategy!r} is not a strategy")
 
 
 class Zone:
@@ -234,10 +386,16 @@ class Machine:
 
     def __init__(self, config: MachineConfig | None = None, *, backend=None, **overrides):
         cfg = config or MachineConfig()
+        if not isinstance(cfg, MachineConfig):
+            raise ConfigError(f"config={cfg!r} is not a MachineConfig")
         if overrides:
+            unknown = sorted(set(overrides) - set(MachineConfig.__dataclass_fields__))
+            if unknown:
+                raise ConfigError(f"unknown MachineConfig field {unknown[0]!r}")
             cfg = MachineConfig(**{**cfg.__dict__, **overrides})
+        _validate_config(cfg)
         self.config = cfg
-        self.kernel = tuple(cfg.kernel)
+        self.kernel = tuple(int(k) for k in cfg.kernel)
         self.arch = get_arch(cfg.arch, struct_page_size=cfg.struct_page_size)
         self.kernels = backends.get_backend(backend)
         self.default_strategy = get_strategy(cfg.strategy)
@@ -256,6 +414,13 @@ class Machine:
             raise ConfigError(f"phys_bits={cfg.phys_bits}: expected 30..52")
         if not cfg.nodes:
             raise ConfigError("a machine needs at least one node")
+        if cfg.block_size is not None and cfg.block_size > MAX_BLOCK_SIZE:
+            raise ConfigError(f"block_size={cfg.block_size:#x} is above {MAX_BLOCK_SIZE:#x}: no "
+                              "kernel uses memory blocks larger than 2 GiB (x86 MAX_BLOCK_SIZE, "
+                              "set_memory_block_size_order(), arch/x86/mm/init_64.c: -EINVAL)")
+        if cfg.block_size is not None and cfg.block_size > (1 << cfg.phys_bits):
+            raise ConfigError(f"block_size={cfg.block_size:#x} is larger than the "
+                              f"{cfg.phys_bits}-bit physical address space")
         self.max_pfn = (1 << cfg.phys_bits) >> a.page_shift
         self.nr_sections = self.max_pfn // a.pages_per_section
         # The vmemmap: host pages only where written (MAP_NORESERVE, never accounted).
@@ -290,6 +455,7 @@ class Machine:
         self.online_kernel_alloc_pfns = []            # see _kernel_allocs_after_online()
         self.kobj_pfns = {}                           # range id -> _alloc_block_kobjs() pages
         self.rng = np.random.default_rng(cfg.seed)
+        self._next_owner = OWNER_AUTO_BASE
         self._boot(cfg)
 
     # ==================================================================================
@@ -300,20 +466,33 @@ class Machine:
         return f"[mem {start_pfn << ps:#018x}-{((start_pfn + nr_pages) << ps) - 1:#018x}]"
 
     def pfn(self, addr):
-        return addr >> self.arch.page_shift
+        return _int_arg(addr, "address") >> self.arch.page_shift
 
     def block_id(self, pfn):
-        return pfn // self.block_pages
+        return _int_arg(pfn, "pfn") // self.block_pages
 
     def blocks_in(self, start_pfn, nr_pages):
+        start_pfn = _int_arg(start_pfn, "blocks_in: start_pfn", 0, self.max_pfn + 1)
+        nr_pages = _int_arg(nr_pages, "blocks_in: nr_pages", 0, self.max_pfn - start_pfn + 1)
         return self.blocks[start_pfn // self.block_pages:(start_pfn + nr_pages) // self.block_pages]
 
     def range_at(self, pfn):
+        pfn = _int_arg(pfn, "range_at: pfn", 0, self.max_pfn)
         rid = self.blocks["range_id"][self.block_id(pfn)]
         return self.ranges.get(int(rid))
 
     def zone(self, nid, zid):
+        self._check_nid(nid)
+        zid = _int_arg(zid, "zone index", 0, P.MAX_NR_ZONES, cls=ConfigError)
         return self.nodes[nid].zones[zid]
+
+    def own_zone(self, zone, what="zone"):
+        """`zone` if it is one of this machine's zones, else ConfigError (a Zone of
+        another machine would read these arrays with its spans)."""
+        if not isinstance(zone, Zone) or not (0 <= zone.nid < len(self.nodes)) or \
+                self.nodes[zone.nid].zones[zone.zid] is not zone:
+            raise ConfigError(f"{what}={zone!r} is not a zone of this machine")
+        return zone
 
     def zones(self):
         return [z for node in self.nodes for z in node.zones]
@@ -415,6 +594,7 @@ class Machine:
                     taken = np.union1d(taken, got)
         late = np.unique(np.concatenate(late)) if late else np.zeros(0, dtype=np.int64)
         self._boot_reserved_pfns = taken
+        self._boot_holes = self._find_boot_holes(cfg)
         # memblock_free_all(): everything else goes to the buddy, in aligned chunks.
         res_mask_ranges = self._boot_reserved_pfns
         for nid, nc in enumerate(cfg.nodes):
@@ -442,6 +622,13 @@ class Machine:
                         if bs < be:
                             zones |= {z for z, _, _ in self._split_by_zone(bs, be)}
                     row["zone"] = zones.pop() if len(zones) == 1 else -1
+        for nid, nc in enumerate(cfg.nodes):
+            if nc.boot and not sum(z.managed_pages for z in self.nodes[nid].zones):
+                raise ConfigError(
+                    f"node {nid}: its boot memory leaves no page to the buddy allocator after "
+                    f"the memmap (struct_page_size={cfg.struct_page_size}) and the memblock "
+                    f"reservations (kernel_reserved={cfg.kernel_reserved:#x}); "
+                    "memblock_free_all() would free nothing")
         # postcore_initcall(init_per_zone_wmark_min), then hugepage_init()
         # (subsys_initcall) starting khugepaged, which raises min_free_kbytes.
         self._user_min_free_kbytes = None
@@ -468,12 +655,14 @@ class Machine:
             self._user_min_free_kbytes = self.min_free_kbytes = cfg.min_free_kbytes
             self._setup_wmarks()
         # What the running kernel holds after boot (slab, page cache, ...).
-        for nid, _ in enumerate(cfg.nodes):
-            share = 1 / len(cfg.nodes)
+        # spread over the nodes that have memory: a memoryless node holds none of it
+        with_mem = [nid for nid, nc in enumerate(cfg.nodes) if nc.boot]
+        for nid in with_mem:
+            share = 1 / len(with_mem)
             for gfp, nbytes in (("kernel", cfg.boot_used_unmovable), ("movable", cfg.boot_used_movable)):
                 n = int(self.pfn(int(nbytes * share)))
                 if n:
-                    got = self.alloc_pages(nid, 0, gfp, count=n, owner=1, strict_node=True)
+                    got = self._alloc_pages(nid, 0, gfp, n, OWNER_BOOT, strict_node=True)
                     if len(got) < n:
                         raise ConfigError(f"boot_used_{gfp}={nbytes:#x} does not fit in node {nid}'s "
                                           "free memory above the min watermark")
@@ -524,6 +713,25 @@ class Machine:
             raise ConfigError(f"node {nid} {key}.{zname}={n} pages: the zone has only {n - need} "
                               "present pages left after the boot memmap and other reservations")
         return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
+
+    def _find_boot_holes(self, cfg):
+        """[start, end) pfn runs inside present boot sections that no boot range covers:
+        pages of the section that are not present (no zone, never initialised)."""
+        pps = self.arch.pages_per_section
+        ranges = sorted((self.pfn(s), self.pfn(s + n)) for nc in cfg.nodes for s, n in nc.boot)
+        early = (self.sections & SECTION_IS_EARLY) != 0
+        holes = []
+        for a, b in _runs(early):
+            p, end = a * pps, b * pps
+            for rs, re_ in ranges:
+                if re_ <= p or rs >= end:
+                    continue
+                if rs > p:
+                    holes.append((p, rs))
+                p = max(p, re_)
+            if p < end:
+                holes.append((p, end))
+        return holes
 
     def _split_by_zone(self, s, e):
         """Pieces of [s, e) per kernel zone (DMA/DMA32/Normal by the arch's limits)."""
@@ -597,24 +805,48 @@ class Machine:
         return [self.nodes[n].zones[z] for n in order for z in range(highest_zone, -1, -1)
                 if self.nodes[n].zones[z].managed_pages]
 
-    def alloc_pages(self, nid, order, gfp="kernel", count=1, owner=1, strict_node=False,
+    def alloc_pages(self, nid, order, gfp="kernel", count=1, owner=None, strict_node=False,
                     exclude=None):
         """alloc_pages_node() `count` times: blocks of `order` for `gfp` ("kernel",
         "reclaimable", "movable", "user"), preferring `nid` and falling back along its
         zonelist. A zone gives pages only while it stays above its min watermark plus the
         lowmem reserve for the request's highest zone (__zone_watermark_ok()).
-        Returns an int64 array of head pfns (fewer than `count` when memory runs out).
+
+        Returns an Allocation: the int64 array of head pfns (fewer than `count` when
+        memory runs out) that also names the allocation, through the owner tag its pages
+        carry in page->private (a fresh one unless `owner` is given), so that
+        free_pages(allocation) still frees these blocks after migration moved them.
         """
-        try:
-            highest, mt, flags = GFP[gfp]
-        except KeyError:
-            raise ConfigError(f"unknown gfp {gfp!r}; expected one of {', '.join(GFP)}") from None
-        if not 0 <= order <= self.arch.max_page_order:
-            raise ConfigError(f"order={order} outside 0..MAX_PAGE_ORDER={self.arch.max_page_order}")
         self._check_nid(nid)
+        order = _int_arg(order, "alloc_pages: order", 0, self.arch.max_page_order + 1,
+                         cls=ConfigError)
+        count = _int_arg(count, "alloc_pages: count", 0)
+        if not isinstance(gfp, str) or gfp not in GFP:
+            raise ConfigError(f"unknown gfp {gfp!r}; expected one of {', '.join(GFP)}")
+        if owner is None:
+            owner = self._next_owner
+            self._next_owner += 1
+        else:
+            owner = _int_arg(owner, "alloc_pages: owner", 0, 1 << 64)
+            if owner == OWNER_VMEMMAP:
+                raise ConfigError(f"alloc_pages: owner={owner} is the tag of the machine's "
+                                  "vmemmap pages (OWNER_VMEMMAP); pick another")
+        if not isinstance(strict_node, (bool, np.bool_)):
+            raise ConfigError(f"alloc_pages: strict_node={strict_node!r} is not a bool")
+        if exclude is not None and not callable(exclude):
+            raise ConfigError(f"alloc_pages: exclude={exclude!r} is not callable")
+        got = self._alloc_pages(nid, order, gfp, count, owner, strict_node, exclude)
+        return Allocation(got, owner, order)
+
+    def _alloc_pages(self, nid, order, gfp, count, owner, strict_node=False, exclude=None):
+        """alloc_pages() without the argument checks, for the machine's own allocations
+        (vmemmap, page tables, migration targets). Returns a plain array of head pfns."""
+        highest, mt, flags = GFP[gfp]
         out = np.empty(count, dtype=np.int64)
         n = 0
         for zone in self.zonelist(nid, highest):
+            if n == count:
+                break
             if strict_node and zone.nid != nid:
                 continue
             if exclude is not None and exclude(zone):
@@ -625,8 +857,98 @@ class Machine:
                 break
         return out[:n]
 
+    def find_allocation(self, allocation):
+        """The head pfns where the blocks of an Allocation (or an owner tag) are now, in pfn
+        order: what page_owner's dump would list for the allocation (mm/page_owner.c)."""
+        owner = self._owner_of(allocation)
+        from pagecore._buddy import owned_heads
+        out = []
+        for z in self.zones():
+            if not z.spanned_pages:
+                continue
+            bits = (z.nid << P.NODES_PGSHIFT) | (z.zid << P.ZONES_PGSHIFT)
+            for lo, hi in self._present_runs(z.zone_start_pfn, z.zone_end_pfn):
+                idx, _ = owned_heads(self.mem_map[lo:hi], bits, owner, 1)
+                out.append(idx + lo)
+        return np.sort(np.concatenate(out)) if out else np.zeros(0, dtype=np.int64)
+
+    def _owner_of(self, allocation):
+        if isinstance(allocation, Allocation):
+            if allocation.owner is None:
+                raise ConfigError("a slice of an Allocation is plain pfns, not an allocation: "
+                                  "pass the Allocation alloc_pages() returned")
+            return allocation.owner
+        return _int_arg(allocation, "owner", 0, 1 << 64)
+
+    def _present_runs(self, lo, hi):
+        """[start, end) pfn runs of present sections inside [lo, hi)."""
+        pps = self.arch.pages_per_section
+        s0, s1 = lo // pps, -(-hi // pps)
+        present = (self.sections[s0:s1] & SECTION_MARKED_PRESENT) != 0
+        return [(max(lo, (s0 + a) * pps), min(hi, (s0 + b) * pps)) for a, b in _runs(present)]
+
     def free_pages(self, pfns):
-        """__free_pages() of allocated blocks (head pfns)."""
+        """__free_pages() of allocated blocks: head pfns (a sequence, an array, one pfn), or
+        an Allocation from alloc_pages(), whose blocks are freed wherever migration has
+        moved them. Returns the pages freed.
+
+        Every page is checked before any is freed, as free_pages_prepare() would have
+        reported it ("Bad page state", mm/page_alloc.c, PAGE_FLAGS_CHECK_AT_FREE): each
+        pfn must be the head of an allocated block the caller could own: inside a present
+        section, refcount > 0, no page type (not free, not a page table), not PG_reserved
+        (boot memmap, kernel image, memblock), not a folio tail, not a self-hosted or
+        buddy-backed vmemmap page, and not twice in the call."""
+        if isinstance(pfns, Allocation) and pfns.owner is not None:
+            heads = self.find_allocation(pfns)
+            if not len(heads):
+                raise StateError(f"free_pages: allocation with owner tag {pfns.owner:#x} has "
+                                 "no allocated block left (freed already?)")
+            pfns = heads
+        else:
+            pfns = _int_array(pfns, "free_pages: pfns")
+        if not len(pfns):
+            return 0
+        self._check_free(pfns)
+        return self._free_blocks(pfns)
+
+    def _check_free(self, pfns):
+        out = (pfns < 0) | (pfns >= self.max_pfn)
+        if out.any():
+            raise RangeError(f"free_pages: pfn {int(pfns[out][0]):#x} is outside the physical "
+                             f"address space (max_pfn {self.max_pfn:#x})", pfn=int(pfns[out][0]))
+        secs = self.sections[pfns // self.arch.pages_per_section]
+        absent = (secs & SECTION_MARKED_PRESENT) == 0
+        if absent.any():
+            p = int(pfns[absent][0])
+            raise StateError(f"free_pages: pfn {p:#x} is not in a present section "
+                             "(pfn_valid() false)", pfn=p)
+        dup = _first_duplicate(pfns)
+        if dup is not None:
+            raise StateError(f"free_pages: pfn {dup:#x} is given twice: the second would be a "
+                             "double free (free_pages_prepare(): 'Bad page state'); nothing "
+                             "freed", pfn=dup)
+        mm = self.mem_map[pfns]
+        flags = mm["flags"]
+        checks = (
+            (mm["refcount"] == 0, "is free or was never allocated (refcount 0)"),
+            (mm["page_type"] != P.PGTY_NONE, "has a page type (buddy, page table, vmemmap "
+             "or offline): not an allocated block"),
+            ((flags & P.PG_tail) != 0, "is a folio tail, not the head of an allocated block"),
+            ((flags & P.PG_reserved) != 0, "is PG_reserved (boot memmap, kernel image or "
+             "memblock memory): PAGE_FLAGS_CHECK_AT_FREE"),
+            ((flags & P.PG_vmemmap_self_hosted) != 0, "hosts a memmap (self-hosted vmemmap)"),
+            (mm["private"] == OWNER_VMEMMAP, "backs the vmemmap (populated from the buddy "
+             "at add_memory(); remove_memory() frees it)"),
+            ((flags & P.PG_isolated) != 0, "is isolated for migration"),
+        )
+        for bad, why in checks:
+            if bad.any():
+                p = int(pfns[bad][0])
+                raise StateError(f"free_pages: pfn {p:#x} {why} (free_pages_prepare(): "
+                                 "'Bad page state'); nothing freed", pfn=p)
+
+    def _free_blocks(self, pfns):
+        """__free_pages() of head pfns already known to be allocated block heads."""
         pfns = np.ascontiguousarray(pfns, dtype=np.int64)
         if not len(pfns):
             return 0
@@ -764,12 +1086,14 @@ class Machine:
     # hot-add (mm/memory_hotplug.c: add_memory_resource(), __add_pages())
     # ==================================================================================
     def _check_nid(self, nid):
-        if not isinstance(nid, (int, np.integer)) or not 0 <= nid < len(self.nodes):
+        if not _is_int(nid) or not 0 <= nid < len(self.nodes):
             raise ConfigError(f"node {nid!r} does not exist (nodes 0..{len(self.nodes) - 1})")
 
     def _check_range(self, start, size, what):
         """check_hotplug_memory_range(): block-aligned, inside the address space."""
         bs = self.block_size
+        start = _int_arg(start, f"{what}: start")
+        size = _int_arg(size, f"{what}: size")
         if size <= 0 or start < 0:
             raise RangeError(f"{what}: empty or negative range start={start:#x} size={size:#x}")
         if start % bs or size % bs:
@@ -788,15 +1112,20 @@ class Machine:
         self._check_nid(nid)
         strategy = get_strategy(strategy or self.default_strategy)
         start_pfn, nr_pages = self._check_range(start, size, "add_memory")
-        if online is not None and online not in ONLINE_TYPES:
-            raise ConfigError(f"unknown online type {online!r}; expected one of {', '.join(ONLINE_TYPES)}")
+        # the auto-online policy (memhp_default_state, online_policy): "offline" or None
+        # leaves the blocks offline; anything else must be an online type
+        if online is not None and not (isinstance(online, str) and online == "offline"):
+            online = self._parse_online_type(online)
+        else:
+            online = None
         busy = self.blocks_in(start_pfn, nr_pages)["state"] != 0
         if busy.any():
             b = start_pfn // self.block_pages + int(np.argmax(busy))
             raise RangeError(f"add_memory: {self.fmt_range(start_pfn, nr_pages)} overlaps present memory "
                              f"(memory block {b}); register_memory_resource(): -EEXIST")
         from itertools import groupby
-        units = strategy.plan(self, start_pfn, nr_pages)
+        units = self._check_plan(strategy, strategy.plan(self, start_pfn, nr_pages),
+                                 start_pfn, nr_pages)
         kobj = self._alloc_block_kobjs(nid, nr_pages // self.block_pages)
         rid = self._next_range_id
         rng = AddedRange(rid, start_pfn, nr_pages, nid, strategy,
@@ -858,6 +1187,42 @@ class Machine:
             raise OutOfMemoryError(f"add_memory: no memory for the {nblocks} memory block "
                                    f"devices ({n} pages of kernel objects): -ENOMEM")
         return got
+
+    def _check_plan(self, strategy, units, start_pfn, nr_pages):
+        """A strategy's plan() must cut [start_pfn, +nr_pages) into consecutive AddUnits of
+        whole memory blocks (arch_add_memory() is called per memory block range,
+        add_memory_resource()), each with an altmap of 0..nr_pages pages (vmem_altmap.free,
+        at most the unit: mhp_supports_memmap_on_memory()) and 0 <= waste <= altmap."""
+        from pagecore.strategies import AddUnit
+        name = getattr(strategy, "name", strategy)
+        try:
+            units = list(units)
+        except TypeError:
+            raise ConfigError(f"strategy {name!r}: plan() returned {units!r}, not a list of "
+                              "AddUnit") from None
+        if not units:
+            raise ConfigError(f"strategy {name!r}: plan() returned no AddUnit")
+        p, nb = start_pfn, self.block_pages
+        for u in units:
+            if not isinstance(u, AddUnit):
+                raise ConfigError(f"strategy {name!r}: plan() returned {u!r}, not an AddUnit")
+            ok_int = all(_is_int(x) for x in (u.start_pfn, u.nr_pages, u.waste)) and \
+                (u.altmap_free is None or _is_int(u.altmap_free))
+            if not ok_int:
+                raise ConfigError(f"strategy {name!r}: {u!r} has a field that is not an integer")
+            if u.start_pfn != p or u.nr_pages <= 0 or u.nr_pages % nb:
+                raise ConfigError(f"strategy {name!r}: {u!r} does not continue the plan of "
+                                  f"{self.fmt_range(start_pfn, nr_pages)} at pfn {p:#x} with whole "
+                                  f"memory blocks of {nb} pages")
+            alt = u.altmap_free or 0
+            if not 0 <= alt <= u.nr_pages or not 0 <= u.waste <= alt:
+                raise ConfigError(f"strategy {name!r}: {u!r}: expected 0 <= altmap_free <= "
+                                  "nr_pages and 0 <= waste <= altmap_free")
+            p += u.nr_pages
+        if p != start_pfn + nr_pages:
+            raise ConfigError(f"strategy {name!r}: plan() covers {self.fmt_range(start_pfn, p - start_pfn)}"
+                              f", not the whole {self.fmt_range(start_pfn, nr_pages)}")
+        return units
 
     def _arch_add_memory(self, nid, units, rng, done):
         """arch_add_memory() -> __add_pages() -> sparse_add_section() for a run of units
@@ -949,7 +1314,7 @@ class Machine:
             for j, lo in enumerate(opens):
                 hi = opens[j + 1] if j + 1 < len(opens) else nsec
                 for t in nt_ids[nt_sec == lo].tolist():
-                    got = self.alloc_pages(nid, 0, "kernel", 1, owner=2)
+                    got = self._alloc_pages(nid, 0, "kernel", 1, OWNER_VMEMMAP)
                     if not len(got):
                         stop = lo
                         break
@@ -968,7 +1333,7 @@ class Machine:
                 else:
                     # vmemmap_populate() allocates one leaf at a time; a bulk call takes
                     # the same pages (same zonelist, same watermark, same rmqueue order)
-                    got = self.alloc_pages(nid, gorder, "kernel", gj - gi, owner=2)
+                    got = self._alloc_pages(nid, gorder, "kernel", gj - gi, OWNER_VMEMMAP)
                     ok = gi + len(got)
                     g_nid[gi:ok] = (self.mem_map["flags"][got] >> P.NODES_PGSHIFT) & P.NODES_MASK
                     vals = zip(repeat("buddy"), got.tolist(), repeat(gorder),
@@ -1041,7 +1406,7 @@ class Machine:
                     done.append((sec, new_g, new_tl))
                 for t in self._tables_of_section(sec):
                     if t not in tables:
-                        got = self.alloc_pages(nid, 0, "kernel", 1, owner=2)
+                        got = self._alloc_pages(nid, 0, "kernel", 1, OWNER_VMEMMAP)
                         if not len(got):
                             raise OutOfMemoryError(f"add_memory: no page for a vmemmap page table "
                                                    f"(section {sec}): -ENOMEM")
@@ -1090,14 +1455,14 @@ class Machine:
                 raise OutOfMemoryError(f"add_memory: altmap of {alt} exhausted populating "
                                        f"section {sec}: -ENOMEM")
             return ("altmap", pfn, order, alt.base_pfn // self.block_pages)
-        got = self.alloc_pages(nid, order, "kernel", 1, owner=2)
+        got = self._alloc_pages(nid, order, "kernel", 1, OWNER_VMEMMAP)
         if len(got):
             return ("buddy", int(got[0]), order, int(self._page_nid(got[0])))
         if order:
-            base = self.alloc_pages(nid, 0, "kernel", gp + 1, owner=2)   # + the PTE table
+            base = self._alloc_pages(nid, 0, "kernel", gp + 1, OWNER_VMEMMAP)   # + the PTE table
             if len(base) == gp + 1:
                 return ("buddy-base", base.tolist(), 0, int(self._page_nid(base[0])))
-            self.free_pages(base)
+            self._free_blocks(base)
         raise OutOfMemoryError(f"add_memory: cannot allocate the memmap of section {sec} "
                                f"({gp} pages) on node {nid} or its fallbacks: -ENOMEM")
 
@@ -1109,9 +1474,9 @@ class Machine:
         if kind == "altmap":
             self.blocks["altmap_alloc"][owner] -= 1 << order     # vmem_altmap_free()
         elif kind == "buddy":
-            self.free_pages([pfn])
+            self._free_blocks([pfn])
         elif kind == "buddy-base":
-            self.free_pages(pfn)
+            self._free_blocks(pfn)
 
     def _undo_add(self, done):
         for sec, new_g, new_t in reversed(done):
@@ -1133,7 +1498,7 @@ class Machine:
         pfn = self.vmemmap_tables.pop(t)
         if pfn >= 0:
             self.mem_map[pfn]["page_type"] = P.PGTY_NONE
-            self.free_pages([pfn])
+            self._free_blocks([pfn])
             self.pagetable_pages -= 1
 
     @staticmethod
@@ -1149,6 +1514,8 @@ class Machine:
         """zone_for_pfn_range() (mm/memory_hotplug.c): "online" follows
         memory_hotplug.online_policy, "contig-zones" (default_zone_for_pfn()) or
         "auto-movable" (auto_movable_zone_for_pfn())."""
+        online_type = self._parse_online_type(online_type)
+        self._check_nid(nid)
         node = self.nodes[nid]
         if online_type == MMOP_ONLINE_KERNEL:
             return self._default_kernel_zone(nid, start_pfn, nr_pages)
@@ -1225,8 +1592,20 @@ class Machine:
                 return node.zones[z]
         return node.zones[P.ZONE_NORMAL]
 
+    def _check_block(self, block, what="memory block"):
+        """A memory block id: an integer naming a row of the block table."""
+        if not _is_int(block):
+            raise ConfigError(f"{what} {block!r} is not an integer block id "
+                              f"({type(block).__name__})")
+        if not 0 <= block < len(self.blocks):
+            raise RangeError(f"{what} {block} does not exist (blocks 0..{len(self.blocks) - 1})")
+        return int(block)
+
     def valid_zones(self, block):
         """/sys/devices/system/memory/memoryN/valid_zones."""
+        block = self._check_block(block)
+        if self.blocks["state"][block] == 0:
+            raise StateError(f"memory block {block} is not present: it has no valid_zones")
         row = self.blocks[block]
         start = block * self.block_pages
         if row["state"] == MEM_ONLINE:
@@ -1240,16 +1619,24 @@ class Machine:
         return " ".join(names)
 
     def _parse_online_type(self, online_type):
+        """mhp_online_type_from_str() (mm/memory_hotplug.c): "online", "online_kernel",
+        "online_movable", or the MMOP_ONLINE* value itself (1..3); MMOP_OFFLINE is not a
+        way to online."""
         if isinstance(online_type, str):
             if online_type not in ONLINE_TYPES or online_type == "offline":
                 raise ConfigError(f"unknown online type {online_type!r}; expected online, "
                                   "online_kernel or online_movable")
             return ONLINE_TYPES[online_type]
+        if not _is_int(online_type) or online_type not in (MMOP_ONLINE, MMOP_ONLINE_KERNEL,
+                                                           MMOP_ONLINE_MOVABLE):
+            raise ConfigError(f"unknown online type {online_type!r}; expected online, "
+                              f"online_kernel, online_movable or their MMOP values "
+                              f"{MMOP_ONLINE}..{MMOP_ONLINE_MOVABLE}")
         return int(online_type)
 
     def online_memory_block(self, block, online_type="online"):
         """Write "online*" to memoryN/state."""
-        self.online_pages_blocks([block], online_type)
+        self.online_pages_blocks([self._check_block(block)], online_type)
 
     def online_pages_blocks(self, blocks, online_type="online"):
         """memory_block_online() for each block, batched per zone so that the per-block
@@ -1261,15 +1648,17 @@ class Machine:
         grow block by block and take the zone_for_pfn_range() loop. Consecutive blocks of
         one zone and one strategy go in one kernel call."""
         ot = self._parse_online_type(online_type)
-        if isinstance(blocks, range):
-            blocks = np.arange(blocks.start, blocks.stop, blocks.step, dtype=np.int64)
-        blocks = np.asarray(list(blocks) if not isinstance(blocks, np.ndarray) else blocks,
-                            dtype=np.int64)
+        blocks = _int_array(blocks, "online_pages_blocks: blocks")
         if not len(blocks):
             return
         if (blocks < 0).any() or (blocks >= len(self.blocks)).any():
             raise RangeError(f"memory block {int(blocks[(blocks < 0) | (blocks >= len(self.blocks))][0])} "
-                             "does not exist")
+                             f"does not exist (blocks 0..{len(self.blocks) - 1})")
+        dup = _first_duplicate(blocks)
+        if dup is not None:
+            # one memoryN/state write each: the second finds the block online (-EINVAL)
+            raise StateError(f"memory block {dup} is listed twice: it would be onlined twice "
+                             "(memory_block_change_state(): -EINVAL on the second)")
         st = self.blocks["state"][blocks]
         if (st != MEM_OFFLINE).any():
             b = int(blocks[np.argmax(st != MEM_OFFLINE)])
@@ -1390,8 +1779,7 @@ class Machine:
         """Write "offline" to memoryN/state: memory_block_offline(). Returns a report dict
         (pages migrated, pages scanned). On failure raises with the reason and leaves the
         machine as it was."""
-        if not 0 <= block < len(self.blocks):
-            raise RangeError(f"memory block {block} does not exist")
+        block = self._check_block(block)
         row = self.blocks[block]
         if row["state"] != MEM_ONLINE:
             what = STATE_NAMES.get(int(row["state"]), "not present")
@@ -1420,10 +1808,22 @@ class Machine:
         return report
 
     def offline_pages(self, start_pfn, nr_pages, zone):
-        """offline_pages() (mm/memory_hotplug.c) of a range inside one zone."""
+        """offline_pages() (mm/memory_hotplug.c) of a range inside one zone: the second
+        half of memory_block_offline(), so the range must lie in memory blocks that are
+        going offline (offline_memory_block() marks them); a direct call on online
+        blocks would leave blocks online with their pages gone."""
         a = self.arch
         pb = a.pageblock_nr_pages
+        start_pfn = _int_arg(start_pfn, "offline_pages: start_pfn", 0, self.max_pfn)
+        nr_pages = _int_arg(nr_pages, "offline_pages: nr_pages", 1, self.max_pfn - start_pfn + 1)
+        self.own_zone(zone, "offline_pages: zone")
         end = start_pfn + nr_pages
+        rows = self.blocks[start_pfn // self.block_pages:-(-end // self.block_pages)]
+        if ((rows["state"] != MEM_GOING_OFFLINE) | (rows["zone"] != zone.zid)
+                | (rows["nid"] != zone.nid)).any():
+            raise StateError(f"offline_pages: {pfn_range(start_pfn, end)} is not in memory blocks "
+                             f"of {zone.name} (node {zone.nid}) going offline; offline a block "
+                             "with offline_memory_block()")
         if nr_pages <= 0 or start_pfn % pb or end % a.pages_per_section:
             raise RangeError(f"offline_pages: {pfn_range(start_pfn, end)} must start on a pageblock "
                              "and end on a section boundary (-EINVAL)")
@@ -1573,11 +1973,11 @@ class Machine:
         plan = []
         for order in sorted(set(orders.tolist()), reverse=True):
             src = heads[orders == order]
-            dst = self.alloc_pages(nid, order, "movable", len(src), owner=0, exclude=exclude)
+            dst = self._alloc_pages(nid, order, "movable", len(src), 0, exclude=exclude)
             plan.append((order, src, dst))
             if len(dst) < len(src):
                 for _, _, d in plan:
-                    self.free_pages(d)
+                    self._free_blocks(d)
                 head = int(src[len(dst)])
                 raise OutOfMemoryError(
                     f"offline_pages {pfn_range(start, end)} failed: not enough free memory to "
@@ -1600,7 +2000,7 @@ class Machine:
         mm["private"][d] = mm["private"][s]
         mm["refcount"][d] = mm["refcount"][s]
         mm["order"][d] = mm["order"][s]
-        self.free_pages(src)
+        self._free_blocks(src)
 
     def _unmigrate(self, migrated):
         """Undo migrations, last batch first: `migrated` holds (src pfns, dst pfns, order)
@@ -1621,24 +2021,43 @@ class Machine:
             self._move_folios(np.asarray(dst[::-1]), src, order)
 
     def _shrink_zone_span(self, zone, start_pfn, end_pfn):
-        """shrink_zone_span() + update_pgdat_span() after [start_pfn, end_pfn) left the
-        zone: an edge moves to the next online memory of the zone (its boot span or an
-        online hot-added block); a hole in the middle leaves the span as it is."""
-        if zone.present_pages == 0:
-            zone.zone_start_pfn, zone.spanned_pages = 0, 0
-            return
-        if zone.zone_start_pfn < start_pfn and end_pfn < zone.zone_end_pfn:
-            return
-        nb = self.block_pages
-        lo_b, hi_b = zone.zone_start_pfn // nb, -(-zone.zone_end_pfn // nb)
-        blk = self.blocks[lo_b:hi_b]
-        owned = np.flatnonzero((blk["zone"] == zone.zid) & (blk["nid"] == zone.nid) &
-                               (blk["state"] == MEM_ONLINE) & ~blk["boot"])
-        spans = [zone.boot_span] if zone.boot_span else []
-        if len(owned):
-            spans.append(((lo_b + int(owned[0])) * nb, (lo_b + int(owned[-1]) + 1) * nb))
-        lo, hi = min(s for s, _ in spans), max(e for _, e in spans)
-        zone.zone_start_pfn, zone.spanned_pages = lo, hi - lo
+        """shrink_zone_span() + update_pgdat_span() after [start_pfn, end_pfn) left the zone
+        (remove_pfn_range_from_zone(), mm/memory_hotplug.c, v5.9+): if the range starts the
+        zone, the new start is the first pfn of the next online subsection of the zone
+        (find_smallest_section_pfn(): section online, the page's node and zone are the
+        zone's); if it ends the zone, the new end follows the last such subsection
+        before it (find_biggest_section_pfn()); a hole in the middle leaves the span.
+        Which memory it was (boot, hot-added, a boot block onlined into ZONE_MOVABLE)
+        does not matter: only online sections and the zone bits of their pages do."""
+        if zone.zone_start_pfn == start_pfn:
+            pfn = self._find_section_pfn(zone, end_pfn, zone.zone_end_pfn, smallest=True)
+            if pfn is None:
+                zone.zone_start_pfn, zone.spanned_pages = 0, 0
+            else:
+                zone.spanned_pages = zone.zone_end_pfn - pfn
+                zone.zone_start_pfn = pfn
+        elif zone.zone_end_pfn == end_pfn:
+            pfn = self._find_section_pfn(zone, zone.zone_start_pfn, start_pfn, smallest=False)
+            if pfn is None:
+                zone.zone_start_pfn, zone.spanned_pages = 0, 0
+            else:
+                zone.spanned_pages = pfn - zone.zone_start_pfn + 1
+
+    def _find_section_pfn(self, zone, lo, hi, smallest):
+        """find_smallest_section_pfn() / find_biggest_section_pfn() over [lo, hi): the
+        first pfn (smallest) or the last pfn (biggest) of a PAGES_PER_SUBSECTION step that
+        is online (pfn_to_online_page(): its section is online) and whose page belongs to
+        `zone`; None when there is none (the kernel's 0)."""
+        if hi <= lo:
+            return None
+        sub = self.arch.pages_per_subsection
+        pfns = np.arange(lo, hi, sub, dtype=np.int64) if smallest else \
+            np.arange(hi - 1, lo - 1, -sub, dtype=np.int64)
+        online = (self.sections[pfns // self.arch.pages_per_section] & SECTION_IS_ONLINE) != 0
+        bits = (zone.nid << P.NODES_PGSHIFT) | (zone.zid << P.ZONES_PGSHIFT)
+        ok = online & ((self.mem_map["flags"][pfns] & ~np.uint32(P.FLAGS_MASK)) == bits)
+        i = np.flatnonzero(ok)
+        return int(pfns[i[0]]) if len(i) else None
 
     # ==================================================================================
     # removal (try_remove_memory(), arch_remove_memory(), section_deactivate())
@@ -1661,23 +2080,31 @@ class Machine:
             b = start_pfn // self.block_pages + int(np.argmax(blk["state"] != MEM_OFFLINE))
             raise BusyError(f"removing memory fails, because memory {self.fmt_range(start_pfn, nr_pages)} "
                             f"is onlined (memory block {b}): -EBUSY")
-        # set(range_ids) as a set of the distinct ids in first-seen order: same iteration
-        rids, first = np.unique(blk["range_id"], return_index=True)
-        rids = set(rids[np.argsort(first)].tolist())
-        for rid in rids:
-            if rid >= 0:
-                self.ranges[rid].strategy.check_remove(self, start_pfn, nr_pages)
+        self._check_remove_rules(start_pfn, nr_pages)
+        rids = set(np.unique(blk["range_id"]).tolist())
         a = self.arch
         pps, sps = a.pages_per_section, a.struct_page_size
         gb = self._granule_bytes
         granules, tables = self.vmemmap_granules, self.vmemmap_tables
         s0, s1 = start_pfn // pps, (start_pfn + nr_pages) // pps
+        # The teardown is planned with the sections cleared (which leaves and tables no
+        # present section uses any more) and checked before anything is freed: if it would
+        # leave an altmap owing pages (remove_memory_blocks_and_altmaps(): WARN "Altmap not
+        # fully unmapped") or free a page that is not an allocated block, the words come
+        # back and the call fails with the machine as it was.
+        saved_secs = (self.sections[s0:s1].copy(), self.section_nid[s0:s1].copy(),
+                      self.nr_memmap_pages, self.nr_memmap_boot_pages)
         # section_deactivate(): memmap_pages_add(-...), clear the word
         early = (self.sections[s0:s1] & SECTION_IS_EARLY) != 0
         self.nr_memmap_pages -= a.memmap_pages(pps) * int((~early).sum())
         self.nr_memmap_boot_pages -= a.memmap_pages(pps) * int(early.sum())
         self.sections[s0:s1] = 0
         self.section_nid[s0:s1] = -1
+
+        def refuse(cls, msg):
+            self.sections[s0:s1], self.section_nid[s0:s1] = saved_secs[0], saved_secs[1]
+            self.nr_memmap_pages, self.nr_memmap_boot_pages = saved_secs[2], saved_secs[3]
+            raise cls(msg)
 
         def flat(lo, hi):
             c = np.maximum(hi - lo, 0)
@@ -1748,20 +2175,29 @@ class Machine:
         mm = self.mem_map[pfns]
         if ((mm["refcount"] == 0) | ((mm["flags"] & P.PG_tail) != 0)).any() or \
                 len(np.unique(pfns)) != len(pfns):
-            for kind, x in events:      # free_pages() refuses one: fail where the loop did
-                (self._free_table if kind == "t" else self._free_granule)(x)
-        else:
-            for kind, x in events:
-                (tables if kind == "t" else granules).pop(x)
-            np.subtract.at(self.blocks["altmap_alloc"], np.asarray(alt_owner, dtype=np.int64),
-                           np.asarray(alt_pages, dtype=np.int64))   # vmem_altmap_free()
-            self.mem_map["page_type"][np.asarray(tpfns, dtype=np.int64)] = P.PGTY_NONE
-            self.pagetable_pages -= len(tpfns)
-            self.free_pages(pfns)
-        left = self.blocks_in(start_pfn, nr_pages)["altmap_alloc"]
-        if left.any():  # remove_memory_blocks_and_altmaps(): WARN "Altmap not fully unmapped"
-            raise StateError(f"altmap not fully unmapped after removing "
-                             f"{self.fmt_range(start_pfn, nr_pages)}: alloc={int(left.sum())}")
+            refuse(StateError, f"remove_memory: {self.fmt_range(start_pfn, nr_pages)}: a vmemmap "
+                   "page or page table to free is not an allocated block (corrupt memmap "
+                   "bookkeeping; Machine.check() names it)")
+        alt_owner = np.asarray(alt_owner, dtype=np.int64)
+        alt_pages = np.asarray(alt_pages, dtype=np.int64)
+        b0, b1 = start_pfn // self.block_pages, (start_pfn + nr_pages) // self.block_pages
+        owed = self.blocks["altmap_alloc"].astype(np.int64)
+        outside = (alt_owner < b0) | (alt_owner >= b1)
+        left = owed[b0:b1] - np.bincount(alt_owner[~outside] - b0, weights=alt_pages[~outside],
+                                         minlength=b1 - b0).astype(np.int64)
+        if outside.any() or left.any():
+            # remove_memory_blocks_and_altmaps(): WARN "Altmap not fully unmapped"
+            refuse(GranularityError,
+                   f"remove_memory: {self.fmt_range(start_pfn, nr_pages)} would leave an altmap "
+                   f"not fully unmapped ({int(left.sum())} pages still owed, "
+                   f"{int(alt_pages[outside].sum())} owed to blocks outside the range): the "
+                   "removal must cover whole self-hosted memmaps")
+        for kind, x in events:
+            (tables if kind == "t" else granules).pop(x)
+        np.subtract.at(self.blocks["altmap_alloc"], alt_owner, alt_pages)   # vmem_altmap_free()
+        self.mem_map["page_type"][np.asarray(tpfns, dtype=np.int64)] = P.PGTY_NONE
+        self.pagetable_pages -= len(tpfns)
+        self._free_blocks(pfns)
         self.blocks_in(start_pfn, nr_pages)[:] = self._empty_block()
         for rid in rids:
             rng = self.ranges.get(rid)
@@ -1807,29 +2243,53 @@ class Machine:
         """offline_and_remove_memory(): offline each block, then remove; on failure,
         re-online what this call offlined, in ascending order, as MMOP_ONLINE_MOVABLE if
         it was in ZONE_MOVABLE and MMOP_ONLINE_KERNEL otherwise (try_offline_memory_block()
-        / try_reonline_memory_block(), mm/memory_hotplug.c): the kernel records the zone,
-        not the online type the block was onlined with. (kernel-semantics.md 8.1 says
-        "recording its former online type"; the kernel source wins: a block onlined with
-        "online" comes back as online_kernel.)"""
+        / try_reonline_memory_block(), mm/memory_hotplug.c, v5.11+): the kernel records the
+        zone, not the online type the block was onlined with, so a block onlined with
+        "online" comes back as online_kernel.
+
+        Like the kernel, a failure after some blocks were offlined does not restore the
+        machine exactly: the pages those offlines migrated stay where they went, and the
+        re-onlined blocks have fresh free lists and the recorded online type. The error
+        raised says so: `.partial` lists (block, online type it came back with) and
+        `.migrated` the pages moved. The range and the presence of its blocks are checked
+        first, with nothing changed; the removal rules (granularity) are checked where the
+        kernel checks them, in try_remove_memory() after the offlines, so a refusal there
+        also comes after offlining and re-onlining, as in the kernel.
+        """
         start_pfn, nr_pages = self._check_range(start, size, "offline_and_remove_memory")
         blocks = range(start_pfn // self.block_pages, (start_pfn + nr_pages) // self.block_pages)
         st = self.blocks["state"][blocks.start:blocks.stop]
         if (st == 0).any():
             raise RangeError(f"offline_and_remove_memory: {self.fmt_range(start_pfn, nr_pages)} "
                              "is not all present")
-        done = []
+        done, migrated = [], 0
         try:
             for b in blocks:
                 if self.blocks["state"][b] == MEM_ONLINE:
                     ot = (MMOP_ONLINE_MOVABLE if self.blocks["zone"][b] == P.ZONE_MOVABLE
                           else MMOP_ONLINE_KERNEL)
-                    self.offline_memory_block(b)
+                    migrated += self.offline_memory_block(b)["migrated"]
                     done.append((b, ot))
             self.remove_memory(start, size)
-        except PagecoreError:
+        except PagecoreError as e:
             for b, ot in done:
                 self.online_pages_blocks([b], ot)
+            e.partial = [(b, _MMOP_NAMES[ot]) for b, ot in done]
+            e.migrated = migrated
+            if done:
+                e.args = (f"{e.args[0]}; blocks {', '.join(str(b) for b, _ in done)} had been "
+                          f"offlined ({migrated} pages migrated) and were re-onlined "
+                          "(try_reonline_memory_block())",) + e.args[1:]
             raise
+
+    def _check_remove_rules(self, start_pfn, nr_pages):
+        """The removal granularity of every range [start_pfn, +nr_pages) touches, each by
+        its strategy's rule (check_remove())."""
+        blk = self.blocks_in(start_pfn, nr_pages)
+        rids, first = np.unique(blk["range_id"], return_index=True)
+        for rid in rids[np.argsort(first)].tolist():
+            if rid >= 0:
+                self.ranges[rid].strategy.check_remove(self, start_pfn, nr_pages)
 
     # ==================================================================================
     # accounting
@@ -1866,27 +2326,51 @@ class Machine:
             "nr_memmap_boot_pages": self.nr_memmap_boot_pages,
         }
 
+    def check(self):
+        """Walk the whole state and raise InvariantError with the first broken invariant,
+        like the kernel's CONFIG_DEBUG_VM checks (check_new_page(), bad_page(),
+        VM_BUG_ON_PAGE()): zone counters and spans, the free lists (alignment, one zone,
+        no overlap, nothing left unmerged, counts, pageblock migratetypes), the page
+        states, the memmap backing of every present section and the altmap accounting,
+        memory blocks against sections and zones, MemTotal/MemFree/nr_memmap_pages
+        against the arrays. Changes nothing; see pagecore/invariants.py."""
+        from pagecore.invariants import check_machine
+        check_machine(self)
+
     def snapshot(self):
         """Everything observable, for before/after comparisons of failed operations."""
+        return self._snapshot(digest=True)
+
+    def _snapshot(self, digest):
+        """snapshot(); with digest=False the pages are kept as arrays (one per run of
+        sections) instead of hashed, for callers that compare often (the fuzz tests)."""
         h = hashlib.sha256()
+        runs = []
         pps = self.arch.pages_per_section
-        for sec in np.nonzero(self.sections)[0]:
-            pages = self.mem_map[int(sec) * pps:(int(sec) + 1) * pps].copy()
+        # one run of sections with a nonzero word at a time (the digest is that of the
+        # sections' pages in order, however they are cut)
+        for s0, s1 in _runs(self.sections != 0):
+            w = self.mem_map[s0 * pps:s1 * pps].view(np.uint64).reshape(-1, 2).copy()
             # Free-list positions are not state (the lists are compared below as sorted
             # pfn sets): a buddy head's `private` is its list slot, and `order` of a free
             # page that is not a buddy head is stale (buddy_order() is only meaningful with
-            # PageBuddy), so both are masked.
-            buddy = pages["page_type"] == P.PGTY_BUDDY
-            pages["private"][buddy] = 0
-            pages["order"][(pages["page_type"] == P.PGTY_NONE) & (pages["refcount"] == 0)] = 0
-            h.update(pages.tobytes())
-        h.update(self.pageblock_flags.tobytes())
-        h.update(self.sections.tobytes())
-        h.update(self.section_nid.tobytes())
-        h.update(self.blocks.tobytes())
+            # PageBuddy), so both are masked. Word 0 is flags | page_type << 32 |
+            # order << 40 | refcount << 48 (_page.pxd), word 1 private.
+            ptype = (w[:, 0] >> np.uint64(32)) & np.uint64(0xFF)
+            w[ptype == P.PGTY_BUDDY, 1] = 0
+            stale = (ptype == P.PGTY_NONE) & ((w[:, 0] >> np.uint64(48)) == 0)
+            w[stale, 0] &= ~np.uint64(0xFF << 40)
+            if digest:
+                h.update(memoryview(w).cast("B"))
+            else:
+                runs.append((s0, w))
+        tail = (self.pageblock_flags.tobytes() + self.sections.tobytes() +
+                self.section_nid.tobytes() + self.blocks.tobytes())
+        if digest:
+            h.update(tail)
         zones = [(z.counters(), tuple(z.watermark), sorted(z.free_area.snapshot().items()))
                  for z in self.zones()]
-        return {"hash": h.hexdigest(), "zones": zones,
+        return {"hash": h.hexdigest() if digest else (runs, tail), "zones": zones,
                 "granules": dict(self.vmemmap_granules), "tables": dict(self.vmemmap_tables),
                 "ranges": sorted(self.ranges), "memmap": self.memmap_summary()}
 

@@ -189,6 +189,7 @@ def pageblock_counts(m, zone):
     """Pageblocks per migratetype in `zone`: pagetypeinfo_showblockcount_print() walks
     the zone span in pageblock steps, skips pfns without an online page and pages of
     another zone, and counts get_pageblock_migratetype()."""
+    m.own_zone(zone, "pageblock_counts: zone")
     counts = np.zeros(len(MIGRATETYPE_NAMES), dtype=np.int64)
     if not zone.spanned_pages:
         return counts

@@ -374,10 +374,17 @@ class Scenario:
         return cfg
 
     # ---- run ----------------------------------------------------------------------------
-    def run(self, strategy, *, stop_after=None, on_step=None, backend=None):
+    def run(self, strategy, *, stop_after=None, on_step=None, backend=None, check=False):
         """Boot a fresh machine with `strategy` and run the steps (all, or up to and
         including step `stop_after`; step 0 is the boot). A PagecoreError ends the run and
-        is recorded in `Run.error`. `on_step(run, record)` is called after each step."""
+        is recorded in `Run.error`. `on_step(run, record)` is called after each step.
+        With `check`, Machine.check() runs after the boot and after every step (a failed
+        step too: a refused call must leave the machine consistent), and its
+        InvariantError propagates instead of being recorded."""
+        if stop_after is not None and (not isinstance(stop_after, int) or isinstance(stop_after, bool)
+                                       or stop_after < 0):
+            raise ConfigError(f"{self.path}: stop_after={stop_after!r}: expected a step number "
+                              f"(0 = right after boot; the scenario has {len(self.steps)} steps)")
         run = Run(strategy, steps=self.steps)
         t0, c0 = time.perf_counter(), time.process_time()
         cfg = self.machine_config(strategy)
@@ -390,6 +397,8 @@ class Scenario:
                               delay=self.machine["online_delay"])
         tags = {}
         self._record(run, 0, "boot", {}, 0.0, on_step)
+        if check:
+            m.check()
         for i, step in enumerate(self.steps, start=1):
             if stop_after is not None and i > stop_after:
                 break
@@ -403,8 +412,12 @@ class Scenario:
                              "errno": getattr(e, "errno", None), "message": str(e)}
                 self._record(run, i, step["action"], {"error": run.error["message"]},
                              time.perf_counter() - ts, on_step)
+                if check:
+                    m.check()
                 break
             self._record(run, i, step["action"], detail, time.perf_counter() - ts, on_step)
+            if check:
+                m.check()
         run.seconds = time.perf_counter() - t0
         run.cpu_seconds = time.process_time() - c0
         return run
@@ -522,8 +535,9 @@ def _do_alloc(run, s, tags):
 
 
 def _do_free(run, s, tags):
-    pfns = tags.pop(s["tag"], [])
-    freed = run.machine.free_pages(np.concatenate(pfns)) if pfns else 0
+    # each tagged alloc step's Allocation, freed wherever migration has moved its pages
+    allocs = tags.pop(s["tag"], [])
+    freed = sum(run.machine.free_pages(a) for a in allocs if len(run.machine.find_allocation(a)))
     return {"tag": s["tag"], "freed_pages": int(freed)}
 
 

@@ -158,10 +158,18 @@ class SeedRange(MemmapStrategy):
         return [AddUnit(start_pfn, nr_pages, altmap_free=nr_pages)]
 
     def check_remove(self, machine, start_pfn, nr_pages):
-        # check_hotplug_granularity() (seed patch 3/4): BUG_ON in the kernel.
-        rng = machine.range_at(start_pfn)
-        if rng is not None and rng.self_hosted and (rng.start_pfn != start_pfn or
-                                                    rng.nr_pages != nr_pages):
+        # check_hotplug_granularity() (seed patch 3/4): BUG_ON in the kernel. Its vmemmap
+        # head sits at the start of the range it was added with, so every self-hosted v3
+        # range the removal touches must be exactly the removal, not only the range at
+        # the removal's start (boot memory or another range there would hide it).
+        import numpy as np
+        rids = np.unique(machine.blocks_in(start_pfn, nr_pages)["range_id"]).tolist()
+        for rid in rids:
+            rng = machine.ranges.get(rid)
+            if rng is None or not rng.self_hosted or not rng.strategy.seed_v3:
+                continue
+            if (rng.start_pfn, rng.nr_pages) == (start_pfn, nr_pages):
+                continue
             raise GranularityError(
                 f"remove {machine.fmt_range(start_pfn, nr_pages)} does not match the range "
                 f"{machine.fmt_range(rng.start_pfn, rng.nr_pages)} added with a whole-range "

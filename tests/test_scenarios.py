@@ -8,13 +8,28 @@ import pytest
 
 from pagecore import GiB, MiB, ConfigError
 from pagecore.report import compare
-from pagecore.scenario import builtin_names, load
+from pagecore.scenario import Scenario, builtin_names, load
 
 SELF_HOSTED = ["range", "block-5.13", "block-6.6", "block", "force"]
 
 
-def test_builtin_scenarios_are_the_documented_five():
-    assert builtin_names() == ["balloon", "cxl", "default", "ppc64-force", "tib"]
+@pytest.fixture(autouse=True)
+def check_every_step(monkeypatch):
+    """Machine.check() after the boot and every step of every scenario run here (compare()
+    runs them through Scenario.run too)."""
+    run = Scenario.run
+
+    def checked(self, strategy, **kw):
+        kw.setdefault("check", True)
+        return run(self, strategy, **kw)
+    monkeypatch.setattr(Scenario, "run", checked)
+
+
+def test_builtin_scenarios_are_the_documented_ones():
+    # the README's five, and the kernel validation scenarios (pagecore validate)
+    assert builtin_names() == ["balloon", "cxl", "default", "kv-large", "kv-many",
+                               "kv-multi-block", "kv-one-block", "kv-small-movable",
+                               "kv-small-offline", "ppc64-force", "tib"]
     for name in builtin_names():
         sc = load(name)
         assert sc.description and sc.strategies and sc.steps

@@ -359,6 +359,11 @@ class HotplugMachine(RuleBasedStateMachine):
     # invariants
     # ---------------------------------------------------------------------------------
     @invariant()
+    def machine_check(self):
+        """Machine.check(): every invariant the model itself knows, after every step."""
+        self.m.check()
+
+    @invariant()
     def blocks_match_model(self):
         m = self.m
         rows = m.blocks[self.b0:self.b0 + WINDOW]

@@ -7,6 +7,7 @@ raise GuestDied, which the runner records as the run's result instead of crashin
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import select
@@ -18,6 +19,11 @@ import time
 from pagecore.validate import initramfs
 
 MiB, GiB = 1 << 20, 1 << 30
+_ERRNO_BY_TEXT = {os.strerror(n).lower(): name for n, name in errno.errorcode.items()}
+# ACPI _OST status codes for an eject request (ACPI 6.x, table "Status Codes"): 0x84 is
+# "ejection in progress", the others refuse; success is 0.
+OST_EJECT_IN_PROGRESS = 0x84
+OST_SOURCE_EJECT = 3
 
 
 class GuestDied(RuntimeError):
@@ -96,6 +102,7 @@ class Guest:
         self.deadline = time.monotonic() + timeout
         self.log = log or (lambda msg: None)
         self.accel = accel or ("kvm" if kvm_usable() else "tcg")
+        self.events = []                     # QMP events seen while waiting for replies
         self.console_path = os.path.join(self.workdir, "console.log")
         initrd = initramfs.build(os.path.join(self.workdir, "initrd.cpio"))
         ctl = os.path.join(self.workdir, "ctl.sock")
@@ -193,7 +200,7 @@ class Guest:
         while True:
             r = self._qmp_read()
             if "event" in r:
-                self.events.append(r) if hasattr(self, "events") else None
+                self.events.append(r)
                 continue
             if "error" in r:
                 raise RuntimeError(f"QMP {execute}: {r['error'].get('desc', r['error'])}")
@@ -225,11 +232,12 @@ class Guest:
         return out if rc == 0 else None
 
     def write(self, path, value):
-        """Write to a sysfs file; return None on success, else the errno message."""
+        """Write to a sysfs file; return None on success, else the errno name ("EBUSY")."""
         rc, out = self.sh(f"w {path} {value}")
         if rc == 0:
             return None
-        return out.replace("ERRNO=", "").strip() or f"status {rc}"
+        msg = out.replace("ERRNO=", "").strip()
+        return _ERRNO_BY_TEXT.get(msg.lower(), msg or f"status {rc}")
 
     def new_dmesg(self):
         """printk lines since the last call (dmesg -c keeps the log from repeating)."""
@@ -255,15 +263,21 @@ class Guest:
 
         The guest ejects only after offlining and removing the memory itself
         (acpi_memory_device_remove()); when it cannot, QEMU keeps the DIMM and the
-        deadline passes: that is the kernel refusing, returned as False."""
+        guest answers _OST with a refusal (or the deadline passes): returned as False."""
         self.events = []
         self.qmp_cmd("device_del", id=dimm_id)
         end = min(self.deadline, time.monotonic() + timeout)
         while time.monotonic() < end:
             for ev in self.events:
-                if ev.get("event") == "DEVICE_DELETED" and ev.get("data", {}).get("device") == dimm_id:
+                data = ev.get("data", {})
+                if ev.get("event") == "DEVICE_DELETED" and data.get("device") == dimm_id:
                     self.qmp_cmd("object-del", id=f"mem-{dimm_id}")
                     return True
+                info = data.get("info", {})
+                if (ev.get("event") == "ACPI_DEVICE_OST" and info.get("device") == dimm_id
+                        and info.get("source") == OST_SOURCE_EJECT
+                        and info.get("status") not in (0, OST_EJECT_IN_PROGRESS)):
+                    return False
             try:
                 r = json.loads(self._qmp_lines.readline(min(end, time.monotonic() + 1)))
                 if "event" in r:

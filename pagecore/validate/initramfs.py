@@ -16,19 +16,17 @@ import stat
 BUSYBOX_CANDIDATES = ("/bin/busybox", "/usr/bin/busybox")
 
 # PID 1. `set -m` is off on purpose: the agent must never be stopped by job control.
-# Writes to sysfs report their errno through the shell's "write error: ..." message;
-# the agent turns it into the errno name with `echo` + `$?` (busybox sh returns 1 on a
-# failed redirect write), so commands that write use `w FILE VALUE` below instead.
 INIT = r"""#!/bin/busybox sh
 /bin/busybox --install -s /bin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev 2>/dev/null
 stty -F /dev/ttyS1 raw -echo 115200
-# w FILE VALUE: write VALUE to FILE; print ERRNO=<message> on failure (status 1).
+# w FILE VALUE: write VALUE to FILE; on failure print "ERRNO=<strerror text>" (the
+# shell's "write error: ..." message) and return 1.
 w() {
-    if ! printf '%s' "$2" 2>/tmp/werr > "$1"; then
-        echo "ERRNO=$(sed 's/.*: //' /tmp/werr 2>/dev/null)"; return 1
+    if ! echo -n "$2" > "$1" 2>/tmp/werr; then
+        echo "ERRNO=$(sed -n 's/.*error: //p' /tmp/werr)"; return 1
     fi
     return 0
 }

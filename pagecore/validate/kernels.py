@@ -30,6 +30,18 @@ SERIES = {
 }
 
 
+HOST_PACKAGES = {"qemu-system-x86_64": "qemu-system-x86", "busybox": "busybox-static",
+                 "apt-get": "apt", "dpkg-deb": "dpkg"}
+
+
+def check_host():
+    """Raise with the install command when a tool the harness needs is missing."""
+    missing = [pkg for tool, pkg in HOST_PACKAGES.items() if shutil.which(tool) is None]
+    if missing:
+        raise ConfigError("pagecore validate needs " + ", ".join(missing) + ": apt-get update && "
+                          "apt-get install -y " + " ".join(missing) + " (or use --from/--recorded)")
+
+
 def cache_dir():
     return os.environ.get("PAGECORE_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "pagecore")
 

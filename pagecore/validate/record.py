@@ -27,6 +27,7 @@ import json
 import os
 import time
 
+from pagecore.errors import ConfigError
 from pagecore.validate import kernels, procparse
 from pagecore.validate.guest import GuestDied, boot
 
@@ -114,7 +115,8 @@ class Recorder:
     def __init__(self, scn, kernel, mode, *, timeout=900, progress=None, workdir=None):
         self.scn, self.mode = scn, str(mode)
         if self.mode not in kernels.modes(kernel):
-            raise ValueError(f"kernel {kernel} has memmap_on_memory modes {kernels.modes(kernel)}")
+            raise ConfigError(f"--memmap-on-memory {self.mode}: kernel {kernel} accepts "
+                              f"{', '.join(kernels.modes(kernel))} (force arrived in v6.6)")
         self.vmlinuz = kernels.find_kernel(kernel)
         self.kernel = os.path.basename(self.vmlinuz)[len("vmlinuz-"):]
         self.timeout, self.workdir = timeout, workdir
@@ -257,8 +259,9 @@ class Recorder:
                 if a == "add":
                     for k in range(st["count"]):
                         addr = None if st["start"] is None else st["start"] + k * st["size"]
-                        ok = self.add(i, st["size"], addr, st["online"], st["delay"])
-                        if not ok and (st["until_oom"] or True):
+                        # a refused add ends the step, expected (until_oom) or not: the
+                        # next DIMM would meet the same kernel
+                        if not self.add(i, st["size"], addr, st["online"], st["delay"]):
                             break
                     while self.pending:
                         self._online_pending(i)
@@ -293,6 +296,37 @@ class Recorder:
         rec["result"] = result
         rec["seconds"] = round(time.monotonic() - t0, 1)
         return rec
+
+
+RUNS_DIR = os.path.join(os.path.dirname(__file__), "runs")
+
+
+def run_name(scenario, series, mode):
+    return f"{scenario}--{series}--mom{mode}.json"
+
+
+def recorded_path(scenario, kernel, mode):
+    """The package's recorded run of `scenario` on `kernel`'s series in `mode`."""
+    name = os.path.basename(str(scenario)).removesuffix(".toml")
+    p = os.path.join(RUNS_DIR, run_name(name, kernels.series_of(kernel), mode))
+    if not os.path.exists(p):
+        have = sorted(f.removesuffix(".json") for f in os.listdir(RUNS_DIR) if f.endswith(".json"))
+        raise ConfigError(f"no recorded run {os.path.basename(p)}; recorded: {', '.join(have)}")
+    return p
+
+
+def load_run(path):
+    """A recorded run (schema pagecore.kernel-run/1) from a JSON file."""
+    try:
+        with open(path) as f:
+            rec = json.load(f)
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{path}: not JSON: {e}") from None
+    if not isinstance(rec, dict) or rec.get("schema") != SCHEMA:
+        raise ConfigError(f"{path}: not a recorded kernel run (schema {SCHEMA})")
+    return rec
 
 
 def record(scn, kernel, mode, out=None, **kw):
