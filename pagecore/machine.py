@@ -27,7 +27,7 @@ import numpy as np
 from pagecore import _page as P
 from pagecore._buddy import FreeArea
 from pagecore import backends
-from pagecore.arch import ZONE_NAMES, GiB, MiB, get_arch
+from pagecore.arch import ZONE_NAMES, GiB, KiB, MiB, get_arch
 from pagecore.errors import (BusyError, ConfigError, GranularityError, OutOfMemoryError,
                              PagecoreError, RangeError, StateError, pfn_range)
 from pagecore.strategies import get_strategy
@@ -216,6 +216,21 @@ class MachineConfig:
     # lowmem_reserve even on a read (lowmem_reserve_ratio_sysctl_handler(), v6.1 and
     # v6.12), so protection then counts the pages freed after the boot watermarks.
     sysctl_read_lowmem_reserve_ratio: bool = False
+    # Unmovable pages the kernel allocates in the first block onlined into a node's
+    # highest kernel zone (Machine._kernel_allocs_after_online()); the recorded Debian
+    # guests show ~80 (what `pagecore calibrate` sets). 0 (the default, as before): none.
+    online_kernel_allocs: int = 0
+    # Kernel objects of each new memory block (struct memory_block, its device, sysfs
+    # nodes, the resource), paid from existing memory in every memmap mode
+    # (Machine._alloc_block_kobjs(); calibrated machines: 5 KiB). Default 0: not counted.
+    hotplug_kobj_bytes_per_block: int = 0
+    # memory_hotplug.online_policy, .auto_movable_ratio, .auto_movable_numa_aware
+    online_policy: str = "contig-zones"
+    auto_movable_ratio: int = 301
+    auto_movable_numa_aware: bool = True
+    # Build-time default online type of new blocks (auto_online_blocks): None = as
+    # Debian builds the kernel (see Machine.auto_online_blocks).
+    default_online_type: str | None = None
 
     @classmethod
     def from_proc(cls, path, kernel=None, notes=None):
@@ -384,6 +399,16 @@ class Machine:
         self.arch = get_arch(cfg.arch, struct_page_size=cfg.struct_page_size)
         self.kernels = backends.get_backend(backend)
         self.default_strategy = get_strategy(cfg.strategy)
+        if cfg.online_policy not in self.ONLINE_POLICIES:
+            raise ConfigError(f"online_policy={cfg.online_policy!r}: expected one of "
+                              f"{', '.join(self.ONLINE_POLICIES)} (memory_hotplug.online_policy)")
+        if isinstance(cfg.auto_movable_ratio, bool) or not isinstance(cfg.auto_movable_ratio, int) \
+                or cfg.auto_movable_ratio < 0:
+            raise ConfigError(f"auto_movable_ratio={cfg.auto_movable_ratio!r}: expected a "
+                              "percentage >= 0 (memory_hotplug.auto_movable_ratio)")
+        if cfg.default_online_type is not None and cfg.default_online_type not in ONLINE_TYPES:
+            raise ConfigError(f"default_online_type={cfg.default_online_type!r}: expected one of "
+                              f"{', '.join(ONLINE_TYPES)}")
         a = self.arch
         if not 30 <= cfg.phys_bits <= 52:
             raise ConfigError(f"phys_bits={cfg.phys_bits}: expected 30..52")
@@ -427,6 +452,8 @@ class Machine:
         self.nr_memmap_boot_pages = 0
         self.pagetable_pages = 0                      # vmemmap page tables from the buddy
         self.min_free_kbytes = 0
+        self.online_kernel_alloc_pfns = []            # see _kernel_allocs_after_online()
+        self.kobj_pfns = {}                           # range id -> _alloc_block_kobjs() pages
         self.rng = np.random.default_rng(cfg.seed)
         self._next_owner = OWNER_AUTO_BASE
         self._boot(cfg)
@@ -1099,6 +1126,7 @@ class Machine:
         from itertools import groupby
         units = self._check_plan(strategy, strategy.plan(self, start_pfn, nr_pages),
                                  start_pfn, nr_pages)
+        kobj = self._alloc_block_kobjs(nid, nr_pages // self.block_pages)
         rid = self._next_range_id
         rng = AddedRange(rid, start_pfn, nr_pages, nid, strategy,
                          self_hosted=any(u.altmap_free for u in units))
@@ -1111,9 +1139,11 @@ class Machine:
         except PagecoreError:
             self._undo_add(done)
             self._restore_pageblocks(saved)
+            self.free_pages(kobj)
             raise
         self._next_range_id += 1
         self.ranges[rid] = rng
+        self.kobj_pfns[rid] = kobj
         # Host side only: back the new struct pages with transparent huge pages where
         # they fill whole 2 MiB of the vmemmap (the range's interior; holes and partial
         # ends stay on base pages, so host memory stays ~16 B per present page). First
@@ -1134,6 +1164,29 @@ class Machine:
             self.online_pages_blocks(range(start_pfn // self.block_pages,
                                            (start_pfn + nr_pages) // self.block_pages), online)
         return rng
+
+    def _alloc_block_kobjs(self, nid, nblocks):
+        """The kernel objects add_memory() creates besides the memmap: the resource
+        (register_memory_resource()), and per block a struct memory_block with its
+        struct device and sysfs/kernfs nodes (create_memory_block_devices(),
+        drivers/base/memory.c; the same in v6.1 and v6.12). Slab memory, from existing
+        memory on the CPU's node in every memmap mode, self-hosted included.
+        MachineConfig.hotplug_kobj_bytes_per_block rounds it to pages per call; 5 KiB per
+        block is what the recorded Debian guests show: beyond the memmap, free + pcp pages
+        drop by 40-47 pages for a 32-block DIMM (kv-large), 5-9 for 4 blocks
+        (kv-multi-block) and 0-5 for one block (slab pages already partly free absorb
+        small calls). A refused allocation is -ENOMEM before anything is added."""
+        n = -(-nblocks * self.config.hotplug_kobj_bytes_per_block // self.arch.page_size)
+        if n <= 0:
+            return np.zeros(0, dtype=np.int64)
+        cpu_nid = nid if self.nodes[nid].cpus else next(
+            (x.nid for x in self.nodes if x.cpus), nid)
+        got = self.alloc_pages(cpu_nid, 0, "kernel", count=n, owner=1)
+        if len(got) < n:
+            self.free_pages(got)
+            raise OutOfMemoryError(f"add_memory: no memory for the {nblocks} memory block "
+                                   f"devices ({n} pages of kernel objects): -ENOMEM")
+        return got
 
     def _check_plan(self, strategy, units, start_pfn, nr_pages):
         """A strategy's plan() must cut [start_pfn, +nr_pages) into consecutive AddUnits of
@@ -1458,7 +1511,9 @@ class Machine:
     # online (drivers/base/memory.c: memory_block_online(); mm/memory_hotplug.c)
     # ==================================================================================
     def zone_for_pfn_range(self, online_type, nid, start_pfn, nr_pages):
-        """zone_for_pfn_range() with the default "contig-zones" policy."""
+        """zone_for_pfn_range() (mm/memory_hotplug.c): "online" follows
+        memory_hotplug.online_policy, "contig-zones" (default_zone_for_pfn()) or
+        "auto-movable" (auto_movable_zone_for_pfn())."""
         online_type = self._parse_online_type(online_type)
         self._check_nid(nid)
         node = self.nodes[nid]
@@ -1466,12 +1521,67 @@ class Machine:
             return self._default_kernel_zone(nid, start_pfn, nr_pages)
         if online_type == MMOP_ONLINE_MOVABLE:
             return node.zones[P.ZONE_MOVABLE]
+        if self.config.online_policy == "auto-movable":
+            return self._auto_movable_zone_for_pfn(nid, start_pfn, nr_pages)
         k = self._default_kernel_zone(nid, start_pfn, nr_pages)
         m = node.zones[P.ZONE_MOVABLE]
         ik, im = k.spans(start_pfn, nr_pages), m.spans(start_pfn, nr_pages)
         if ik != im:
             return k if ik else m
         return m if self.config.movable_node else k
+
+    ONLINE_POLICIES = ("contig-zones", "auto-movable")
+
+    def _auto_movable_zone_for_pfn(self, nid, start_pfn, nr_pages):
+        """auto_movable_zone_for_pfn() (mm/memory_hotplug.c, v5.15+, the same in v6.1 and
+        v6.12). The add_memory() call is the block's static memory group, as ACPI
+        (acpi_memory_enable_device()) and dax/kmem register one: anything of it online
+        !MOVABLE keeps the rest !MOVABLE; else MOVABLE if all of the group's remaining
+        pages could go MOVABLE now and stay within auto_movable_ratio percent of the
+        early kernel memory, machine-wide and, with auto_movable_numa_aware, on the
+        node. Dynamic groups (virtio-mem units) are treated as static ones too."""
+        cfg = self.config
+        kernel_zone = self._default_kernel_zone(nid, start_pfn, nr_pages)
+        if not cfg.auto_movable_ratio:
+            return kernel_zone
+        rng, nb = self.range_at(start_pfn), self.block_pages
+        if rng is not None:
+            bl = self.blocks[rng.start_pfn // nb:(rng.start_pfn + rng.nr_pages) // nb]
+            on = bl["state"] == MEM_ONLINE
+            if (on & (bl["zone"] != P.ZONE_MOVABLE)).any():
+                return kernel_zone
+            need = rng.nr_pages - int((on & (bl["zone"] == P.ZONE_MOVABLE)).sum()) * nb
+        else:
+            need = nr_pages
+        if not self._auto_movable_can_online_movable(None, need):
+            return kernel_zone
+        if cfg.auto_movable_numa_aware and not self._auto_movable_can_online_movable(nid, need):
+            return kernel_zone
+        return self.nodes[nid].zones[P.ZONE_MOVABLE]
+
+    def _auto_movable_can_online_movable(self, nid, nr_pages):
+        """auto_movable_can_online_movable(): MOVABLE present pages + nr_pages <=
+        ratio% of the kernel zones' present_early_pages (boot memory), over every node
+        (nid None) or one."""
+        zones = self.zones() if nid is None else self.nodes[nid].zones
+        kernel_early = sum(z.present_early_pages for z in zones
+                           if z.present_pages and z.zid != P.ZONE_MOVABLE)
+        movable = sum(z.present_pages for z in zones
+                      if z.present_pages and z.zid == P.ZONE_MOVABLE)
+        if kernel_early <= 0:
+            return False
+        return movable + nr_pages <= self.config.auto_movable_ratio * kernel_early // 100
+
+    @property
+    def auto_online_blocks(self):
+        """/sys/devices/system/memory/auto_online_blocks at boot: MachineConfig
+        .default_online_type, else the build-time default as Debian configures it:
+        v6.1 has CONFIG_MEMORY_HOTPLUG_DEFAULT_ONLINE unset ("offline"); the 6.12 tree
+        has CONFIG_MHP_DEFAULT_ONLINE_TYPE_* (mhp_get_default_online_type()) and Debian
+        picks ONLINE_AUTO ("online"). memhp_default_state= on the command line wins."""
+        if self.config.default_online_type is not None:
+            return self.config.default_online_type
+        return "online" if self.kernel >= (6, 12) else "offline"
 
     def _default_kernel_zone(self, nid, start_pfn, nr_pages):
         """default_kernel_zone_for_pfn(): the first zone below Normal the range
@@ -1555,6 +1665,10 @@ class Machine:
             what = STATE_NAMES.get(int(self.blocks["state"][b]), "not present")
             raise StateError(f"memory block {b} is {what}, not offline: cannot online it "
                              "(memory_block_change_state(): -EINVAL)")
+        if ot == MMOP_ONLINE and self.config.online_policy == "auto-movable" and len(blocks) > 1:
+            for b in blocks.tolist():           # each decision sees the blocks before it
+                self.online_pages_blocks([b], ot)
+            return
         nb = self.block_pages
         nids = self.blocks["nid"][blocks].astype(np.int64)
         if ot == MMOP_ONLINE_MOVABLE:
@@ -1585,8 +1699,46 @@ class Machine:
                 zone.grow(int(bl.min()) * nb, (int(bl.max()) + 1) * nb)
             groups.append((zone, bl, strats[int(sidx[lo])]))
         for zone, bl, strat in groups:
-            self._online_group(zone, np.ascontiguousarray(bl), ot, strat or get_strategy("boot"))
+            strat = strat or get_strategy("boot")
+            if self._kernel_allocs_follow(zone):
+                # The kernel onlines block by block: its allocations move into the
+                # zone after the first one, so that block is where they land.
+                self._online_group(zone, np.ascontiguousarray(bl[:1]), ot, strat)
+                self.setup_per_zone_wmarks()
+                self._kernel_allocs_after_online(zone)
+                bl = bl[1:]
+            if len(bl):
+                self._online_group(zone, np.ascontiguousarray(bl), ot, strat)
         self.setup_per_zone_wmarks()
+
+    def _kernel_allocs_follow(self, zone):
+        """Whether onlining into `zone` moves the node's kernel allocations into it: the
+        zone has no managed pages yet, is a kernel zone (not ZONE_MOVABLE), becomes the
+        node's highest populated kernel zone (the first zone of GFP_KERNEL's zonelist),
+        and the node has CPUs (allocations go to the local node)."""
+        if not self.config.online_kernel_allocs or zone.zid == P.ZONE_MOVABLE:
+            return False
+        node = self.nodes[zone.nid]
+        if zone.managed_pages or not node.cpus:
+            return False
+        return all(not z.managed_pages for z in node.zones[zone.zid + 1:P.ZONE_MOVABLE])
+
+    def _kernel_allocs_after_online(self, zone):
+        """The kernel's own unmovable allocations that follow the first block onlined into
+        a node's highest kernel zone: GFP_KERNEL now prefers it, so the per-cpu list
+        refill (one pcp batch, 63 pages on these guests), slab and page-table pages come
+        from it, stealing a MIGRATE_MOVABLE pageblock of that block
+        (__rmqueue_fallback(), mm/page_alloc.c). Later unmovable allocations fill that
+        pageblock first, so later blocks stay free of them. The recorded Debian 6.1 and
+        6.12 guests show 71-99 such pages (free + pcp count below managed) right after the
+        first online_kernel block, and that block's offline fails with -EBUSY
+        ("unmovable page": PG_table and slab pages) while the Normal blocks onlined after
+        it go offline; MachineConfig.online_kernel_allocs is that page count (0: off).
+        The pages stay allocated: page tables and slab do not move."""
+        n = self.config.online_kernel_allocs
+        got = self.alloc_pages(zone.nid, 0, "kernel", count=n, owner=1,
+                               exclude=lambda z: z is not zone)
+        self.online_kernel_alloc_pfns.extend(got.tolist())
 
     def _vmemmap_flags(self, strategy):
         """Page flags of self-hosted vmemmap pages after mhp_init_memmap_on_memory():
@@ -2051,6 +2203,7 @@ class Machine:
             rng = self.ranges.get(rid)
             if rng is not None and not (self.blocks["range_id"] == rid).any():
                 del self.ranges[rid]
+                self.free_pages(self.kobj_pfns.pop(rid, np.zeros(0, dtype=np.int64)))
         # the struct pages go away with the sections: release host memory
         self._release(start_pfn, start_pfn + nr_pages)
         pb = self.arch.pageblock_order

@@ -19,7 +19,9 @@ What is modelled, and what is not:
   (lowmem_reserve, 4 zones: pagecore has no ZONE_DEVICE), nr_free_pages as the only zone
   stat item, node_unreclaimable and start_pfn. The per-node stats block, the other
   zone stat items and the pagesets block are not printed (not modelled). `promo`
-  (WMARK_PROMO = high + the watermark step) is printed from v6.1 *(inferred)*.
+  (WMARK_PROMO = high + the watermark step) is not printed by v6.1's
+  zoneinfo_show_print() and is by v6.12's (both sources, and the recorded guests);
+  pagecore prints it from v6.2, the first release after 6.1 that can have it.
 * buddyinfo / pagetypeinfo: pagecore.fragmentation's formatters over zone records made
   from the zones' free areas and the pageblock flags, counting pageblocks as
   pagetypeinfo_showblockcount_print() does (online first page, same zone; an isolated
@@ -101,15 +103,21 @@ def _kb(m, pages):
 # ---------------------------------------------------------------------------------------
 # /proc/meminfo
 # ---------------------------------------------------------------------------------------
-def meminfo_dict(m, pagecache_pages=None):
+def meminfo_dict(m, pagecache_pages=None, reclaimable_pages=0):
     """MemTotal, MemFree, MemAvailable in kB (see the module docstring for the model).
-    `pagecache_pages` overrides the LRU-page count used as page cache."""
+    `pagecache_pages` overrides the LRU-page count used as page cache (the kernel counts
+    the file LRU lists); `reclaimable_pages` is the kernel's reclaimable slab and misc
+    memory (meminfo KReclaimable), which pagecore does not model (default 0).
+    si_mem_available() (mm/page_alloc.c v6.1, mm/show_mem.c v6.12): each of the two is
+    counted less min(half of it, the sum of the zones' low watermarks)."""
     free = m.mem_free_pages
     wmark_low = sum(z.watermark[1] for z in m.zones())
     available = free - totalreserve_pages(m)
     pagecache = lru_pages(m) if pagecache_pages is None else int(pagecache_pages)
     pagecache -= min(pagecache // 2, wmark_low)
-    available = max(available + pagecache, 0)
+    reclaimable = int(reclaimable_pages)
+    reclaimable -= min(reclaimable // 2, wmark_low)
+    available = max(available + pagecache + reclaimable, 0)
     return {"MemTotal": _kb(m, m.mem_total_pages), "MemFree": _kb(m, free),
             "MemAvailable": _kb(m, available)}
 
@@ -148,7 +156,7 @@ def zoneinfo_dict(m):
 
 def zoneinfo(m):
     """Text of /proc/zoneinfo (zoneinfo_show_print(), modelled lines only)."""
-    promo = m.kernel >= (6, 1)
+    promo = m.kernel >= (6, 2)
     out = []
     for r in zoneinfo_dict(m):
         out.append("Node %d, zone %8s" % (r["node"], r["zone"]))

@@ -32,6 +32,11 @@ File format::
     thp = "always"                   # always | madvise | never (THP raises min_free_kbytes)
     watermark_scale_factor = 10
     sysctl_read_lowmem_reserve_ratio = false   # protection recomputed after boot
+    online_policy = "contig-zones"   # or "auto-movable" (memory_hotplug.online_policy)
+    auto_movable_ratio = 301         # percent of boot kernel memory ZONE_MOVABLE may reach
+    auto_movable_numa_aware = true
+    online_kernel_allocs = 0         # kernel pages in the first Normal block onlined (80)
+    hotplug_kobj_bytes_per_block = 0 # memory block device objects per block ("5K")
     auto_online = "online"           # online | online_kernel | online_movable | offline
     online_delay = 0                 # further add_memory() calls before a block is onlined
     seed = 0
@@ -336,7 +341,11 @@ class Scenario:
             boot_used_movable=mc["boot_used_movable"], min_free_kbytes=mc["min_free_kbytes"],
             movable_node=mc["movable_node"], distance=mc["distance"], seed=mc["seed"],
             thp=mc["thp"], watermark_scale_factor=mc["watermark_scale_factor"],
-            sysctl_read_lowmem_reserve_ratio=mc["sysctl_read_lowmem_reserve_ratio"])
+            sysctl_read_lowmem_reserve_ratio=mc["sysctl_read_lowmem_reserve_ratio"],
+            online_policy=mc["online_policy"], auto_movable_ratio=mc["auto_movable_ratio"],
+            auto_movable_numa_aware=mc["auto_movable_numa_aware"],
+            online_kernel_allocs=mc["online_kernel_allocs"],
+            hotplug_kobj_bytes_per_block=mc["hotplug_kobj_bytes_per_block"])
         ps = get_arch(mc["arch"]).page_size
         if mc["memtotal"] is not None:
             cfg = replace(cfg, kernel_reserved=0, boot_used_unmovable=0, boot_used_movable=0)
@@ -590,7 +599,9 @@ _MACHINE_KEYS = {"arch", "kernel", "is_vm", "block_size", "phys_bits", "struct_p
                  "memtotal", "memfree", "used_movable_share", "kernel_reserved",
                  "boot_used_unmovable", "boot_used_movable", "min_free_kbytes", "movable_node",
                  "auto_online", "online_delay", "seed", "node", "distance", "thp",
-                 "watermark_scale_factor", "sysctl_read_lowmem_reserve_ratio"}
+                 "watermark_scale_factor", "sysctl_read_lowmem_reserve_ratio",
+                 "online_policy", "auto_movable_ratio", "auto_movable_numa_aware",
+                 "online_kernel_allocs", "hotplug_kobj_bytes_per_block"}
 _NODE_KEYS = {"boot", "cpus", "reserved", "late_free", "used"}
 _NODE_ZONE_TABLES = ("reserved", "late_free", "used")
 _STEP_KEYS = {
@@ -708,6 +719,13 @@ def _validate_machine(ctx, mc):
         "sysctl_read_lowmem_reserve_ratio": ctx.bool_(mc, "sysctl_read_lowmem_reserve_ratio", w,
                                                       default=False),
     }
+    out["online_policy"] = ctx.str_(mc, "online_policy", w, default="contig-zones",
+                                    choices=["contig-zones", "auto-movable"])
+    out["auto_movable_ratio"] = ctx.int_(mc, "auto_movable_ratio", w, default=301, minimum=0)
+    out["auto_movable_numa_aware"] = ctx.bool_(mc, "auto_movable_numa_aware", w, default=True)
+    out["online_kernel_allocs"] = ctx.int_(mc, "online_kernel_allocs", w, default=0, minimum=0)
+    out["hotplug_kobj_bytes_per_block"] = ctx.size(mc, "hotplug_kobj_bytes_per_block", w,
+                                                   default=0)
     if out["watermark_scale_factor"] > 3000:      # the sysctl's extra2 (3000 = 30%)
         raise ctx.err("machine.watermark_scale_factor", "1..3000", mc["watermark_scale_factor"])
     nn = len(mc.get("node") or [])

@@ -61,6 +61,10 @@ __all__ = ["calibrate", "calibrate_dir", "from_record", "read_proc_dir", "machin
            "strategy_for"]
 
 BOOT_ZONES = ("DMA", "DMA32", "Normal")
+# What the recorded Debian 6.1/6.12 guests show (Machine._kernel_allocs_after_online(),
+# Machine._alloc_block_kobjs()); a calibrated machine models a real kernel, so it has both.
+ONLINE_KERNEL_ALLOCS = 80
+KOBJ_BYTES_PER_BLOCK = 5 * 1024
 
 # "Freeing ..." lines of the boot log that return memblock-reserved memory to the buddy
 # after the boot watermarks were set (init/initramfs.c free_initrd_mem(),
@@ -237,7 +241,9 @@ def calibrate(texts, kernel=None):
     base = MachineConfig(arch="x86_64", kernel=k,
                          nodes=[NodeConfig(boot=node_ranges[n], cpus=True) for n in nids],
                          is_vm=True, block_size=block_size, kernel_reserved=0, thp=thp,
-                         watermark_scale_factor=wsf, strategy="boot")
+                         watermark_scale_factor=wsf, strategy="boot",
+                         online_kernel_allocs=ONLINE_KERNEL_ALLOCS,
+                         hotplug_kobj_bytes_per_block=KOBJ_BYTES_PER_BLOCK)
 
     # -- reservations: probe managed - recorded managed ---------------------------------------
     probe = _boot(base)
@@ -260,7 +266,10 @@ def calibrate(texts, kernel=None):
     # -- boot watermarks: pages freed after they were set ------------------------------------
     kzone = _kernel_zone(texts.get("iomem"), arch, rec_zones, nids)
     m = _boot(cfg)
-    late = _solve_late_free(m, rec_zones, kzone, _late_free_hint(texts.get("dmesg")), notes)
+    mfk_text = texts.get("min_free_kbytes")
+    want_mfk = int(str(mfk_text).strip()) if mfk_text is not None else None
+    late = _solve_late_free(m, rec_zones, kzone, _late_free_hint(texts.get("dmesg")), notes,
+                            want_mfk)
     if late:
         nid, zname = kzone
         cfg = replace(cfg, nodes=[replace(nc, late_free={zname: late} if n == nid else {})
@@ -357,18 +366,20 @@ def _boot_wmarks(m, nid, zid, late):
         m.min_free_kbytes, m._khugepaged, m._user_min_free_kbytes, m._thp_mode = saved[1:5]
 
 
-def _solve_late_free(m, rec_zones, kzone, hint, notes):
+def _solve_late_free(m, rec_zones, kzone, hint, notes, want_mfk=None):
     """Pages of `kzone` freed after the boot watermarks: the boot log's count when it
-    reproduces the recorded watermarks, else the smallest count that does (0 when none
-    does, with a note)."""
+    reproduces the recorded watermarks (and min_free_kbytes, which int_sqrt() computes
+    from the same smaller lowmem when THP is off), else the smallest count that does (0
+    when none does, with a note)."""
     want = []
     for z in m.zones():
         r = rec_zones.get((z.nid, z.name))
         want.append((r["min"], r["low"], r["high"]) if r else None)
 
     def fits(x):
-        got, _ = _boot_wmarks(m, kzone[0], ZONE_NAMES.index(kzone[1]), x)
-        return all(w is None or g == w for g, w in zip(got, want))
+        got, mfk = _boot_wmarks(m, kzone[0], ZONE_NAMES.index(kzone[1]), x)
+        return (want_mfk is None or mfk == want_mfk) and \
+            all(w is None or g == w for g, w in zip(got, want))
 
     if fits(0):
         return 0
@@ -507,6 +518,8 @@ def machine_toml(cfg, notes=()):
         lines.append(f"min_free_kbytes = {cfg.min_free_kbytes}")
     if cfg.sysctl_read_lowmem_reserve_ratio:
         lines.append("sysctl_read_lowmem_reserve_ratio = true")
+    lines.append(f"online_kernel_allocs = {cfg.online_kernel_allocs}")
+    lines.append(f"hotplug_kobj_bytes_per_block = {cfg.hotplug_kobj_bytes_per_block}")
     for nc in cfg.nodes:
         lines += ["", "[[machine.node]]"]
         boot = ", ".join(f"[{s}, {n}]" for s, n in nc.boot)
