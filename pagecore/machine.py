@@ -59,6 +59,23 @@ BLOCK_DTYPE = np.dtype([
     ("boot", "?"),
 ])
 
+# Accounting flags: PG_* bits the kernels never test (migration copies every FLAGS_MASK
+# bit, freeing clears them), set on allocations so that /proc/meminfo can count each kind
+# as the kernel's vmstat counters do (docs/model.md#meminfo).
+PG_swapbacked = 1 << 8      # anonymous memory (PG_swapbacked): NR_ANON_MAPPED, never "available"
+PG_slab = 1 << 9            # a slab page (the kernel's PGTY_slab page type)
+PG_reclaimable = 1 << 10    # of a SLAB_RECLAIM_ACCOUNT cache: NR_SLAB_RECLAIMABLE_B
+
+#: What an allocation is, as a workload names it -> (default gfp, accounting flags).
+#: The gfp decides zones and migratetype (GFP below); the flags decide the meminfo field.
+KINDS = {
+    "anon": ("movable", PG_swapbacked),              # AnonPages
+    "pagecache": ("movable", 0),                     # Cached (file LRU)
+    "slab": ("reclaimable", PG_slab | PG_reclaimable),   # SReclaimable (dentries, inodes)
+    "slab_unreclaimable": ("kernel", PG_slab),       # SUnreclaim
+    "kernel": ("kernel", 0),                         # other kernel pages: only MemFree sees them
+}
+
 GFP = {  # gfp name -> (highest zone, migratetype, page flags of the allocation)
     "kernel": (P.ZONE_NORMAL, P.MIGRATE_UNMOVABLE, 0),
     "reclaimable": (P.ZONE_NORMAL, P.MIGRATE_RECLAIMABLE, 0),
@@ -436,17 +453,19 @@ class Machine:
                 if self.nodes[n].zones[z].managed_pages]
 
     def alloc_pages(self, nid, order, gfp="kernel", count=1, owner=1, strict_node=False,
-                    exclude=None):
+                    exclude=None, extra_flags=0):
         """alloc_pages_node() `count` times: blocks of `order` for `gfp` ("kernel",
         "reclaimable", "movable", "user"), preferring `nid` and falling back along its
         zonelist. A zone gives pages only while it stays above its min watermark plus the
         lowmem reserve for the request's highest zone (__zone_watermark_ok()).
+        `extra_flags` are accounting flags (KINDS) set on every page.
         Returns an int64 array of head pfns (fewer than `count` when memory runs out).
         """
         try:
             highest, mt, flags = GFP[gfp]
         except KeyError:
             raise ConfigError(f"unknown gfp {gfp!r}; expected one of {', '.join(GFP)}") from None
+        flags |= extra_flags
         if not 0 <= order <= self.arch.max_page_order:
             raise ConfigError(f"order={order} outside 0..MAX_PAGE_ORDER={self.arch.max_page_order}")
         self._check_nid(nid)
@@ -1440,9 +1459,8 @@ class Machine:
         re-online what this call offlined, in ascending order, as MMOP_ONLINE_MOVABLE if
         it was in ZONE_MOVABLE and MMOP_ONLINE_KERNEL otherwise (try_offline_memory_block()
         / try_reonline_memory_block(), mm/memory_hotplug.c): the kernel records the zone,
-        not the online type the block was onlined with. (kernel-semantics.md 8.1 says
-        "recording its former online type"; the kernel source wins: a block onlined with
-        "online" comes back as online_kernel.)"""
+        not the online type the block was onlined with: a block onlined with "online"
+        comes back as online_kernel (docs/model.md#where-the-kernel-source-corrected-the-model)."""
         start_pfn, nr_pages = self._check_range(start, size, "offline_and_remove_memory")
         blocks = range(start_pfn // self.block_pages, (start_pfn + nr_pages) // self.block_pages)
         st = self.blocks["state"][blocks.start:blocks.stop]
@@ -1477,9 +1495,10 @@ class Machine:
         return sum(z.free_pages for z in self.zones())
 
     def meminfo(self):
-        """The /proc/meminfo fields pagecore models, in kB."""
-        kb = self.arch.page_size >> 10
-        return {"MemTotal": self.mem_total_pages * kb, "MemFree": self.mem_free_pages * kb}
+        """The /proc/meminfo fields pagecore models, in kB: procfs.meminfo_dict(), the
+        same keys (it scans the page array of online memory for the page kinds)."""
+        from pagecore.procfs import meminfo_dict
+        return meminfo_dict(self)
 
     def memmap_summary(self):
         """Where the memmap of hot-added memory lives: pages per place."""
