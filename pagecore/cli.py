@@ -10,6 +10,7 @@
     pagecore plot overhead|balloon RESULT.json|RESULTS.csv --out FILE.png
     pagecore validate [SCENARIO] [--kernel 6.12] [--memmap-on-memory 0|1|force]
                       [--from RUN.json | --recorded] [--out RUN.json] [--json] [--all]
+    pagecore calibrate --proc DIR | --from RUN.json [--kernel 6.12] [--out FILE]
 
 SCENARIO is a built-in name (`pagecore scenarios`) or a path to a .toml file; without one,
 `compare` runs the built-in "default".
@@ -25,6 +26,9 @@ terminal (off with --quiet).
 `export-sysfs` and `plot` use pagecore.sysfs (export_sysfs) and pagecore.plots
 (plot_memory_map, plot_overhead, plot_balloon_limit), loaded only when used, with a
 clear error when they (or matplotlib) are missing.
+`calibrate` prints the [machine] table (pagecore.validate.calibrate) that reproduces the
+machine whose meminfo, zoneinfo, iomem, ... are in DIR (or a recorded run's baseline),
+with what was assumed as comments.
 """
 from __future__ import annotations
 
@@ -33,6 +37,7 @@ import importlib
 import importlib.util
 import json
 import math
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -326,6 +331,17 @@ def cmd_validate(args):
     print kernel and pagecore side by side; exit 1 when an exact quantity differs."""
     from pagecore.validate import compare as vc
     from pagecore.validate import record as vr
+    if args.summary:
+        paths = sorted(os.path.join(vr.RUNS_DIR, f) for f in os.listdir(vr.RUNS_DIR)
+                       if f.endswith(".json"))
+        results = [vc.compare(vr.load_run(p)) for p in paths]
+        rows = vc.summarize(results)
+        if args.json:
+            json.dump(rows, sys.stdout, indent=1)
+            sys.stdout.write("\n")
+        else:
+            sys.stdout.write(vc.format_summary(rows) + "\n")
+        return 0 if all(r["ok"] for r in results) else 1
     if args.from_:
         rec = vr.load_run(args.from_)
     elif args.recorded:
@@ -347,6 +363,30 @@ def cmd_validate(args):
     else:
         sys.stdout.write(vc.format_report(res, all_rows=args.all) + "\n")
     return 0 if res["ok"] else 1
+
+
+def cmd_calibrate(args):
+    from pagecore.validate import calibrate as cal
+    if bool(args.proc) == bool(args.from_run):
+        raise ConfigError("calibrate: give exactly one of --proc DIR or --from RUN.json")
+    if args.proc:
+        cfg, notes = cal.calibrate_dir(args.proc, kernel=args.kernel)
+    else:
+        try:
+            with open(args.from_run) as f:
+                rec = json.load(f)
+        except (OSError, ValueError) as e:
+            raise ConfigError(f"calibrate --from {args.from_run}: cannot read a recorded run: {e}") from None
+        notes = []
+        cfg = cal.from_record(rec, notes)
+    text = cal.machine_toml(cfg, notes)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(text)
+        sys.stdout.write(f"{args.out}\n")
+    else:
+        sys.stdout.write(text)
+    return 0
 
 
 # ---- argument parsing ------------------------------------------------------------------
@@ -428,6 +468,8 @@ def build_parser():
     p.add_argument("--out", metavar="RUN.json", help="also write the recorded run here")
     p.add_argument("--timeout", type=float, default=900, help="wall-clock limit of the guest (s)")
     p.add_argument("--all", action="store_true", help="print every row, not only changes")
+    p.add_argument("--summary", action="store_true",
+                   help="one line per recorded run in the package: what matches, per quantity")
     p.add_argument("--json", action="store_true")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _scenario_opts(p)
@@ -444,6 +486,16 @@ def build_parser():
     p.add_argument("--step", type=int, help="map: stop after this step")
     _scenario_opts(p)
     p.set_defaults(fn=cmd_plot)
+
+    p = sub.add_parser("calibrate", help="the [machine] table that reproduces a real machine "
+                                         "(from its /proc files)")
+    p.add_argument("--proc", metavar="DIR", help="directory with meminfo, zoneinfo and optionally "
+                   "vmstat, iomem, dmesg, sys/devices/system/memory/")
+    p.add_argument("--from", dest="from_run", metavar="RUN.json",
+                   help="a run recorded by pagecore.validate (its baseline)")
+    p.add_argument("--kernel", help="kernel version (default: inferred from the files)")
+    p.add_argument("--out", help="write the table to FILE instead of stdout")
+    p.set_defaults(fn=cmd_calibrate)
     return ap
 
 

@@ -76,6 +76,10 @@ KINDS = {
     "kernel": ("kernel", 0),                         # other kernel pages: only MemFree sees them
 }
 
+#: /sys/kernel/mm/transparent_hugepage/enabled values (MachineConfig.thp).
+THP_MODES = ("always", "madvise", "never")
+MIGRATE_PCPTYPES = 3        # UNMOVABLE, MOVABLE, RECLAIMABLE (include/linux/mmzone.h)
+
 GFP = {  # gfp name -> (highest zone, migratetype, page flags of the allocation)
     "kernel": (P.ZONE_NORMAL, P.MIGRATE_UNMOVABLE, 0),
     "reclaimable": (P.ZONE_NORMAL, P.MIGRATE_RECLAIMABLE, 0),
@@ -86,9 +90,29 @@ GFP = {  # gfp name -> (highest zone, migratetype, page flags of the allocation)
 
 @dataclass
 class NodeConfig:
-    """One NUMA node: boot RAM ranges as (start, size) in bytes, and whether it has CPUs."""
+    """One NUMA node: boot RAM ranges as (start, size) in bytes, and whether it has CPUs.
+
+    The per-zone tables (zone name -> pages; "DMA", "DMA32", "Normal") describe a real
+    machine's boot as `pagecore calibrate` measures it:
+      reserved   memblock reservations the kernel keeps (kernel image, page tables,
+                 percpu, hash tables, swiotlb, ...), besides the boot memmap, the arch's
+                 fixed ones and `kernel_reserved`. Placed top-down in the zone, as
+                 memblock_alloc() does.
+      late_free  pages still memblock-reserved when boot last set the watermarks
+                 (init_per_zone_wmark_min() is a postcore_initcall, khugepaged's
+                 set_recommended_min_free_kbytes() runs from hugepage_init(), a
+                 subsys_initcall) and freed later (free_initrd_mem(), free_initmem(),
+                 mark_rodata_ro()). They are managed afterwards, but the boot
+                 watermarks were computed without them; the next online/offline
+                 recomputes.
+      used       unmovable pages in use in that zone after boot (slab, page tables,
+                 per-cpu lists, DMA pools), on top of boot_used_*.
+    """
     boot: list = field(default_factory=list)
     cpus: bool = True
+    reserved: dict = field(default_factory=dict)
+    late_free: dict = field(default_factory=dict)
+    used: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -109,6 +133,24 @@ class MachineConfig:
     movable_node: bool = False
     distance: list | None = None          # node distance matrix; default 10 local, 20 remote
     seed: int = 0
+    thp: str = "always"                   # /sys/kernel/mm/transparent_hugepage/enabled
+    watermark_scale_factor: int = 10      # /proc/sys/vm/watermark_scale_factor
+    # A read of /proc/sys/vm/lowmem_reserve_ratio after boot: its handler recomputes
+    # lowmem_reserve even on a read (lowmem_reserve_ratio_sysctl_handler(), v6.1 and
+    # v6.12), so protection then counts the pages freed after the boot watermarks.
+    sysctl_read_lowmem_reserve_ratio: bool = False
+
+    @classmethod
+    def from_proc(cls, path, kernel=None, notes=None):
+        """The MachineConfig that reproduces the machine whose /proc and sysfs files are
+        in directory `path` (meminfo, zoneinfo; optionally vmstat, iomem, dmesg and
+        sys/devices/system/memory/): pagecore.validate.calibrate. What the files do not
+        determine and was assumed is appended to `notes` when given."""
+        from pagecore.validate.calibrate import calibrate_dir
+        cfg, n = calibrate_dir(path, kernel=kernel)
+        if notes is not None:
+            notes.extend(n)
+        return cfg
 
 
 class Zone:
@@ -297,12 +339,17 @@ class Machine:
                 if e > self.max_pfn:
                     raise ConfigError(f"node {nid} boot range ends at {start + size:#x}, beyond the "
                                       f"{cfg.phys_bits}-bit physical address space")
-                if s % pps and s // pps in [x // pps for _, x in seen]:
-                    raise ConfigError(f"node {nid} boot range {start:#x} shares a section with another range")
-                for os_, oe in seen:
+                # Ranges of one node may share a section (x86: [4K, 636K) and [1M, ...)
+                # in section 0, as the e820 map gives them); a section has one node.
+                shared = [n for os_, oe, n in seen
+                          if os_ // pps <= (e - 1) // pps and s // pps <= (oe - 1) // pps]
+                if any(n != nid for n in shared):
+                    raise ConfigError(f"node {nid} boot range {start:#x} shares a section with "
+                                      "another node's range (a section belongs to one node)")
+                for os_, oe, _ in seen:
                     if s < oe and os_ < e:
                         raise ConfigError(f"boot range {start:#x}+{size:#x} overlaps another")
-                seen.append((s, e))
+                seen.append((s, e, nid))
                 sec = np.arange(s // pps, -(-e // pps))
                 self.sections[sec] = (SECTION_MARKED_PRESENT | SECTION_HAS_MEM_MAP |
                                       SECTION_IS_ONLINE | SECTION_IS_EARLY)
@@ -339,12 +386,25 @@ class Machine:
         nres = self.pfn(cfg.kernel_reserved)
         low = []
         if self.arch.name == "x86_64":
-            # x86 reserves the first 1 MiB (reserve_real_mode(), v5.13+) and loads the
-            # kernel at CONFIG_PHYSICAL_START = 16 MiB.
-            low = [np.arange(s0, s0 + self.pfn(1 * MiB))]
-            s0 += self.pfn(16 * MiB)
-        self._boot_reserved_pfns = np.unique(np.concatenate(
-            [reserved, np.arange(s0, s0 + nres)] + low))
+            # x86 reserves all of the first 1 MiB (setup_arch(): "Always reserve the first
+            # 1M of RAM", v5.13+; reserve_real_mode() before) and loads the kernel at
+            # CONFIG_PHYSICAL_START = 16 MiB. Both are physical addresses, not offsets
+            # into the first range (which starts at 4 KiB on PC firmware: pfn 0 is BIOS).
+            low = [np.arange(0, self.pfn(1 * MiB))]
+            s0 = max(s0, self.pfn(16 * MiB))
+        fixed = np.unique(np.concatenate([reserved, np.arange(s0, s0 + nres)] + low))
+        # Calibrated per-zone reservations, then the pages freed after the boot
+        # watermarks (NodeConfig), each top-down in its zone like memblock_alloc().
+        extra, late = [], []
+        taken = fixed
+        for key, out in (("reserved", extra), ("late_free", late)):
+            for nid, nc in enumerate(cfg.nodes):
+                for zname, n in self._zone_table(nid, nc, key).items():
+                    got = self._take_top(nid, zname, n, taken, key)
+                    out.append(got)
+                    taken = np.union1d(taken, got)
+        late = np.unique(np.concatenate(late)) if late else np.zeros(0, dtype=np.int64)
+        self._boot_reserved_pfns = taken
         # memblock_free_all(): everything else goes to the buddy, in aligned chunks.
         res_mask_ranges = self._boot_reserved_pfns
         for nid, nc in enumerate(cfg.nodes):
@@ -365,10 +425,38 @@ class Machine:
                     row = self.blocks[b]
                     row["state"], row["nid"], row["boot"] = MEM_ONLINE, nid, True
                     row["online_type"] = MMOP_ONLINE
-                    bs, be = max(s, b * self.block_pages), min(e, (b + 1) * self.block_pages)
-                    zones = {z for z, _, _ in self._split_by_zone(bs, be)}
+                    zones = set()
+                    for s2, e2 in nc.boot:          # every range of the node in the block
+                        bs = max(self.pfn(s2), b * self.block_pages)
+                        be = min(self.pfn(s2 + e2), (b + 1) * self.block_pages)
+                        if bs < be:
+                            zones |= {z for z, _, _ in self._split_by_zone(bs, be)}
                     row["zone"] = zones.pop() if len(zones) == 1 else -1
+        # postcore_initcall(init_per_zone_wmark_min), then hugepage_init()
+        # (subsys_initcall) starting khugepaged, which raises min_free_kbytes.
+        self._user_min_free_kbytes = None
+        self._khugepaged = False
         self.setup_per_zone_wmarks()
+        self._hugepage_init()
+        # free_initrd_mem(), free_initmem(), ...: managed again, watermarks unchanged.
+        if len(late):
+            mask = np.zeros(int(late[-1]) - int(late[0]) + 1, dtype=bool)
+            mask[late - late[0]] = True
+            for fs, fe in _runs(mask):
+                a0, a1 = int(late[0]) + fs, int(late[0]) + fe
+                for z, zs, ze in self._split_by_zone(a0, a1):
+                    zone = self.zone(self._page_nid(zs), z)
+                    zone.managed_pages += ze - zs
+                    self._free_pages_core(zone, zs, ze)
+            self._boot_reserved_pfns = np.setdiff1d(self._boot_reserved_pfns, late)
+        if cfg.sysctl_read_lowmem_reserve_ratio:
+            self._setup_lowmem_reserve()
+        if cfg.min_free_kbytes is not None:
+            # A write to /proc/sys/vm/min_free_kbytes after boot:
+            # min_free_kbytes_sysctl_handler() sets user_min_free_kbytes and the
+            # watermarks (not lowmem_reserve).
+            self._user_min_free_kbytes = self.min_free_kbytes = cfg.min_free_kbytes
+            self._setup_wmarks()
         # What the running kernel holds after boot (slab, page cache, ...).
         for nid, _ in enumerate(cfg.nodes):
             share = 1 / len(cfg.nodes)
@@ -379,6 +467,53 @@ class Machine:
                     if len(got) < n:
                         raise ConfigError(f"boot_used_{gfp}={nbytes:#x} does not fit in node {nid}'s "
                                           "free memory above the min watermark")
+        for nid, nc in enumerate(cfg.nodes):
+            for zname, n in self._zone_table(nid, nc, "used").items():
+                zid = ZONE_NAMES.index(zname)
+                got = self.alloc_pages(nid, 0, "kernel", count=n, owner=1, strict_node=True,
+                                       exclude=lambda z, zid=zid: z.zid != zid)
+                if len(got) < n:
+                    raise ConfigError(f"node {nid} used {zname}={n} pages: the zone has only "
+                                      f"{len(got)} free pages above its min watermark")
+
+    _BOOT_ZONES = ("DMA", "DMA32", "Normal")
+
+    def _zone_table(self, nid, nc, key):
+        """NodeConfig.<key> checked: boot zone names of this arch -> pages >= 0."""
+        tab = getattr(nc, key) or {}
+        if not isinstance(tab, dict):
+            raise ConfigError(f"node {nid} {key}: expected a table of zone name -> pages, got {tab!r}")
+        out = {}
+        for zname, n in tab.items():
+            if zname not in self._BOOT_ZONES:
+                raise ConfigError(f"node {nid} {key}: unknown zone {zname!r}; boot memory is in "
+                                  f"{', '.join(self._BOOT_ZONES)}")
+            if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+                raise ConfigError(f"node {nid} {key}.{zname}={n!r}: expected a page count >= 0")
+            if n:
+                out[zname] = int(n)
+        return out
+
+    def _take_top(self, nid, zname, n, taken, key):
+        """The `n` highest present pfns of node `nid`'s zone `zname` that `taken` does not
+        hold (memblock allocates top-down)."""
+        zid = ZONE_NAMES.index(zname)
+        pieces = sorted(((zs, ze) for s, size in self.config.nodes[nid].boot
+                         for z, zs, ze in self._split_by_zone(self.pfn(s), self.pfn(s + size))
+                         if z == zid), reverse=True)
+        out, need = [], n
+        for zs, ze in pieces:
+            if not need:
+                break
+            t = taken[(taken >= zs) & (taken < ze)]
+            free = np.setdiff1d(np.arange(zs, ze, dtype=np.int64), t, assume_unique=True)
+            got = free[-need:] if need < len(free) else free
+            out.append(got)
+            need -= len(got)
+        if need:
+            raise ConfigError(f"node {nid} {key}.{zname}={n} pages: the zone has only {n - need} "
+                              "present pages left after the boot memmap and other reservations")
+        return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
 
     def _split_by_zone(self, s, e):
         """Pieces of [s, e) per kernel zone (DMA/DMA32/Normal by the arch's limits)."""
@@ -506,36 +641,116 @@ class Machine:
             freed += zone.free_area.free_bulk(sel)
         return freed
 
+    # ---- watermarks (mm/page_alloc.c, mm/khugepaged.c) ---------------------------------
+    #: v6.1 counts ZONE_MOVABLE in lowmem_pages and gives it its proportional share of
+    #: min; v6.12 leaves it out and clamps its min to [SWAP_CLUSTER_MAX, 128]
+    #: (__setup_per_zone_wmarks(): both sources read side by side; the change is
+    #: between the two, first released after v6.1, so pagecore keys it on >= 6.2).
+    MOVABLE_WMARK_CLAMP_SINCE = (6, 2)
+    #: sysctl_lowmem_reserve_ratio: DMA, DMA32, Normal, Movable (mm/page_alloc.c;
+    #: the same in v6.1 and v6.12; HIGHMEM does not exist on 64-bit).
+    LOWMEM_RESERVE_RATIO = (256, 256, 32, 0)
+
     def setup_per_zone_wmarks(self):
-        """init_per_zone_wmark_min(): calculate_min_free_kbytes(),
-        __setup_per_zone_wmarks() and setup_per_zone_lowmem_reserve() (mm/page_alloc.c)."""
+        """init_per_zone_wmark_min() (mm/page_alloc.c, v6.1 and v6.12), which online_pages()
+        and offline_pages() call after every change: calculate_min_free_kbytes(),
+        __setup_per_zone_wmarks(), setup_per_zone_lowmem_reserve(), then
+        khugepaged_min_free_kbytes_update(), which re-applies THP's
+        set_recommended_min_free_kbytes() while khugepaged runs."""
+        self._calculate_min_free_kbytes()
+        self._setup_wmarks()
+        self._setup_lowmem_reserve()
+        if self._khugepaged:
+            self._set_recommended_min_free_kbytes()
+
+    def _nr_free_buffer_pages(self):
+        """nr_free_buffer_pages(): managed pages above the high watermark in the zones
+        GFP_USER may use (<= ZONE_NORMAL), over the zonelist (every node)."""
+        return sum(max(z.managed_pages - z.watermark[2], 0) for z in self.zones()
+                   if z.zid <= P.ZONE_NORMAL)
+
+    def _calculate_min_free_kbytes(self):
+        """calculate_min_free_kbytes() (mm/page_alloc.c, v5.8+ bounds): int_sqrt(lowmem_kb
+        * 16) clamped to [128, 262144]; a value written to the sysctl
+        (user_min_free_kbytes) is kept unless the new one is larger."""
+        kb = self.arch.page_size >> 10
+        new = _isqrt(self._nr_free_buffer_pages() * kb * 16)
+        user = self._user_min_free_kbytes
+        if user is None or new > user:
+            self.min_free_kbytes = min(max(new, 128), 262144)
+
+    def _setup_wmarks(self):
+        """__setup_per_zone_wmarks() (mm/page_alloc.c): min is the zone's share of
+        min_free_kbytes by managed pages among the lowmem zones; the low/high/promo step
+        is max(share / 4, managed * watermark_scale_factor / 10000). ZONE_MOVABLE: see
+        MOVABLE_WMARK_CLAMP_SINCE."""
         kb = self.arch.page_size >> 10
         zones = self.zones()
-        if self.config.min_free_kbytes is not None:
-            self.min_free_kbytes = self.config.min_free_kbytes
-        else:
-            # nr_free_buffer_pages(): managed above the high mark in zones <= ZONE_NORMAL
-            lowmem_kb = sum(max(z.managed_pages - z.watermark[2], 0) for z in zones
-                            if z.zid <= P.ZONE_NORMAL) * kb
-            self.min_free_kbytes = min(max(_isqrt(lowmem_kb * 16), 128), 262144)
         pages_min = self.min_free_kbytes // kb
-        lowmem = sum(z.managed_pages for z in zones if z.zid != P.ZONE_MOVABLE)
+        clamp_movable = self.kernel >= self.MOVABLE_WMARK_CLAMP_SINCE
+        lowmem = sum(z.managed_pages for z in zones
+                     if not (clamp_movable and z.zid == P.ZONE_MOVABLE))
+        wsf = self.config.watermark_scale_factor
         for z in zones:
             tmp = pages_min * z.managed_pages // lowmem if lowmem else 0
-            if z.zid == P.ZONE_MOVABLE:
-                wmin = min(max(z.managed_pages // 1024, 32), 128)
+            if clamp_movable and z.zid == P.ZONE_MOVABLE:
+                wmin = min(max(z.managed_pages // 1024, 32), 128)   # SWAP_CLUSTER_MAX..128
             else:
                 wmin = tmp
-            step = max(tmp >> 2, z.managed_pages * 10 // 10000)  # watermark_scale_factor=10
+            step = max(tmp >> 2, z.managed_pages * wsf // 10000)     # mult_frac()
             z.watermark = [wmin, wmin + step, wmin + 2 * step]
-        ratio = (256, 256, 32, 0)                               # sysctl_lowmem_reserve_ratio
+
+    def _setup_lowmem_reserve(self):
+        """setup_per_zone_lowmem_reserve() (mm/page_alloc.c, v6.1 and v6.12): reserve[j] =
+        managed pages of the zones above, up to j, / the zone's ratio; all 0 when the ratio
+        is 0 or the zone itself has no managed pages (`clear`)."""
+        ratio = self.LOWMEM_RESERVE_RATIO
         for node in self.nodes:
             for i, z in enumerate(node.zones):
                 acc = 0
                 z.lowmem_reserve = [0] * P.MAX_NR_ZONES
+                clear = not ratio[i] or not z.managed_pages
                 for j in range(i + 1, P.MAX_NR_ZONES):
                     acc += node.zones[j].managed_pages
-                    z.lowmem_reserve[j] = acc // ratio[i] if ratio[i] and acc else 0
+                    z.lowmem_reserve[j] = 0 if clear else acc // ratio[i]
+
+    @property
+    def thp_enabled(self):
+        """hugepage_flags_enabled() (v6.1) / hugepage_pmd_enabled() (v6.12): "always" or
+        "madvise", unless hugepage_init() turned THP off on a small machine."""
+        return self._thp_mode != "never"
+
+    def _hugepage_init(self):
+        """hugepage_init() (mm/huge_memory.c, v6.1 and v6.12): THP is off by default when
+        totalram_pages() < 512 MiB; otherwise start_stop_khugepaged() starts khugepaged
+        and calls set_recommended_min_free_kbytes()."""
+        if self.config.thp not in THP_MODES:
+            raise ConfigError(f"thp={self.config.thp!r}: expected one of {', '.join(THP_MODES)} "
+                              "(/sys/kernel/mm/transparent_hugepage/enabled)")
+        self._thp_mode = self.config.thp
+        if self.mem_total_pages < (512 * MiB) >> self.arch.page_shift:
+            self._thp_mode = "never"
+            return
+        self._khugepaged = self.thp_enabled
+        self._set_recommended_min_free_kbytes()
+
+    def _set_recommended_min_free_kbytes(self):
+        """set_recommended_min_free_kbytes() (mm/khugepaged.c, v6.1 and v6.12): with THP
+        enabled, at least 2 + MIGRATE_PCPTYPES^2 = 11 pageblocks per populated zone that
+        GFP_USER may use (ZONE_MOVABLE is not counted: it holds only movable pages), but
+        no more than 5% of nr_free_buffer_pages(); it only ever raises min_free_kbytes.
+        THP off: calculate_min_free_kbytes(). Then the watermarks again."""
+        if not self.thp_enabled:
+            self._calculate_min_free_kbytes()
+        else:
+            nr_zones = sum(1 for z in self.zones() if z.present_pages and z.zid <= P.ZONE_NORMAL)
+            pb = self.arch.pageblock_nr_pages
+            rec = pb * nr_zones * 2 + pb * nr_zones * MIGRATE_PCPTYPES * MIGRATE_PCPTYPES
+            rec = min(rec, self._nr_free_buffer_pages() // 20)
+            rec <<= self.arch.page_shift - 10
+            if rec > self.min_free_kbytes:
+                self.min_free_kbytes = rec
+        self._setup_wmarks()
 
     # ==================================================================================
     # hot-add (mm/memory_hotplug.c: add_memory_resource(), __add_pages())

@@ -31,6 +31,9 @@ File format::
     boot_used_movable = "0"
     min_free_kbytes = 67584          # optional; default calculate_min_free_kbytes()
     movable_node = false
+    thp = "always"                   # always | madvise | never (THP raises min_free_kbytes)
+    watermark_scale_factor = 10
+    sysctl_read_lowmem_reserve_ratio = false   # protection recomputed after boot
     auto_online = "online"           # online | online_kernel | online_movable | offline
     online_delay = 0                 # further add_memory() calls before a block is onlined
     seed = 0
@@ -38,6 +41,9 @@ File format::
     boot = "2G"                      # size (placed after the previous node), or
                                      # [["0", "2G"], ["4G", "1G"]] as [start, size] pairs
     cpus = true
+    reserved = { DMA32 = 28784 }     # optional, pages per zone (`pagecore calibrate`):
+    late_free = { DMA32 = 2487 }     #   memblock reservations, pages freed after the boot
+    used = { DMA = 64 }              #   watermarks, unmovable pages in use (NodeConfig)
 
     [[step]]
     action = "add"                   # add | online | offline | remove | alloc | free
@@ -395,7 +401,9 @@ class Scenario:
             kernel_reserved=mc["kernel_reserved"],
             boot_used_unmovable=mc["boot_used_unmovable"],
             boot_used_movable=mc["boot_used_movable"], min_free_kbytes=mc["min_free_kbytes"],
-            movable_node=mc["movable_node"], distance=mc["distance"], seed=mc["seed"])
+            movable_node=mc["movable_node"], distance=mc["distance"], seed=mc["seed"],
+            thp=mc["thp"], watermark_scale_factor=mc["watermark_scale_factor"],
+            sysctl_read_lowmem_reserve_ratio=mc["sysctl_read_lowmem_reserve_ratio"])
         ps = get_arch(mc["arch"]).page_size
         if mc["memtotal"] is not None:
             cfg = replace(cfg, kernel_reserved=0, boot_used_unmovable=0, boot_used_movable=0)
@@ -692,8 +700,10 @@ _TOP_KEYS = {"name", "description", "strategies", "params", "scale_params", "sca
 _MACHINE_KEYS = {"arch", "kernel", "is_vm", "block_size", "phys_bits", "struct_page_size",
                  "memtotal", "memfree", "used_movable_share", "kernel_reserved",
                  "boot_used_unmovable", "boot_used_movable", "min_free_kbytes", "movable_node",
-                 "auto_online", "online_delay", "seed", "node", "distance"}
-_NODE_KEYS = {"boot", "cpus"}
+                 "auto_online", "online_delay", "seed", "node", "distance", "thp",
+                 "watermark_scale_factor", "sysctl_read_lowmem_reserve_ratio"}
+_NODE_KEYS = {"boot", "cpus", "reserved", "late_free", "used"}
+_NODE_ZONE_TABLES = ("reserved", "late_free", "used")
 _STEP_KEYS = {
     "add": {"driver", "size", "count", "total", "node", "start", "online", "delay",
             "until_oom", "memmap_on_memory", "offline_threshold"},
@@ -812,7 +822,13 @@ def _validate_machine(ctx, mc):
         "online_delay": ctx.int_(mc, "online_delay", w, default=0, minimum=0),
         "seed": ctx.int_(mc, "seed", w, default=0, minimum=0),
         "distance": mc.get("distance"),
+        "thp": ctx.str_(mc, "thp", w, default="always", choices=["always", "madvise", "never"]),
+        "watermark_scale_factor": ctx.int_(mc, "watermark_scale_factor", w, default=10, minimum=1),
+        "sysctl_read_lowmem_reserve_ratio": ctx.bool_(mc, "sysctl_read_lowmem_reserve_ratio", w,
+                                                      default=False),
     }
+    if out["watermark_scale_factor"] > 3000:      # the sysctl's extra2 (3000 = 30%)
+        raise ctx.err("machine.watermark_scale_factor", "1..3000", mc["watermark_scale_factor"])
     nn = len(mc.get("node") or [])
     dist = out["distance"]
     if dist is not None and not (isinstance(dist, list) and len(dist) == nn and all(
@@ -857,8 +873,17 @@ def _validate_machine(ctx, mc):
             if n % a.page_size or s % a.page_size:
                 raise ctx.err(f"{wn}.boot", f"whole {a.page_size}-byte pages", [s, n])
             cursor = max(cursor, s + n)
+        tables = {}
+        for key in _NODE_ZONE_TABLES:
+            tab = nd.get(key, {})
+            if not isinstance(tab, dict) or not all(
+                    z in ("DMA", "DMA32", "Normal") and isinstance(v, int)
+                    and not isinstance(v, bool) and v >= 0 for z, v in tab.items()):
+                raise ctx.err(f"{wn}.{key}", "a table of boot zone (DMA, DMA32, Normal) -> "
+                              "pages >= 0", tab)
+            tables[key] = dict(tab)
         nodes.append(NodeConfig(boot=[r for r in ranges if r[1]],
-                                cpus=ctx.bool_(nd, "cpus", wn, default=True)))
+                                cpus=ctx.bool_(nd, "cpus", wn, default=True), **tables))
     if not nodes[0].boot:
         raise ConfigError(f"{ctx.path}: machine.node[0].boot: expected boot memory on node 0, "
                           "got none")

@@ -8,7 +8,8 @@ quantity of every operation:
                every block's state and valid_zones; whether the operation failed and
                with which errno
     tolerance  MemFree and each zone's free pages, as their change across the
-               operation: |kernel - pagecore| <= 5% of the kernel's change plus
+               operation, the kernel's per-cpu list pages counted as free (pagecore
+               has no pcp lists): |kernel - pagecore| <= 5% of the kernel's change plus
                ALLOWANCE_PAGES, for the kernel's own allocations that pagecore does not
                model one by one (slab, per-cpu lists, sysfs and resource objects,
                page tables)
@@ -59,6 +60,17 @@ def kernel_blocks(rec):
     return out
 
 
+def _free(zone):
+    """A kernel zone's free pages including its per-cpu lists: pagecore has no pcp lists
+    (a page the kernel parks on one, e.g. an order-9 memmap page freed at remove, is
+    free in pagecore's buddy), so the kernel's pcp pages are counted as free here."""
+    return zone["free"] + zone.get("pcp_count", 0)
+
+
+def _free_kb(obs):
+    return obs["meminfo"]["MemFree"] + 4 * sum(z.get("pcp_count", 0) for z in obs["zones"].values())
+
+
 def _row(rows, what, k, p, kind):
     if kind == "exact":
         st = "=" if k == p else "DIFF"
@@ -98,13 +110,13 @@ def compare(rec, obs=None, config=None):
                  " ".join([pb[b][0], *pb[b][1]]) if b in pb else "absent", "exact")
         # tolerance: changes across the operation
         if prev_k is not None:
-            pairs = [("MemFree kB (change)", k["meminfo"]["MemFree"] - prev_k["meminfo"]["MemFree"],
+            pairs = [("MemFree+pcp kB (change)", _free_kb(k) - _free_kb(prev_k),
                       p["meminfo"]["MemFree"] - prev_p["meminfo"]["MemFree"], 4)]
             for name in ZONES:
                 key = f"Node 0 {name}"
                 if key in k["zones"] and key in p["zones"] and key in prev_k["zones"] and key in prev_p["zones"]:
-                    pairs.append((f"{name} free (change)",
-                                  k["zones"][key]["free"] - prev_k["zones"][key]["free"],
+                    pairs.append((f"{name} free+pcp (change)",
+                                  _free(k["zones"][key]) - _free(prev_k["zones"][key]),
                                   p["zones"][key]["free"] - prev_p["zones"][key]["free"], 1))
             for what, dk, dp, unit_kb in pairs:
                 allow = TOLERANCE * abs(dk) + ALLOWANCE_PAGES * unit_kb
@@ -181,3 +193,48 @@ def _fmt(v):
     if isinstance(v, list):
         return "(" + ",".join(map(str, v)) + ")"
     return "-" if v is None else str(v)
+
+
+CATEGORIES = (
+    ("zone spans", lambda w: w.endswith(("spanned", "present", "managed", "start_pfn"))),
+    ("MemTotal", lambda w: w == "MemTotal kB"),
+    ("nr_memmap_pages", lambda w: w == "nr_memmap_pages"),
+    ("watermarks", lambda w: w.endswith((" min", " low", " high"))),
+    ("protection", lambda w: w.endswith("protection")),
+    ("min_free_kbytes", lambda w: w == "min_free_kbytes"),
+    ("block states", lambda w: w.startswith("block ")),
+    ("failed ops", lambda w: w == "error"),
+    ("free changes", lambda w: w.endswith("(change)")),
+)
+
+
+def summarize(results):
+    """One row per compared run: per category, "equal/total" (or "within/total")."""
+    rows = []
+    for res in results:
+        row = {"run": f"{res['scenario']} {res['series']} mom={res['memmap_on_memory']}",
+               "guest": res["guest_result"]["status"]}
+        for name, pred in CATEGORIES:
+            good = total = 0
+            for op in res["ops"]:
+                for r in op["rows"]:
+                    if pred(r["what"]):
+                        total += 1
+                        good += r["status"] in ("=", "within")
+            row[name] = (good, total)
+        rows.append(row)
+    return rows
+
+
+def format_summary(rows):
+    names = [n for n, _ in CATEGORIES]
+    w = max(len(r["run"]) for r in rows)
+    head = f"{'run':{w}} {'guest':6} " + " ".join(f"{n:>15}" for n in names)
+    out = [head]
+    for r in rows:
+        cells = []
+        for n in names:
+            g, t = r[n]
+            cells.append(f"{('all ' + str(t)) if g == t else f'{g}/{t}':>15}")
+        out.append(f"{r['run']:{w}} {r['guest']:6} " + " ".join(cells))
+    return "\n".join(out)

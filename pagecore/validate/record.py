@@ -259,8 +259,9 @@ class Recorder:
                 if a == "add":
                     for k in range(st["count"]):
                         addr = None if st["start"] is None else st["start"] + k * st["size"]
-                        ok = self.add(i, st["size"], addr, st["online"], st["delay"])
-                        if not ok and (st["until_oom"] or True):
+                        # a refused add ends the step, expected (until_oom) or not: the
+                        # next DIMM would meet the same kernel
+                        if not self.add(i, st["size"], addr, st["online"], st["delay"]):
                             break
                     while self.pending:
                         self._online_pending(i)

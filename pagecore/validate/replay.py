@@ -75,6 +75,24 @@ def config_for(rec):
     return calibrate.from_record(rec)
 
 
+def _adds_until_failure(rec, hp, dimms):
+    """The guest died (OOM, panic) during the add after the last recorded one: keep
+    adding DIMMs of the last size after the last one, as the scenario would have, until
+    pagecore refuses one or the scenario's count runs out. Returns how many of them
+    succeeded before the refusal (None: none refused)."""
+    adds = [op for op in rec["ops"] if op["op"] == "add" and not op["error"]]
+    if not adds:
+        return None
+    planned = sum(st.get("count", 1) for st in rec["scenario_summary"]["steps"]
+                  if st["action"] == "add")
+    size, addr = adds[-1]["size"], adds[-1]["addr"] + adds[-1]["size"]
+    for n in range(planned - len(adds)):
+        rep = hp.add("acpi", size, start=addr + n * size, online="offline", until_oom=True)
+        if rep["oom"]:
+            return n
+    return None
+
+
 def replay(rec, config=None):
     """Apply the run's operations to a fresh pagecore machine; return one observation
     per recorded operation (each with "error" as pagecore saw it)."""
@@ -108,7 +126,8 @@ def replay(rec, config=None):
         except PagecoreError as e:
             err = _errname(e)
         if kind == "died":
-            out.append({"op": kind, "error": None})
+            out.append({"op": kind, "error": None,
+                        "adds_until_failure": _adds_until_failure(rec, hp, dimms)})
             continue
         out.append({"op": kind, "error": err, **observe(m)})
     return out

@@ -1,0 +1,38 @@
+"""The mutant list for tests/mutants/run.py: one rule each, broken on purpose.
+
+Each entry: name, file, the exact source text (found exactly once) and its replacement,
+and optionally the tests to run (default DEFAULT_TESTS). The first six are the changes
+issue 12 found surviving the whole suite; the others break the altmap size and zone
+selection, which the recorded real-kernel runs pin.
+"""
+DEFAULT_TESTS = "tests/test_kernel_replay.py tests/test_calibrate.py tests/test_kernel_rules.py"
+
+MUTANTS = [
+    {"name": "wmark-step-tmp>>3", "file": "pagecore/machine.py",
+     "old": "step = max(tmp >> 2, z.managed_pages * wsf // 10000)",
+     "new": "step = max(tmp >> 3, z.managed_pages * wsf // 10000)"},
+    {"name": "lowmem-reserve-normal-ratio-64", "file": "pagecore/machine.py",
+     "old": "LOWMEM_RESERVE_RATIO = (256, 256, 32, 0)",
+     "new": "LOWMEM_RESERVE_RATIO = (256, 256, 64, 0)"},
+    {"name": "movable-min-clamp-16", "file": "pagecore/machine.py",
+     "old": "wmin = min(max(z.managed_pages // 1024, 32), 128)",
+     "new": "wmin = min(max(z.managed_pages // 1024, 16), 128)"},
+    {"name": "min-free-kbytes-sqrt-x8", "file": "pagecore/machine.py",
+     "old": "new = _isqrt(self._nr_free_buffer_pages() * kb * 16)",
+     "new": "new = _isqrt(self._nr_free_buffer_pages() * kb * 8)"},
+    {"name": "watermark-scale-factor-20", "file": "pagecore/machine.py",
+     "old": "watermark_scale_factor: int = 10",
+     "new": "watermark_scale_factor: int = 20"},
+    {"name": "memavailable-pagecache-not-halved", "file": "pagecore/procfs.py",
+     "old": "pagecache -= min(pagecache // 2, wmark_low)",
+     "new": "pagecache -= min(pagecache, wmark_low)"},
+    {"name": "altmap-size-halved", "file": "pagecore/strategies.py",
+     "old": "v = arch.memmap_pages(machine.block_pages)",
+     "new": "v = arch.memmap_pages(machine.block_pages) // 2"},
+    {"name": "zone-default-online-movable", "file": "pagecore/machine.py",
+     "old": "return m if self.config.movable_node else k",
+     "new": "return k if self.config.movable_node else m"},
+    {"name": "online-kernel-to-dma32", "file": "pagecore/machine.py",
+     "old": "        return node.zones[P.ZONE_NORMAL]\n",
+     "new": "        return node.zones[P.ZONE_DMA32]\n"},
+]
