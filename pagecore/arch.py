@@ -1,4 +1,4 @@
-"""Architecture presets: the constants and rules of kernel-semantics.md section 1.
+"""Architecture presets: the constants and rules of docs/model.md#architectures.
 
 Each preset is what a kernel of that architecture derives from its Kconfig:
 PAGE_SHIFT, SECTION_SIZE_BITS (arch/*/include/asm/sparsemem.h), PMD_SHIFT, pageblock_order
@@ -29,7 +29,7 @@ class Arch:
     zone_limits: tuple = (0, 0)
     #: Whether vmemmap leaves can be PMD mappings (x86 PSE, arm64 4K, ppc64 radix 2M).
     vmemmap_pmd: bool = True
-    #: First kernel with ARCH_MHP_MEMMAP_ON_MEMORY_ENABLE (kernel-semantics.md section 4).
+    #: First kernel with ARCH_MHP_MEMMAP_ON_MEMORY_ENABLE (docs/model.md#who-passes-mhp_memmap_on_memory).
     memmap_on_memory_since: tuple = (5, 13)
     #: Default memory block size when not probed (ppc64 LMB, s390 rzm); 0 = one section.
     default_block_size: int = 0

@@ -1,7 +1,7 @@
 """The `pagecore` console script.
 
     pagecore compare [SCENARIO] [--strategies a,b] [--json] [--quiet] [--scale X] [--param K=V]
-                     [--contig]
+                     [--contig] [--units auto|kB|pages|MiB] [--delta]
     pagecore run SCENARIO [--strategy S] [--view V] [--step N] [--json] [--scale X] [--param K=V]
     pagecore scenarios
     pagecore sweep --grid grid.toml --out results.csv [--scheduler ADDR] [--workers N] [--quiet]
@@ -13,8 +13,16 @@
     pagecore calibrate --proc DIR | --from RUN.json [--kernel 6.12] [--out FILE]
 
 SCENARIO is a built-in name (`pagecore scenarios`) or a path to a .toml file; without one,
-`compare` runs the built-in "default". Errors print one line, "pagecore: error: ...", and
-exit with status 2. A progress bar goes to stderr when it is a terminal (off with --quiet).
+`compare` runs the built-in "default".
+
+Exit status: 0 when every step ran (or failed only where the scenario declares it may:
+`may_fail = true`, and the ENOMEM that ends an `until_oom` add); 1 when a step failed
+that was not declared (`compare`, `run`, `export-sysfs`, `plot map`; one stderr line per
+failure, and "ok": false, "exit_status": 1 and the failures in --json); 2 for a usage,
+scenario or file error, printed as one line "pagecore: error: ..." that names what the
+user typed (the flag, the --param, the file and key). `validate` exits 1 when an exact
+quantity differs from the kernel's. A progress bar (tqdm) goes to stderr when it is a
+terminal (off with --quiet).
 `export-sysfs` and `plot` use pagecore.sysfs (export_sysfs) and pagecore.plots
 (plot_memory_map, plot_overhead, plot_balloon_limit), loaded only when used, with a
 clear error when they (or matplotlib) are missing.
@@ -28,9 +36,11 @@ import argparse
 import importlib
 import importlib.util
 import json
+import math
 import os
+import shlex
 import sys
-import time
+from pathlib import Path
 
 from pagecore.errors import ConfigError, PagecoreError
 
@@ -38,39 +48,39 @@ __all__ = ["main", "Progress"]
 
 
 class Progress:
-    """A one-line progress bar on stderr: [#####-----] done/total label."""
+    """A progress bar on stderr, drawn by tqdm (rate, ETA; a terminal or a notebook), as
+    the `progress(done, total, label)` callback of compare() and run_sweep(). Disabled, it
+    writes nothing; enabled=None leaves it to tqdm, which draws only on a terminal, so a
+    redirected stderr stays clean. tqdm is imported on first use."""
 
-    def __init__(self, enabled, width=30, stream=None):
-        self.stream = stream or sys.stderr
+    def __init__(self, enabled=None, stream=None, unit="step", **tqdm_options):
         self.enabled = enabled
-        self.width = width
-        self.t0 = time.monotonic()
-        self._last = 0.0
-        self._shown = False
+        self.stream = stream or sys.stderr
+        self.unit = unit
+        self.options = tqdm_options
+        self.bar = None
 
     def __call__(self, done, total, label=""):
-        if not self.enabled:
+        if self.enabled is False:
             return
-        now = time.monotonic()
-        if done < total and now - self._last < 0.1:
-            return
-        self._last = now
-        frac = done / total if total else 1.0
-        fill = int(frac * self.width)
-        line = (f"\r[{'#' * fill}{'-' * (self.width - fill)}] {done}/{total} "
-                f"{now - self.t0:5.1f}s {label}")[:120]
-        self.stream.write(line.ljust(120))
-        self.stream.flush()
-        self._shown = True
+        if self.bar is None:
+            from tqdm.auto import tqdm
+            self.bar = tqdm(total=total, file=self.stream, unit=self.unit, leave=False,
+                            dynamic_ncols=True, disable=None if self.enabled is None else False,
+                            **self.options)
+        if self.bar.total != total:
+            self.bar.total = total
+        self.bar.set_postfix_str(label, refresh=False)
+        self.bar.update(done - self.bar.n)
 
     def close(self):
-        if self.enabled and self._shown:
-            self.stream.write("\r" + " " * 120 + "\r")
-            self.stream.flush()
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
 
 def _progress(args):
-    return Progress(not getattr(args, "quiet", False) and sys.stderr.isatty())
+    return Progress(False if getattr(args, "quiet", False) else None)
 
 
 def _params(items):
@@ -85,15 +95,62 @@ def _params(items):
 
 def _load(args):
     from pagecore.scenario import load
+    if args.scale is not None and not (math.isfinite(args.scale) and args.scale > 0):
+        raise ConfigError(f"--scale {args.scale}: expected a finite number > 0")
     return load(args.scenario or "default", params=_params(args.param), scale=args.scale)
+
+
+def _strategy_list(flag, text, default):
+    """Strategy names of a --strategy/--strategies flag, each checked, the flag named."""
+    from pagecore.strategies import all_strategies
+    if text is None:
+        return list(default)
+    names = [s.strip() for s in text.split(",") if s.strip()]
+    if not names:
+        raise ConfigError(f"{flag} {text!r}: expected strategy names")
+    for n in names:
+        if n not in all_strategies():
+            raise ConfigError(f"{flag} {text}: unknown memmap strategy {n!r}; expected one of "
+                              f"{', '.join(all_strategies())}")
+    return names
+
+
+def _check_step(args, sc):
+    if args.step is not None and not 0 <= args.step <= len(sc.steps):
+        raise ConfigError(f"--step {args.step}: the scenario has steps 0 (boot) to {len(sc.steps)}")
+
+
+def _out_file(flag, path):
+    """An output file a command will write: its directory must exist, and it must not
+    be a directory (checked before any work is done)."""
+    p = Path(path)
+    if p.is_dir():
+        raise ConfigError(f"{flag} {path}: is a directory; expected a file name")
+    if not p.parent.is_dir():
+        raise ConfigError(f"{flag} {path}: directory {str(p.parent)!r} does not exist")
+    return p
+
+
+def _out_dir(flag, path):
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise ConfigError(f"{flag} {path}: exists and is not a directory")
+    if not p.exists() and not p.parent.is_dir():
+        raise ConfigError(f"{flag} {path}: directory {str(p.parent)!r} does not exist")
+    return p
+
+
+def _step_failed(what, err):
+    """One stderr line for a step that failed without being declared `may_fail`."""
+    sys.stderr.write(f"pagecore: {what}step {err['step']} ({err['action']}) failed: "
+                     f"{err['message']}\n")
 
 
 # ---- subcommands -----------------------------------------------------------------------
 def cmd_compare(args):
     from pagecore.report import compare, format_table
     sc = _load(args)
-    strategies = [s.strip() for s in args.strategies.split(",") if s.strip()] \
-        if args.strategies else None
+    strategies = _strategy_list("--strategies", args.strategies, sc.strategies)
     bar = _progress(args)
     try:
         result = compare(sc, strategies, progress=bar, contig=args.contig)
@@ -103,37 +160,49 @@ def cmd_compare(args):
         json.dump(result, sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
-        sys.stdout.write(format_table(result))
-    return 0
+        sys.stdout.write(format_table(result, units=args.units, delta=args.delta))
+    for f in result["failed"]:
+        _step_failed(f"{f['strategy']}: ", f)
+    return result["exit_status"]
 
 
 def _run_to_step(args):
     sc = _load(args)
-    strategy = args.strategy or ("block" if "block" in sc.strategies else sc.strategies[-1])
-    if args.step is not None and not 0 <= args.step <= len(sc.steps):
-        raise ConfigError(f"--step {args.step}: the scenario has steps 0 (boot) to {len(sc.steps)}")
-    run = sc.run(strategy, stop_after=getattr(args, "step", None),
-                 check=getattr(args, "check", False))
+    default = "block" if "block" in sc.strategies else sc.strategies[-1]
+    strategy = _strategy_list("--strategy", args.strategy, [default])
+    if len(strategy) != 1:
+        raise ConfigError(f"--strategy {args.strategy}: expected one strategy")
+    _check_step(args, sc)
+    run = sc.run(strategy[0], stop_after=args.step, check=getattr(args, "check", False))
     if run.error:
-        e = run.error
-        sys.stderr.write(f"pagecore: warning: step {e['step']} ({e['action']}) failed: "
-                         f"{e['message']}; showing the machine after it\n")
+        _step_failed("", dict(run.error, message=run.error["message"]
+                              + "; showing the machine as the failure left it"))
     return sc, run
+
+
+def _run_status(run):
+    from pagecore.report import EXIT_STEP_FAILED
+    return EXIT_STEP_FAILED if run.error else 0
 
 
 def cmd_run(args):
     from pagecore.procfs import VIEWS
     sc, run = _run_to_step(args)
     text_fn, dict_fn = VIEWS[args.view]
+    status = _run_status(run)
     if args.json:
-        json.dump({"scenario": sc.name, "strategy": run.strategy,
-                   "step": run.records[-1]["index"], "view": args.view,
-                   "data": dict_fn(run.machine), "steps": run.records,
-                   "error": run.error}, sys.stdout, indent=2)
+        doc = {"scenario": sc.name, "strategy": run.strategy, "ok": run.error is None,
+               "exit_status": status, "step": run.records[-1]["index"], "view": args.view,
+               "data": dict_fn(run.machine), "steps": run.records, "error": run.error,
+               "expected_failures": run.expected_failures}
+        if args.view == "meminfo":
+            from pagecore.procfs import MEMINFO_NOT_MODELLED
+            doc["not_modelled"] = list(MEMINFO_NOT_MODELLED)
+        json.dump(doc, sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
         sys.stdout.write(text_fn(run.machine))
-    return 0
+    return status
 
 
 def cmd_scenarios(args):
@@ -150,6 +219,7 @@ def cmd_scenarios(args):
 
 def cmd_sweep(args):
     from pagecore.sweep import run_sweep
+    _out_file("--out", args.out)
     bar = _progress(args)
     try:
         summary = run_sweep(args.grid, args.out, workers=args.workers,
@@ -158,7 +228,8 @@ def cmd_sweep(args):
         bar.close()
     sys.stdout.write(f"{summary['points']} points: {summary['ran']} run, {summary['skipped']} "
                      f"already in {summary['out']}, {summary['failed']} failed\n")
-    return 0
+    # a failed point has its row (ok=False, the message in `error`); the status says so
+    return 1 if summary["failed"] else 0
 
 
 def _optional(module, attr, command):
@@ -177,11 +248,13 @@ def _optional(module, attr, command):
 
 def cmd_export_sysfs(args):
     export = _optional("pagecore.sysfs", "export_sysfs", "export-sysfs")
+    _out_dir("--out", args.out)
     sc, run = _run_to_step(args)
     policy = sc.machine["auto_online"]
-    path = export(run.machine, args.out, auto_online=policy)
-    sys.stdout.write(f"{path}\n")
-    return 0
+    export(run.machine, args.out, auto_online=policy)
+    # lsmem --sysroot takes the root above sys/, not the memory directory written
+    sys.stdout.write(f"lsmem --sysroot {shlex.quote(str(args.out))}\n")
+    return _run_status(run)
 
 
 def _plot_rows(path, kind):
@@ -208,13 +281,15 @@ def _plot_rows(path, kind):
         boot = sum(n for node in result["scenario"]["machine"]["nodes"] for _, n in node["boot"])
         for name, st in result["strategies"].items():
             added, memmap = st["added_bytes"], st["memmap"]["bytes"]
-            out.append({"strategy": name, "added_bytes": added, "memmap_bytes": memmap,
+            out.append({"strategy": name, "scenario": result["scenario"]["name"],
+                        "added_bytes": added, "memmap_bytes": memmap,
                         "usable_bytes": added - memmap, "boot_bytes": boot,
                         "limit_bytes": sum(h["added"] for h in st["hotadd"])})
         return out
     for i, r in enumerate(rows):
         added, memmap = int(r["added_bytes"]), int(r["memmap_bytes"])
-        row = {"strategy": r["strategy"], "added_bytes": added, "memmap_bytes": memmap,
+        row = {"strategy": r["strategy"], "scenario": r["scenario"],
+               "added_bytes": added, "memmap_bytes": memmap,
                "usable_bytes": added - memmap, "limit_bytes": int(r["hotadd_bytes"])}
         if kind == "balloon":
             if "param.boot" not in r:
@@ -226,22 +301,29 @@ def _plot_rows(path, kind):
 
 
 def cmd_plot(args):
+    _out_file("--out", args.out)
+    status = 0
     if args.kind == "map":
         plot = _optional("pagecore.plots", "plot_memory_map", "plot map")
         sc = _load(args)
-        names = [s.strip() for s in args.strategies.split(",") if s.strip()] \
-            if args.strategies else sc.strategies
+        names = _strategy_list("--strategies", args.strategies, sc.strategies)
+        _check_step(args, sc)
         machines = {}
         for name in names:
             run = sc.run(name, stop_after=args.step)
+            if run.error:
+                _step_failed(f"{name}: ", run.error)
+                status = _run_status(run)
             machines[name] = run.machine
         out = plot(machines, args.out)
     else:
+        if args.step is not None or args.strategies is not None:
+            raise ConfigError(f"plot {args.kind}: --step and --strategies are for plot map")
         fn = {"overhead": "plot_overhead", "balloon": "plot_balloon_limit"}[args.kind]
         plot = _optional("pagecore.plots", fn, f"plot {args.kind}")
         out = plot(_plot_rows(args.scenario, args.kind), args.out)
     sys.stdout.write(f"{out}\n")
-    return 0
+    return status
 
 
 def cmd_validate(args):
@@ -333,6 +415,11 @@ def build_parser():
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--contig", action="store_true",
                    help="also measure 1 GiB pages with alloc_contig_range() (slower)")
+    p.add_argument("--units", choices=["auto", "kB", "pages", "MiB"], default="auto",
+                   help="sizes in the table: auto (K/M/G with the digits that tell the "
+                        "columns apart), kB (as /proc prints), pages, MiB")
+    p.add_argument("--delta", action="store_true",
+                   help="show the columns after the first as differences from it")
     _scenario_opts(p)
     p.set_defaults(fn=cmd_compare)
 
@@ -421,6 +508,10 @@ def main(argv=None):
         return args.fn(args)
     except PagecoreError as e:
         sys.stderr.write(f"pagecore: error: {e}\n")
+        return 2
+    except OSError as e:       # a file system refusal the checks above could not foresee
+        where = f"{e.filename}: " if e.filename else ""
+        sys.stderr.write(f"pagecore: error: {where}{e.strerror or e}\n")
         return 2
     except KeyboardInterrupt:
         sys.stderr.write("pagecore: interrupted\n")

@@ -1,6 +1,6 @@
 """Hotplug drivers as callers of add_memory(), with their real granularity and their use of
-MHP_MEMMAP_ON_MEMORY per kernel generation (kernel-semantics.md section 4), plus the
-auto-online policy that follows an add (section 5.2).
+MHP_MEMMAP_ON_MEMORY per kernel generation (docs/model.md#who-passes-mhp_memmap_on_memory), plus the
+auto-online policy that follows an add (docs/model.md#who-passes-mhp_memmap_on_memory).
 
 The machine's default strategy (`MachineConfig.strategy`) stands for the
 `memory_hotplug.memmap_on_memory` mode *and* the generation of the kernel:
@@ -45,7 +45,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pagecore.arch import GiB, MiB
-from pagecore.errors import ConfigError, OutOfMemoryError
+from pagecore.errors import ConfigError, OutOfMemoryError, StateError
 from pagecore._page import ZONE_MOVABLE
 from pagecore.machine import MEM_OFFLINE
 from pagecore.strategies import get_strategy
@@ -161,6 +161,7 @@ class AddedRequest:
     size: int
     strategy: str
     flag: bool
+    removed: bool = False       # removed since; the call keeps its index (its place in calls)
 
 
 class Hotplug:
@@ -175,8 +176,15 @@ class Hotplug:
         self.delay = int(delay)
         self.gen = generation(machine.default_strategy)
         self.pending: list[_Pending] = []
-        self.added: list[AddedRequest] = []
+        #: every add_memory() call made, in order, removed ones included, so that a call's
+        #: index (what a scenario's `remove ranges = [i]` names) never shifts
+        self.calls: list[AddedRequest] = []
         self._cursor = None
+
+    @property
+    def added(self):
+        """The add_memory() calls whose memory is still present, in call order."""
+        return [r for r in self.calls if not r.removed]
 
     # ---- address allocation ------------------------------------------------------------
     def next_start(self, size):
@@ -232,14 +240,14 @@ class Hotplug:
                     raise
                 kb = m.arch.page_size >> 10
                 report["oom"] = {"after_bytes": report["added"], "address": cstart,
-                                 "MemFree_kB": m.meminfo()["MemFree"],
+                                 "MemFree_kB": m.mem_free_pages * kb,
                                  "kernel_zones_free_kB": kb * sum(
                                      z.free_pages for z in m.zones() if z.zid != ZONE_MOVABLE),
                                  "message": str(e)}
                 report["stopped"] = "ENOMEM"
                 break
             self._cursor = max(self._cursor, cstart + csize)
-            self.added.append(AddedRequest(drv.name, nid, cstart, csize, strat, flag))
+            self.calls.append(AddedRequest(drv.name, nid, cstart, csize, strat, flag))
             report["calls"] += 1
             report["added"] += csize
             report["flagged_calls"] += int(flag)
@@ -295,13 +303,21 @@ class Hotplug:
         return np.nonzero(sel)[0].tolist()
 
     def remove(self, index, offline=True):
-        """Remove the memory of add_memory() call number `index` (driver granularity):
-        offline_and_remove_memory() or remove_memory()."""
-        r = self.added[index]
+        """Remove the memory of add_memory() call number `index` (0 = the first call
+        made; driver granularity): offline_and_remove_memory() or remove_memory()."""
+        if not 0 <= index < len(self.calls):
+            raise ConfigError(f"add_memory() call {index} does not exist: {len(self.calls)} "
+                              f"calls made so far (0..{len(self.calls) - 1})"
+                              if self.calls else
+                              f"add_memory() call {index} does not exist: no call made so far")
+        r = self.calls[index]
+        if r.removed:
+            raise StateError(f"add_memory() call {index} ({r.size >> 20} MiB at {r.start:#x}) "
+                             "was removed already")
         if offline:
             self.m.offline_and_remove_memory(r.start, r.size)
         else:
             self.m.remove_memory(r.start, r.size)
-        self.added.pop(index)
+        r.removed = True
         return r
 

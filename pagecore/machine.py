@@ -60,6 +60,23 @@ BLOCK_DTYPE = np.dtype([
     ("boot", "?"),
 ])
 
+# Accounting flags: PG_* bits the kernels never test (migration copies every FLAGS_MASK
+# bit, freeing clears them), set on allocations so that /proc/meminfo can count each kind
+# as the kernel's vmstat counters do (docs/model.md#meminfo).
+PG_swapbacked = 1 << 8      # anonymous memory (PG_swapbacked): NR_ANON_MAPPED, never "available"
+PG_slab = 1 << 9            # a slab page (the kernel's PGTY_slab page type)
+PG_reclaimable = 1 << 10    # of a SLAB_RECLAIM_ACCOUNT cache: NR_SLAB_RECLAIMABLE_B
+
+#: What an allocation is, as a workload names it -> (default gfp, accounting flags).
+#: The gfp decides zones and migratetype (GFP below); the flags decide the meminfo field.
+KINDS = {
+    "anon": ("movable", PG_swapbacked),              # AnonPages
+    "pagecache": ("movable", 0),                     # Cached (file LRU)
+    "slab": ("reclaimable", PG_slab | PG_reclaimable),   # SReclaimable (dentries, inodes)
+    "slab_unreclaimable": ("kernel", PG_slab),       # SUnreclaim
+    "kernel": ("kernel", 0),                         # other kernel pages: only MemFree sees them
+}
+
 #: /sys/kernel/mm/transparent_hugepage/enabled values (MachineConfig.thp).
 THP_MODES = ("always", "madvise", "never")
 MIGRATE_PCPTYPES = 3        # UNMOVABLE, MOVABLE, RECLAIMABLE (include/linux/mmzone.h)
@@ -806,11 +823,13 @@ class Machine:
                 if self.nodes[n].zones[z].managed_pages]
 
     def alloc_pages(self, nid, order, gfp="kernel", count=1, owner=None, strict_node=False,
-                    exclude=None):
+                    exclude=None, extra_flags=0):
         """alloc_pages_node() `count` times: blocks of `order` for `gfp` ("kernel",
         "reclaimable", "movable", "user"), preferring `nid` and falling back along its
         zonelist. A zone gives pages only while it stays above its min watermark plus the
         lowmem reserve for the request's highest zone (__zone_watermark_ok()).
+        `extra_flags` are accounting flags (KINDS: what the pages are for /proc/meminfo)
+        set on every page.
 
         Returns an Allocation: the int64 array of head pfns (fewer than `count` when
         memory runs out) that also names the allocation, through the owner tag its pages
@@ -835,13 +854,16 @@ class Machine:
             raise ConfigError(f"alloc_pages: strict_node={strict_node!r} is not a bool")
         if exclude is not None and not callable(exclude):
             raise ConfigError(f"alloc_pages: exclude={exclude!r} is not callable")
-        got = self._alloc_pages(nid, order, gfp, count, owner, strict_node, exclude)
+        extra_flags = _int_arg(extra_flags, "alloc_pages: extra_flags", 0, 1 << 32)
+        got = self._alloc_pages(nid, order, gfp, count, owner, strict_node, exclude, extra_flags)
         return Allocation(got, owner, order)
 
-    def _alloc_pages(self, nid, order, gfp, count, owner, strict_node=False, exclude=None):
+    def _alloc_pages(self, nid, order, gfp, count, owner, strict_node=False, exclude=None,
+                     extra_flags=0):
         """alloc_pages() without the argument checks, for the machine's own allocations
         (vmemmap, page tables, migration targets). Returns a plain array of head pfns."""
         highest, mt, flags = GFP[gfp]
+        flags |= extra_flags
         out = np.empty(count, dtype=np.int64)
         n = 0
         for zone in self.zonelist(nid, highest):
@@ -2245,7 +2267,7 @@ class Machine:
         it was in ZONE_MOVABLE and MMOP_ONLINE_KERNEL otherwise (try_offline_memory_block()
         / try_reonline_memory_block(), mm/memory_hotplug.c, v5.11+): the kernel records the
         zone, not the online type the block was onlined with, so a block onlined with
-        "online" comes back as online_kernel.
+        "online" comes back as online_kernel (docs/model.md#where-the-kernel-source-corrected-the-model).
 
         Like the kernel, a failure after some blocks were offlined does not restore the
         machine exactly: the pages those offlines migrated stay where they went, and the
@@ -2305,9 +2327,10 @@ class Machine:
         return sum(z.free_pages for z in self.zones())
 
     def meminfo(self):
-        """The /proc/meminfo fields pagecore models, in kB."""
-        kb = self.arch.page_size >> 10
-        return {"MemTotal": self.mem_total_pages * kb, "MemFree": self.mem_free_pages * kb}
+        """The /proc/meminfo fields pagecore models, in kB: procfs.meminfo_dict(), the
+        same keys (it scans the page array of online memory for the page kinds)."""
+        from pagecore.procfs import meminfo_dict
+        return meminfo_dict(self)
 
     def memmap_summary(self):
         """Where the memmap of hot-added memory lives: pages per place."""

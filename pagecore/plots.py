@@ -14,10 +14,11 @@ the maximum over its pages:
     2 free        in the buddy (refcount 0, not reserved)
     3 movable     LRU or non-LRU movable (PG_lru / PG_movable)
     4 unmovable   any other allocated or reserved page (kernel image, slab, page tables)
-    5 memmap      struct pages (or their vmemmap page tables) living outside the memory
-                  they describe: boot memmap from memblock, classic hot-add memmap from
-                  the buddy allocator
-    6 vmemmap     self-hosted memmap: the first V pages of a block added with an altmap
+    5 boot memmap the boot memory's own struct pages (memblock, at the top of each
+                  node's boot memory), whatever the strategy
+    6 memmap      struct pages of hot-added memory (or their vmemmap page tables) taken
+                  from the buddy allocator of online memory: the classic path
+    7 vmemmap     self-hosted memmap: the first V pages of a block added with an altmap
                   (memmap_on_memory), online or offline, including force-mode padding
 
 Priority answers "what keeps this pageblock from being offlined or handed out whole": one
@@ -34,25 +35,31 @@ from pagecore import _page as P
 from pagecore.errors import ConfigError
 from pagecore.machine import MEM_OFFLINE, SECTION_MARKED_PRESENT
 
-PB_HOLE, PB_OFFLINE, PB_FREE, PB_MOVABLE, PB_UNMOVABLE, PB_MEMMAP, PB_VMEMMAP = range(7)
+PB_HOLE, PB_OFFLINE, PB_FREE, PB_MOVABLE, PB_UNMOVABLE, PB_BOOT_MEMMAP, PB_MEMMAP, \
+    PB_VMEMMAP = range(8)
 CLASS_NAMES = ("hole", "offline", "free", "movable", "unmovable",
-               "memmap (boot/buddy)", "vmemmap (self-hosted)")
-CLASS_COLORS = ("#f2f2f2", "#8c8c8c", "#b8e0b0", "#4a7fc1", "#d1483b", "#9b59b6", "#f39c12")
+               "boot memory's own memmap", "hot-added memmap in boot memory (classic)",
+               "self-hosted memmap (vmemmap)")
+CLASS_COLORS = ("#f2f2f2", "#8c8c8c", "#b8e0b0", "#4a7fc1", "#d1483b", "#c9b3d9", "#7d3c98",
+                "#f39c12")
 NR_CLASSES = len(CLASS_NAMES)
 
-_CHUNK_PAGES = 1 << 20          # ~1 Mi struct pages per numpy pass (toolchain-notes.md)
+_CHUNK_PAGES = 1 << 20          # ~1 Mi struct pages (16 MiB) per numpy pass: bounded temporaries
 
 
 # ======================================================================================
 # classification
 # ======================================================================================
-def _memmap_intervals(m):
-    """[start, end) pfn intervals of memmap backing outside the described memory
-    (memblock and buddy granules, vmemmap page tables). One entry per granule: a loop over
-    granules (one per PMD of memmap, i.e. per 128 MiB on x86_64), never over pages."""
+def _memmap_intervals(m, kinds=("memblock", "buddy", "buddy-base", "tables")):
+    """[start, end) pfn intervals of memmap backing outside the described memory, of the
+    given kinds: "memblock" (boot memmap), "buddy"/"buddy-base" (classic hot-add memmap),
+    "tables" (vmemmap page tables). One entry per granule: a loop over granules (one per
+    PMD of memmap, i.e. per 128 MiB on x86_64), never over pages."""
     gp = m._granule_pages
     starts, ends = [], []
     for kind, pfn, order, _ in m.vmemmap_granules.values():
+        if kind not in kinds:
+            continue
         if kind == "memblock":
             starts.append(pfn)
             ends.append(pfn + gp)
@@ -62,7 +69,7 @@ def _memmap_intervals(m):
         elif kind == "buddy-base":
             starts.extend(pfn)
             ends.extend(p + 1 for p in pfn)
-    for pfn in m.vmemmap_tables.values():
+    for pfn in m.vmemmap_tables.values() if "tables" in kinds else ():
         if pfn >= 0:
             starts.append(pfn)
             ends.append(pfn + 1)
@@ -111,8 +118,11 @@ def _page_classes(m, s, e, memmap_iv, boot):
     cls = np.full(n, PB_UNMOVABLE, dtype=np.uint8)
     cls[(ref == 0) & ~reserved] = PB_FREE
     cls[(ref > 0) & ~reserved & ((flags & (P.PG_lru | P.PG_movable)) != 0)] = PB_MOVABLE
-    if len(memmap_iv[0]):
-        cls[_interval_mask(*memmap_iv, s, e)] = PB_MEMMAP
+    boot_iv, hot_iv = memmap_iv
+    if len(boot_iv[0]):
+        cls[_interval_mask(*boot_iv, s, e)] = PB_BOOT_MEMMAP
+    if len(hot_iv[0]):
+        cls[_interval_mask(*hot_iv, s, e)] = PB_MEMMAP
     cls[state == MEM_OFFLINE] = PB_OFFLINE
     offset = np.arange(s, e, dtype=np.int64) % nb
     vm = (offset < nr_vm) | (ptype == P.PGTY_VMEMMAP) | ((flags & P.PG_vmemmap_self_hosted) != 0)
@@ -156,7 +166,8 @@ def pageblock_states(m, start_pfn=None, end_pfn=None, rule="priority"):
         raise ConfigError(f"pfn range [{s:#x}, {e:#x}) is empty or outside 0..max_pfn {m.max_pfn:#x}")
     s, e = s // pb * pb, -(-e // pb) * pb
     out = np.zeros((e - s) // pb, dtype=np.uint8)
-    memmap_iv = _memmap_intervals(m)
+    memmap_iv = (_memmap_intervals(m, ("memblock",)),
+                 _memmap_intervals(m, ("buddy", "buddy-base", "tables")))
     boot = _boot_ranges(m)
     chunk = max(pb, _CHUNK_PAGES // pb * pb)
     pps = m.arch.pages_per_section
@@ -185,14 +196,20 @@ def _save(fig, path):
 
 
 def _by_strategy(results, keys):
-    groups = OrderedDict()
+    """Lines to draw: results grouped by strategy, and by scenario too when they come
+    from more than one (a line joins points of one scenario only: the points of two
+    scenarios at the same size would zig-zag). Labels: "strategy" or "scenario: strategy"."""
     for i, r in enumerate(results):
         missing = [k for k in keys if k not in r]
         if missing:
             raise ConfigError(f"results[{i}] lacks {missing}: each entry needs {keys}")
-        groups.setdefault(str(r["strategy"]), []).append(r)
-    if not groups:
+    if not results:
         raise ConfigError("no results to plot")
+    several = len({r.get("scenario") for r in results}) > 1
+    groups = OrderedDict()
+    for r in results:
+        label = f"{r.get('scenario')}: {r['strategy']}" if several else str(r["strategy"])
+        groups.setdefault(label, []).append(r)
     return groups
 
 
@@ -208,14 +225,25 @@ def _log2_if_wide(ax, values, axis):
 # ======================================================================================
 # plots
 # ======================================================================================
+#: Pageblocks at the start of every block drawn wider (the self-hosted memmap lives there:
+#: one pageblock of 64 in a 128 MiB x86_64 block would be a hairline), and by how much.
+MAP_ZOOM_PAGEBLOCKS, MAP_ZOOM = 4, 6
+
+
 def plot_memory_map(machines, path, start_pfn=None, end_pfn=None, rule="priority", max_rows=256):
-    """Physical memory map of each machine (name -> Machine), side by side.
+    """Physical memory map of each machine (name -> Machine), side by side on one shared
+    address axis.
 
     Each panel is one machine: rows are memory blocks (address grows downwards), columns
-    the pageblocks inside a block, coloured by `pageblock_states()`. The range (pfns, per
-    machine) defaults to pfn 0 up to the highest present memory of all machines, and is
-    widened to whole memory blocks. With more than `max_rows` blocks, consecutive blocks
-    share a row and the row keeps the highest-priority class of each column.
+    the pageblocks inside a block, coloured by `pageblock_states()`. The first
+    MAP_ZOOM_PAGEBLOCKS columns of every block are drawn MAP_ZOOM times wider, so that a
+    self-hosted memmap (the first pageblocks of a block) is visible; the x axis says so.
+    The range (pfns) defaults to pfn 0 up to the highest present memory of all machines,
+    widened to whole memory blocks; machines must share the block size to share an axis
+    (else each gets its own). With more than `max_rows` blocks, consecutive blocks share
+    a row and the row keeps the highest-priority class of each column. Panel titles give
+    the hot-added memory's memmap where the panel draws it; the legend lists the classes
+    drawn.
     """
     from matplotlib.colors import BoundaryNorm, ListedColormap
     from matplotlib.patches import Patch
@@ -226,9 +254,12 @@ def plot_memory_map(machines, path, start_pfn=None, end_pfn=None, rule="priority
     norm = BoundaryNorm(np.arange(NR_CLASSES + 1) - 0.5, NR_CLASSES)
     end_bytes = max(present_end_pfn(m) << m.arch.page_shift for m in machines.values())
     n = len(machines)
-    fig = _figure(max(4.6, 3.8 * n + 0.8), 7.6)
-    axes = fig.subplots(1, n, squeeze=False)[0]
-    for ax, (name, m) in zip(axes, machines.items()):
+    same_blocks = len({m.block_size for m in machines.values()}) == 1
+    fig = _figure(min(2.3 * n + 1.4, 16), 7.2)
+    axes = fig.subplots(1, n, squeeze=False, sharey=same_blocks)[0]
+    seen = set()
+    gib = float(1 << 30)
+    for k, (ax, (name, m)) in enumerate(zip(axes, machines.items())):
         nb, pb, ps = m.block_pages, m.arch.pageblock_nr_pages, m.arch.page_shift
         s = 0 if start_pfn is None else int(start_pfn)
         e = (-(-end_bytes >> ps)) if end_pfn is None else int(end_pfn)
@@ -239,25 +270,43 @@ def plot_memory_map(machines, path, start_pfn=None, end_pfn=None, rule="priority
             pad = (-states.shape[0]) % group
             states = np.concatenate([states, np.zeros((pad, states.shape[1]), np.uint8)])
             states = states.reshape(-1, group, states.shape[1]).max(axis=1)
-        gib = float(1 << 30)
-        extent = (0, m.block_size / (1 << 20), (s << ps) / gib + states.shape[0] * group * m.block_size / gib,
-                  (s << ps) / gib)
-        ax.imshow(states, cmap=cmap, norm=norm, interpolation="nearest", aspect="auto",
-                  extent=extent)
+        seen.update(np.unique(states).tolist())
+        zoom = min(MAP_ZOOM_PAGEBLOCKS, states.shape[1])
+        reps = np.where(np.arange(states.shape[1]) < zoom, MAP_ZOOM, 1)
+        wide = np.repeat(states, reps, axis=1)
+        top = (s << ps) / gib
+        bottom = top + states.shape[0] * group * m.block_size / gib
+        ax.imshow(wide, cmap=cmap, norm=norm, interpolation="nearest", aspect="auto",
+                  extent=(0, wide.shape[1], bottom, top))
+        # x ticks in MiB at true offsets: zoomed columns first, then the rest
+        pb_mib = (pb << ps) / float(1 << 20)
+        def xpos(pbs, zoom=zoom):
+            return pbs * MAP_ZOOM if pbs <= zoom else zoom * MAP_ZOOM + (pbs - zoom)
+        # the block's end is the next panel's start: no tick there (labels would collide)
+        ticks = sorted({0, zoom, states.shape[1] // 2})
+        ax.set_xticks([xpos(t) for t in ticks])
+        ax.set_xticklabels([f"{t * pb_mib:g}" for t in ticks])
+        ax.axvline(zoom * MAP_ZOOM, color="#333333", linewidth=0.6, linestyle=":")
         summ = m.memmap_summary()
-        kib = m.arch.page_size >> 10
-        ax.set_title(f"{name}\nself-hosted memmap: {summ['self_hosted_pages'] * kib / 1024:.0f} MiB\n"
-                     f"memmap in other RAM: {summ['boot_memory_pages'] * kib / 1024:.0f} MiB",
-                     fontsize=9)
-        ax.set_xlabel(f"offset in memory block (MiB); cell = {pb * m.arch.page_size >> 20} MiB pageblock",
-                      fontsize=8)
-        row = f"{group} blocks" if group > 1 else "1 block"
-        ax.set_ylabel(f"physical address (GiB); row = {row} of {m.block_size >> 20} MiB", fontsize=8)
-        ax.tick_params(labelsize=8)
-    handles = [Patch(facecolor=c, edgecolor="#555555", label=l) for c, l in zip(CLASS_COLORS, CLASS_NAMES)]
-    fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=8, frameon=False)
+        mib = (m.arch.page_size >> 10) / 1024
+        ax.set_title(f"{name}\nhot-added memmap:\n{summ['boot_memory_pages'] * mib:g} MiB in boot memory\n"
+                     f"{(summ['self_hosted_pages'] + summ['waste_pages']) * mib:g} MiB self-hosted",
+                     fontsize=8.5)
+        ax.tick_params(labelsize=7.5)
+        if k == 0 or not same_blocks:
+            row = f"{group} blocks" if group > 1 else "1 block"
+            ax.set_ylabel(f"physical address (GiB); a row is {row} of {m.block_size >> 20} MiB",
+                          fontsize=8)
+    fig.supxlabel("offset in the memory block (MiB, to the block size); the first "
+                  f"{MAP_ZOOM_PAGEBLOCKS} "
+                  f"pageblocks (left of the dotted line) drawn {MAP_ZOOM}x wider; "
+                  f"a cell is one pageblock", fontsize=8, y=0.105)
+    handles = [Patch(facecolor=c, edgecolor="#555555", label=l)
+               for i, (c, l) in enumerate(zip(CLASS_COLORS, CLASS_NAMES)) if i in seen]
+    fig.legend(handles=handles, loc="lower center", ncol=min(4, len(handles)), fontsize=8,
+               frameon=False)
     fig.suptitle(f"Physical memory map by pageblock ({rule} rule)", fontsize=11)
-    fig.subplots_adjust(left=0.1, right=0.98, top=0.82, bottom=0.2, wspace=0.5)
+    fig.subplots_adjust(left=0.07, right=0.99, top=0.84, bottom=0.17, wspace=0.06)
     return _save(fig, path)
 
 

@@ -7,13 +7,18 @@ JSON-able form (`meminfo_dict(m)`, ...). `VIEWS` maps a view name to both.
 What is modelled, and what is not:
 
 * meminfo (fs/proc/meminfo.c, show_val_kb(): label padded to 16 columns, value "%8lu",
-  " kB"). Only MemTotal, MemFree and MemAvailable are printed: the engine has no swap,
-  no file/anon split, no slab accounting. MemAvailable follows si_mem_available():
-  ``NR_FREE_PAGES - totalreserve_pages + pagecache - min(pagecache/2, Σ low wmark)``
-  where totalreserve_pages is calculate_totalreserve_pages() (per zone: the largest
-  lowmem_reserve plus the high watermark, capped at managed). pagecore allocations carry
-  no file/anon distinction, so **every allocated LRU page is counted as page cache**
-  (an upper bound); SReclaimable and KReclaimable are 0 (not modelled).
+  " kB"). The fields of MEMINFO_FIELDS are printed, in the kernel's order; the others
+  (MEMINFO_NOT_MODELLED: swap, LRU activity, dirty/writeback, vmalloc, per-cpu,
+  hugetlb pools, direct map) are named on a last line as not modelled. Allocations say
+  what they are (machine.KINDS, by accounting flags on their pages), and each kind
+  counts where the kernel counts it: anonymous pages in AnonPages, page cache in
+  Cached, slab in SReclaimable or SUnreclaim (Slab and KReclaimable are their sums as
+  in meminfo_proc_show()), other kernel pages only in MemFree. MemAvailable is
+  si_mem_available() (mm/show_mem.c): ``NR_FREE_PAGES - totalreserve_pages``, plus the
+  page cache less ``min(pagecache / 2, Σ low wmark)``, plus reclaimable slab less
+  ``min(reclaimable / 2, Σ low wmark)``; anonymous memory is never available (no swap).
+  totalreserve_pages is calculate_totalreserve_pages() (per zone: the largest
+  lowmem_reserve plus the high watermark, capped at managed).
 * zoneinfo (mm/vmstat.c zoneinfo_show_print(), v6.x): every zone of every node, with
   pages free/boost/min/low/high/promo/spanned/present/managed/cma, protection
   (lowmem_reserve, 4 zones: pagecore has no ZONE_DEVICE), nr_free_pages as the only zone
@@ -35,14 +40,18 @@ What is modelled, and what is not:
 """
 from __future__ import annotations
 
+import textwrap
+
 import numpy as np
 
 from pagecore import _page as P
 from pagecore.fragmentation import (MIGRATETYPE_NAMES, ZoneFreeInfo, format_buddyinfo,
                                     format_pagetypeinfo, zone_nr_free)
-from pagecore.machine import MEM_ONLINE, SECTION_IS_ONLINE
+from pagecore.machine import (MEM_ONLINE, PG_reclaimable, PG_slab, PG_swapbacked,
+                              SECTION_IS_ONLINE)
 
-__all__ = ["meminfo", "meminfo_dict", "zoneinfo", "zoneinfo_dict", "buddyinfo",
+__all__ = ["meminfo", "meminfo_dict", "page_kinds", "MEMINFO_FIELDS", "MEMINFO_NOT_MODELLED",
+           "zoneinfo", "zoneinfo_dict", "buddyinfo",
            "buddyinfo_dict", "pagetypeinfo", "pagetypeinfo_dict", "vmstat", "vmstat_dict",
            "lsmem", "lsmem_dict", "zone_records", "VIEWS", "human_size"]
 
@@ -61,14 +70,34 @@ def _online_runs(m):
             for s, e in zip(np.nonzero(d == 1)[0], np.nonzero(d == -1)[0])]
 
 
-def lru_pages(m):
-    """Allocated pages on an LRU list (PG_lru, refcount > 0), over online memory."""
-    total = 0
+def page_kinds(m):
+    """Allocated pages of online memory by kind, the way the kernel's vmstat counters
+    see them: {"anon", "file", "slab_reclaimable", "slab_unreclaimable"} (pages).
+    anon: PG_lru with PG_swapbacked; file: PG_lru without it (page cache); slab: PG_slab
+    pages, reclaimable when PG_reclaimable."""
+    out = dict.fromkeys(("anon", "file", "slab_reclaimable", "slab_unreclaimable"), 0)
+    lru, sb, sl, rc = (np.uint32(x) for x in (P.PG_lru, PG_swapbacked, PG_slab, PG_reclaimable))
     for s, e in _online_runs(m):
         for p in range(s, e, _CHUNK):
             mm = m.mem_map[p:min(p + _CHUNK, e)]
-            total += int(np.count_nonzero(((mm["flags"] & P.PG_lru) != 0) & (mm["refcount"] > 0)))
-    return total
+            used = mm["refcount"] > 0
+            f = mm["flags"]
+            is_lru = used & ((f & lru) != 0)
+            anon = np.count_nonzero(is_lru & ((f & sb) != 0))
+            out["anon"] += int(anon)
+            out["file"] += int(np.count_nonzero(is_lru)) - int(anon)
+            is_slab = used & ((f & sl) != 0)
+            rec = np.count_nonzero(is_slab & ((f & rc) != 0))
+            out["slab_reclaimable"] += int(rec)
+            out["slab_unreclaimable"] += int(np.count_nonzero(is_slab)) - int(rec)
+    return out
+
+
+def lru_pages(m):
+    """Allocated pages on an LRU list (PG_lru, refcount > 0), anonymous and file, over
+    online memory."""
+    k = page_kinds(m)
+    return k["anon"] + k["file"]
 
 
 def totalreserve_pages(m):
@@ -103,29 +132,53 @@ def _kb(m, pages):
 # ---------------------------------------------------------------------------------------
 # /proc/meminfo
 # ---------------------------------------------------------------------------------------
-def meminfo_dict(m, pagecache_pages=None, reclaimable_pages=0):
-    """MemTotal, MemFree, MemAvailable in kB (see the module docstring for the model).
-    `pagecache_pages` overrides the LRU-page count used as page cache (the kernel counts
-    the file LRU lists); `reclaimable_pages` is the kernel's reclaimable slab and misc
-    memory (meminfo KReclaimable), which pagecore does not model (default 0).
-    si_mem_available() (mm/page_alloc.c v6.1, mm/show_mem.c v6.12): each of the two is
-    counted less min(half of it, the sum of the zones' low watermarks)."""
+#: The /proc/meminfo fields pagecore models, in the kernel's order (meminfo_proc_show()).
+MEMINFO_FIELDS = ("MemTotal", "MemFree", "MemAvailable", "Cached", "AnonPages",
+                  "KReclaimable", "Slab", "SReclaimable", "SUnreclaim")
+#: The fields the kernel prints (v6.12, x86_64) that pagecore does not model.
+MEMINFO_NOT_MODELLED = (
+    "Buffers", "SwapCached", "Active", "Inactive", "Active(anon)", "Inactive(anon)",
+    "Active(file)", "Inactive(file)", "Unevictable", "Mlocked", "SwapTotal", "SwapFree",
+    "Zswap", "Zswapped", "Dirty", "Writeback", "Mapped", "Shmem", "KernelStack",
+    "PageTables", "SecPageTables", "NFS_Unstable", "Bounce", "WritebackTmp", "CommitLimit",
+    "Committed_AS", "VmallocTotal", "VmallocUsed", "VmallocChunk", "Percpu",
+    "HardwareCorrupted", "AnonHugePages", "ShmemHugePages", "ShmemPmdMapped",
+    "FileHugePages", "FilePmdMapped", "CmaTotal", "CmaFree", "Unaccepted",
+    "HugePages_Total", "HugePages_Free", "HugePages_Rsvd", "HugePages_Surp", "Hugepagesize",
+    "Hugetlb", "DirectMap4k", "DirectMap2M", "DirectMap1G")
+
+
+def meminfo_dict(m, pagecache_pages=None, reclaimable_pages=None):
+    """The MEMINFO_FIELDS in kB (see the module docstring for the model).
+    `pagecache_pages` overrides the page-cache count (Cached and MemAvailable; the kernel
+    counts the file LRU lists), `reclaimable_pages` the reclaimable slab and misc memory
+    (KReclaimable). si_mem_available() (mm/page_alloc.c v6.1, mm/show_mem.c v6.12): each
+    of the two counts less min(half of it, the sum of the zones' low watermarks)."""
+    kinds = page_kinds(m)
     free = m.mem_free_pages
     wmark_low = sum(z.watermark[1] for z in m.zones())
     available = free - totalreserve_pages(m)
-    pagecache = lru_pages(m) if pagecache_pages is None else int(pagecache_pages)
-    pagecache -= min(pagecache // 2, wmark_low)
-    reclaimable = int(reclaimable_pages)
-    reclaimable -= min(reclaimable // 2, wmark_low)
-    available = max(available + pagecache + reclaimable, 0)
-    return {"MemTotal": _kb(m, m.mem_total_pages), "MemFree": _kb(m, free),
-            "MemAvailable": _kb(m, available)}
+    file_pages = kinds["file"] if pagecache_pages is None else int(pagecache_pages)
+    available += file_pages - min(file_pages // 2, wmark_low)
+    reclaimable = kinds["slab_reclaimable"] if reclaimable_pages is None else int(reclaimable_pages)
+    # (+ NR_KERNEL_MISC_RECLAIMABLE, 0 in the model)
+    available += reclaimable - min(reclaimable // 2, wmark_low)
+    available = max(available, 0)
+    slab = kinds["slab_reclaimable"] + kinds["slab_unreclaimable"]
+    pages = {"MemTotal": m.mem_total_pages, "MemFree": free, "MemAvailable": available,
+             "Cached": file_pages, "AnonPages": kinds["anon"], "KReclaimable": reclaimable,
+             "Slab": slab, "SReclaimable": kinds["slab_reclaimable"],
+             "SUnreclaim": kinds["slab_unreclaimable"]}
+    return {k: _kb(m, pages[k]) for k in MEMINFO_FIELDS}
 
 
 def meminfo(m, pagecache_pages=None):
-    """Text of /proc/meminfo (the modelled lines)."""
-    return "".join(f"{k + ':':<16}{v:>8} kB\n"
-                   for k, v in meminfo_dict(m, pagecache_pages).items())
+    """Text of /proc/meminfo: the modelled lines as the kernel prints them, then one line
+    naming the fields that are not modelled."""
+    lines = "".join(f"{k + ':':<16}{v:>8} kB\n"
+                    for k, v in meminfo_dict(m, pagecache_pages).items())
+    rest = textwrap.wrap("not modelled: " + ", ".join(MEMINFO_NOT_MODELLED), 88)
+    return lines + "".join(f"# {x}\n" for x in rest)
 
 
 # ---------------------------------------------------------------------------------------

@@ -87,7 +87,7 @@ def arch_supports_memmap_on_memory(arch, vmemmap_bytes):
 def arch_has_memmap_on_memory(machine, generation):
     """ARCH_MHP_MEMMAP_ON_MEMORY_ENABLE in the kernel whose rules apply: both the machine's
     kernel and the strategy's generation must have it (ppc64 from v6.6, s390 from v6.8,
-    spec section 4). A v5.13-6.5 strategy on s390 therefore falls back like the kernels
+    docs/model.md#who-passes-mhp_memmap_on_memory). A v5.13-6.5 strategy on s390 therefore falls back like the kernels
     of that era did: their s390 arch_add_memory() refused any altmap."""
     arch = machine.arch
     if arch.name == "x86_64":
@@ -150,7 +150,7 @@ class SeedRange(MemmapStrategy):
     def plan(self, machine, start_pfn, nr_pages):
         arch = machine.arch
         per_section = arch.memmap_bytes(arch.pages_per_section)
-        # kernel-semantics.md open question 8: v3 had no pageblock check; its vmemmap only
+        # v3 had no pageblock check (docs/model.md#strategies-by-kernel-generation); its vmemmap only
         # makes sense when each section's memmap is whole PMDs and whole pageblocks.
         if per_section % arch.pmd_size or (per_section // arch.page_size) % arch.pageblock_nr_pages:
             raise ConfigError(f"strategy 'range' (seed v3) needs x86_64-like geometry; on "

@@ -24,7 +24,9 @@ and the message in `error`; it is not retried on resume.
 from __future__ import annotations
 
 import csv
+import fcntl
 import itertools
+import math
 import os
 import tomllib
 from pathlib import Path
@@ -83,8 +85,10 @@ def load_grid(path):
     scales = raw.get("scale", [None])
     scales = scales if isinstance(scales, list) else [scales]
     for x in scales:
-        if x is not None and (isinstance(x, bool) or not isinstance(x, (int, float)) or x <= 0):
-            raise ConfigError(f"{path}: scale: expected a number > 0 or a list of them, got {x!r}")
+        if x is not None and (isinstance(x, bool) or not isinstance(x, (int, float))
+                              or not math.isfinite(x) or x <= 0):
+            raise ConfigError(f"{path}: scale: expected a finite number > 0 or a list of them, "
+                              f"got {x!r}")
     params = raw.get("params", {})
     if not isinstance(params, dict):
         raise ConfigError(f"{path}: params: expected a table of lists, got {params!r}")
@@ -207,6 +211,37 @@ def run_sweep(grid, out, *, workers=None, scheduler=None, progress=None):
     out = Path(out)
     if not out.parent.is_dir():
         raise ConfigError(f"--out {str(out)!r}: directory {str(out.parent)!r} does not exist")
+    if out.is_dir():
+        raise ConfigError(f"--out {str(out)!r}: is a directory; expected a CSV file name")
+    with _locked(out):
+        return _sweep_locked(points, names, out, workers, scheduler, progress)
+
+
+class _locked:
+    """An exclusive flock on OUT.lock beside the CSV for the whole sweep: a second sweep
+    on the same --out would read the same resume state and write every point twice. The
+    lock file stays (an empty file); the lock goes with the process, however it ends."""
+
+    def __init__(self, out):
+        self.path = out.with_name(out.name + ".lock")
+
+    def __enter__(self):
+        self.f = open(self.path, "a")
+        try:
+            fcntl.flock(self.f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.f.close()
+            raise ConfigError(f"--out {str(self.path)[:-5]!r}: another sweep is writing it "
+                              f"(it holds {str(self.path)!r}); wait for it or use another "
+                              "--out") from None
+        return self
+
+    def __exit__(self, *exc):
+        fcntl.flock(self.f, fcntl.LOCK_UN)
+        self.f.close()
+
+
+def _sweep_locked(points, names, out, workers, scheduler, progress):
     header = _header(names)
     done = _resume(out, header)
     todo = [p for p in points if p["key"] not in done]

@@ -5,7 +5,7 @@ pagecore.reference_compaction, numba pagecore._numba_compaction) to one contract
 random page-state arrays: same return values, same mem_map / pageblock flags / out
 arrays afterwards. Part 2 pins the kernel rules on hand-built pageblocks. Part 3 runs
 the orchestration (pagecore.compaction, pagecore.workload) on scaled-down x86_64
-machines and checks the kernel-semantics.md 9.2 figures and the state invariants.
+machines and checks the figures of docs/model.md#gigantic-pages and the state invariants.
 """
 import contextlib
 import inspect
@@ -673,7 +673,7 @@ def test_compaction_stops_when_the_order_is_there():
 
 
 def test_async_direct_skips_unmovable_source_pageblocks():
-    """kernel-semantics.md 9.1: the UNMOVABLE vmemmap pageblocks are skipped by async
+    """docs/model.md#gigantic-pages (zone compaction): the UNMOVABLE vmemmap pageblocks are skipped by async
     direct compaction and scanned (found empty: skip bit) by sync compaction."""
     pbo = 9
     for mode, direct, marked in (("async", True, False), ("sync", False, True)):

@@ -1,4 +1,4 @@
-"""Hotplug drivers: who passes MHP_MEMMAP_ON_MEMORY in which generation (spec section 4),
+"""Hotplug drivers: who passes MHP_MEMMAP_ON_MEMORY in which generation (docs/model.md#who-passes-mhp_memmap_on_memory),
 their add_memory() granularity, and the auto-online policy with its delay."""
 import pytest
 

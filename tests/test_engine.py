@@ -1,7 +1,7 @@
 """Kernel parity of the engine (pagecore.machine): the worked numbers of
-/work/shared/docs/kernel-semantics.md ("the spec"), sections 1-8.
+docs/model.md (architectures, block size, strategies, accounting, online, offline, removal).
 
-Every expected value is derived in a comment from the spec's (or the kernel's) arithmetic;
+Every expected value is derived in a comment from the model's (or the kernel's) arithmetic;
 none was obtained by running pagecore. Shorthands: N = pages per memory block, V = pages
 of self-hosted memmap at the start of a block, S_page = sizeof(struct page) = 64,
 PPS = PAGES_PER_SECTION.
@@ -35,7 +35,7 @@ def movable(m, nid=0):
 
 
 # ---------------------------------------------------------------------------------------
-# 1. spec 6.5: hot-add then online one 128 MiB block on x86_64
+# 1. docs/model.md#accounting: hot-add then online one 128 MiB block on x86_64
 # ---------------------------------------------------------------------------------------
 SELF_HOSTED = ["block", "block-5.13", "block-6.6", "range", "force"]
 
@@ -46,14 +46,14 @@ def test_spec_6_5_table(vm, strategy):
     blk = m.block_id(m.pfn(HOT))
     z = normal(m)
     mem = lambda: (m.meminfo()["MemTotal"], m.meminfo()["MemFree"])     # noqa: E731
-    assert m.block_size == 128 * MiB          # spec 1.2: boot_mem_end 2 GiB < 64 GiB
+    assert m.block_size == 128 * MiB          # docs/model.md#memory-block-size: boot ends at 2 GiB < 64 GiB
     assert (z.present_pages, z.spanned_pages) == (0, 0)   # 2 GiB of boot RAM is DMA/DMA32
     tables0 = m.pagetable_pages
 
     t0, f0 = mem()
     m.add_memory(0, HOT, 128 * MiB, strategy=strategy)
     t1, f1 = mem()
-    # The 4 GiB block shares the first 64 GiB vmemmap window with boot RAM (spec 2.3), so its
+    # The 4 GiB block shares the first 64 GiB vmemmap window with boot RAM (docs/model.md#hot-add), so its
     # PMD-table page exists already; the table excludes page-table pages anyway.
     assert m.pagetable_pages == tables0
     boot = strategy == "boot"
@@ -62,7 +62,7 @@ def test_spec_6_5_table(vm, strategy):
     row = m.blocks[blk]
     assert row["state"] == MEM_OFFLINE
     assert row["nr_vmemmap"] == (0 if boot else X86_V)
-    assert row["waste"] == 0                  # x86_64 never needs force padding (spec 3.c)
+    assert row["waste"] == 0                  # x86_64 never needs force padding (docs/model.md#strategies-by-kernel-generation)
 
     m.online_memory_block(blk, "online")
     t2, f2 = mem()
@@ -93,7 +93,7 @@ def test_spec_6_5_table(vm, strategy):
 
 
 def test_spec_6_1_buddy_chunks_of_a_self_hosted_block(vm):
-    """Spec 6.1: a self-hosted 128 MiB block at a 128 MiB-aligned base is freed as one
+    """docs/model.md#online: a self-hosted 128 MiB block at a 128 MiB-aligned base is freed as one
     order-9 chunk at offset 512 and 31 order-10 chunks (512 + 31*1024 = 32256)."""
     m = vm
     m.add_memory(0, HOT, 128 * MiB, strategy="block", online="online")
@@ -152,7 +152,7 @@ def test_cover_letter_384m_one_call(vm):
     pt = m.mem_map["page_type"]
     assert not (pt[s + X86_N:s + 3 * X86_N] == P.PGTY_VMEMMAP).any()
     assert m.blocks_in(s, 3 * X86_N)["nr_vmemmap"].tolist() == [1536, 0, 0]
-    # SECTION_USE_VMEMMAP is set on every section of the range (spec 3.a, patch 3/5)
+    # SECTION_USE_VMEMMAP is set on every section of the range (docs/model.md#strategies-by-kernel-generation, v3 patch 3/5)
     secs = m.sections[s // 32768:s // 32768 + 3]
     assert (secs & SECTION_USE_VMEMMAP).all()
     # section k's vmemmap PMD comes from the bump allocator: pfn s + 512*k
@@ -166,7 +166,7 @@ def test_cover_letter_384m_one_call(vm):
     assert z.managed_pages == 3 * X86_N - 1536
     assert m.mem_total_pages - t0 == 3 * X86_N - 1536
     _vmemmap_run(m, s, 1536, 3)
-    # v3: the vmemmap pageblocks are MIGRATE_MOVABLE like the rest (spec 3.a / 6.1)
+    # v3: the vmemmap pageblocks are MIGRATE_MOVABLE like the rest (docs/model.md#strategies-by-kernel-generation)
     assert (m.pageblock_flags[s >> 9:(s >> 9) + 3] & P.MIGRATETYPE_MASK == P.MIGRATE_MOVABLE).all()
     # vmemmap pages join the block's zone (__init_single_page links them)
     zid = (m.mem_map["flags"][s:s + 1536] >> P.ZONES_PGSHIFT) & P.ZONES_MASK
@@ -202,7 +202,7 @@ def test_v3_one_gib_range_and_granularity(vm):
 
 
 def test_v3_eight_gib_first_block_all_vmemmap(vm):
-    """Spec 9.2: 8 GiB in one call -> 64 sections x 512 = 32768 pages = the whole first
+    """docs/model.md#gigantic-pages: 8 GiB in one call -> 64 sections x 512 = 32768 pages = the whole first
     block; onlining it frees nothing (vmemmap_skip_block(): nr_vm == nr), offlining skips
     isolation and migration."""
     m = vm
@@ -224,7 +224,7 @@ def test_v3_eight_gib_first_block_all_vmemmap(vm):
 
 
 # ---------------------------------------------------------------------------------------
-# 4. force mode and the fallbacks (spec 3.b, 3.c, 4)
+# 4. force mode and the fallbacks (docs/model.md#strategies-by-kernel-generation)
 # ---------------------------------------------------------------------------------------
 def test_ppc64_64k_force_wastes_28_pages_per_block():
     m = small_vm("ppc64-64k", boot=1 * GiB)
@@ -284,7 +284,7 @@ def test_ppc64_64k_without_force_falls_back_to_boot_path(strategy):
 def test_arm64_64k_never_self_hosts(strategy):
     """arm64 64K: block = section = 512 MiB = 8192 pages; memmap 512 KiB is not a multiple
     of PMD_SIZE = 512 MiB. v5.13: the ACPI caller drops the flag; v6.6+: silent fallback;
-    force pads V to 8192 = the whole block and the PMD test still fails (spec 4)."""
+    force pads V to 8192 = the whole block and the PMD test still fails (docs/model.md#architectures)."""
     m = small_vm("arm64-64k", boot=2 * GiB)
     assert m.block_size == 512 * MiB
     s = m.pfn(HOT)
@@ -323,7 +323,7 @@ def test_block_5_13_and_6_6_multi_block_add_falls_back(vm):
 @pytest.mark.parametrize("strategy,v", [
     # s390x: block = 256 MiB = 65536 pages; memmap 65536 * 64 B = 4 MiB = 1024 pages, a
     # multiple of PMD (segment) 1 MiB and of pageblock_nr_pages 256: supported by the rules,
-    # but s390 only has ARCH_MHP_MEMMAP_ON_MEMORY_ENABLE from v6.8 (spec section 4), so the
+    # but s390 only has ARCH_MHP_MEMMAP_ON_MEMORY_ENABLE from v6.8 (docs/model.md#architectures), so the
     # v5.13 and v6.6 generations fall back to the classic memmap.
     ("block", 1024), ("block-6.6", 0), ("block-5.13", 0)])
 def test_s390x_memmap_on_memory_since_6_8(strategy, v):
@@ -339,7 +339,7 @@ def test_s390x_memmap_on_memory_since_6_8(strategy, v):
 
 @pytest.mark.parametrize("strategy,reserved,self_hosted", [
     # v5.13-6.5: PG_reserved only; v6.0+: PG_vmemmap_self_hosted (66361095129b);
-    # v6.11+: PageOffline cleared, not reserved (spec 3.c item 2)
+    # v6.11+: PageOffline cleared, not reserved (docs/model.md#accounting)
     ("block-5.13", True, False), ("block-6.6", True, True), ("block", False, True)])
 def test_vmemmap_page_state_per_generation(vm, strategy, reserved, self_hosted):
     m = vm
@@ -369,7 +369,7 @@ def test_x86_force_wastes_nothing(vm):
 # 5. arch presets and the memory block size
 # ---------------------------------------------------------------------------------------
 @pytest.mark.parametrize("name,page,pps,pmd,pb,maxo", [
-    # spec 1.1: PAGE_SIZE, PAGES_PER_SECTION = 2^(SECTION_SIZE_BITS - PAGE_SHIFT), PMD_SIZE,
+    # docs/model.md#architectures: PAGE_SIZE, PAGES_PER_SECTION = 2^(SECTION_SIZE_BITS - PAGE_SHIFT), PMD_SIZE,
     # pageblock_order, MAX_PAGE_ORDER
     ("x86_64", 4 * KB, 1 << (27 - 12), 2 * MiB, 9, 10),
     ("arm64-4k", 4 * KB, 1 << (27 - 12), 2 * MiB, 9, 10),
@@ -676,7 +676,7 @@ def test_pre_6_8_removal_one_block_at_a_time(vm, strategy):
 
 
 # ---------------------------------------------------------------------------------------
-# NUMA: where the memmap and the migrated pages go (spec 6.4, 7.2)
+# NUMA: where the memmap and the migrated pages go (docs/model.md#hot-add, #offline)
 # ---------------------------------------------------------------------------------------
 def _numa_vm():
     """Node 0: 2 GiB of boot RAM and the CPUs; node 1: memoryless, CPU-less (a CXL-like

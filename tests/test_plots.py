@@ -8,7 +8,7 @@ import pytest
 from pagecore import GiB, MiB, ConfigError, Machine, MachineConfig, NodeConfig
 from pagecore import _page as P
 from pagecore import plots
-from pagecore.plots import (PB_FREE, PB_HOLE, PB_MEMMAP, PB_MOVABLE, PB_OFFLINE, PB_UNMOVABLE,
+from pagecore.plots import (PB_BOOT_MEMMAP, PB_FREE, PB_HOLE, PB_MEMMAP, PB_MOVABLE, PB_OFFLINE, PB_UNMOVABLE,
                             PB_VMEMMAP, pageblock_states, plot_balloon_limit, plot_memory_map,
                             plot_overhead)
 
@@ -89,8 +89,8 @@ def test_boot_memory(built):
     want = np.full(512, PB_FREE, dtype=np.uint8)
     want[0] = PB_UNMOVABLE
     want[8:32] = PB_UNMOVABLE
-    want[504:512] = PB_MEMMAP
-    want[memmap_pfn // PB] = PB_MEMMAP
+    want[504:512] = PB_BOOT_MEMMAP
+    want[memmap_pfn // PB] = PB_MEMMAP             # the classic memmap of block 24
     assert memmap_pfn % PB == 0 and not 504 <= memmap_pfn // PB < 512
     for rule in ("priority", "majority"):
         np.testing.assert_array_equal(pageblock_states(m, 0, 1 * GiB // 4096, rule=rule), want)
@@ -103,7 +103,7 @@ def test_partial_section_is_hole():
     got = pageblock_states(m, 500 * PB, 600 * PB)
     want = np.full(100, PB_HOLE, dtype=np.uint8)
     want[0:4] = PB_FREE                                   # pbs 500-503
-    want[4:13] = PB_MEMMAP                                # pbs 504-512
+    want[4:13] = PB_BOOT_MEMMAP                           # pbs 504-512
     np.testing.assert_array_equal(got, want)
 
 
@@ -159,3 +159,15 @@ def test_plot_balloon_limit(tmp_path):
     rows = [{"strategy": s, "boot_bytes": b * GiB, "limit_bytes": b * GiB * k}
             for s, k in (("boot", 40), ("block", 63)) for b in (1, 2, 4, 8)]
     assert_png(plot_balloon_limit(rows, tmp_path / "balloon.png"))
+
+
+def test_plot_overhead_keeps_scenarios_apart(tmp_path, monkeypatch):
+    # two scenarios at the same sizes: one line per (scenario, strategy), not a zig-zag
+    import pagecore.plots as plots
+    rows = [{"strategy": "boot", "scenario": sc, "added_bytes": a * GiB,
+             "memmap_bytes": a * 16 * MiB, "usable_bytes": a * GiB} for sc in ("x", "y")
+            for a in (1, 2)]
+    groups = plots._by_strategy(rows, ("strategy", "added_bytes"))
+    assert list(groups) == ["x: boot", "y: boot"] and all(len(g) == 2 for g in groups.values())
+    assert list(plots._by_strategy(rows[:2], ("strategy",))) == ["boot"]
+    assert_png(plot_overhead(rows, tmp_path / "o.png"))

@@ -16,6 +16,10 @@ N, V = 32768, 512
 
 @pytest.fixture(scope="module")
 def m():
+    return _machine()
+
+
+def _machine():
     m = Machine(MachineConfig(strategy="block", nodes=[NodeConfig(boot=[(0, 2 * GiB)])],
                               boot_used_movable=256 * MiB, boot_used_unmovable=64 * MiB))
     hp = Hotplug(m, online="online_movable")
@@ -27,8 +31,12 @@ def m():
 
 def test_meminfo_layout_and_values(m):
     text = procfs.meminfo(m)
-    lines = text.splitlines()
-    assert [ln.split(":")[0] for ln in lines] == ["MemTotal", "MemFree", "MemAvailable"]
+    lines = [ln for ln in text.splitlines() if not ln.startswith("#")]
+    assert [ln.split(":")[0] for ln in lines] == ["MemTotal", "MemFree", "MemAvailable", "Cached",
+                                                  "AnonPages", "KReclaimable", "Slab",
+                                                  "SReclaimable", "SUnreclaim"]
+    # the rest is named as not modelled, on "#" lines after the fields
+    assert "# not modelled: Buffers, SwapCached" in text and "DirectMap1G" in text
     for ln in lines:                      # show_val_kb(): 16-column label, %8lu, " kB"
         assert re.fullmatch(r"[A-Za-z]+:\s*", ln[:16]) and ln[16:24].strip().isdigit()
         assert ln[24:] == " kB" and len(ln) == 27
@@ -36,6 +44,34 @@ def test_meminfo_layout_and_values(m):
     assert d["MemTotal"] == 4 * sum(z.managed_pages for z in m.zones())
     assert d["MemFree"] == 4 * sum(z.free_pages for z in m.zones())
     assert int(lines[0].split()[1]) == d["MemTotal"]
+    assert m.meminfo() == d                        # one key set, one source
+
+
+def test_meminfo_counts_each_kind_as_the_kernel_does():
+    m = _machine()                                 # its own: it allocates
+    zones = m.zones()
+    reserve = sum(min(max(z.lowmem_reserve[z.zid:]) + z.watermark[2], z.managed_pages)
+                  for z in zones)
+    low = sum(z.watermark[1] for z in zones)
+    before = procfs.meminfo_dict(m)
+    # 64M anonymous (16384 pages), 32M reclaimable slab (8192), 16M unreclaimable slab
+    # (4096), 8M other kernel pages (2048), all order 0
+    from pagecore.machine import KINDS
+    for kind, pages in (("anon", 16384), ("slab", 8192), ("slab_unreclaimable", 4096),
+                        ("kernel", 2048)):
+        gfp, flags = KINDS[kind]
+        assert len(m.alloc_pages(0, 0, gfp, pages, extra_flags=flags)) == pages
+    d = procfs.meminfo_dict(m)
+    assert d["AnonPages"] == 65536 and d["SReclaimable"] == 32768 and d["SUnreclaim"] == 16384
+    assert d["Slab"] == 49152 and d["KReclaimable"] == 32768
+    assert d["Cached"] == before["Cached"] == 256 * 1024       # the page cache booked at boot
+    assert d["MemFree"] == before["MemFree"] - 4 * (16384 + 8192 + 4096 + 2048)
+    # si_mem_available(): anonymous and unreclaimable memory are not available; the page
+    # cache (65536 pages) and the reclaimable slab each count less min(half, low wmarks)
+    free = sum(z.free_pages for z in zones)
+    cache, slab = 65536, 8192
+    assert d["MemAvailable"] == 4 * (free - reserve + cache - min(cache // 2, low)
+                                     + slab - min(slab // 2, low))
 
 
 def test_mem_available_follows_si_mem_available(m):
@@ -72,7 +108,7 @@ def test_zoneinfo_counts_the_self_hosted_memmap_as_present_not_managed(m):
 def test_buddyinfo_and_pagetypeinfo_of_self_hosted_blocks(m):
     line = next(ln for ln in procfs.buddyinfo(m).splitlines() if "Movable" in ln)
     counts = [int(x) for x in line.split()[4:]]
-    # spec 6.1: each block frees one order-9 chunk after V, then 31 order-10 chunks
+    # docs/model.md#online: each block frees one order-9 chunk after V, then 31 order-10 chunks
     assert counts == [0] * 9 + [4, 4 * 31]
     pti = procfs.pagetypeinfo(m)
     assert pti.startswith("Page block order: 9\nPages per block:  512\n")

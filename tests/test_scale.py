@@ -5,7 +5,7 @@ remove_memory() work on whole runs of sections and blocks with numpy instead of 
 over them in Python. Three kinds of checks:
 
   * accounting after a multi-GiB hot-add in 128 MiB blocks equals the per-block formula
-    of the spec (N pages per block, V = N * 64 / 4096 self-hosted memmap pages);
+    of docs/model.md#accounting (N pages per block, V = N * 64 / 4096 self-hosted memmap pages);
   * the batched paths leave the machine byte for byte as the section-by-section and
     block-by-block loops they replace (kept below as `PerSectionMachine`, the slow twin),
     free-list order, undo log and error messages included;

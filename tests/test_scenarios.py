@@ -1,8 +1,8 @@
 """Built-in scenarios, scaled down, against figures derived by hand from
-kernel-semantics.md, and malformed scenario files.
+docs/model.md, and malformed scenario files.
 
 Notation: A = hot-added bytes; the memmap of A is A/64 on 4K pages with a 64-byte
-struct page (spec 6.5: "traditional: MemTotal +N, MemFree +N-V; self-hosted: both +N-V").
+struct page (docs/model.md#accounting: "classic: MemTotal +N, MemFree +N-V; self-hosted: both +N-V").
 """
 import pytest
 
@@ -29,17 +29,17 @@ def test_builtin_scenarios_are_the_documented_ones():
     # the README's five, and the kernel validation scenarios (pagecore validate)
     assert builtin_names() == ["balloon", "cxl", "default", "kv-large", "kv-many",
                                "kv-multi-block", "kv-one-block", "kv-small-movable",
-                               "kv-small-offline", "ppc64-force", "tib"]
+                               "kv-small-offline", "one-block-dimms", "ppc64-force", "tib"]
     for name in builtin_names():
         sc = load(name)
         assert sc.description and sc.strategies and sc.steps
 
 
-# ---- default: 2 GiB VM, 128 MiB ACPI DIMMs, online movable -----------------------------
+# ---- one-block-dimms: 2 GiB VM, 128 MiB ACPI DIMMs, online movable ----------------------
 @pytest.fixture(scope="module")
 def default():
     # scale 1/4: 2 GiB as 16 one-block DIMMs; no workload so free lists stay as onlined
-    return compare(load("default", params={"workload": "0"}, scale=0.25))
+    return compare(load("one-block-dimms", params={"workload": "0"}, scale=0.25))
 
 
 def test_default_boot_path_accounting(default):
@@ -69,7 +69,7 @@ def test_default_self_hosted_accounting(default, strategy):
 
 def test_default_hugepages_and_offline(default):
     st = default["strategies"]
-    # spec 9.2: 2 MiB pages per 128 MiB block: 64 traditional, 63 self-hosted
+    # docs/model.md#the-compare-report: 2 MiB pages per 128 MiB block: 64 traditional, 63 self-hosted
     assert st["boot"]["hugepages"]["pmd"]["free_blocks_hotplugged"] == 16 * 64
     assert st["block"]["hugepages"]["pmd"]["free_blocks_hotplugged"] == 16 * 63
     # 1 GiB windows: every one traditionally, none with a memmap in every 128 MiB block
@@ -85,7 +85,7 @@ def test_default_hugepages_and_offline(default):
 
 
 def test_default_workload_step_takes_its_bytes():
-    sc = load("default", params={"workload": "256M"}, scale=0.125)
+    sc = load("one-block-dimms", params={"workload": "256M"}, scale=0.125)
     run = sc.run("block")
     add, alloc = run.records[1], run.records[2]
     assert alloc["detail"]["allocated"] == alloc["detail"]["requested"] == 256 * MiB // 4096
@@ -148,7 +148,7 @@ def test_tib_generations():
         assert st[name]["memmap"]["where"]["self_hosted_by_node"] == {"0": a // 64}
     g = {n: s["hugepages"]["gigantic"]["windows_hotplugged"] for n, s in st.items()}
     assert g["boot"] == 32                    # every 1 GiB window
-    assert g["block"] == g["force"] == 16     # spec 9.2: second GiB of each 2 GiB block
+    assert g["block"] == g["force"] == 16     # docs/model.md#gigantic-pages: second GiB of each 2 GiB block
     assert g["range"] == 8 * 3                # only the first GiB of each DIMM is lost
     # the measured count (alloc_contig_range() per window) agrees in ZONE_MOVABLE
     assert {n: s["hugepages"]["gigantic_contig"]["windows_movable"] for n, s in st.items()} == g
@@ -259,7 +259,7 @@ gfp = "movable"
 @pytest.mark.parametrize("strategy, pages", [("boot", 2), ("block", 0)])
 def test_compact_and_gigantic_steps(tmp_path, strategy, pages):
     # 2 GiB hot-added to ZONE_MOVABLE, 64 MiB of it then used by movable pages: with a
-    # classic memmap alloc_contig_range() still finds two 1 GiB pages (spec 9.2); with a
+    # classic memmap alloc_contig_range() still finds two 1 GiB pages (docs/model.md#gigantic-pages); with a
     # memmap in every 128 MiB block, none
     pytest.importorskip("pagecore.compaction")
     run = load(_write(tmp_path, BASE.format(extra="") + GIGANTIC)).run(strategy)
@@ -271,7 +271,7 @@ def test_compact_and_gigantic_steps(tmp_path, strategy, pages):
 
 def test_unknown_param_override_and_scenario(tmp_path):
     with pytest.raises(ConfigError, match="params.nope: unknown parameter"):
-        load("default", params={"nope": "1"})
+        load("one-block-dimms", params={"nope": "1"})
     with pytest.raises(ConfigError, match="unknown scenario 'nosuch'"):
         load("nosuch")
     with pytest.raises(ConfigError, match="does not exist"):
@@ -291,8 +291,101 @@ def test_setting_refuted_by_the_booted_machine_raises(tmp_path):
     # hv_balloon adds 128 MiB chunks: impossible with 256 MiB memory blocks
     p = _write(tmp_path, BASE.format(extra='block_size = "256M"')
                + GOOD_STEP.replace('"acpi"', '"hv-balloon"').replace('"128M"', '"1G"'))
-    sc = load(p)                                  # valid as a file ...
-    with pytest.raises(ConfigError) as info:      # ... but not on this machine
-        sc.run("block")
+    with pytest.raises(ConfigError) as info:      # the block size is known at load time
+        load(p)
     assert str(p) in str(info.value) and "step[1]" in str(info.value)
     assert "128 MiB add_memory() chunks" in str(info.value)
+
+
+# ---- load-time placement, versions, numbers ---------------------------------------------------
+ADD = '[[step]]\naction = "add"\ndriver = "acpi"\nsize = "{size}"\n'
+
+
+@pytest.mark.parametrize("steps, key, what", [
+    # 128 MiB blocks (2 GiB of boot memory < 64 GiB): a 100 MiB DIMM cannot be added
+    (ADD.format(size="100M"), "step[1].size", "not a multiple of the memory block size (128M)"),
+    (ADD.format(size="128M") + 'start = "4160M"\n', "step[1].start", "not aligned"),
+    # boot memory is [0, 2G): a DIMM at 1 GiB overlaps it
+    (ADD.format(size="128M") + 'start = "1G"\n', "step[1].start", "overlaps boot memory"),
+    # the first add goes at 4 GiB (the cursor); the second, placed there, overlaps it
+    (ADD.format(size="1G") + ADD.format(size="128M") + 'start = "4G"\n', "step[2].start",
+     "overlaps step[1]"),
+    # phys_bits 46: 64 TiB of address space
+    (ADD.format(size="64T"), "step[1].size", "beyond the 64T physical address space"),
+    (ADD.format(size="128M") + '[[step]]\naction = "remove"\nranges = [1]\n', "step[2].ranges",
+     "call 1 does not exist"),
+    (ADD.format(size="128M") + '[[step]]\naction = "remove"\nranges = [0]\n'
+     + '[[step]]\naction = "remove"\nranges = [0]\n', "step[3].ranges", "removed by an earlier"),
+    (ADD.format(size="inf"), "step[1].size", "expected a size"),
+    ("", "machine.used_movable_share", "finite"),
+])
+def test_placement_and_numbers_are_checked_at_load(tmp_path, steps, key, what):
+    extra = "used_movable_share = nan" if key == "machine.used_movable_share" else ""
+    text = BASE.format(extra=extra) + steps
+    text = text.replace('size = "inf"', "size = inf")
+    p = _write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load(p)
+    msg = str(info.value)
+    assert str(p) in msg and key in msg and what in msg, msg
+
+
+def test_an_explicit_start_may_reuse_a_removed_range(tmp_path):
+    p = _write(tmp_path, BASE.format(extra="") + ADD.format(size="128M") + 'start = "4G"\n'
+               + '[[step]]\naction = "remove"\nranges = "last"\n'
+               + ADD.format(size="128M") + 'start = "4G"\n')
+    assert load(p).run("block").error is None
+
+
+def test_remove_indices_name_calls_in_the_order_made(tmp_path):
+    # three 128 MiB DIMMs at 4G, 4G+128M, 4G+256M; removing call 0 then call 1 must
+    # leave the third (at 4G+256M = block 34), whatever the first removal shifted
+    p = _write(tmp_path, BASE.format(extra="") + ADD.format(size="128M") + "count = 3\n"
+               + '[[step]]\naction = "remove"\nranges = [0]\n'
+               + '[[step]]\naction = "remove"\nranges = [1]\n')
+    run = load(p).run("block")
+    assert run.error is None
+    present = [int(b) for b in run.hotplug.hotplugged_blocks()]
+    assert present == [34]
+    assert [r.removed for r in run.hotplug.calls] == [True, True, False]
+
+
+@pytest.mark.parametrize("version, want", [("6.12.3", (6, 12)), ("6.1.0-28-amd64", (6, 1)),
+                                           ("5.13", (5, 13))])
+def test_kernel_versions_as_uname_prints_them(tmp_path, version, want):
+    p = _write(tmp_path, BASE.replace('"6.12"', f'"{version}"').format(extra=""))
+    assert load(p).machine["kernel"] == want
+
+
+@pytest.mark.parametrize("version", ["99.0", "5.2", "6.17", "six"])
+def test_kernel_versions_without_rules_are_refused(tmp_path, version):
+    p = _write(tmp_path, BASE.replace('"6.12"', f'"{version}"').format(extra=""))
+    with pytest.raises(ConfigError, match="machine.kernel"):
+        load(p)
+
+
+def test_memfree_too_small_blames_memfree(tmp_path):
+    p = _write(tmp_path, BASE.format(extra='memfree = "10M"'))
+    with pytest.raises(ConfigError) as info:
+        load(p).run("boot")
+    assert "machine.memfree" in str(info.value) and "boot_used" not in str(info.value)
+
+
+def test_param_errors_name_the_param(tmp_path):
+    with pytest.raises(ConfigError) as info:
+        load("one-block-dimms", params={"dimm": "100M"})
+    msg = str(info.value)
+    assert msg.startswith("--param dimm=100M: scenario one-block-dimms: ")
+    assert "site-packages" not in msg
+
+
+def test_alloc_kinds_and_their_gfps(tmp_path):
+    p = _write(tmp_path, BASE.format(extra="") + '[[step]]\naction = "alloc"\nkind = "slab"\n'
+               'gfp = "movable"\nbytes = "4M"\n')
+    with pytest.raises(ConfigError, match="slab memory is allocated with gfp reclaimable"):
+        load(p)
+    p = _write(tmp_path, BASE.format(extra="") + '[[step]]\naction = "alloc"\nkind = "pagecache"\n'
+               'bytes = "4M"\n')
+    run = load(p).run("boot")
+    from pagecore.procfs import meminfo_dict
+    assert meminfo_dict(run.machine)["Cached"] == 4096        # 4M of page cache, in kB

@@ -1,8 +1,8 @@
 """Stateful test of the hotplug engine: random add / online / offline / remove /
 offline_and_remove / alloc / free / compact sequences against a small Python model, with the
-accounting invariants of kernel-semantics.md section 11 checked after every step.
+accounting invariants of docs/model.md#accounting checked after every step.
 
-The model knows only what the spec says: which blocks are present and online, in which
+The model knows only what docs/model.md says: which blocks are present and online, in which
 zone, and V (self-hosted memmap pages) per block from the per-arch table below. Every
 refused call must leave machine.snapshot() unchanged (except offline_and_remove_memory,
 which re-onlines and may have migrated pages; there the model state must be unchanged).
@@ -114,7 +114,7 @@ class HotplugMachine(RuleBasedStateMachine):
         return sp is not None and s < sp[1] and s + self.N > sp[0]
 
     def model_zone(self, online_type, i):
-        """zone_for_pfn_range(), contig-zones policy (spec 5.3). The window is above every
+        """zone_for_pfn_range(), contig-zones policy (docs/model.md#online). The window is above every
         DMA/DMA32 limit, so the kernel zone is ZONE_NORMAL on both arches."""
         if online_type == "online_kernel":
             return P.ZONE_NORMAL

@@ -7,7 +7,7 @@ from pagecore import ConfigError
 from pagecore.sweep import load_grid, run_point, run_sweep
 
 GRID = """
-scenarios = ["default"]
+scenarios = ["one-block-dimms"]
 strategies = ["boot", "block"]
 scale = 0.0625
 [params]
@@ -74,11 +74,11 @@ def test_resume_refuses_a_file_from_another_grid(grid, tmp_path):
 
 
 @pytest.mark.parametrize("text, match", [
-    ('scenarios = ["default"]\n[params]\nnope = ["1"]\n', "params.nope: unknown parameter"),
-    ('scenarios = ["default"]\nstrategies = ["warp"]\n', "unknown strategy 'warp'"),
+    ('scenarios = ["one-block-dimms"]\n[params]\nnope = ["1"]\n', "params.nope: unknown parameter"),
+    ('scenarios = ["one-block-dimms"]\nstrategies = ["warp"]\n', "unknown strategy 'warp'"),
     ('scenarios = "default"\n', "scenarios: expected a non-empty list"),
-    ('scenarios = ["default"]\n[params]\nboot = "1G"\n', "params.boot: expected a non-empty list"),
-    ('scenarios = ["default"]\nscale = -1\n', "scale: expected a number > 0"),
+    ('scenarios = ["one-block-dimms"]\n[params]\nboot = "1G"\n', "params.boot: expected a non-empty list"),
+    ('scenarios = ["one-block-dimms"]\nscale = -1\n', "scale: expected a finite number > 0"),
     ('scenarios = ["nosuch.toml"]\n', "does not exist"),
 ])
 def test_grid_validation(tmp_path, text, match):
@@ -113,3 +113,23 @@ def test_dask_local_cluster(grid, tmp_path):
     local = {r["key"]: {k: v for k, v in r.items() if k not in skip} for r in rows(out_local)}
     dask = {r["key"]: {k: v for k, v in r.items() if k not in skip} for r in rows(out_dask)}
     assert dask == local
+
+
+def test_nan_scale_is_refused(tmp_path):
+    p = tmp_path / "g.toml"
+    p.write_text('scenarios = ["one-block-dimms"]\nscale = [nan]\n')
+    with pytest.raises(ConfigError, match="scale: expected a finite number > 0"):
+        load_grid(p)
+
+
+def test_second_sweep_on_one_out_is_refused(grid, tmp_path):
+    # a sweep holds OUT.lock for its whole run; a second one on the same --out would read
+    # the same resume state and write every point again
+    import fcntl
+    out = tmp_path / "r.csv"
+    with open(tmp_path / "r.csv.lock", "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)       # as a running sweep does
+        with pytest.raises(ConfigError, match="another sweep is writing it"):
+            run_sweep(grid, out, workers=1)
+    assert not out.exists()
+    assert run_sweep(grid, out, workers=1)["ran"] == 4        # free again: it runs

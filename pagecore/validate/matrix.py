@@ -19,7 +19,7 @@ from pagecore import scenario
 from pagecore.validate import kernels
 from pagecore.validate.record import RUNS_DIR, record, run_name
 SCENARIOS = ("kv-one-block", "kv-multi-block", "kv-large", "kv-many", "kv-small-offline",
-             "kv-small-movable", "default")
+             "kv-small-movable", "one-block-dimms", "default")
 
 
 def _one(name, series, mode, out):
