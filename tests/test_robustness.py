@@ -563,3 +563,17 @@ def test_views_and_scenarios_refuse_bad_arguments(call):
     """The views, compaction and scenario entry points: PagecoreError, nothing changed."""
     m = fresh()
     assert_fails_unchanged(m, PagecoreError, call, m)
+
+
+def test_scenario_run_check_stops_at_a_broken_invariant():
+    """Scenario.run(check=True): an invariant broken during a step (here by on_step, which
+    runs before the check) ends the run with InvariantError instead of a recorded error."""
+    from pagecore.scenario import load
+
+    def corrupt(run, rec):
+        if rec["index"] == 1:
+            run.machine.zone(0, P.ZONE_DMA32).managed_pages += 1
+    with pytest.raises(InvariantError, match="managed_pages"):
+        load("default").run("block", stop_after=1, on_step=corrupt, check=True)
+    run = load("default").run("block", stop_after=1, on_step=corrupt)     # unchecked: runs
+    assert run.error is None
