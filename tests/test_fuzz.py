@@ -267,9 +267,12 @@ class Fuzz(RuleBasedStateMachine):
                         if len(h):
                             pfns = [int(h[k % len(h)])]
         elif what == "tail":
-            big = [a for a in self.allocs if a.order]
-            heads = m.find_allocation(big[k % len(big)]) if big else []
-            pfns = [int(heads[0]) + 1] if len(heads) else []
+            # a tail of a folio still whole: compaction may have split one into order-0
+            # pages (try_split_folio() on -ENOMEM), whose pages are heads of their own
+            heads = np.concatenate([m.find_allocation(a) for a in self.allocs if a.order] or
+                                   [np.zeros(0, dtype=np.int64)])
+            heads = heads[(m.mem_map["flags"][heads] & P.PG_head) != 0]
+            pfns = [int(heads[k % len(heads)]) + 1] if len(heads) else []
         elif what == "absent":
             pfns = [m.pfn(HOT + WINDOW * self.bs) + k]
         elif what == "beyond":
