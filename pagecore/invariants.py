@@ -188,6 +188,41 @@ def check_machine(m):
         if bad.any():
             _fail("altmap leaf backed by pages outside present hot-added memory",
                   pfn=int(alt[np.argmax(bad), 0]))
+    # the altmap leaves of a unit lie in its self-hosted pages: from the owner block on,
+    # within the V pages (nr_vmemmap) of the owner and the blocks of its range after it up
+    # to the next unit's owner (one unit per block v6.6+, per range for seed v3)
+    if len(owners):
+        apfn = np.array([v[1] for v in m.vmemmap_granules.values() if v[0] == "altmap"],
+                        dtype=np.int64)
+        asz = np.asarray(alt_pages, dtype=np.int64)
+        rid = m.blocks["range_id"]
+        vv = m.blocks["nr_vmemmap"].astype(np.int64)
+        uo = np.unique(owners)
+        v_unit = np.empty(len(uo), dtype=np.int64)
+        for i, o in enumerate(uo.tolist()):
+            b = o + 1
+            while (b < nblk and rid[b] == rid[o] and st[b] != 0 and vv[b - 1] == nb
+                   and m.blocks["altmap_alloc"][b] == 0):
+                b += 1
+            v_unit[i] = vv[o:b].sum()
+        lo_ = owners * nb
+        hi_v = lo_ + v_unit[np.searchsorted(uo, owners)]
+        bad = (apfn < lo_) | (apfn + asz > hi_v)
+        if bad.any():
+            i = int(np.argmax(bad))
+            _fail("altmap leaf outside the self-hosted memmap pages of its block",
+                  block=int(owners[i]), pfn=int(apfn[i]), nr_vmemmap=int(hi_v[i] - lo_[i]))
+    # online self-hosted blocks: their V memmap pages are held as vmemmap pages
+    ovb = np.flatnonzero(on & (m.blocks["nr_vmemmap"] > 0))
+    if len(ovb):
+        vs = m.blocks["nr_vmemmap"][ovb].astype(np.int64)
+        vp = _flat(ovb.astype(np.int64) * nb, ovb.astype(np.int64) * nb + vs)
+        pg = mm[vp]
+        bad = (pg["refcount"] == 0) | (((pg["flags"] & _VMEMMAP_FLAGS) == 0) &
+                                       (pg["page_type"] != P.PGTY_VMEMMAP))
+        if bad.any():
+            _fail("self-hosted memmap page of an online block is not a held vmemmap page",
+                  pfn=int(vp[np.argmax(bad)]))
     # nr_memmap_pages (v6.11+, memmap_pages_add()): per present section, by where it came from
     early = present_sec & ((secs & SECTION_IS_EARLY) != 0)
     per = a.memmap_pages(pps)
