@@ -188,6 +188,41 @@ def check_machine(m):
         if bad.any():
             _fail("altmap leaf backed by pages outside present hot-added memory",
                   pfn=int(alt[np.argmax(bad), 0]))
+    # the altmap leaves of a unit lie in its self-hosted pages: from the owner block on,
+    # within the V pages (nr_vmemmap) of the owner and the blocks of its range after it up
+    # to the next unit's owner (one unit per block v6.6+, per range for seed v3)
+    if len(owners):
+        apfn = np.array([v[1] for v in m.vmemmap_granules.values() if v[0] == "altmap"],
+                        dtype=np.int64)
+        asz = np.asarray(alt_pages, dtype=np.int64)
+        rid = m.blocks["range_id"]
+        vv = m.blocks["nr_vmemmap"].astype(np.int64)
+        uo = np.unique(owners)
+        v_unit = np.empty(len(uo), dtype=np.int64)
+        for i, o in enumerate(uo.tolist()):
+            b = o + 1
+            while (b < nblk and rid[b] == rid[o] and st[b] != 0 and vv[b - 1] == nb
+                   and m.blocks["altmap_alloc"][b] == 0):
+                b += 1
+            v_unit[i] = vv[o:b].sum()
+        lo_ = owners * nb
+        hi_v = lo_ + v_unit[np.searchsorted(uo, owners)]
+        bad = (apfn < lo_) | (apfn + asz > hi_v)
+        if bad.any():
+            i = int(np.argmax(bad))
+            _fail("altmap leaf outside the self-hosted memmap pages of its block",
+                  block=int(owners[i]), pfn=int(apfn[i]), nr_vmemmap=int(hi_v[i] - lo_[i]))
+    # online self-hosted blocks: their V memmap pages are held as vmemmap pages
+    ovb = np.flatnonzero(on & (m.blocks["nr_vmemmap"] > 0))
+    if len(ovb):
+        vs = m.blocks["nr_vmemmap"][ovb].astype(np.int64)
+        vp = _flat(ovb.astype(np.int64) * nb, ovb.astype(np.int64) * nb + vs)
+        pg = mm[vp]
+        bad = (pg["refcount"] == 0) | (((pg["flags"] & _VMEMMAP_FLAGS) == 0) &
+                                       (pg["page_type"] != P.PGTY_VMEMMAP))
+        if bad.any():
+            _fail("self-hosted memmap page of an online block is not a held vmemmap page",
+                  pfn=int(vp[np.argmax(bad)]))
     # nr_memmap_pages (v6.11+, memmap_pages_add()): per present section, by where it came from
     early = present_sec & ((secs & SECTION_IS_EARLY) != 0)
     per = a.memmap_pages(pps)
@@ -260,7 +295,7 @@ def check_machine(m):
     heads = np.concatenate(heads) if heads else np.zeros(0, dtype=np.int64)
     horders = np.concatenate(horders) if horders else np.zeros(0, dtype=np.int64)
     hkeys = np.concatenate(hkeys) if hkeys else np.zeros(0, dtype=np.int64)
-    srt = np.argsort(heads, kind="stable")
+    srt = np.argsort(heads)                 # distinct unless corrupt (checked next)
     heads, horders, hkeys = heads[srt], horders[srt], hkeys[srt]
     ends = heads + (np.int64(1) << horders)
     if len(heads) > 1 and (ends[:-1] > heads[1:]).any():
@@ -319,35 +354,41 @@ def check_machine(m):
         if len(h) and e[-1] > n:
             _fail("free block runs past present memory", pfn=int(heads[a1 - 1]))
         if len(h):
-            idx = np.empty(2 * len(h), dtype=np.int64)
-            idx[0::2], idx[1::2] = h, e
-            if idx[-1] == n:
-                idx = idx[:-1]                  # the last segment runs to the end
-            ref = (w0 >> np.uint64(48)).astype(np.uint16)
-            rmax = np.maximum.reduceat(ref, idx)[0::2]
-            if rmax.any():
-                i = int(np.argmax(rmax))
-                _fail("free block with a referenced page (allocated and free at once)",
-                      pfn=int(heads[a0 + i]), refcount=int(rmax[i]))
-            del ref
-            inner = ptype.copy()
-            inner[h] = 0
-            tmax = np.maximum.reduceat(inner, idx)[0::2]
-            if tmax.any():
-                _fail("page inside a free block has a page type (a second buddy head?)",
-                      pfn=int(heads[a0 + int(np.argmax(tmax))]))
-            del inner
-            if not all_live:
-                lmin = np.minimum.reduceat(live.view(np.uint8), idx)[0::2]
-                if (lmin == 0).any():
-                    _fail("free page in memory that is not online",
-                          pfn=int(heads[a0 + int(np.argmax(lmin == 0))]))
-            kmin = np.minimum.reduceat(key, idx)[0::2]
-            kmax = np.maximum.reduceat(key, idx)[0::2]
-            bad = (kmin != hkeys[a0:a1]) | (kmax != hkeys[a0:a1])
+            # coverage of the run by free blocks (they are sorted and disjoint: checked
+            # above), as a 0/1 mask from a difference array
+            cov = np.zeros(n + 1, dtype=np.int8)
+            cov[h] = 1
+            cov[e] -= 1
+            free = np.cumsum(cov[:n], dtype=np.int8).view(np.bool_)
+            del cov
+            bad = free & ((w0 >> np.uint64(48)) != 0)
             if bad.any():
+                p = int(np.argmax(bad))
+                _fail("free page with a nonzero refcount (allocated and free at once)",
+                      pfn=lo + p, refcount=int(w0[p] >> np.uint64(48)))
+            typed = int(np.count_nonzero(free & (ptype != P.PGTY_NONE)))
+            if typed != len(h):             # the heads are PageBuddy (the list check)
+                inner = free & (ptype != P.PGTY_NONE)
+                inner[h] = False
+                _fail("page inside a free block has a page type (a second buddy head?)",
+                      pfn=lo + int(np.argmax(inner)))
+            if not all_live and (free & ~live).any():
+                _fail("free page in memory that is not online",
+                      pfn=lo + int(np.argmax(free & ~live)))
+            # one zone per block: where the node/zone bits change inside the run, the
+            # page after the change must not be inside a free block (a head may start there)
+            chg = np.flatnonzero(key[1:] != key[:-1]) + 1
+            inside = chg[free[chg] & free[chg - 1]]
+            if len(inside):                     # h is sorted: a head there is allowed
+                at = np.minimum(np.searchsorted(h, inside), len(h) - 1)
+                inside = inside[h[at] != inside]
+            if len(inside):
                 _fail("free block crosses a zone boundary (page_is_buddy(): one zone)",
-                      pfn=int(heads[a0 + int(np.argmax(bad))]))
+                      pfn=lo + int(inside[0]))
+            if (key[h] != hkeys[a0:a1]).any():
+                _fail("free block's pages are not of the zone whose list holds it",
+                      pfn=int(heads[a0 + int(np.argmax(key[h] != hkeys[a0:a1]))]))
+            del free
         nb_here = int(np.count_nonzero(ptype == P.PGTY_BUDDY))
         if nb_here != a1 - a0:
             stray = np.flatnonzero(ptype == P.PGTY_BUDDY)
@@ -389,10 +430,10 @@ def check_machine(m):
         kl = key if all_live else key[live]
         um = unmanaged if all_live else unmanaged[live]
         cnt = np.bincount(kl, minlength=1 << 16)
-        ucnt = np.bincount(kl, weights=um, minlength=1 << 16)
+        ucnt = np.bincount(kl[um], minlength=1 << 16)       # few: reserved and memmap
         for k_ in np.flatnonzero(cnt).tolist():
             present_cnt[k_] = present_cnt.get(k_, 0) + int(cnt[k_])
-            managed_cnt[k_] = managed_cnt.get(k_, 0) + int(cnt[k_]) - int(round(ucnt[k_]))
+            managed_cnt[k_] = managed_cnt.get(k_, 0) + int(cnt[k_]) - int(ucnt[k_])
             hit = kl == k_
             pos = np.flatnonzero(live) if not all_live else None
             f_, l_ = int(np.argmax(hit)), len(hit) - 1 - int(np.argmax(hit[::-1]))

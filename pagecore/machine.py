@@ -157,8 +157,8 @@ class Allocation(np.ndarray):
     array, used as before) and the owner tag they carry in page->private.
 
     Migration (offline, compaction) moves a block's owner tag with its contents, as the
-    kernel's page_owner does (__folio_copy_owner() in folio_copy_owner(), mm/page_owner.c,
-    v5.12+), so free_pages(allocation) frees the blocks wherever they are now, and
+    kernel's page_owner does on migration (copy_page_owner() since v4.6, __folio_copy_owner()
+    in 6.1 and 6.12, mm/page_owner.c), so free_pages(allocation) frees the blocks wherever they are now, and
     Machine.find_allocation() says where that is. Slices and other arrays derived from an
     Allocation are plain pfns (owner None): they name pages, not the allocation. A tag
     given to several alloc_pages() calls names all their blocks together."""
@@ -2044,7 +2044,8 @@ class Machine:
 
     def _shrink_zone_span(self, zone, start_pfn, end_pfn):
         """shrink_zone_span() + update_pgdat_span() after [start_pfn, end_pfn) left the zone
-        (remove_pfn_range_from_zone(), mm/memory_hotplug.c, v5.9+): if the range starts the
+        (remove_pfn_range_from_zone(), mm/memory_hotplug.c; the same in 6.1 and 6.12): if
+        the range starts the
         zone, the new start is the first pfn of the next online subsection of the zone
         (find_smallest_section_pfn(): section online, the page's node and zone are the
         zone's); if it ends the zone, the new end follows the last such subsection
@@ -2265,7 +2266,7 @@ class Machine:
         """offline_and_remove_memory(): offline each block, then remove; on failure,
         re-online what this call offlined, in ascending order, as MMOP_ONLINE_MOVABLE if
         it was in ZONE_MOVABLE and MMOP_ONLINE_KERNEL otherwise (try_offline_memory_block()
-        / try_reonline_memory_block(), mm/memory_hotplug.c, v5.11+): the kernel records the
+        / try_reonline_memory_block(), mm/memory_hotplug.c, 6.1 and 6.12): the kernel records the
         zone, not the online type the block was onlined with, so a block onlined with
         "online" comes back as online_kernel (docs/model.md#where-the-kernel-source-corrected-the-model).
 

@@ -221,3 +221,12 @@ def test_progress_bar():
         q(1, 2)
         q.close()
         assert buf.getvalue() == ""
+
+
+def test_run_check_runs_machine_check_after_every_step():
+    """--check: Machine.check() after the boot and each step; the default scenario is
+    consistent, so the view is the same as without it."""
+    plain = pagecore("run", "default", "--step", "1", "--strategy", "block")
+    checked = pagecore("run", "default", "--step", "1", "--strategy", "block", "--check")
+    assert checked.returncode == 0, checked.stderr
+    assert checked.stdout == plain.stdout and "MemTotal" in checked.stdout

@@ -25,7 +25,7 @@ from pagecore import (ConfigError, GiB, Machine, MachineConfig, MiB, NodeConfig,
                       RangeError, StateError)
 from pagecore import _page as P
 from pagecore.compaction import compact_zone
-from pagecore.machine import MEM_ONLINE, OWNER_AUTO_BASE
+from pagecore.machine import MEM_OFFLINE, MEM_ONLINE, OWNER_AUTO_BASE
 from pagecore.strategies import AddUnit, MemmapStrategy
 
 HOT = 4 * GiB                  # the hot-add window: WINDOW blocks from 4 GiB
@@ -125,6 +125,47 @@ class Fuzz(RuleBasedStateMachine):
         elif skew == "float":
             start = float(start)
         self.attempt("add", m.add_memory, nid, start, size, _strategy(strategy), online)
+
+    # the lifecycle proper, so that valid states are reached often enough for the
+    # invalid calls to meet them: adds that fit, onlines of offline blocks, offlines of
+    # online ones, removals of whole added ranges
+    @rule(first=st.integers(0, WINDOW - 1), n=st.integers(1, 3), strategy=st.sampled_from(STRATEGIES),
+          online=st.sampled_from([None, "online", "online_kernel", "online_movable"]))
+    def add_fitting(self, first, n, strategy, online):
+        n = min(n, WINDOW - first)
+        self.attempt("add_fitting", self.m.add_memory, 0, HOT + first * self.bs, n * self.bs,
+                     _strategy(strategy), online)
+
+    def _window_blocks(self, state):
+        rows = self.m.blocks["state"][self.b0:self.b0 + WINDOW]
+        return [self.b0 + i for i in np.flatnonzero(rows == state).tolist()]
+
+    @rule(data=st.data(), online_type=st.sampled_from(ONLINE))
+    def online_offline_block(self, data, online_type):
+        have = self._window_blocks(MEM_OFFLINE)
+        if have:
+            self.attempt("online_offline_block", self.m.online_memory_block,
+                         data.draw(st.sampled_from(have)), online_type)
+
+    @rule(data=st.data())
+    def offline_online_block(self, data):
+        have = self._window_blocks(MEM_ONLINE)
+        if have:
+            self.attempt("offline_online_block", self.m.offline_memory_block,
+                         data.draw(st.sampled_from(have)))
+
+    @rule(data=st.data(), how=st.sampled_from(["remove", "offline_and_remove"]))
+    def remove_added_range(self, data, how):
+        m = self.m
+        if not m.ranges:
+            return
+        r = m.ranges[data.draw(st.sampled_from(sorted(m.ranges)))]
+        left = np.flatnonzero(m.blocks["range_id"] == r.range_id)
+        start, size = int(left[0]) * self.bs, len(left) * self.bs
+        if how == "remove":
+            self.attempt("remove_added_range", m.remove_memory, start, size)
+        else:
+            self.offline_and_remove(int(left[0]) - self.b0, len(left))
 
     @rule(i=st.integers(-1, WINDOW), online_type=st.sampled_from(ONLINE))
     def online(self, i, online_type):
@@ -267,9 +308,12 @@ class Fuzz(RuleBasedStateMachine):
                         if len(h):
                             pfns = [int(h[k % len(h)])]
         elif what == "tail":
-            big = [a for a in self.allocs if a.order]
-            heads = m.find_allocation(big[k % len(big)]) if big else []
-            pfns = [int(heads[0]) + 1] if len(heads) else []
+            # a tail of a folio still whole: compaction may have split one into order-0
+            # pages (try_split_folio() on -ENOMEM), whose pages are heads of their own
+            heads = np.concatenate([m.find_allocation(a) for a in self.allocs if a.order] or
+                                   [np.zeros(0, dtype=np.int64)])
+            heads = heads[(m.mem_map["flags"][heads] & P.PG_head) != 0]
+            pfns = [int(heads[k % len(heads)]) + 1] if len(heads) else []
         elif what == "absent":
             pfns = [m.pfn(HOT + WINDOW * self.bs) + k]
         elif what == "beyond":

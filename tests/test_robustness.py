@@ -467,12 +467,24 @@ def _corrupt_range(m):
     m.ranges.pop(next(iter(m.ranges)))
 
 
+def _corrupt_altmap_leaf(m):
+    """Block 32's one 2 MiB leaf ([s, s + 512), V = 512) said to live just past its V."""
+    g, (kind, pfn, order, owner) = next((k, v) for k, v in m.vmemmap_granules.items()
+                                        if v[0] == "altmap" and v[3] == B)
+    m.vmemmap_granules[g] = (kind, pfn + 512, order, owner)
+
+
+def _corrupt_vmemmap_page(m):
+    s = m.pfn(HOT)
+    m.mem_map["flags"][s + 7] &= ~np.uint32(P.PG_vmemmap_self_hosted)
+
+
 @pytest.mark.parametrize("corrupt", [
     _corrupt_refcount, _corrupt_managed, _corrupt_present, _corrupt_span, _corrupt_wide_span,
     _corrupt_unmerged, _corrupt_overlap, _corrupt_migratetype, _corrupt_isolated,
     _corrupt_altmap, _corrupt_granule, _corrupt_double_backing, _corrupt_nr_memmap,
     _corrupt_block_state, _corrupt_page_zone, _corrupt_tail, _corrupt_stray_buddy,
-    _corrupt_range,
+    _corrupt_range, _corrupt_altmap_leaf, _corrupt_vmemmap_page,
 ])
 def test_check_finds_the_corruption(corrupt):
     m = _busy_machine()
@@ -563,3 +575,17 @@ def test_views_and_scenarios_refuse_bad_arguments(call):
     """The views, compaction and scenario entry points: PagecoreError, nothing changed."""
     m = fresh()
     assert_fails_unchanged(m, PagecoreError, call, m)
+
+
+def test_scenario_run_check_stops_at_a_broken_invariant():
+    """Scenario.run(check=True): an invariant broken during a step (here by on_step, which
+    runs before the check) ends the run with InvariantError instead of a recorded error."""
+    from pagecore.scenario import load
+
+    def corrupt(run, rec):
+        if rec["index"] == 1:
+            run.machine.zone(0, P.ZONE_DMA32).managed_pages += 1
+    with pytest.raises(InvariantError, match="managed_pages"):
+        load("default").run("block", stop_after=1, on_step=corrupt, check=True)
+    run = load("default").run("block", stop_after=1, on_step=corrupt)     # unchecked: runs
+    assert run.error is None
