@@ -686,8 +686,8 @@ class Machine:
         for nid, nc in enumerate(cfg.nodes):
             for zname, n in self._zone_table(nid, nc, "used").items():
                 zid = ZONE_NAMES.index(zname)
-                got = self.alloc_pages(nid, 0, "kernel", count=n, owner=1, strict_node=True,
-                                       exclude=lambda z, zid=zid: z.zid != zid)
+                got = self._alloc_pages(nid, 0, "kernel", n, OWNER_BOOT, strict_node=True,
+                                        exclude=lambda z, zid=zid: z.zid != zid)
                 if len(got) < n:
                     raise ConfigError(f"node {nid} used {zname}={n} pages: the zone has only "
                                       f"{len(got)} free pages above its min watermark")
@@ -1203,7 +1203,8 @@ class Machine:
             return np.zeros(0, dtype=np.int64)
         cpu_nid = nid if self.nodes[nid].cpus else next(
             (x.nid for x in self.nodes if x.cpus), nid)
-        got = self.alloc_pages(cpu_nid, 0, "kernel", count=n, owner=1)
+        # A fresh owner tag: free_pages() of this Allocation frees exactly these pages.
+        got = self.alloc_pages(cpu_nid, 0, "kernel", count=n)
         if len(got) < n:
             self.free_pages(got)
             raise OutOfMemoryError(f"add_memory: no memory for the {nblocks} memory block "
@@ -1758,8 +1759,8 @@ class Machine:
         it go offline; MachineConfig.online_kernel_allocs is that page count (0: off).
         The pages stay allocated: page tables and slab do not move."""
         n = self.config.online_kernel_allocs
-        got = self.alloc_pages(zone.nid, 0, "kernel", count=n, owner=1,
-                               exclude=lambda z: z is not zone)
+        got = self.alloc_pages(zone.nid, 0, "kernel", count=n,
+                               exclude=lambda z: z is not zone)     # a fresh owner tag
         self.online_kernel_alloc_pfns.extend(got.tolist())
 
     def _vmemmap_flags(self, strategy):
