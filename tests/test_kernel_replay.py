@@ -28,25 +28,40 @@ RUNS = sorted(glob.glob(os.path.join(RUNS_DIR, "*.json")))
 IDS = [os.path.basename(p).removesuffix(".json") for p in RUNS]
 
 # Where pagecore and the kernel still part, with the reason: expected failures (strict, so
-# a fix shows as XPASS and the entry must go). Keyed by (test, run id prefix).
+# a fix shows as XPASS and the entry must go). Keyed by (test, run id).
 _FIFO = ("free-list order: the kernel frees onlined pages to the tail of the free lists "
          "(__free_pages_core() -> FPI_TO_TAIL, mm/page_alloc.c v5.10+) and allocates from "
          "the head, so later kernel allocations (the classic path's memmaps, slab) land in "
          "the first Normal block; pagecore's lists are stacks and put them in the newest "
          "Normal blocks, which then refuse offline (EBUSY) where the kernel's do not")
-_REMOVE = ("at a DIMM's removal pagecore frees ~31 MB beyond the memmap that the kernel "
-           "does not (a regression met when the kernel-rules and issue-15 branches were "
-           "merged; not yet understood)")
 _SMALL = ("the 256 MiB guest (THP off): min_free_kbytes and the watermarks differ by a few "
           "pages once most memory is movable, and the classic path's failing DIMM with it")
 GAPS = {
-    ("zone_spans", "kv-many--"): _FIFO, ("zone_spans", "kv-multi-block--"): _FIFO,
-    ("watermarks", "kv-many--"): _FIFO, ("watermarks", "kv-multi-block--"): _FIFO,
-    ("block_states", "kv-many--"): _FIFO, ("block_states", "kv-multi-block--"): _FIFO,
-    ("failed_operations", "kv-many--"): _FIFO, ("failed_operations", "kv-multi-block--"): _FIFO,
-    ("free_memory", "kv-many--"): _FIFO, ("free_memory", "kv-multi-block--"): _FIFO,
-    ("free_memory", "kv-one-block--"): _REMOVE, ("free_memory", "kv-large--"): _REMOVE,
-    ("free_memory", "kv-small-movable--6.12--mom0"): _SMALL,
+    ("zone_spans", "kv-many--6.1--mom0"): _FIFO,
+    ("zone_spans", "kv-many--6.12--mom0"): _FIFO,
+    ("zone_spans", "kv-multi-block--6.1--mom0"): _FIFO,
+    ("zone_spans", "kv-multi-block--6.1--mom1"): _FIFO,
+    ("zone_spans", "kv-multi-block--6.12--mom0"): _FIFO,
+    ("watermarks", "kv-many--6.1--mom0"): _FIFO,
+    ("watermarks", "kv-many--6.12--mom0"): _FIFO,
+    ("watermarks", "kv-multi-block--6.1--mom0"): _FIFO,
+    ("watermarks", "kv-multi-block--6.1--mom1"): _FIFO,
+    ("watermarks", "kv-multi-block--6.12--mom0"): _FIFO,
+    ("block_states", "kv-many--6.1--mom0"): _FIFO,
+    ("block_states", "kv-many--6.12--mom0"): _FIFO,
+    ("block_states", "kv-multi-block--6.1--mom0"): _FIFO,
+    ("block_states", "kv-multi-block--6.1--mom1"): _FIFO,
+    ("block_states", "kv-multi-block--6.12--mom0"): _FIFO,
+    ("failed_operations", "kv-many--6.1--mom0"): _FIFO,
+    ("failed_operations", "kv-many--6.12--mom0"): _FIFO,
+    ("failed_operations", "kv-multi-block--6.1--mom0"): _FIFO,
+    ("failed_operations", "kv-multi-block--6.1--mom1"): _FIFO,
+    ("failed_operations", "kv-multi-block--6.12--mom0"): _FIFO,
+    ("free_memory", "kv-many--6.1--mom0"): _FIFO,
+    ("free_memory", "kv-many--6.12--mom0"): _FIFO,
+    ("free_memory", "kv-multi-block--6.1--mom0"): _FIFO,
+    ("free_memory", "kv-multi-block--6.1--mom1"): _FIFO,
+    ("free_memory", "kv-multi-block--6.12--mom0"): _FIFO,
     ("watermarks", "kv-small-movable--6.1--mom0"): _SMALL,
     ("watermarks", "kv-small-movable--6.12--mom0"): _SMALL,
     ("block_states", "kv-small-movable--6.1--mom0"): _SMALL,
@@ -58,7 +73,7 @@ GAPS = {
 def _params(test, pairs):
     out = []
     for path, rid in pairs:
-        why = next((r for (t, pre), r in GAPS.items() if t == test and rid.startswith(pre)), None)
+        why = next((r for (t, pre), r in GAPS.items() if t == test and rid == pre), None)
         marks = [pytest.mark.xfail(reason=why, strict=True)] if why else []
         out.append(pytest.param(path, id=rid, marks=marks))
     return out

@@ -277,26 +277,19 @@ _LIFO = pytest.mark.xfail(strict=True, reason=(
     "offline of the last Normal block, the kernel does not"))
 
 
-# Passed on the rules branch; fail since it met the issue-14/15 merges (the removal of a
-# DIMM whose first block is busy now ends in EINVAL from a half-done removal instead of
-# the kernel's EBUSY): a regression to find, kept visible as a strict expected failure.
-_MERGED = pytest.mark.xfail(strict=True, reason="regression at the final merge: "
-                            "offline_and_remove_memory() of a DIMM with a busy block")
-
-
 @pytest.mark.parametrize("run", ["kv-one-block--6.1--mom0", "kv-one-block--6.1--mom1",
                                  "kv-one-block--6.12--mom0", "kv-one-block--6.12--mom1",
                                  "kv-one-block--6.12--momforce",
-                                 pytest.param("kv-multi-block--6.12--mom1", marks=_MERGED),
-                                 pytest.param("kv-multi-block--6.12--momforce", marks=_MERGED),
+                                 "kv-multi-block--6.12--mom1",
+                                 "kv-multi-block--6.12--momforce",
                                  pytest.param("kv-multi-block--6.1--mom1", marks=_LIFO),
                                  pytest.param("kv-multi-block--6.1--mom0", marks=_LIFO),
                                  pytest.param("kv-multi-block--6.12--mom0", marks=_LIFO),
                                  pytest.param("kv-many--6.1--mom0", marks=_LIFO),
-                                 pytest.param("kv-many--6.1--mom1", marks=_MERGED),
+                                 "kv-many--6.1--mom1",
                                  pytest.param("kv-many--6.12--mom0", marks=_LIFO),
-                                 pytest.param("kv-many--6.12--mom1", marks=_MERGED),
-                                 pytest.param("kv-many--6.12--momforce", marks=_MERGED)])
+                                 "kv-many--6.12--mom1",
+                                 "kv-many--6.12--momforce"])
 def test_offline_verdicts_are_the_kernels(run):
     # Recorded: the first block onlined into ZONE_NORMAL refuses offline (-EBUSY,
     # "unmovable page": page tables and slab), and so does the eject of its DIMM; the
