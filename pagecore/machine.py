@@ -479,6 +479,9 @@ class Machine:
     # geometry helpers
     # ==================================================================================
     def fmt_range(self, start_pfn, nr_pages):
+        """The kernel's "[mem %#018Lx-%#018Lx]" form of a pfn range (end inclusive)."""
+        start_pfn = _int_arg(start_pfn, "fmt_range: start_pfn", 0)
+        nr_pages = _int_arg(nr_pages, "fmt_range: nr_pages", 0)
         ps = self.arch.page_shift
         return f"[mem {start_pfn << ps:#018x}-{((start_pfn + nr_pages) << ps) - 1:#018x}]"
 

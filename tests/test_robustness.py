@@ -317,6 +317,8 @@ def test_mmop_values_are_accepted():
     lambda m: m.offline_and_remove_memory(HOT, 128 * MiB),        # not present
     lambda m: m.valid_zones(B),                                   # not present
     lambda m: m.valid_zones(-1),
+    lambda m: m.fmt_range("0", 1),
+    lambda m: m.fmt_range(0, 1.5),
 ])
 def test_bad_arguments_raise_pagecore_errors(call):
     m = fresh()
