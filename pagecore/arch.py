@@ -64,6 +64,19 @@ class Arch:
         # PAGES_PER_SUBSECTION: 2 MiB subsections, never more than a section.
         return min(2 * MiB, self.section_size) >> self.page_shift
 
+    @property
+    def vmemmap_granule_bytes(self):
+        """Size of one vmemmap leaf mapping: a PMD when the memmap of one section fills
+        whole PMDs (vmemmap_populate_hugepages(): x86 PSE, arm64 4K, s390 segments), else
+        a base page (vmemmap_populate_basepages())."""
+        if self.vmemmap_pmd and self.memmap_bytes(self.pages_per_section) >= self.pmd_size:
+            return self.pmd_size
+        return self.page_size
+
+    @property
+    def vmemmap_granule_pages(self):
+        return self.vmemmap_granule_bytes >> self.page_shift
+
     def memmap_bytes(self, nr_pages):
         """Bytes of struct page for nr_pages pages."""
         return nr_pages * self.struct_page_size

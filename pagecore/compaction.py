@@ -31,7 +31,10 @@ from pagecore import backends as _backends
 from pagecore.arch import ZONE_NAMES
 from pagecore.errors import (BusyError, ConfigError, OutOfMemoryError, PagecoreError,
                              RangeError, StateError, pfn_range)
-from pagecore.machine import SECTION_IS_ONLINE, _int_arg, _is_int
+from pagecore.mm import migrate, mmzone
+from pagecore.mm.mmzone import SECTION_IS_ONLINE
+from pagecore.mm.page_alloc import GFP
+from pagecore.util import int_arg as _int_arg, is_int as _is_int
 from pagecore.reference_compaction import putback as _putback
 from pagecore.reference_compaction import split_folio as _split_folio
 from pagecore.reference_compaction import splittable as _splittable
@@ -85,7 +88,7 @@ def _resolve_zone(m, zone):
         nid, z = zone
     except (TypeError, ValueError):
         raise ConfigError(f"zone {zone!r}: expected a Zone or (nid, zone name)") from None
-    m._check_nid(nid)
+    m.check_nid(nid)
     if isinstance(z, str):
         if z not in ZONE_NAMES:
             raise ConfigError(f"unknown zone {z!r}; expected one of {', '.join(ZONE_NAMES)}")
@@ -192,7 +195,7 @@ def _undo_isolation(m, isolated):
         if page["page_type"] == P.PGTY_BUDDY and page["order"] >= pbo:
             order = int(page["order"])
             if order < m.arch.max_page_order:
-                fa = m._zone_of_pfn(p).free_area
+                fa = mmzone.page_zone(m, p).free_area
                 fa.py_remove(p)
                 fa.py_free_one_page(p, order)
 
@@ -208,7 +211,7 @@ def _free_range_to_buddy(m, start_pfn, end_pfn):
     pages["order"] = 0
     pages["refcount"] = 0
     pages["private"] = 0
-    fa = m._zone_of_pfn(start_pfn).free_area
+    fa = mmzone.page_zone(m, start_pfn).free_area
     max_order = m.arch.max_page_order
     p = start_pfn
     while p < end_pfn:
@@ -265,7 +268,7 @@ def _alloc_contig_migrate_range(m, k, zone, start_pfn, end_pfn, migrated, report
         raise
     for src, dst, order in plan:
         _putback(mm, src)                           # the move ends the isolation
-        m._move_folios(src, dst, order)
+        migrate.migrate_folios(m, src, dst, order)
         migrated.append((src, dst, order))
         report["migrated_pages"] += len(src) << order
 
@@ -290,7 +293,7 @@ def alloc_contig_range(m, start_pfn, end_pfn, *, owner=CONTIG_OWNER, backend=Non
     if not _online(m, start_pfn, end_pfn):
         raise RangeError(f"alloc_contig_range: {pfn_range(start_pfn, end_pfn)} is not all online")
     k = _kernels_of(m, backend)
-    zone = m._zone_of_pfn(start_pfn)
+    zone = mmzone.page_zone(m, start_pfn)
     zb = np.uint32(_zone_bits(zone))
     other = np.flatnonzero((m.mem_map["flags"][start_pfn:end_pfn] & _ZMASK) != zb)
     if other.size:
@@ -328,7 +331,7 @@ def alloc_contig_range(m, start_pfn, end_pfn, *, owner=CONTIG_OWNER, backend=Non
                             f"{fail:#x} is not free (isolate_freepages_range(): -EBUSY)",
                             pfn=fail, reason="page busy")
     except PagecoreError:
-        m._unmigrate(migrated)
+        migrate.undo_migrate_folios(m, migrated)
         _undo_isolation(m, isolated)
         raise
     fa = zone.free_area
@@ -400,8 +403,7 @@ def alloc_contig_pages(m, nr_pages, nid=None, zone=None, *, gfp="movable", owner
         zones = [_resolve_zone(m, zone)]
     else:
         nid = 0 if nid is None else nid
-        m._check_nid(nid)
-        from pagecore.machine import GFP
+        m.check_nid(nid)
         if gfp not in GFP:
             raise ConfigError(f"unknown gfp {gfp!r}; expected one of {', '.join(GFP)}")
         zones = m.zonelist(nid, GFP[gfp][0])

@@ -16,7 +16,11 @@ from __future__ import annotations
 import numpy as np
 
 from pagecore import _page as P
+from pagecore.drivers.base.memory import MEM_OFFLINE, MEM_ONLINE
 from pagecore.errors import InvariantError
+from pagecore.mm.mmzone import SECTION_IS_EARLY, SECTION_IS_ONLINE, SECTION_MARKED_PRESENT
+from pagecore.mm.page_owner import OWNER_VMEMMAP
+from pagecore.util import runs
 
 _ZMASK = np.uint32(~np.uint32(P.FLAGS_MASK) & np.uint32(0xFFFFFFFF))
 _VMEMMAP_FLAGS = np.uint32(P.PG_reserved | P.PG_vmemmap_self_hosted)
@@ -41,9 +45,6 @@ def _flat(lo, hi):
 
 
 def check_machine(m):
-    from pagecore.machine import (MEM_OFFLINE, MEM_ONLINE, OWNER_VMEMMAP,
-                                  SECTION_IS_EARLY, SECTION_IS_ONLINE, SECTION_MARKED_PRESENT,
-                                  _runs)
     a = m.arch
     pps, nb, pbo = a.pages_per_section, m.block_pages, a.pageblock_order
     max_order = a.max_page_order
@@ -116,7 +117,7 @@ def check_machine(m):
             _fail("add_memory() range recorded with no present block left", range_id=rid)
 
     # ---- the vmemmap: every present section's memmap backed exactly once ------------
-    gb = m._granule_bytes
+    gb = m.arch.vmemmap_granule_bytes
     gp = gb >> a.page_shift
     sps = a.struct_page_size
     psec = np.flatnonzero(present_sec).astype(np.int64)
@@ -328,8 +329,8 @@ def check_machine(m):
     managed_cnt = {}
     zone_lo, zone_hi = {}, {}
     hi_ = 0          # free blocks seen so far: heads[:hi_] lie in earlier runs
-    holes = m._boot_holes
-    for s0, s1 in _runs(present_sec):
+    holes = m.boot_holes
+    for s0, s1 in runs(present_sec):
         lo, hi = s0 * pps, s1 * pps
         n = hi - lo
         # the first 8 bytes of each struct page: flags | page_type << 32 | order << 40 |

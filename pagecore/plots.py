@@ -33,7 +33,8 @@ import numpy as np
 
 from pagecore import _page as P
 from pagecore.errors import ConfigError
-from pagecore.machine import MEM_OFFLINE, SECTION_MARKED_PRESENT
+from pagecore.drivers.base.memory import MEM_OFFLINE
+from pagecore.mm.mmzone import SECTION_MARKED_PRESENT
 
 PB_HOLE, PB_OFFLINE, PB_FREE, PB_MOVABLE, PB_UNMOVABLE, PB_BOOT_MEMMAP, PB_MEMMAP, \
     PB_VMEMMAP = range(8)
@@ -55,7 +56,7 @@ def _memmap_intervals(m, kinds=("memblock", "buddy", "buddy-base", "tables")):
     given kinds: "memblock" (boot memmap), "buddy"/"buddy-base" (classic hot-add memmap),
     "tables" (vmemmap page tables). One entry per granule: a loop over granules (one per
     PMD of memmap, i.e. per 128 MiB on x86_64), never over pages."""
-    gp = m._granule_pages
+    gp = m.arch.vmemmap_granule_pages
     starts, ends = [], []
     for kind, pfn, order, _ in m.vmemmap_granules.values():
         if kind not in kinds:

@@ -47,8 +47,9 @@ import numpy as np
 from pagecore import _page as P
 from pagecore.fragmentation import (MIGRATETYPE_NAMES, ZoneFreeInfo, format_buddyinfo,
                                     format_pagetypeinfo, zone_nr_free)
-from pagecore.machine import (MEM_ONLINE, PG_reclaimable, PG_slab, PG_swapbacked,
-                              SECTION_IS_ONLINE)
+from pagecore.drivers.base.memory import MEM_ONLINE
+from pagecore.mm.mmzone import SECTION_IS_ONLINE
+from pagecore.mm.page_alloc import PG_reclaimable, PG_slab, PG_swapbacked
 
 __all__ = ["meminfo", "meminfo_dict", "page_kinds", "MEMINFO_FIELDS", "MEMINFO_NOT_MODELLED",
            "zoneinfo", "zoneinfo_dict", "buddyinfo",

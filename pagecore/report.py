@@ -91,7 +91,7 @@ from pagecore import _page as P
 from pagecore.arch import GiB
 from pagecore.errors import ConfigError, GranularityError
 from pagecore.fragmentation import contig_info, zone_nr_free
-from pagecore.machine import MEM_OFFLINE, MEM_ONLINE
+from pagecore.drivers.base.memory import MEM_OFFLINE, MEM_ONLINE
 from pagecore.procfs import meminfo_dict
 from pagecore.scenario import Scenario, load
 from pagecore.strategies import get_strategy

@@ -111,10 +111,12 @@ import numpy as np
 
 from pagecore._page import ZONE_MOVABLE
 from pagecore.arch import PRESETS, ZONE_NAMES, GiB, MiB, get_arch
-from pagecore.drivers import AUTO_ONLINE, DRIVERS, Hotplug
+from pagecore.drivers.hotplug import AUTO_ONLINE, DRIVERS, Hotplug
 from pagecore.errors import BusyError, ConfigError, OutOfMemoryError, PagecoreError
-from pagecore.machine import (GFP, KINDS, MEM_OFFLINE, MEM_ONLINE, Machine, MachineConfig,
-                              NodeConfig)
+from pagecore.config import MachineConfig, NodeConfig
+from pagecore.drivers.base.memory import MEM_OFFLINE, MEM_ONLINE
+from pagecore.machine import Machine
+from pagecore.mm.page_alloc import GFP, KINDS
 from pagecore.strategies import all_strategies, get_strategy
 
 __all__ = ["Scenario", "load", "builtin_names", "builtin_path", "resolve", "parse_size",

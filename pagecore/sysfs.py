@@ -55,7 +55,7 @@ import numpy as np
 
 from pagecore import _page as P
 from pagecore.errors import ConfigError
-from pagecore.machine import MEM_GOING_OFFLINE, MEM_OFFLINE, MEM_ONLINE
+from pagecore.drivers.base.memory import MEM_GOING_OFFLINE, MEM_OFFLINE, MEM_ONLINE
 from pagecore.strategies import get_strategy
 
 #: Kernel state strings (state_show()).

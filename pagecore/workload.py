@@ -25,7 +25,7 @@ from pagecore import _page as P
 from pagecore._buddy import fill_zones, free_owned_random, owned_heads, owned_pages
 from pagecore.arch import ZONE_NAMES
 from pagecore.errors import ConfigError
-from pagecore.machine import GFP
+from pagecore.mm.page_alloc import GFP
 
 #: page->private of workload allocations: movable, and unmovable (+1).
 WORKLOAD_OWNER = 0x5157
@@ -79,7 +79,7 @@ class Workload:
 
     # ---- target --------------------------------------------------------------------
     def _zones(self, m, nid, zone_name):
-        m._check_nid(nid)
+        m.check_nid(nid)
         node = m.nodes[nid]
         if zone_name is None:
             zones = [z for z in node.zones if z.managed_pages]

@@ -3,7 +3,7 @@ their add_memory() granularity, and the auto-online policy with its delay."""
 import pytest
 
 from pagecore import GiB, MiB, ConfigError, Machine, MachineConfig, NodeConfig, OutOfMemoryError, RangeError
-from pagecore.drivers import DRIVERS, Hotplug, generation
+from pagecore.drivers.hotplug import DRIVERS, Hotplug, generation
 from pagecore.machine import MEM_OFFLINE, MEM_ONLINE
 
 

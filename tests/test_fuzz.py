@@ -294,7 +294,7 @@ class Fuzz(RuleBasedStateMachine):
         if what == "reserved":
             pfns = [m.pfn(16 * MiB) + k] if m.arch.name == "x86_64" else [k]
         elif what == "memblock":
-            pfns = [g[1] + k % max(1, m._granule_pages) for g in gran if g[0] == "memblock"][:1]
+            pfns = [g[1] + k % max(1, m.arch.vmemmap_granule_pages) for g in gran if g[0] == "memblock"][:1]
         elif what == "vmemmap":
             pfns = [g[1] for g in gran if g[0] in ("buddy", "altmap")][-1:]
         elif what == "table":

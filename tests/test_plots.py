@@ -8,6 +8,7 @@ import pytest
 from pagecore import GiB, MiB, ConfigError, Machine, MachineConfig, NodeConfig
 from pagecore import _page as P
 from pagecore import plots
+from pagecore.mm import sparse_vmemmap
 from pagecore.plots import (PB_BOOT_MEMMAP, PB_FREE, PB_HOLE, PB_MEMMAP, PB_MOVABLE, PB_OFFLINE, PB_UNMOVABLE,
                             PB_VMEMMAP, pageblock_states, plot_balloon_limit, plot_memory_map,
                             plot_overhead)
@@ -49,7 +50,7 @@ def built():
     set_pages(m, b16 + 3 * PB, PB, P.PG_lru)
     set_pages(m, b16 + 4 * PB, 300, P.PG_lru)
     set_pages(m, b16 + 4 * PB + 400, 1, P.PG_reserved)
-    (g,) = list(m._granules_of_section(24))
+    (g,) = list(sparse_vmemmap.granules_of_section(m, 24))
     kind, memmap_pfn, order, _ = m.vmemmap_granules[g]
     assert (kind, order) == ("buddy", 9)
     return m, memmap_pfn

@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 from pagecore import GiB, MiB, Machine, MachineConfig, NodeConfig, procfs
-from pagecore.drivers import Hotplug
+from pagecore.drivers.hotplug import Hotplug
 
 N, V = 32768, 512
 

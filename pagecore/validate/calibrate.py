@@ -54,7 +54,11 @@ from dataclasses import replace
 
 from pagecore.arch import MiB, ZONE_NAMES, get_arch
 from pagecore.errors import ConfigError
-from pagecore.machine import Machine, MachineConfig, NodeConfig, THP_MODES
+from pagecore.config import MachineConfig, NodeConfig
+from pagecore.mm import huge_memory
+from pagecore.mm.huge_memory import THP_MODES
+from pagecore.machine import Machine
+from pagecore.mm.page_alloc import LOWMEM_RESERVE_RATIO
 from pagecore.validate import procparse
 
 __all__ = ["calibrate", "calibrate_dir", "from_record", "read_proc_dir", "machine_toml",
@@ -234,9 +238,9 @@ def calibrate(texts, kernel=None):
         notes.append("thp: not given; assumed \"always\" (Debian's CONFIG_TRANSPARENT_HUGEPAGE_ALWAYS)")
     wsf = int(str(texts.get("watermark_scale_factor") or 10).strip())
     lrr = texts.get("lowmem_reserve_ratio")
-    if lrr and [int(x) for x in str(lrr).split()][:4] != list(Machine.LOWMEM_RESERVE_RATIO):
+    if lrr and [int(x) for x in str(lrr).split()][:4] != list(LOWMEM_RESERVE_RATIO):
         notes.append(f"lowmem_reserve_ratio {lrr.split()}: pagecore uses "
-                     f"{list(Machine.LOWMEM_RESERVE_RATIO)}; protection will differ")
+                     f"{list(LOWMEM_RESERVE_RATIO)}; protection will differ")
 
     base = MachineConfig(arch="x86_64", kernel=k,
                          nodes=[NodeConfig(boot=node_ranges[n], cpus=True) for n in nids],
@@ -349,21 +353,21 @@ def _boot_wmarks(m, nid, zid, late):
     """The boot watermarks and min_free_kbytes with `late` pages of zone (nid, zid) not yet
     managed: the kernel's boot order on the booted machine's counters."""
     z0 = m.zone(nid, zid)
-    saved = ([list(z.watermark) for z in m.zones()], m.min_free_kbytes, m._khugepaged,
-             m._user_min_free_kbytes, m._thp_mode, [list(z.lowmem_reserve) for z in m.zones()])
+    saved = ([list(z.watermark) for z in m.zones()], m.min_free_kbytes, m.khugepaged_running,
+             m.user_min_free_kbytes, m.thp_mode, [list(z.lowmem_reserve) for z in m.zones()])
     z0.managed_pages -= late
     try:
         for z in m.zones():
             z.watermark = [0, 0, 0]
-        m._khugepaged, m._user_min_free_kbytes = False, None
+        m.khugepaged_running, m.user_min_free_kbytes = False, None
         m.setup_per_zone_wmarks()
-        m._hugepage_init()
+        huge_memory.hugepage_init(m)
         return [tuple(z.watermark) for z in m.zones()], m.min_free_kbytes
     finally:
         z0.managed_pages += late
         for z, w, r in zip(m.zones(), saved[0], saved[5]):
             z.watermark, z.lowmem_reserve = w, r
-        m.min_free_kbytes, m._khugepaged, m._user_min_free_kbytes, m._thp_mode = saved[1:5]
+        m.min_free_kbytes, m.khugepaged_running, m.user_min_free_kbytes, m.thp_mode = saved[1:5]
 
 
 def _solve_late_free(m, rec_zones, kzone, hint, notes, want_mfk=None):

@@ -21,9 +21,10 @@ from __future__ import annotations
 import errno
 
 from pagecore import procfs
-from pagecore.drivers import Hotplug
+from pagecore.drivers.hotplug import Hotplug
 from pagecore.errors import PagecoreError
-from pagecore.machine import MEM_OFFLINE, MEM_ONLINE, Machine, STATE_NAMES
+from pagecore.drivers.base.memory import MEM_OFFLINE, MEM_ONLINE, STATE_NAMES
+from pagecore.machine import Machine
 
 # memmap_on_memory mode -> pagecore strategy, per kernel series. The strategy names the
 # generation whose rules the kernel applies: v5.13-v6.5 self-host one-block adds only,

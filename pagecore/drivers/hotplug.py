@@ -47,7 +47,7 @@ import numpy as np
 from pagecore.arch import GiB, MiB
 from pagecore.errors import ConfigError, OutOfMemoryError, StateError
 from pagecore._page import ZONE_MOVABLE
-from pagecore.machine import MEM_OFFLINE
+from pagecore.drivers.base.memory import MEM_OFFLINE
 from pagecore.strategies import get_strategy
 
 __all__ = ["generation", "Driver", "DRIVERS", "get_driver", "Hotplug", "AddedRequest", "AUTO_ONLINE"]

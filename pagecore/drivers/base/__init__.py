@@ -1,0 +1,1 @@
+"""drivers/base/: the memory block devices (memory.py)."""

@@ -1,0 +1,109 @@
+"""include/linux/mmzone.h (and mm/mmzone.c): struct zone, struct pglist_data, the section
+flags of struct mem_section, and the page -> node / zone lookups.
+
+Modelled: a zone's span, present/present_early/managed counters, watermarks,
+lowmem_reserve and its buddy free area (a FreeArea, pagecore/_buddy.pyx); a node's zones
+and N_MEMORY. Not modelled: per-cpu page lists (pcp), per-cpu vmstat deltas, zone locks,
+the LRU lists (pages carry PG_lru; there is no list).
+"""
+from __future__ import annotations
+
+from pagecore import _page as P
+from pagecore._buddy import FreeArea
+from pagecore.arch import ZONE_NAMES
+from pagecore.util import runs
+
+# Section flags (include/linux/mmzone.h; SECTION_USE_VMEMMAP from seed v3 patch 3/5).
+SECTION_MARKED_PRESENT = 1 << 0
+SECTION_HAS_MEM_MAP = 1 << 1
+SECTION_IS_ONLINE = 1 << 2
+SECTION_IS_EARLY = 1 << 3
+SECTION_USE_VMEMMAP = 1 << 4
+
+MIGRATE_PCPTYPES = 3        # UNMOVABLE, MOVABLE, RECLAIMABLE
+
+
+class Zone:
+    """struct zone: span, present/managed counters, watermarks, free area."""
+
+    def __init__(self, machine, nid, zid):
+        self.nid, self.zid, self.name = nid, zid, ZONE_NAMES[zid]
+        self.zone_start_pfn = 0
+        self.spanned_pages = 0
+        self.present_pages = 0
+        self.present_early_pages = 0
+        self.managed_pages = 0
+        self.watermark = [0, 0, 0]                  # WMARK_MIN, LOW, HIGH
+        self.boot_span = None                       # [start, end) of boot memory in the zone
+        self.lowmem_reserve = [0] * P.MAX_NR_ZONES
+        self.free_area = FreeArea(machine.mem_map, machine.pageblock_flags,
+                                  machine.arch.nr_page_orders, machine.arch.pageblock_order)
+
+    @property
+    def zone_end_pfn(self):
+        return self.zone_start_pfn + self.spanned_pages
+
+    @property
+    def free_pages(self):
+        return self.free_area.nr_free_pages()
+
+    def spans(self, start_pfn, nr_pages):
+        """zone_intersects(): the span (holes included) overlaps the range."""
+        return (self.spanned_pages > 0 and start_pfn < self.zone_end_pfn
+                and start_pfn + nr_pages > self.zone_start_pfn)
+
+    def grow(self, start_pfn, end_pfn):
+        """resize_zone_range() (mm/memory_hotplug.c)."""
+        if not self.spanned_pages:
+            self.zone_start_pfn, self.spanned_pages = start_pfn, end_pfn - start_pfn
+        else:
+            lo, hi = min(self.zone_start_pfn, start_pfn), max(self.zone_end_pfn, end_pfn)
+            self.zone_start_pfn, self.spanned_pages = lo, hi - lo
+
+    def counters(self):
+        return (self.zone_start_pfn, self.spanned_pages, self.present_pages,
+                self.present_early_pages, self.managed_pages, self.free_pages)
+
+
+class Node:
+    """struct pglist_data: zones, span, N_MEMORY state."""
+
+    def __init__(self, machine, nid, cfg):
+        self.nid, self.cpus = nid, cfg.cpus
+        self.zones = [Zone(machine, nid, z) for z in range(P.MAX_NR_ZONES)]
+
+    @property
+    def node_present_pages(self):
+        return sum(z.present_pages for z in self.zones)
+
+    @property
+    def node_span(self):
+        spans = [(z.zone_start_pfn, z.zone_end_pfn) for z in self.zones if z.spanned_pages]
+        if not spans:
+            return 0, 0
+        return min(s for s, _ in spans), max(e for _, e in spans)
+
+    @property
+    def has_memory(self):
+        """N_MEMORY: the node has present pages in some zone."""
+        return self.node_present_pages > 0
+
+
+
+def page_to_nid(m, pfn):
+    """page_to_nid(): the node bits of the page's flags."""
+    return (int(m.mem_map[pfn]["flags"]) >> P.NODES_PGSHIFT) & P.NODES_MASK
+
+
+def page_zone(m, pfn):
+    """page_zone(): the Zone the page's node and zone bits name."""
+    f = int(m.mem_map[pfn]["flags"])
+    return m.zone((f >> P.NODES_PGSHIFT) & P.NODES_MASK, (f >> P.ZONES_PGSHIFT) & P.ZONES_MASK)
+
+
+def present_section_runs(m, lo, hi):
+    """[start, end) pfn runs of present sections inside [lo, hi)."""
+    pps = m.arch.pages_per_section
+    s0, s1 = lo // pps, -(-hi // pps)
+    present = (m.sections[s0:s1] & SECTION_MARKED_PRESENT) != 0
+    return [(max(lo, (s0 + a) * pps), min(hi, (s0 + b) * pps)) for a, b in runs(present)]

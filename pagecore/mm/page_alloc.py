@@ -1,0 +1,298 @@
+"""mm/page_alloc.c: the buddy allocator's entry points, and the watermarks.
+
+Modelled: alloc_pages_node() over the zonelist with __zone_watermark_ok()'s min + lowmem
+reserve test (no reclaim, no compaction on the allocation path), the frees with
+free_pages_prepare()'s "Bad page state" checks, __free_pages_core() of boot and
+hot-added memory, init_per_zone_wmark_min() with calculate_min_free_kbytes(),
+__setup_per_zone_wmarks() and setup_per_zone_lowmem_reserve(), each as v6.1 and v6.12
+have them. The free lists themselves are a FreeArea (pagecore/_buddy.pyx). Not modelled:
+per-cpu lists (rmqueue_pcplist(), free_pcppages_bulk()), highatomic reserves, CMA,
+watermark boosting, kswapd.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from pagecore import _page as P
+from pagecore.errors import ConfigError, RangeError, StateError
+from pagecore.mm import khugepaged, page_owner
+from pagecore.mm.mmzone import SECTION_MARKED_PRESENT
+from pagecore.mm.page_owner import OWNER_VMEMMAP, Allocation
+from pagecore.util import first_duplicate, int_arg, int_array
+
+# as the kernel's vmstat counters do (docs/model.md#meminfo).
+PG_swapbacked = 1 << 8      # anonymous memory (PG_swapbacked): NR_ANON_MAPPED, never "available"
+PG_slab = 1 << 9            # a slab page (the kernel's PGTY_slab page type)
+PG_reclaimable = 1 << 10    # of a SLAB_RECLAIM_ACCOUNT cache: NR_SLAB_RECLAIMABLE_B
+
+#: What an allocation is, as a workload names it -> (default gfp, accounting flags).
+#: The gfp decides zones and migratetype (GFP below); the flags decide the meminfo field.
+KINDS = {
+    "anon": ("movable", PG_swapbacked),              # AnonPages
+    "pagecache": ("movable", 0),                     # Cached (file LRU)
+    "slab": ("reclaimable", PG_slab | PG_reclaimable),   # SReclaimable (dentries, inodes)
+    "slab_unreclaimable": ("kernel", PG_slab),       # SUnreclaim
+    "kernel": ("kernel", 0),                         # other kernel pages: only MemFree sees them
+}
+
+#: /sys/kernel/mm/transparent_hugepage/enabled values (MachineConfig.thp).
+
+GFP = {  # gfp name -> (highest zone, migratetype, page flags of the allocation)
+    "kernel": (P.ZONE_NORMAL, P.MIGRATE_UNMOVABLE, 0),
+    "reclaimable": (P.ZONE_NORMAL, P.MIGRATE_RECLAIMABLE, 0),
+    "movable": (P.ZONE_MOVABLE, P.MIGRATE_MOVABLE, P.PG_lru),
+    "user": (P.ZONE_NORMAL, P.MIGRATE_MOVABLE, P.PG_lru),
+}
+
+#: Owner tags (page->private of an allocated page, what page_owner would record as the
+#: allocation's stack) that name the machine's own allocations: the vmemmap and its page
+
+#: v6.1 counts ZONE_MOVABLE in lowmem_pages and gives it its proportional share of
+#: min; v6.12 leaves it out and clamps its min to [SWAP_CLUSTER_MAX, 128]
+#: (__setup_per_zone_wmarks(): both sources read side by side; the change is
+#: between the two, first released after v6.1, so pagecore keys it on >= 6.2).
+MOVABLE_WMARK_CLAMP_SINCE = (6, 2)
+#: sysctl_lowmem_reserve_ratio: DMA, DMA32, Normal, Movable (mm/page_alloc.c;
+#: the same in v6.1 and v6.12; HIGHMEM does not exist on 64-bit).
+LOWMEM_RESERVE_RATIO = (256, 256, 32, 0)
+
+
+def free_pages_core(m, zone, s, e):
+    """__free_pages_core() over [s, e): largest aligned chunks into the buddy."""
+    mm = m.mem_map[s:e]
+    mm["flags"] &= ~np.uint32(P.FLAGS_MASK)
+    mm["refcount"] = 0
+    max_order = m.arch.max_page_order
+    fa = zone.free_area
+    p = s
+    while p < e:
+        order = max_order if p == 0 else min(max_order, (p & -p).bit_length() - 1)
+        while p + (1 << order) > e:
+            order -= 1
+        fa.py_free_one_page(p, order)
+        p += 1 << order
+
+
+def zonelist(m, nid, highest_zone):
+    """The node's zonelist: nodes by distance (build_zonelists(): ties by id), each
+    node's zones from `highest_zone` down, populated ones only."""
+    order = sorted(range(len(m.nodes)), key=lambda n: (m.distance[nid][n], n != nid, n))
+    return [m.nodes[n].zones[z] for n in order for z in range(highest_zone, -1, -1)
+            if m.nodes[n].zones[z].managed_pages]
+
+
+def alloc_pages(m, nid, order, gfp="kernel", count=1, owner=None, strict_node=False,
+                exclude=None, extra_flags=0):
+    """alloc_pages_node() `count` times: blocks of `order` for `gfp` ("kernel",
+    "reclaimable", "movable", "user"), preferring `nid` and falling back along its
+    zonelist. A zone gives pages only while it stays above its min watermark plus the
+    lowmem reserve for the request's highest zone (__zone_watermark_ok()).
+    `extra_flags` are accounting flags (KINDS: what the pages are for /proc/meminfo)
+    set on every page.
+
+    Returns an Allocation: the int64 array of head pfns (fewer than `count` when
+    memory runs out) that also names the allocation, through the owner tag its pages
+    carry in page->private (a fresh one unless `owner` is given), so that
+    free_pages(allocation) still frees these blocks after migration moved them.
+    """
+    m.check_nid(nid)
+    order = int_arg(order, "alloc_pages: order", 0, m.arch.max_page_order + 1,
+                     cls=ConfigError)
+    count = int_arg(count, "alloc_pages: count", 0)
+    if not isinstance(gfp, str) or gfp not in GFP:
+        raise ConfigError(f"unknown gfp {gfp!r}; expected one of {', '.join(GFP)}")
+    if owner is None:
+        owner = m.next_owner
+        m.next_owner += 1
+    else:
+        owner = int_arg(owner, "alloc_pages: owner", 0, 1 << 64)
+        if owner == OWNER_VMEMMAP:
+            raise ConfigError(f"alloc_pages: owner={owner} is the tag of the machine's "
+                              "vmemmap pages (OWNER_VMEMMAP); pick another")
+    if not isinstance(strict_node, (bool, np.bool_)):
+        raise ConfigError(f"alloc_pages: strict_node={strict_node!r} is not a bool")
+    if exclude is not None and not callable(exclude):
+        raise ConfigError(f"alloc_pages: exclude={exclude!r} is not callable")
+    extra_flags = int_arg(extra_flags, "alloc_pages: extra_flags", 0, 1 << 32)
+    got = get_page_from_freelist(m, nid, order, gfp, count, owner, strict_node, exclude, extra_flags)
+    return Allocation(got, owner, order)
+
+
+def get_page_from_freelist(m, nid, order, gfp, count, owner, strict_node=False, exclude=None,
+                 extra_flags=0):
+    """alloc_pages() without the argument checks, for the machine's own allocations
+    (vmemmap, page tables, migration targets). Returns a plain array of head pfns."""
+    highest, mt, flags = GFP[gfp]
+    flags |= extra_flags
+    out = np.empty(count, dtype=np.int64)
+    n = 0
+    for zone in zonelist(m, nid, highest):
+        if n == count:
+            break
+        if strict_node and zone.nid != nid:
+            continue
+        if exclude is not None and exclude(zone):
+            continue
+        keep = zone.watermark[0] + zone.lowmem_reserve[highest]
+        n += zone.free_area.alloc_bulk(order, mt, count - n, flags, owner, keep, out[n:])
+        if n == count:
+            break
+    return out[:n]
+
+
+def free_pages(m, pfns):
+    """__free_pages() of allocated blocks: head pfns (a sequence, an array, one pfn), or
+    an Allocation from alloc_pages(), whose blocks are freed wherever migration has
+    moved them. Returns the pages freed.
+
+    Every page is checked before any is freed, as free_pages_prepare() would have
+    reported it ("Bad page state", mm/page_alloc.c, PAGE_FLAGS_CHECK_AT_FREE): each
+    pfn must be the head of an allocated block the caller could own: inside a present
+    section, refcount > 0, no page type (not free, not a page table), not PG_reserved
+    (boot memmap, kernel image, memblock), not a folio tail, not a self-hosted or
+    buddy-backed vmemmap page, and not twice in the call."""
+    if isinstance(pfns, Allocation) and pfns.owner is not None:
+        heads = page_owner.find_allocation(m, pfns)
+        if not len(heads):
+            raise StateError(f"free_pages: allocation with owner tag {pfns.owner:#x} has "
+                             "no allocated block left (freed already?)")
+        pfns = heads
+    else:
+        pfns = int_array(pfns, "free_pages: pfns")
+    if not len(pfns):
+        return 0
+    free_pages_prepare(m, pfns)
+    return free_pages_ok(m, pfns)
+
+
+def free_pages_prepare(m, pfns):
+    out = (pfns < 0) | (pfns >= m.max_pfn)
+    if out.any():
+        raise RangeError(f"free_pages: pfn {int(pfns[out][0]):#x} is outside the physical "
+                         f"address space (max_pfn {m.max_pfn:#x})", pfn=int(pfns[out][0]))
+    secs = m.sections[pfns // m.arch.pages_per_section]
+    absent = (secs & SECTION_MARKED_PRESENT) == 0
+    if absent.any():
+        p = int(pfns[absent][0])
+        raise StateError(f"free_pages: pfn {p:#x} is not in a present section "
+                         "(pfn_valid() false)", pfn=p)
+    dup = first_duplicate(pfns)
+    if dup is not None:
+        raise StateError(f"free_pages: pfn {dup:#x} is given twice: the second would be a "
+                         "double free (free_pages_prepare(): 'Bad page state'); nothing "
+                         "freed", pfn=dup)
+    mm = m.mem_map[pfns]
+    flags = mm["flags"]
+    checks = (
+        (mm["refcount"] == 0, "is free or was never allocated (refcount 0)"),
+        (mm["page_type"] != P.PGTY_NONE, "has a page type (buddy, page table, vmemmap "
+         "or offline): not an allocated block"),
+        ((flags & P.PG_tail) != 0, "is a folio tail, not the head of an allocated block"),
+        ((flags & P.PG_reserved) != 0, "is PG_reserved (boot memmap, kernel image or "
+         "memblock memory): PAGE_FLAGS_CHECK_AT_FREE"),
+        ((flags & P.PG_vmemmap_self_hosted) != 0, "hosts a memmap (self-hosted vmemmap)"),
+        (mm["private"] == OWNER_VMEMMAP, "backs the vmemmap (populated from the buddy "
+         "at add_memory(); remove_memory() frees it)"),
+        ((flags & P.PG_isolated) != 0, "is isolated for migration"),
+    )
+    for bad, why in checks:
+        if bad.any():
+            p = int(pfns[bad][0])
+            raise StateError(f"free_pages: pfn {p:#x} {why} (free_pages_prepare(): "
+                             "'Bad page state'); nothing freed", pfn=p)
+
+
+def free_pages_ok(m, pfns):
+    """__free_pages() of head pfns already known to be allocated block heads."""
+    pfns = np.ascontiguousarray(pfns, dtype=np.int64)
+    if not len(pfns):
+        return 0
+    mm = m.mem_map[pfns]
+    flags = mm["flags"]
+    bad = (mm["refcount"] == 0) | ((flags & P.PG_tail) > 0)
+    if bad.any():
+        raise StateError(f"free_pages: pfn {pfns[bad][0]:#x} is not the head of an "
+                         "allocated block")
+    # One key of node and zone bits, and one free_bulk() per zone: a merge never
+    # crosses a zone (page_is_buddy()), so zones can go in any order. Callers
+    # mostly free within one zone; that case needs no split.
+    key = flags & ~np.uint32(P.FLAGS_MASK)
+    keys = [int(key[0])] if (key == key[0]).all() else np.unique(key).tolist()
+    freed = 0
+    for k in keys:
+        sel = pfns if len(keys) == 1 else pfns[key == k]
+        zone = m.zone((k >> P.NODES_PGSHIFT) & P.NODES_MASK,
+                         (k >> P.ZONES_PGSHIFT) & P.ZONES_MASK)
+        freed += zone.free_area.free_bulk(sel)
+    return freed
+
+
+def init_per_zone_wmark_min(m):
+    """init_per_zone_wmark_min() (mm/page_alloc.c, v6.1 and v6.12), which online_pages()
+    and offline_pages() call after every change: calculate_min_free_kbytes(),
+    __setup_per_zone_wmarks(), setup_per_zone_lowmem_reserve(), then
+    khugepaged_min_free_kbytes_update(), which re-applies THP's
+    set_recommended_min_free_kbytes() while khugepaged runs."""
+    calculate_min_free_kbytes(m)
+    setup_per_zone_wmarks(m)
+    setup_per_zone_lowmem_reserve(m)
+    if m.khugepaged_running:
+        khugepaged.set_recommended_min_free_kbytes(m)
+
+
+def nr_free_buffer_pages(m):
+    """nr_free_buffer_pages(): managed pages above the high watermark in the zones
+    GFP_USER may use (<= ZONE_NORMAL), over the zonelist (every node)."""
+    return sum(max(z.managed_pages - z.watermark[2], 0) for z in m.zones()
+               if z.zid <= P.ZONE_NORMAL)
+
+
+def calculate_min_free_kbytes(m):
+    """calculate_min_free_kbytes() (mm/page_alloc.c, v5.8+ bounds): int_sqrt(lowmem_kb
+    * 16) clamped to [128, 262144]; a value written to the sysctl
+    (user_min_free_kbytes) is kept unless the new one is larger."""
+    kb = m.arch.page_size >> 10
+    new = math.isqrt(nr_free_buffer_pages(m) * kb * 16)
+    user = m.user_min_free_kbytes
+    if user is None or new > user:
+        m.min_free_kbytes = min(max(new, 128), 262144)
+
+
+def setup_per_zone_wmarks(m):
+    """__setup_per_zone_wmarks() (mm/page_alloc.c): min is the zone's share of
+    min_free_kbytes by managed pages among the lowmem zones; the low/high/promo step
+    is max(share / 4, managed * watermark_scale_factor / 10000). ZONE_MOVABLE: see
+    MOVABLE_WMARK_CLAMP_SINCE."""
+    kb = m.arch.page_size >> 10
+    zones = m.zones()
+    pages_min = m.min_free_kbytes // kb
+    clamp_movable = m.kernel >= MOVABLE_WMARK_CLAMP_SINCE
+    lowmem = sum(z.managed_pages for z in zones
+                 if not (clamp_movable and z.zid == P.ZONE_MOVABLE))
+    wsf = m.config.watermark_scale_factor
+    for z in zones:
+        tmp = pages_min * z.managed_pages // lowmem if lowmem else 0
+        if clamp_movable and z.zid == P.ZONE_MOVABLE:
+            wmin = min(max(z.managed_pages // 1024, 32), 128)   # SWAP_CLUSTER_MAX..128
+        else:
+            wmin = tmp
+        step = max(tmp >> 2, z.managed_pages * wsf // 10000)     # mult_frac()
+        z.watermark = [wmin, wmin + step, wmin + 2 * step]
+
+
+def setup_per_zone_lowmem_reserve(m):
+    """setup_per_zone_lowmem_reserve() (mm/page_alloc.c, v6.1 and v6.12): reserve[j] =
+    managed pages of the zones above, up to j, / the zone's ratio; all 0 when the ratio
+    is 0 or the zone itself has no managed pages (`clear`)."""
+    ratio = LOWMEM_RESERVE_RATIO
+    for node in m.nodes:
+        for i, z in enumerate(node.zones):
+            acc = 0
+            z.lowmem_reserve = [0] * P.MAX_NR_ZONES
+            clear = not ratio[i] or not z.managed_pages
+            for j in range(i + 1, P.MAX_NR_ZONES):
+                acc += node.zones[j].managed_pages
+                z.lowmem_reserve[j] = 0 if clear else acc // ratio[i]
+
