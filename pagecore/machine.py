@@ -1721,6 +1721,7 @@ class Machine:
             if ot == MMOP_ONLINE_MOVABLE:
                 zone.grow(int(bl.min()) * nb, (int(bl.max()) + 1) * nb)
             groups.append((zone, bl, strats[int(sidx[lo])]))
+        due = False     # init_per_zone_wmark_min() is not idempotent: once per online
         for zone, bl, strat in groups:
             strat = strat or get_strategy("boot")
             if self._kernel_allocs_follow(zone):
@@ -1729,10 +1730,12 @@ class Machine:
                 self._online_group(zone, np.ascontiguousarray(bl[:1]), ot, strat)
                 self.setup_per_zone_wmarks()
                 self._kernel_allocs_after_online(zone)
-                bl = bl[1:]
+                bl, due = bl[1:], False
             if len(bl):
                 self._online_group(zone, np.ascontiguousarray(bl), ot, strat)
-        self.setup_per_zone_wmarks()
+                due = True
+        if due:
+            self.setup_per_zone_wmarks()
 
     def _kernel_allocs_follow(self, zone):
         """Whether onlining into `zone` moves the node's kernel allocations into it: the
