@@ -21,6 +21,7 @@ import os
 import pytest
 
 from pagecore.validate import compare as vc
+from pagecore.validate.matrix import SCENARIOS
 from pagecore.validate.record import RUNS_DIR
 
 
@@ -103,10 +104,12 @@ def _check(path, pred):
 
 
 def test_matrix_is_recorded():
-    # both generations, every mode each has, for every validation scenario
+    # both generations, every mode each has, for every scenario the matrix records: the
+    # kv-* validation scenarios, one-block-dimms and default
     names = {i.split("--")[0] for i in IDS}
+    assert set(SCENARIOS) <= names
     assert {"kv-one-block", "kv-multi-block", "kv-large", "kv-many", "kv-small-offline",
-            "kv-small-movable"} <= names
+            "kv-small-movable", "one-block-dimms", "default"} <= set(SCENARIOS)
     for n in names:
         modes = {tuple(i.split("--")[1:]) for i in IDS if i.startswith(n + "--")}
         assert modes >= {("6.1", "mom0"), ("6.1", "mom1"), ("6.12", "mom0"), ("6.12", "mom1"),

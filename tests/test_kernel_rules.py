@@ -146,6 +146,25 @@ def test_thp_is_reapplied_after_online_and_movable_is_not_counted(series):
     assert [rec["ops"][k]["min_free_kbytes"] for k in (2, 3, 6)] == [45056, 45056, 67584]
 
 
+def test_init_per_zone_wmark_min_runs_once_per_online():
+    # init_per_zone_wmark_min() is not idempotent: calculate_min_free_kbytes() and the 5%
+    # cap of set_recommended_min_free_kbytes() read nr_free_buffer_pages(), the managed
+    # pages above the high marks the previous pass set; online_pages()
+    # (mm/memory_hotplug.c, v6.1 and v6.12) calls it once. Recorded (default, 6.12,
+    # memmap_on_memory=1), op 43 onlines the first block into ZONE_NORMAL: managed
+    # 32768 - 512 self-hosted memmap pages = 32256, beside DMA 3840 and DMA32 227278
+    # with high marks 279 and 16614. int_sqrt((3561 + 210664 + 32256) * 4 * 16 =
+    # 15774784) = 3971 kB, min 992 pages -> high DMA 20, DMA32 1310, Normal 185; THP's
+    # 3 zones * 512 * 11 = 16896 pages is capped at (3820 + 225968 + 32071) / 20 =
+    # 261859 / 20 = 13092 pages = 52368 kB. A second pass, from the marks of 52368,
+    # would give 13093 pages = 52372 kB.
+    rec = _run("default--6.12--mom1")
+    assert rec["ops"][43]["op"] == "online" and rec["ops"][43]["block"] == 68
+    assert rec["ops"][43]["min_free_kbytes"] == 52368
+    m, _ = _replay(rec, 43)
+    assert m.min_free_kbytes == 52368
+
+
 # ---------------------------------------------------------------------------------------
 # __setup_per_zone_wmarks() by version, setup_per_zone_lowmem_reserve()
 # ---------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
-"""Record the validation matrix: every kv-* scenario (and `default`) on every kernel
-series the harness knows, in every memmap_on_memory mode that kernel has.
+"""Record the validation matrix: every kv-* scenario, `one-block-dimms` and `default` on
+every kernel series the harness knows, in every memmap_on_memory mode that kernel has.
 
     python -m pagecore.validate.matrix [--out DIR] [--jobs N] [--only SUBSTR] [--kernels 6.1,6.12]
 

@@ -159,6 +159,10 @@ def memory_block_online(m, blocks, online_type="online"):
         if ot == memory_hotplug.MMOP_ONLINE_MOVABLE:
             zone.grow(int(bl.min()) * nb, (int(bl.max()) + 1) * nb)
         groups.append((zone, bl, strats[int(sidx[lo])]))
+    # online_pages() calls init_per_zone_wmark_min() once per online, and it is not
+    # idempotent (nr_free_buffer_pages() reads the high marks the last pass set): one
+    # pass after the split-off first block, one at the end if blocks followed it.
+    due = False
     for zone, bl, strat in groups:
         strat = strat or get_strategy("boot")
         if memory_hotplug.kernel_allocs_follow(m, zone):
@@ -167,10 +171,12 @@ def memory_block_online(m, blocks, online_type="online"):
             memory_hotplug.online_pages(m, zone, np.ascontiguousarray(bl[:1]), ot, strat)
             page_alloc.init_per_zone_wmark_min(m)
             memory_hotplug.kernel_allocs_after_online(m, zone)
-            bl = bl[1:]
+            bl, due = bl[1:], False
         if len(bl):
             memory_hotplug.online_pages(m, zone, np.ascontiguousarray(bl), ot, strat)
-    page_alloc.init_per_zone_wmark_min(m)
+            due = True
+    if due:
+        page_alloc.init_per_zone_wmark_min(m)
 
 
 def memory_block_offline(m, block):
