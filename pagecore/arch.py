@@ -5,7 +5,7 @@ PAGE_SHIFT, SECTION_SIZE_BITS (arch/*/include/asm/sparsemem.h), PMD_SHIFT, pageb
 (include/linux/pageblock-flags.h), MAX_PAGE_ORDER (include/linux/mmzone.h, inclusive as
 since v6.4), and the memory block size rule (memory_block_size_bytes()).
 """
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from pagecore.errors import ConfigError
 

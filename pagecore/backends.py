@@ -1,39 +1,59 @@
-"""Kernel backend selection: the same six kernels, three implementations.
+"""The one registry of kernel backends: each backend is a pair of modules with the same
+functions, the page kernels (KERNELS) and the compaction scanner kernels
+(COMPACTION_KERNELS).
 
-    "cython" (default)  pagecore._kernels   compiled, OpenMP page init
-    "numpy"             pagecore.reference  plain numpy twins: the reference
-    "numba"             pagecore._numba     numba twins; imports numba, so only on request
+    "cython" (default)  pagecore._kernels,  pagecore._compaction          compiled, OpenMP
+    "numpy"             pagecore.reference, pagecore.reference_compaction plain numpy twins
+    "numba"             pagecore._numba,    pagecore._numba_compaction    numba twins
 
-`get_backend()` returns the backend's module; every backend has the functions named in
-KERNELS with the same signatures. The default comes from the PAGECORE_BACKEND environment
-variable, read at each call.
+numba is imported only when its backend is asked for (it costs a second at import). The
+default comes from the PAGECORE_BACKEND environment variable, read at each call.
 """
-import importlib
-import importlib.util
 import os
 
-BACKENDS = {"cython": "pagecore._kernels", "numpy": "pagecore.reference",
-            "numba": "pagecore._numba"}
+from pagecore.errors import ConfigError
+
+BACKENDS = ("cython", "numpy", "numba")
 KERNELS = ("mark_vmemmap_pages", "online_memory_blocks", "offline_isolated_pages",
            "has_unmovable_pages", "scan_movable_pages", "test_pages_isolated")
+COMPACTION_KERNELS = ("isolate_migratepages_block", "isolate_migratepages_range",
+                      "isolate_freepages_block", "suitable_migration_target",
+                      "suitable_migration_source", "pfn_range_valid_contig", "migrate_folio",
+                      "compact_zone_run")
 DEFAULT = "cython"
 
 
-def _config_error():
-    # pagecore.errors.ConfigError when that module exists (it subclasses ValueError).
-    if importlib.util.find_spec("pagecore.errors") is None:
-        return ValueError
-    return getattr(importlib.import_module("pagecore.errors"), "ConfigError", ValueError)
+def _modules(name):
+    """(page kernels, compaction kernels) of backend `name`, imported on first use."""
+    if name == "cython":
+        from pagecore import _compaction, _kernels
+        return _kernels, _compaction
+    if name == "numpy":
+        from pagecore import reference, reference_compaction
+        return reference, reference_compaction
+    if name == "numba":
+        from pagecore import _numba, _numba_compaction
+        return _numba, _numba_compaction
+    raise KeyError(name)
 
 
-def get_backend(name=None):
-    """The kernel module of backend `name` (default: $PAGECORE_BACKEND, else "cython")."""
+def backend_name(name=None):
+    """`name`, or $PAGECORE_BACKEND, or "cython"; ConfigError for an unknown one."""
     source = ""
     if name is None:
         name = os.environ.get("PAGECORE_BACKEND") or DEFAULT
         source = " (from PAGECORE_BACKEND)" if "PAGECORE_BACKEND" in os.environ else ""
-    module = BACKENDS.get(name)
-    if module is None:
-        raise _config_error()(f"unknown pagecore backend {name!r}{source}: "
-                              f"expected one of {', '.join(map(repr, BACKENDS))}")
-    return importlib.import_module(module)
+    if name not in BACKENDS:
+        raise ConfigError(f"unknown pagecore backend {name!r}{source}: "
+                          f"expected one of {', '.join(map(repr, BACKENDS))}")
+    return name
+
+
+def get_backend(name=None):
+    """The page-kernel module of backend `name` (default: $PAGECORE_BACKEND, else "cython")."""
+    return _modules(backend_name(name))[0]
+
+
+def get_compaction_backend(name=None):
+    """The compaction-kernel module of backend `name` (the same default rule)."""
+    return _modules(backend_name(name))[1]

@@ -33,8 +33,6 @@ with what was assumed as comments.
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.util
 import json
 import math
 import os
@@ -232,22 +230,8 @@ def cmd_sweep(args):
     return 1 if summary["failed"] else 0
 
 
-def _optional(module, attr, command):
-    """pagecore.sysfs / pagecore.plots are separate parts: load them only when used."""
-    if importlib.util.find_spec(module) is None:
-        raise ConfigError(f"{command} needs {module}, which this installation does not have")
-    try:
-        mod = importlib.import_module(module)
-    except ImportError as e:
-        raise ConfigError(f"{command}: cannot import {module}: {e}") from None
-    fn = getattr(mod, attr, None)
-    if fn is None:
-        raise ConfigError(f"{command} needs {module}.{attr}(), which {module} does not define")
-    return fn
-
-
 def cmd_export_sysfs(args):
-    export = _optional("pagecore.sysfs", "export_sysfs", "export-sysfs")
+    from pagecore.sysfs import export_sysfs as export
     _out_dir("--out", args.out)
     sc, run = _run_to_step(args)
     policy = sc.machine["auto_online"]
@@ -304,7 +288,7 @@ def cmd_plot(args):
     _out_file("--out", args.out)
     status = 0
     if args.kind == "map":
-        plot = _optional("pagecore.plots", "plot_memory_map", "plot map")
+        from pagecore.plots import plot_memory_map as plot
         sc = _load(args)
         names = _strategy_list("--strategies", args.strategies, sc.strategies)
         _check_step(args, sc)
@@ -319,8 +303,8 @@ def cmd_plot(args):
     else:
         if args.step is not None or args.strategies is not None:
             raise ConfigError(f"plot {args.kind}: --step and --strategies are for plot map")
-        fn = {"overhead": "plot_overhead", "balloon": "plot_balloon_limit"}[args.kind]
-        plot = _optional("pagecore.plots", fn, f"plot {args.kind}")
+        from pagecore import plots
+        plot = {"overhead": plots.plot_overhead, "balloon": plots.plot_balloon_limit}[args.kind]
         out = plot(_plot_rows(args.scenario, args.kind), args.out)
     sys.stdout.write(f"{out}\n")
     return status

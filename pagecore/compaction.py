@@ -15,14 +15,12 @@ isolates the range in one pass and moves its folios in bulk (numpy). Simplificat
 against the kernel, all deliberate: no compaction caches or deferral (every compact_zone() is a whole-zone run), no
 fast_find_migrateblock()/fast_isolate_freepages(), no free-scanner stride, migration
 fails only for want of a target (a large LRU folio is then split and its pages retried,
-as try_split_folio() does), and the free scanner takes a whole pageblock's free blocks
+as trysplit_folio() does), and the free scanner takes a whole pageblock's free blocks
 at a time (the kernel may stop inside a pageblock once it has enough). A split is not
 undone when alloc_contig_range() rolls back.
 """
 from __future__ import annotations
 
-import importlib
-import os
 
 import numpy as np
 
@@ -31,49 +29,25 @@ from pagecore import backends as _backends
 from pagecore.arch import ZONE_NAMES
 from pagecore.errors import (BusyError, ConfigError, OutOfMemoryError, PagecoreError,
                              RangeError, StateError, pfn_range)
-from pagecore.mm import migrate, mmzone
+from pagecore.mm import migrate, mmzone, page_alloc, page_isolation
 from pagecore.mm.mmzone import SECTION_IS_ONLINE
 from pagecore.mm.page_alloc import GFP
 from pagecore.util import int_arg as _int_arg, is_int as _is_int
-from pagecore.reference_compaction import putback as _putback
-from pagecore.reference_compaction import split_folio as _split_folio
-from pagecore.reference_compaction import splittable as _splittable
+from pagecore.folio import putback, split_folio, splittable
 
-#: Backend name -> module of the compaction kernels (same names as pagecore.backends).
-BACKENDS = {"cython": "pagecore._compaction", "numpy": "pagecore.reference_compaction",
-            "numba": "pagecore._numba_compaction"}
-#: Functions every compaction backend has, with the signatures of pagecore._compaction.
-KERNELS = ("isolate_migratepages_block", "isolate_migratepages_range",
-           "isolate_freepages_block", "suitable_migration_target",
-           "suitable_migration_source", "pfn_range_valid_contig", "migrate_folio",
-           "compact_zone_run")
+#: The compaction kernels every backend has (pagecore.backends).
+KERNELS = _backends.COMPACTION_KERNELS
 #: Owner id (page->private) given to pages taken by alloc_contig_range().
 CONTIG_OWNER = 0xC0
 _ZMASK = np.uint32(~P.FLAGS_MASK & 0xFFFFFFFF)
 
 
-def get_compaction_backend(name=None):
-    """The compaction kernel module of backend `name`; the default is the
-    PAGECORE_BACKEND environment variable, else "cython" (pagecore.backends' rule)."""
-    source = ""
-    if name is None:
-        name = os.environ.get("PAGECORE_BACKEND") or _backends.DEFAULT
-        source = " (from PAGECORE_BACKEND)" if "PAGECORE_BACKEND" in os.environ else ""
-    module = BACKENDS.get(name)
-    if module is None:
-        raise ConfigError(f"unknown pagecore backend {name!r}{source}: "
-                          f"expected one of {', '.join(map(repr, BACKENDS))}")
-    return importlib.import_module(module)
+get_compaction_backend = _backends.get_compaction_backend
 
 
 def _kernels_of(m, backend):
-    """The compaction backend matching the machine's kernel backend, unless named."""
-    if backend is not None:
-        return get_compaction_backend(backend)
-    for name, module in _backends.BACKENDS.items():
-        if getattr(m.kernels, "__name__", None) == module:
-            return get_compaction_backend(name)
-    return get_compaction_backend()
+    """The compaction kernels of backend `backend`, else those of the machine's backend."""
+    return get_compaction_backend(backend) if backend is not None else m.compaction_kernels
 
 
 def _zone_bits(zone):
@@ -184,49 +158,11 @@ def reset_isolation_suitable(m, zone):
 # ======================================================================================
 # contiguous allocation
 # ======================================================================================
-def _undo_isolation(m, isolated):
-    """undo_isolate_page_range() plus the re-merge of unset_migratetype_isolate()
-    (v6.9+): a free block of pageblock order or more at an isolated pageblock goes back
-    through __putback_isolated_page(), so it merges with its buddy again."""
-    m.undo_isolate_page_range(isolated)
-    pbo = m.arch.pageblock_order
-    for p in isolated:
-        page = m.mem_map[p]
-        if page["page_type"] == P.PGTY_BUDDY and page["order"] >= pbo:
-            order = int(page["order"])
-            if order < m.arch.max_page_order:
-                fa = mmzone.page_zone(m, p).free_area
-                fa.py_remove(p)
-                fa.py_free_one_page(p, order)
-
-
-def _free_range_to_buddy(m, start_pfn, end_pfn):
-    """__free_pages() of every page of [start_pfn, end_pfn), merged back in the largest
-    aligned chunks (pages become plain free pages of their zone)."""
-    if end_pfn <= start_pfn:
-        return
-    pages = m.mem_map[start_pfn:end_pfn]
-    pages["flags"] &= _ZMASK
-    pages["page_type"] = P.PGTY_NONE
-    pages["order"] = 0
-    pages["refcount"] = 0
-    pages["private"] = 0
-    fa = mmzone.page_zone(m, start_pfn).free_area
-    max_order = m.arch.max_page_order
-    p = start_pfn
-    while p < end_pfn:
-        order = max_order
-        while order > 0 and (p & ((1 << order) - 1) or p + (1 << order) > end_pfn):
-            order -= 1
-        fa.py_free_one_page(p, order)
-        p += 1 << order
-
-
 def _alloc_contig_migrate_range(m, k, zone, start_pfn, end_pfn, migrated, report):
     """__alloc_contig_migrate_range(): isolate (alloc_contig: folios whole, no skip
     hints) and migrate to alloc_migration_target() of the zone's node, GFP_USER |
     __GFP_MOVABLE; a target that cannot be allocated is -ENOMEM, after a large LRU
-    folio was split and its pages tried (try_split_folio()).
+    folio was split and its pages tried (trysplit_folio()).
 
     Batched like offline's Machine._migrate_out(): nothing else runs, so one
     isolate_migratepages_range() pass over the whole range isolates what the kernel's
@@ -253,21 +189,21 @@ def _alloc_contig_migrate_range(m, k, zone, start_pfn, end_pfn, migrated, report
             dst = m.alloc_pages(zone.nid, order, "movable", len(src), owner=0)
             plan.append((src[:len(dst)], dst, order))
             for head in src[len(dst):].tolist():
-                if not _splittable(mm, head, order):
+                if not splittable(mm, head, order):
                     raise OutOfMemoryError(
                         f"alloc_contig_range {pfn_range(start_pfn, end_pfn)} failed: no "
                         f"memory to migrate the order-{order} folio at pfn {head:#x} "
                         "(migrate_pages(): -ENOMEM)", pfn=head, reason="not enough free memory")
-                split.append(np.asarray(_split_folio(mm, head, order), dtype=np.int64))
+                split.append(np.asarray(split_folio(mm, head, order), dtype=np.int64))
     except OutOfMemoryError:
         for _, dst, _ in plan:
             m.free_pages(dst)
-        _putback(mm, heads)
+        putback(mm, heads)
         if split:
-            _putback(mm, np.concatenate(split))
+            putback(mm, np.concatenate(split))
         raise
     for src, dst, order in plan:
-        _putback(mm, src)                           # the move ends the isolation
+        putback(mm, src)                           # the move ends the isolation
         migrate.migrate_folios(m, src, dst, order)
         migrated.append((src, dst, order))
         report["migrated_pages"] += len(src) << order
@@ -332,7 +268,7 @@ def alloc_contig_range(m, start_pfn, end_pfn, *, owner=CONTIG_OWNER, backend=Non
                             pfn=fail, reason="page busy")
     except PagecoreError:
         migrate.undo_migrate_folios(m, migrated)
-        _undo_isolation(m, isolated)
+        page_isolation.undo_isolate_page_range(m, isolated)
         raise
     fa = zone.free_area
     for pfn in blocks[:nb].tolist():
@@ -344,9 +280,9 @@ def alloc_contig_range(m, start_pfn, end_pfn, *, owner=CONTIG_OWNER, backend=Non
     taken["order"] = 0
     taken["refcount"] = 1
     taken["private"] = owner
-    _free_range_to_buddy(m, outer_start, start_pfn)
-    _free_range_to_buddy(m, end_pfn, outer_end)
-    _undo_isolation(m, isolated)
+    page_alloc.free_pages_core(m, zone, outer_start, start_pfn)
+    page_alloc.free_pages_core(m, zone, end_pfn, outer_end)
+    page_isolation.undo_isolate_page_range(m, isolated)
     return report
 
 
@@ -366,7 +302,7 @@ def free_contig_range(m, start_pfn, nr_pages):
         raise StateError(f"free_contig_range: pfn {start_pfn + int(bad[0]):#x} is not an "
                          "allocated order-0 page (\"pages are still in use\")",
                          pfn=start_pfn + int(bad[0]))
-    _free_range_to_buddy(m, start_pfn, end_pfn)
+    page_alloc.free_pages_core(m, mmzone.page_zone(m, start_pfn), start_pfn, end_pfn)
 
 
 def _windows(zone, nr_pages):

@@ -84,7 +84,9 @@ class Machine:
         self.config = cfg
         self.kernel = tuple(int(k) for k in cfg.kernel)
         self.arch = get_arch(cfg.arch, struct_page_size=cfg.struct_page_size)
-        self.kernels = backends.get_backend(backend)
+        name = backends.backend_name(backend)
+        self.kernels = backends.get_backend(name)
+        self.compaction_kernels = backends.get_compaction_backend(name)
         self.default_strategy = get_strategy(cfg.strategy)
         if cfg.online_policy not in ONLINE_POLICIES:
             raise ConfigError(f"online_policy={cfg.online_policy!r}: expected one of "

@@ -23,6 +23,7 @@ import sys
 
 import numpy as np
 
+from pagecore.folio import putback, split_folio, splittable
 from pagecore._page import (FLAGS_MASK, MIGRATE_CMA, MIGRATE_ISOLATE, MIGRATE_MOVABLE,
                             MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE, MIGRATETYPE_MASK, PAGE_UNION_DTYPE, PB_migrate_isolate,
                             PB_migrate_skip, PG_head, PG_isolated, PG_lru, PG_movable,
@@ -383,29 +384,6 @@ def folio_order(mem_map, head):
     """The order of the folio headed at `head` (0 for a page that is not compound)."""
     page = mem_map[head]
     return int(page["order"]) if page["flags"] & PG_head else 0
-
-
-def splittable(mem_map, head, order):
-    """A large LRU folio: migrate_pages() splits it when no target is left."""
-    return order > 0 and bool(mem_map[head]["flags"] & PG_lru)
-
-
-def split_folio(mem_map, head, order):
-    """split_folio() of an isolated LRU folio, as migrate_pages() does on -ENOMEM
-    (try_split_folio()): 2^order isolated order-0 pages, each with the folio's refcount
-    and owner. Returns their pfns."""
-    pages = mem_map[head:head + (1 << order)]
-    pages["flags"] = (pages["flags"] & ~np.uint32(PG_head | PG_tail)) | np.uint32(PG_isolated)
-    pages["order"] = 0
-    pages["refcount"] = pages["refcount"][0]
-    pages["private"] = pages["private"][0]
-    return list(range(head, head + (1 << order)))
-
-
-def putback(mem_map, heads):
-    """putback_movable_pages(): isolated folios go back (PG_isolated cleared)."""
-    if len(heads):
-        mem_map["flags"][np.asarray(heads, dtype=np.int64)] &= ~np.uint32(PG_isolated)
 
 
 class _CompactControl:

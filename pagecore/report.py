@@ -81,13 +81,12 @@ What is counted, exactly:
 """
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import textwrap
 
 import numpy as np
 
 from pagecore import _page as P
+from pagecore import compaction
 from pagecore.arch import GiB
 from pagecore.errors import ConfigError, GranularityError
 from pagecore.fragmentation import contig_info, zone_nr_free
@@ -109,8 +108,6 @@ def compare(scenario, strategies=None, progress=None, *, backend=None, contig=Fa
     """Run `scenario` (a Scenario, a built-in name or a path) once per strategy.
     `progress(done, total, label)` is called as steps finish. `contig=True` adds the
     measured gigantic-page count (hugepages.gigantic_contig, pagecore.compaction)."""
-    if contig:
-        _contig_counter()                   # missing engine part: fail before running
     sc = scenario if isinstance(scenario, Scenario) else load(scenario)
     names = list(strategies) if strategies else list(sc.strategies)
     for n in names:
@@ -244,19 +241,9 @@ def pmd_pages(m):
     return res
 
 
-def _contig_counter():
-    if importlib.util.find_spec("pagecore.compaction") is None:
-        raise ConfigError("the measured gigantic-page count needs pagecore.compaction, "
-                          "which this installation does not have")
-    fn = getattr(importlib.import_module("pagecore.compaction"), "count_gigantic_pages", None)
-    if fn is None:
-        raise ConfigError("pagecore.compaction has no count_gigantic_pages()")
-    return fn
-
-
 def gigantic_contig(m):
     """1 GiB pages alloc_contig_range() can take now, per zone (pagecore.compaction)."""
-    count = _contig_counter()
+    count = compaction.count_gigantic_pages
     by_zone = count(m, GIGANTIC_SIZE.bit_length() - 1 - m.arch.page_shift)
     return {"size": GIGANTIC_SIZE,
             "windows": int(sum(by_zone.values())),

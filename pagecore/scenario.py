@@ -98,8 +98,6 @@ Without them the MachineConfig defaults apply (kernel_reserved 48 MiB, nothing i
 """
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import math
 import re
 import time
@@ -107,12 +105,12 @@ import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import numpy as np
 
 from pagecore._page import ZONE_MOVABLE
 from pagecore.arch import PRESETS, ZONE_NAMES, GiB, MiB, get_arch
 from pagecore.drivers.hotplug import AUTO_ONLINE, DRIVERS, Hotplug
 from pagecore.errors import BusyError, ConfigError, OutOfMemoryError, PagecoreError
+from pagecore import compaction
 from pagecore.config import MachineConfig, NodeConfig
 from pagecore.drivers.base.memory import MEM_OFFLINE, MEM_ONLINE
 from pagecore.machine import Machine
@@ -125,9 +123,9 @@ __all__ = ["Scenario", "load", "builtin_names", "builtin_path", "resolve", "pars
 BUILTIN_DIR = Path(__file__).resolve().parent / "scenarios"
 DEFAULT_STRATEGIES = ["boot", "block"]
 #: Step actions that need an optional engine part: action -> (module, functions, what).
-ENGINE_ACTIONS = {"compact": ("pagecore.compaction", ("compact_zone",), "zone compaction"),
-                  "gigantic": ("pagecore.compaction", ("alloc_contig_pages",),
-                               "gigantic page allocation (alloc_contig_pages)")}
+#: Workload actions that run an engine part beyond hotplug: action -> what it does.
+ENGINE_ACTIONS = {"compact": "zone compaction (compact_zone())",
+                  "gigantic": "gigantic page allocation (alloc_contig_pages())"}
 ONLINE_STEP_TYPES = ("online", "online_kernel", "online_movable")
 #: Kernel versions the model has rules for (docs/model.md#kernel-versions): from v5.3,
 #: the base of the 2019 seed series, to v6.16, the newest rule modelled (the standalone
@@ -668,16 +666,6 @@ def _do_free(run, s, tags):
     return {"tag": s["tag"], "freed_pages": int(freed)}
 
 
-def _engine_part(action):
-    """The functions an ENGINE_ACTIONS step needs, or None if this engine lacks them."""
-    module, names, _ = ENGINE_ACTIONS[action]
-    if importlib.util.find_spec(module) is None:
-        return None
-    mod = importlib.import_module(module)
-    fns = [getattr(mod, n, None) for n in names]
-    return None if None in fns else fns
-
-
 def _zones_of_step(m, s):
     node = m.nodes[s["node"]]
     if s["zone"] is not None:
@@ -686,25 +674,23 @@ def _zones_of_step(m, s):
 
 
 def _do_compact(run, s, tags):
-    (compact_zone,) = _engine_part("compact")
     out = {"zones": {}, "migrated_pages": 0}
     for z in _zones_of_step(run.machine, s):
-        rep = compact_zone(run.machine, z, s["order"], s["mode"])
+        rep = compaction.compact_zone(run.machine, z, s["order"], s["mode"])
         out["zones"][z.name] = rep["result"]
         out["migrated_pages"] += rep["migrated_pages"]
     return out
 
 
 def _do_gigantic(run, s, tags):
-    (alloc_contig_pages,) = _engine_part("gigantic")
     m = run.machine
     nr = s["size"] // m.arch.page_size
     got = []
     for _ in range(s["count"]):
         if s["zone"] is not None:
-            pfn = alloc_contig_pages(m, nr, zone=(s["node"], s["zone"]))
+            pfn = compaction.alloc_contig_pages(m, nr, zone=(s["node"], s["zone"]))
         else:
-            pfn = alloc_contig_pages(m, nr, s["node"], gfp=s["gfp"])
+            pfn = compaction.alloc_contig_pages(m, nr, s["node"], gfp=s["gfp"])
         if pfn is None:
             break
         got.append(int(pfn))
@@ -933,9 +919,6 @@ def _validate_step(ctx, st, i, machine, tags):
     if action is None:
         raise ConfigError(f"{ctx.path}: {w}.action: missing required key (expected one of "
                           f"{', '.join(_STEP_KEYS)})")
-    if action in ENGINE_ACTIONS and _engine_part(action) is None:
-        raise ConfigError(f"{ctx.path}: {w}.action: {action!r} ({ENGINE_ACTIONS[action][2]}) "
-                          "is not supported by this engine yet")
     if action not in _STEP_KEYS:
         raise ctx.err(f"{w}.action", f"one of {', '.join(_STEP_KEYS)}", action)
     ctx.keys(st, _STEP_KEYS[action] | {"action", "may_fail"}, w)

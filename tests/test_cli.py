@@ -198,14 +198,6 @@ def test_export_sysfs_and_plot(tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_missing_optional_module_is_a_clean_error(tmp_path):
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    code = ("import sys; sys.modules['pagecore.plots'] = None; from pagecore.cli import main; "
-            "sys.exit(main(['plot', 'overhead', 'x.json', '--out', 'y.png']))")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
-    assert_clean_error(r, "plot overhead needs pagecore.plots")
-
-
 def test_progress_bar():
     # enabled: tqdm draws to the stream it is given, with the count and the label
     buf = io.StringIO()

@@ -21,8 +21,8 @@ from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from pagecore import (ConfigError, GiB, Machine, MachineConfig, MiB, NodeConfig, PagecoreError,
-                      RangeError, StateError)
+from pagecore import (GiB, Machine, MachineConfig, MiB, NodeConfig, PagecoreError,
+                      StateError)
 from pagecore import _page as P
 from pagecore.compaction import compact_zone
 from pagecore.machine import MEM_OFFLINE, MEM_ONLINE, OWNER_AUTO_BASE

@@ -12,7 +12,7 @@ import re
 import pytest
 
 from pagecore import Machine, NodeConfig
-from pagecore.arch import ZONE_NAMES, GiB, MiB
+from pagecore.arch import GiB, MiB
 from pagecore.errors import BusyError, ConfigError, PagecoreError
 from pagecore.procfs import meminfo_dict
 from pagecore.validate import calibrate as cal

@@ -231,16 +231,6 @@ def test_malformed_scenarios_name_file_and_key(tmp_path, text, key, what):
     assert str(p) in msg and key in msg and what in msg
 
 
-def test_engine_actions_refused_without_the_engine_part(tmp_path, monkeypatch):
-    import pagecore.scenario as S
-    monkeypatch.setitem(S.ENGINE_ACTIONS, "compact",
-                        ("pagecore.no_such_part", ("compact_zone",), "zone compaction"))
-    p = _write(tmp_path, BASE.format(extra="") + '[[step]]\naction = "compact"\n')
-    with pytest.raises(ConfigError, match=r"step\[1\]\.action: 'compact' \(zone compaction\) "
-                                          "is not supported by this engine yet"):
-        load(p)
-
-
 GIGANTIC = GOOD_STEP.replace('"128M"', '"2G"') + """online = "online_movable"
 [[step]]
 action = "alloc"

@@ -60,10 +60,19 @@ LOWMEM_RESERVE_RATIO = (256, 256, 32, 0)
 
 
 def free_pages_core(m, zone, s, e):
-    """__free_pages_core() over [s, e): largest aligned chunks into the buddy."""
+    """__free_pages_core() over [s, e): every page back to `zone`'s buddy as a plain free
+    page (page flags but the node and zone bits, type, order, refcount and owner cleared),
+    in the largest naturally aligned chunks. The one rule for giving a range to the buddy:
+    memblock_free_all() and the late frees at boot, and compaction's
+    free_contig_range()."""
+    if e <= s:
+        return
     mm = m.mem_map[s:e]
     mm["flags"] &= ~np.uint32(P.FLAGS_MASK)
+    mm["page_type"] = P.PGTY_NONE
+    mm["order"] = 0
     mm["refcount"] = 0
+    mm["private"] = 0
     max_order = m.arch.max_page_order
     fa = zone.free_area
     p = s

@@ -52,7 +52,7 @@ import os
 import re
 from dataclasses import replace
 
-from pagecore.arch import MiB, ZONE_NAMES, get_arch
+from pagecore.arch import ZONE_NAMES, get_arch
 from pagecore.errors import ConfigError
 from pagecore.config import MachineConfig, NodeConfig
 from pagecore.mm import huge_memory

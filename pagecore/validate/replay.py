@@ -23,7 +23,7 @@ import errno
 from pagecore import procfs
 from pagecore.drivers.hotplug import Hotplug
 from pagecore.errors import PagecoreError
-from pagecore.drivers.base.memory import MEM_OFFLINE, MEM_ONLINE, STATE_NAMES
+from pagecore.drivers.base.memory import STATE_NAMES
 from pagecore.machine import Machine
 
 # memmap_on_memory mode -> pagecore strategy, per kernel series. The strategy names the
