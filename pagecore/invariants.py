@@ -20,7 +20,8 @@ from pagecore.drivers.base.memory import MEM_OFFLINE, MEM_ONLINE
 from pagecore.errors import InvariantError
 from pagecore.mm.mmzone import SECTION_IS_EARLY, SECTION_IS_ONLINE, SECTION_MARKED_PRESENT
 from pagecore.mm.page_owner import OWNER_VMEMMAP
-from pagecore.util import runs
+from pagecore.mm import sparse_vmemmap
+from pagecore.util import flat_ranges, runs
 
 _ZMASK = np.uint32(~np.uint32(P.FLAGS_MASK) & np.uint32(0xFFFFFFFF))
 _VMEMMAP_FLAGS = np.uint32(P.PG_reserved | P.PG_vmemmap_self_hosted)
@@ -36,12 +37,6 @@ def _fail(what, **values):
 def _zone_key(nid, zid):
     """nid | zone << 8: the node and zone bits of page->flags shifted down by 16."""
     return (zid << 8) | nid
-
-
-def _flat(lo, hi):
-    c = np.maximum(hi - lo, 0)
-    idx = np.repeat(np.arange(len(lo)), c)
-    return lo[idx] + np.arange(int(c.sum())) - (np.cumsum(c) - c)[idx]
 
 
 def check_machine(m):
@@ -119,10 +114,8 @@ def check_machine(m):
     # ---- the vmemmap: every present section's memmap backed exactly once ------------
     gb = m.arch.vmemmap_granule_bytes
     gp = gb >> a.page_shift
-    sps = a.struct_page_size
     psec = np.flatnonzero(present_sec).astype(np.int64)
-    va0 = psec * (pps * sps)
-    want_g = np.unique(_flat(va0 // gb, -(-(va0 + pps * sps) // gb)))
+    want_g = np.unique(sparse_vmemmap.section_vmemmap(a, psec)[0][0])
     have_g = np.fromiter(m.vmemmap_granules.keys(), dtype=np.int64, count=len(m.vmemmap_granules))
     have_g.sort()
     if len(want_g) != len(have_g) or (want_g != have_g).any():
@@ -217,7 +210,7 @@ def check_machine(m):
     ovb = np.flatnonzero(on & (m.blocks["nr_vmemmap"] > 0))
     if len(ovb):
         vs = m.blocks["nr_vmemmap"][ovb].astype(np.int64)
-        vp = _flat(ovb.astype(np.int64) * nb, ovb.astype(np.int64) * nb + vs)
+        vp = flat_ranges(ovb.astype(np.int64) * nb, ovb.astype(np.int64) * nb + vs)[0]
         pg = mm[vp]
         bad = (pg["refcount"] == 0) | (((pg["flags"] & _VMEMMAP_FLAGS) == 0) &
                                        (pg["page_type"] != P.PGTY_VMEMMAP))
@@ -236,7 +229,6 @@ def check_machine(m):
 
     # ---- the free lists ---------------------------------------------------------------
     zones = m.zones()
-    keys = {(z.nid, z.zid): z for z in zones}
     heads, horders, hkeys = [], [], []
     nfree = 0
     for z in zones:

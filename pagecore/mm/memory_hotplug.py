@@ -461,11 +461,6 @@ def remove_memory(m, start, size):
         m.nr_memmap_pages, m.nr_memmap_boot_pages = saved_secs[2], saved_secs[3]
         raise cls(msg)
 
-    def flat(lo, hi):
-        c = np.maximum(hi - lo, 0)
-        idx = np.repeat(np.arange(len(lo)), c)
-        return lo[idx] + np.arange(int(c.sum())) - (np.cumsum(c) - c)[idx], idx
-
     def present_in(first, last):
         """Any present section in [first[i], last[i]] (cumulative counts)."""
         if not len(first):
@@ -481,23 +476,17 @@ def remove_memory(m, start, size):
             mask[mask] = [x in known for x in ids[mask].tolist()]
         return mask
 
-    va0 = np.arange(s0, s1, dtype=np.int64) * (pps * sps)
-    va1 = va0 + pps * sps
-    g_ids, g_sec = flat(va0 // gb, -(-va1 // gb))
+    (g_ids, g_sec), (t_ids, t_sec) = sparse_vmemmap.section_vmemmap(
+        a, np.arange(s0, s1, dtype=np.int64))
     pud_shift = a.pmd_shift + (a.page_shift - 3)
-    if gb == a.pmd_size:
-        t_ids, t_sec = flat(va0 >> pud_shift, ((va1 - 1) >> pud_shift) + 1)
-    else:
-        t_ids, t_sec = flat((1 << 40) + (va0 >> a.pmd_shift),
-                            (1 << 40) + ((va1 - 1) >> a.pmd_shift) + 1)
     # leaves: populated, and no present section left in the memmap they map
     gm = first_known(g_ids, granules)
     gm[gm] = ~present_in(g_ids[gm] * gb // sps // pps, ((g_ids[gm] + 1) * gb - 1) // sps // pps)
     # tables: populated, and no leaf in their VA that is populated and in use
     tm = first_known(t_ids, tables)
-    pmd_t = t_ids < (1 << 40)
-    tva0 = np.where(pmd_t, t_ids << pud_shift, (t_ids - (1 << 40)) << a.pmd_shift)
-    tva1 = np.where(pmd_t, (t_ids + 1) << pud_shift, (t_ids - (1 << 40) + 1) << a.pmd_shift)
+    pmd_t = t_ids < sparse_vmemmap.PTE_TABLE_TAG
+    tva0 = np.where(pmd_t, t_ids << pud_shift, (t_ids - sparse_vmemmap.PTE_TABLE_TAG) << a.pmd_shift)
+    tva1 = np.where(pmd_t, (t_ids + 1) << pud_shift, (t_ids - sparse_vmemmap.PTE_TABLE_TAG + 1) << a.pmd_shift)
     glo, ghi = -(-tva0 // gb), -(-tva1 // gb)          # leaves g with va0 <= g*gb < va1
     maybe = tm & (ghi > glo)
     maybe[maybe] = present_in(glo[maybe] * gb // sps // pps, (ghi[maybe] * gb - 1) // sps // pps)

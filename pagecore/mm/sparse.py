@@ -22,6 +22,7 @@ from pagecore.mm import page_alloc, sparse_vmemmap
 from pagecore.mm.mmzone import (SECTION_HAS_MEM_MAP, SECTION_IS_EARLY, SECTION_MARKED_PRESENT,
                                 SECTION_USE_VMEMMAP)
 from pagecore.mm.page_owner import OWNER_VMEMMAP
+from pagecore.util import flat_ranges
 
 
 def sparse_add_section(m, nid, units, rng, done):
@@ -52,15 +53,8 @@ def sparse_add_section(m, nid, units, rng, done):
     gb = m.arch.vmemmap_granule_bytes
     gp = gb >> a.page_shift
     gorder = gp.bit_length() - 1
-    mb = a.memmap_bytes(pps)                    # memmap bytes of one section
     seed = rng.strategy.seed_v3
     granules, tables = m.vmemmap_granules, m.vmemmap_tables
-
-    def flat(lo, hi):
-        """Concatenated range(lo[i], hi[i]), and the i of each element."""
-        c = np.maximum(hi - lo, 0)
-        idx = np.repeat(np.arange(len(lo)), c)
-        return lo[idx] + np.arange(int(c.sum())) - (np.cumsum(c) - c)[idx], idx
 
     def fresh(ids, known):
         """The loop's `if x not in known`: first occurrences not yet populated."""
@@ -77,20 +71,9 @@ def sparse_add_section(m, nid, units, rng, done):
         ustart = np.array([u.start_pfn for u in units], dtype=np.int64)
         uend = ustart + np.array([u.nr_pages for u in units], dtype=np.int64)
         ufree = np.array([u.altmap_free or 0 for u in units], dtype=np.int64)
-        secs, sec_unit = flat(ustart // pps, uend // pps)
+        secs, sec_unit = flat_ranges(ustart // pps, uend // pps)
         nsec = len(secs)
-        va0 = secs * mb
-        g_ids, g_sec = flat(va0 // gb, -(-(va0 + mb) // gb))
-        if gb == a.pmd_size:
-            pud_shift = a.pmd_shift + (a.page_shift - 3)
-            t_ids, t_sec = flat(va0 >> pud_shift, ((va0 + mb - 1) >> pud_shift) + 1)
-        else:
-            t_ids, t_sec = flat((1 << 40) + (va0 >> a.pmd_shift),
-                                (1 << 40) + ((va0 + mb - 1) >> a.pmd_shift) + 1)
-        for i in ({0, nsec - 1} if nsec else ()):    # the vectorised geometry is the methods'
-            s = int(secs[i])
-            assert (list(sparse_vmemmap.granules_of_section(m, s)) == g_ids[g_sec == i].tolist() and
-                    list(sparse_vmemmap.tables_of_section(m, s)) == t_ids[t_sec == i].tolist()), s
+        (g_ids, g_sec), (t_ids, t_sec) = sparse_vmemmap.section_vmemmap(a, secs)
         ng = np.flatnonzero(fresh(g_ids, granules))         # new leaves, in stream order
         ng_ids, ng_sec = g_ids[ng], g_sec[ng]
         ng_unit = sec_unit[ng_sec]
@@ -162,7 +145,7 @@ def sparse_add_section(m, nid, units, rng, done):
             if with_alt:
                 v = alloc if seed or rng.strategy.kernel < (6, 6) else ufree[:nu]
                 rng.alloc += int(alloc.sum())
-            bl, bu = flat(ustart[:nu] // nb, uend[:nu] // nb)
+            bl, bu = flat_ranges(ustart[:nu] // nb, uend[:nu] // nb)
             off = bl * nb - ustart[bu]
             rows = m.blocks
             rows["state"][bl] = memory.MEM_OFFLINE

@@ -14,11 +14,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from pagecore import _page as P
 from pagecore.errors import OutOfMemoryError
 from pagecore.mm import mmzone, page_alloc
 from pagecore.mm.mmzone import SECTION_MARKED_PRESENT
 from pagecore.mm.page_owner import OWNER_VMEMMAP
+from pagecore.util import flat_ranges
 
 #: Page-table ids above this tag PTE tables (base-page leaves), below it PMD tables.
 PTE_TABLE_TAG = 1 << 40
@@ -71,26 +74,42 @@ def granule_buddy_pages(kind, order, granule_pages):
     return 0
 
 
+def section_vmemmap(arch, secs):
+    """The vmemmap geometry of sections `secs` (an int64 array): which leaves (granules)
+    and which page-table pages map their memmap, as ((granule ids, index into secs of
+    each), (table ids, index into secs of each)), in section order. The one rule for it:
+
+      leaves   the memmap of section s is VA [s * PAGES_PER_SECTION * sizeof(struct page),
+               + PAGES_PER_SECTION * sizeof(struct page)); granule g maps
+               [g * granule_bytes, + granule_bytes) (arch.vmemmap_granule_bytes);
+      tables   PMD leaves need one PMD table per PUD_SIZE of that VA (x86: 1 GiB of VA,
+               64 GiB of memory); base-page leaves need a PTE table per PMD of VA, tagged
+               apart with PTE_TABLE_TAG (vmemmap_populate_hugepages() /
+               vmemmap_populate_basepages(), mm/sparse-vmemmap.c)."""
+    a = arch
+    gb, mb = a.vmemmap_granule_bytes, a.memmap_bytes(a.pages_per_section)
+    va0 = np.asarray(secs, dtype=np.int64) * mb
+    va1 = va0 + mb
+    leaves = flat_ranges(va0 // gb, -(-va1 // gb))
+    if gb == a.pmd_size:
+        pud_shift = a.pmd_shift + (a.page_shift - 3)
+        tables = flat_ranges(va0 >> pud_shift, ((va1 - 1) >> pud_shift) + 1)
+    else:
+        tables = flat_ranges(PTE_TABLE_TAG + (va0 >> a.pmd_shift),
+                             PTE_TABLE_TAG + ((va1 - 1) >> a.pmd_shift) + 1)
+    return leaves, tables
+
+
 def granules_of_section(m, sec):
-    a = m.arch
-    g = m.arch.vmemmap_granule_bytes
-    va0 = sec * a.pages_per_section * a.struct_page_size
-    va1 = va0 + a.pages_per_section * a.struct_page_size
-    return range(va0 // g, -(-va1 // g))
+    """The vmemmap leaves that map section `sec`'s memmap (section_vmemmap())."""
+    (g, _), _ = section_vmemmap(m.arch, [sec])
+    return g.tolist()
 
 
 def tables_of_section(m, sec):
-    """Page-table pages that map the section's vmemmap leaves: one PMD table per
-    PUD_SIZE of vmemmap VA (x86: 1 GiB of VA = 64 GiB of memory). Base-page leaves
-    also need PTE tables; those are folded into the same count per PMD of VA."""
-    a = m.arch
-    pud_shift = a.pmd_shift + (a.page_shift - 3)
-    va0 = sec * a.pages_per_section * a.struct_page_size
-    va1 = va0 + a.pages_per_section * a.struct_page_size
-    if m.arch.vmemmap_granule_bytes == a.pmd_size:
-        return range(va0 >> pud_shift, ((va1 - 1) >> pud_shift) + 1)
-    # PTE tables: one per PMD of VA, tagged apart from the PMD tables
-    return range((1 << 40) + (va0 >> a.pmd_shift), (1 << 40) + ((va1 - 1) >> a.pmd_shift) + 1)
+    """The page-table pages that map section `sec`'s vmemmap leaves (section_vmemmap())."""
+    _, (t, _) = section_vmemmap(m.arch, [sec])
+    return t.tolist()
 
 
 def vmemmap_populate(m, nid, alt, sec):
@@ -150,8 +169,8 @@ def table_in_use(m, t):
 def granules_of_table(m, t):
     a = m.arch
     gb = m.arch.vmemmap_granule_bytes
-    if t >= (1 << 40):
-        va0, va1 = (t - (1 << 40)) << a.pmd_shift, ((t - (1 << 40)) + 1) << a.pmd_shift
+    if t >= PTE_TABLE_TAG:
+        va0, va1 = (t - PTE_TABLE_TAG) << a.pmd_shift, ((t - PTE_TABLE_TAG) + 1) << a.pmd_shift
     else:
         pud_shift = a.pmd_shift + (a.page_shift - 3)
         va0, va1 = t << pud_shift, (t + 1) << pud_shift
