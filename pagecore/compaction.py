@@ -164,7 +164,7 @@ def _alloc_contig_migrate_range(m, k, zone, start_pfn, end_pfn, migrated, report
     __GFP_MOVABLE; a target that cannot be allocated is -ENOMEM, after a large LRU
     folio was split and its pages tried (trysplit_folio()).
 
-    Batched like offline's Machine._migrate_out(): nothing else runs, so one
+    Batched like offline's migrate.do_migrate_range(): nothing else runs, so one
     isolate_migratepages_range() pass over the whole range isolates what the kernel's
     batches of COMPACT_CLUSTER_MAX (32) would, and the targets are allocated per order,
     largest first, before any folio moves; on -ENOMEM the targets are given back and the

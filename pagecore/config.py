@@ -64,12 +64,12 @@ class MachineConfig:
     # v6.12), so protection then counts the pages freed after the boot watermarks.
     sysctl_read_lowmem_reserve_ratio: bool = False
     # Unmovable pages the kernel allocates in the first block onlined into a node's
-    # highest kernel zone (Machine._kernel_allocs_after_online()); the recorded Debian
+    # highest kernel zone (memory_hotplug.kernel_allocs_after_online()); the recorded Debian
     # guests show ~80 (what `pagecore calibrate` sets). 0 (the default, as before): none.
     online_kernel_allocs: int = 0
     # Kernel objects of each new memory block (struct memory_block, its device, sysfs
     # nodes, the resource), paid from existing memory in every memmap mode
-    # (Machine._alloc_block_kobjs(); calibrated machines: 5 KiB). Default 0: not counted.
+    # (memory.create_memory_block_devices(); calibrated machines: 5 KiB). Default 0: not counted.
     hotplug_kobj_bytes_per_block: int = 0
     # memory_hotplug.online_policy, .auto_movable_ratio, .auto_movable_numa_aware
     online_policy: str = "contig-zones"

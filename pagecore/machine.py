@@ -141,8 +141,8 @@ class Machine:
         self.nr_memmap_boot_pages = 0
         self.pagetable_pages = 0                      # vmemmap page tables from the buddy
         self.min_free_kbytes = 0
-        self.online_kernel_alloc_pfns = []            # see _kernel_allocs_after_online()
-        self.kobj_pfns = {}                           # range id -> _alloc_block_kobjs() pages
+        self.online_kernel_alloc_pfns = []            # see memory_hotplug.kernel_allocs_after_online()
+        self.kobj_pfns = {}                           # range id -> create_memory_block_devices() pages
         self.rng = np.random.default_rng(cfg.seed)
         self.next_owner = OWNER_AUTO_BASE
         mm_init.mm_core_init(self, cfg)

@@ -1,5 +1,5 @@
 """Shared helpers for the engine tests: small machines, the "a failed call changes
-nothing" check (machine.py module docstring; Machine.snapshot()), and the backend
+nothing" check (pagecore/machine.py's docstring; Machine.snapshot()), and the backend
 parity driver of the kernel tests (run_all())."""
 import numpy as np
 import pytest

@@ -1,6 +1,6 @@
 """The terabyte-scale paths of pagecore.machine, exercised on scaled-down machines.
 
-add_memory() (batched arch_add_memory()), online_pages_blocks() / _online_group() and
+add_memory() (batched arch_add_memory()), memory_block_online() / online_pages() and
 remove_memory() work on whole runs of sections and blocks with numpy instead of looping
 over them in Python. Three kinds of checks:
 

@@ -423,7 +423,7 @@ def remove_memory(m, start, size):
 
     Batched: the section words are cleared with numpy; the vmemmap leaves and page
     tables no present section uses any more are found with numpy (the geometry of
-    _granules_of_section()/_tables_of_section(), the tests of _granule_in_use()/
+    section_vmemmap(), the tests of granule_in_use()/
     _table_in_use()) and torn down in the loop's order (per section: leaves, then
     tables), their buddy pages in one free_pages() call. If a page to free is not an
     allocated block head, the one-by-one loop runs instead and fails where it did."""

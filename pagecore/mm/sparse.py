@@ -32,8 +32,8 @@ def sparse_add_section(m, nid, units, rng, done):
 
     The sections of the run form one stream of events in the kernel's order: per
     section, its new vmemmap page tables, then its new vmemmap leaves. The stream is
-    batched: the geometry comes from numpy (_granules_of_section() and
-    _tables_of_section() vectorised), altmap leaves from the bump allocator's
+    batched: the geometry comes from numpy
+    (sparse_vmemmap.section_vmemmap()), altmap leaves from the bump allocator's
     arithmetic (after the first, aligned, leaf a unit's leaves are consecutive), and
     the bookkeeping (dicts, section words, block rows) in bulk. Buddy leaves and page
     tables (one per 64 GiB on x86) are allocated one alloc_pages() call at a time, in

@@ -65,8 +65,8 @@ __all__ = ["calibrate", "calibrate_dir", "from_record", "read_proc_dir", "machin
            "strategy_for"]
 
 BOOT_ZONES = ("DMA", "DMA32", "Normal")
-# What the recorded Debian 6.1/6.12 guests show (Machine._kernel_allocs_after_online(),
-# Machine._alloc_block_kobjs()); a calibrated machine models a real kernel, so it has both.
+# What the recorded Debian 6.1/6.12 guests show (memory_hotplug.kernel_allocs_after_online(),
+# memory.create_memory_block_devices()); a calibrated machine models a real kernel, so it has both.
 ONLINE_KERNEL_ALLOCS = 80
 KOBJ_BYTES_PER_BLOCK = 5 * 1024
 
