@@ -28,7 +28,7 @@ from pagecore import _page as P
 from pagecore import backends as _backends
 from pagecore.arch import ZONE_NAMES
 from pagecore.errors import (BusyError, ConfigError, OutOfMemoryError, PagecoreError,
-                             RangeError, StateError, pfn_range)
+                             RangeError, StateError, pfn_range, raise_for)
 from pagecore.mm import migrate, mmzone, page_alloc, page_isolation
 from pagecore.mm.mmzone import SECTION_IS_ONLINE
 from pagecore.mm.page_alloc import GFP
@@ -253,10 +253,9 @@ def alloc_contig_range(m, start_pfn, end_pfn, *, owner=CONTIG_OWNER, backend=Non
                     outer_start = head
                 break
         rc, bad = m.kernels.test_pages_isolated(mm, pbf, outer_start, end_pfn, pbo)
-        if rc:
-            raise BusyError(f"alloc_contig_range {pfn_range(start_pfn, end_pfn)} failed: page "
-                            f"at pfn {bad:#x} is not free (test_pages_isolated(): -EBUSY)",
-                            pfn=bad, reason="page busy")
+        raise_for(rc, f"alloc_contig_range {pfn_range(start_pfn, end_pfn)} failed: page at "
+                  f"pfn {bad:#x} is not free (test_pages_isolated(): -EBUSY)",
+                  pfn=bad, reason="page busy")
         cap = end_pfn - outer_start
         blocks = np.empty(cap, dtype=np.int64)
         orders = np.empty(cap, dtype=np.int64)

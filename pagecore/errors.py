@@ -1,7 +1,7 @@
 """pagecore's exceptions: one class per kernel failure kind, raised once at the Python edge.
 
-Kernels return kernel status codes (0, -ENOENT, -EBUSY, -ENOMEM, -EINVAL); `raise_for`
-maps a code to the exception below. Messages name the bad value and the rule, with pfn
+Kernels return kernel status codes (0, -ENOENT, -EBUSY, -ENOMEM, -EINVAL); `raise_for()`
+maps a code to the exception below (each class's `errno` is the other direction). Messages name the bad value and the rule, with pfn
 ranges in hex as the kernel prints them.
 """
 import errno as _errno
@@ -55,11 +55,16 @@ def pfn_range(start_pfn, end_pfn):
     return f"[{start_pfn:#x}-{end_pfn - 1:#x}]"
 
 
-def raise_for(rc, what, *, pfn=None, reason=None):
-    """Turn a kernel status code into the matching pagecore exception (no-op for rc >= 0)."""
+def raise_for(rc, message, *, pfn=None, reason=None):
+    """Raise the exception of kernel status code `rc` (a negative errno; no-op for rc >= 0)
+    with `message`, which says what failed and where: the one map from kernel status codes
+    to exceptions, the inverse of each class's `errno`."""
     if rc >= 0:
         return
-    cls = {-_errno.EBUSY: BusyError, -_errno.ENOMEM: OutOfMemoryError,
-           -_errno.EINVAL: StateError}.get(rc, PagecoreError)
-    where = f" at pfn {pfn:#x}" if pfn is not None and pfn >= 0 else ""
-    raise cls(f"{what}{where}: {reason or _errno.errorcode.get(-rc, rc)}", pfn=pfn, reason=reason)
+    raise _BY_ERRNO.get(-rc, PagecoreError)(message, pfn=pfn, reason=reason)
+
+
+#: errno -> exception: BusyError for -EBUSY, OutOfMemoryError for -ENOMEM, StateError for
+#: -EINVAL (ConfigError and RangeError are refusals of the caller's arguments, not kernel
+#: status codes).
+_BY_ERRNO = {cls.errno: cls for cls in (StateError, BusyError, OutOfMemoryError)}

@@ -21,7 +21,8 @@ import numpy as np
 from pagecore import _page as P
 from pagecore.arch import MiB
 from pagecore.drivers.base import memory
-from pagecore.errors import (BusyError, ConfigError, GranularityError, PagecoreError, RangeError, StateError, pfn_range)
+from pagecore.errors import (BusyError, ConfigError, GranularityError, PagecoreError,
+                             RangeError, StateError, pfn_range, raise_for)
 from pagecore.mm import migrate, page_alloc, page_isolation, sparse, sparse_vmemmap
 from pagecore.mm.mmzone import SECTION_IS_EARLY, SECTION_IS_ONLINE, SECTION_MARKED_PRESENT
 from pagecore.strategies import AddUnit, get_strategy
@@ -357,10 +358,9 @@ def offline_pages(m, start_pfn, nr_pages, zone):
         migrate.do_migrate_range(m, start_pfn, end, zone, report, migrated)
         rc, pfn = m.kernels.test_pages_isolated(m.mem_map, m.pageblock_flags, start_pfn,
                                                    end, a.pageblock_order)
-        if rc:
-            raise BusyError(f"offline_pages {pfn_range(start_pfn, end)} failed: page at pfn "
-                            f"{pfn:#x} is not free and cannot be migrated (test_pages_isolated(): "
-                            "-EBUSY; reason: unmovable page)", pfn=pfn, reason="unmovable page")
+        raise_for(rc, f"offline_pages {pfn_range(start_pfn, end)} failed: page at pfn "
+                  f"{pfn:#x} is not free and cannot be migrated (test_pages_isolated(): "
+                  "-EBUSY; reason: unmovable page)", pfn=pfn, reason="unmovable page")
     except PagecoreError:
         migrate.undo_migrate_folios(m, migrated)
         page_isolation.undo_isolate_page_range(m, isolated)
