@@ -77,20 +77,25 @@ def page_kinds(m):
     anon: PG_lru with PG_swapbacked; file: PG_lru without it (page cache); slab: PG_slab
     pages, reclaimable when PG_reclaimable."""
     out = dict.fromkeys(("anon", "file", "slab_reclaimable", "slab_unreclaimable"), 0)
-    lru, sb, sl, rc = (np.uint32(x) for x in (P.PG_lru, PG_swapbacked, PG_slab, PG_reclaimable))
+    lru, sb, sl, rc = (np.uint64(x) for x in (P.PG_lru, PG_swapbacked, PG_slab, PG_reclaimable))
+    kinds = lru | sl
+    # Word 0 of a page is flags | page_type << 32 | order << 40 | refcount << 48
+    # (_page.pxd): one pass picks the pages with an LRU or slab bit, usually few, and
+    # only those are classified.
     for s, e in _online_runs(m):
         for p in range(s, e, _CHUNK):
-            mm = m.mem_map[p:min(p + _CHUNK, e)]
-            used = mm["refcount"] > 0
-            f = mm["flags"]
-            is_lru = used & ((f & lru) != 0)
-            anon = np.count_nonzero(is_lru & ((f & sb) != 0))
-            out["anon"] += int(anon)
-            out["file"] += int(np.count_nonzero(is_lru)) - int(anon)
-            is_slab = used & ((f & sl) != 0)
-            rec = np.count_nonzero(is_slab & ((f & rc) != 0))
-            out["slab_reclaimable"] += int(rec)
-            out["slab_unreclaimable"] += int(np.count_nonzero(is_slab)) - int(rec)
+            w = m.mem_map[p:min(p + _CHUNK, e)].view(np.uint64)[::2]
+            w = w[(w & kinds) != 0]
+            w = w[(w >> np.uint64(48)) != 0]                 # allocated (refcount > 0)
+            is_lru = (w & lru) != 0
+            anon = int(np.count_nonzero(is_lru & ((w & sb) != 0)))
+            nlru = int(np.count_nonzero(is_lru))
+            out["anon"] += anon
+            out["file"] += nlru - anon
+            is_slab = (w & sl) != 0
+            rec = int(np.count_nonzero(is_slab & ((w & rc) != 0)))
+            out["slab_reclaimable"] += rec
+            out["slab_unreclaimable"] += int(np.count_nonzero(is_slab)) - rec
     return out
 
 

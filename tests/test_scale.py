@@ -435,6 +435,7 @@ def _mapping_rss(addr, length):
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/smaps"), reason="needs Linux /proc")
+@pytest.mark.big
 def test_holes_in_the_address_space_cost_no_host_memory():
     """64 TiB of physical address space (a 256 GiB mem_map mapping) with 2 GiB of boot RAM
     and 3 GiB hot-added far apart: only the present pages' struct pages are resident."""
