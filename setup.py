@@ -22,11 +22,14 @@ directives = {
 
 OMP = ["-fopenmp"]
 MODULES = ["_page", "_buddy", "_kernels", "_compaction"]
+# C headers a module includes (`cdef extern from "...h"`): a change rebuilds the module
+HEADERS = {"_kernels": ["pagecore/_pageinit.h"]}
 
 extensions = [
     Extension(
         f"pagecore.{name}",
         [f"pagecore/{name}.pyx"],
+        depends=HEADERS.get(name, []),
         include_dirs=[np.get_include()],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         extra_compile_args=["-O3"] + OMP + (["-O0", "-g"] if DEBUG else []),

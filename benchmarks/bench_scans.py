@@ -24,7 +24,7 @@ twins and two read ceilings over the same pages; benchmark.extra_info holds:
                               ndarray.fill of the outputs the scanner wrote (out_fill_s),
                               summed; cython_vs_touch = cython rate / it
     simd                      the compaction scanners' block view build timed as "cython"
-                              (avx512 where the CPU has AVX-512 VBMI, else sse2;
+                              (avx512 where the CPU has AVX-512 VBMI and VBMI2, else sse2;
                               PAGECORE_SIMD picks a lower one); cython_sse2_* is the SSE2
                               build in the same run
     host_bytes_per_page       mem_map bytes per simulated page (16)
@@ -194,7 +194,7 @@ def test_free_scanner(benchmark, fragmented):
     """isolate_freepages_block(), non-strict, over the whole zone in 1 Mi-pfn calls."""
     m, zone = fragmented
     pbo = m.arch.pageblock_order
-    out, orders = np.empty(CHUNK, np.int64), np.empty(CHUNK, np.int64)
+    out, orders = np.empty(CHUNK, np.int64), np.empty(CHUNK, np.uint8)
 
     def make_call(k, a, b):
         def call():
@@ -209,7 +209,7 @@ def test_free_scanner(benchmark, fragmented):
     found = _run(benchmark, "isolate_freepages_block", m, zone.zone_start_pfn,
                  zone.zone_end_pfn, make_call, numpy_cap=NUMPY_MAX_PAGES, simd_builds=True)
     assert found > 0
-    # It writes 16 bytes per free block it records (pfn and order): its write-side
+    # It writes 9 bytes per free block it records (int64 pfn, uint8 order): its write-side
     # ceiling is the read plus writing those outputs.
     _touch_ceiling(benchmark, "read_loop_pages_per_s", (out, orders), found)
 

@@ -10,7 +10,7 @@
 # migrate_folio() moves one folio's state; compact_zone_run() is the whole compaction
 # loop: it moves folios, splits large LRU folios without a target, sets skip bits, and
 # takes free blocks off / gives them back to the FreeArea, leaving nothing isolated.
-from pagecore._types cimport uint32_t, pfn_t, pbflags_t, count_t
+from pagecore._types cimport uint8_t, uint32_t, pfn_t, pbflags_t, count_t
 from pagecore._page cimport (page_t, PGTY_BUDDY, MIGRATE_MOVABLE, MIGRATE_CMA,
                              MIGRATE_ISOLATE, MIGRATETYPE_MASK, PB_migrate_isolate,
                              PG_head, PG_tail, PG_lru, PG_movable)
@@ -90,7 +90,7 @@ cdef pfn_t isolate_migratepages_block_impl(
 
 cdef count_t isolate_freepages_block_impl(
         const page_t *mem_map, const pbflags_t *pageblock_flags, pfn_t start_pfn,
-        pfn_t end_pfn, bint strict, pfn_t *out_pfns, pfn_t *out_orders, count_t max_blocks,
+        pfn_t end_pfn, bint strict, pfn_t *out_pfns, uint8_t *out_orders, count_t max_blocks,
         int pageblock_order, count_t *nr_blocks, count_t *nr_scanned,
         pfn_t *fail_pfn) noexcept nogil
 

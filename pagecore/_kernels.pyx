@@ -8,7 +8,8 @@ byte per pageblock), and plain integers; ranges are [start_pfn, end_pfn).
 from cython.parallel cimport prange
 from libc.string cimport memset
 
-from pagecore._types cimport uint8_t, uint16_t, uint32_t, uint64_t, pfn_t, pbflags_t, count_t
+from pagecore._types cimport (int64_t, uint8_t, uint16_t, uint32_t, uint64_t, pfn_t, pbflags_t,
+                              count_t)
 from pagecore._atomic cimport pc_atomic_load, pc_atomic_min
 from pagecore._page cimport (page_t, vmemmap_page_t, PG_reserved, PG_lru, PG_head, PG_tail,
                              PG_movable, PG_hwpoison, PGTY_NONE, PGTY_BUDDY, PGTY_OFFLINE,
@@ -16,6 +17,41 @@ from pagecore._page cimport (page_t, vmemmap_page_t, PG_reserved, PG_lru, PG_hea
                              PB_migrate_isolate, NODES_PGSHIFT, ZONES_PGSHIFT, FLAGS_MASK,
                              ENOENT, EBUSY)
 from pagecore._buddy cimport FreeArea
+
+cdef extern from "_pageinit.h" nogil:
+    # The page stores of mark_vmemmap_pages() and init_pages(), in C: see the header for
+    # what the packed-struct assignments compiled to and why these are plain 16-byte
+    # stores of a template held in a register.
+    const int PC_INIT_SIMD
+    const int PC_VMEMMAP_HEAD_OFFSET
+    void pc_store_pages(void *dst, int64_t n, const void *tmpl)
+    void pc_store_vmemmap_run(void *dst, int64_t n, const void *tmpl)
+    void pc_store_pages_scalar(void *dst, int64_t n, const void *tmpl)
+    void pc_store_vmemmap_run_scalar(void *dst, int64_t n, const void *tmpl)
+
+cdef vmemmap_page_t _probe
+assert <char *> &_probe.vmemmap_head - <char *> &_probe == PC_VMEMMAP_HEAD_OFFSET, \
+    "_pageinit.h: vmemmap_head offset out of date"
+
+
+def _page_store_twins(const uint8_t[::1] tmpl, pfn_t n):
+    """The page stores of _pageinit.h (for tests): n records from the 16-byte `tmpl` by
+    pc_store_pages() and pc_store_vmemmap_run(), each as built (SSE2 where the compiler
+    has it) and as its scalar twin. Returns a dict of (built, scalar) bytes per store,
+    and "simd"."""
+    if tmpl.shape[0] != 16 or n < 0:
+        raise ValueError("_page_store_twins: tmpl must be 16 bytes and n >= 0")
+    out = bytearray(64 * n + 16)        # four outputs of 16 * n bytes (+16: never empty)
+    cdef unsigned char[::1] o = out
+    cdef unsigned char *d = &o[0]
+    pc_store_pages(d, n, &tmpl[0])
+    pc_store_pages_scalar(d + 16 * n, n, &tmpl[0])
+    pc_store_vmemmap_run(d + 32 * n, n, &tmpl[0])
+    pc_store_vmemmap_run_scalar(d + 48 * n, n, &tmpl[0])
+    b = bytes(out)
+    return {"pages": (b[:16 * n], b[16 * n:32 * n]),
+            "vmemmap_run": (b[32 * n:48 * n], b[48 * n:64 * n]),
+            "simd": bool(PC_INIT_SIMD)}
 
 
 # ---------------------------------------------------------------------------------------
@@ -30,7 +66,6 @@ def mark_vmemmap_pages(page_t[::1] mem_map, pfn_t start_pfn, pfn_t nr_pages,
     sections the range spans and the pages in the run; every tail records its distance
     back to the head. Returns the pages marked.
     """
-    cdef pfn_t i
     if nr_pages == 0:                   # start_pfn may be len(mem_map): no page to index
         return 0
     cdef vmemmap_page_t *vm = <vmemmap_page_t *> &mem_map[start_pfn]
@@ -39,13 +74,12 @@ def mark_vmemmap_pages(page_t[::1] mem_map, pfn_t start_pfn, pfn_t nr_pages,
     tail.flags = PG_reserved
     tail.page_type = PGTY_VMEMMAP
     with nogil:
-        for i in range(nr_pages):           # one 16-byte store per page: zeroed, then typed
-            tail.vmemmap_head = <uint32_t> i
-            vm[i] = tail
-        if nr_pages:
-            vm[0].flags = PG_reserved | PG_head
-            vm[0].vmemmap_head = nr_sections
-            vm[0].vmemmap_pages = <uint32_t> nr_pages
+        # one 16-byte register store per page, zeroed and typed at once, tail i's
+        # vmemmap_head = i (pagecore/_pageinit.h: what `vm[i] = tail` compiled to)
+        pc_store_vmemmap_run(vm, nr_pages, &tail)
+        vm[0].flags = PG_reserved | PG_head
+        vm[0].vmemmap_head = nr_sections
+        vm[0].vmemmap_pages = <uint32_t> nr_pages
     return nr_pages
 
 
@@ -58,9 +92,8 @@ cdef inline void init_pages(page_t *mem_map, pfn_t start_pfn, pfn_t end_pfn, uin
     tmpl.order = 0
     tmpl.refcount = refcount
     tmpl.private = 0
-    cdef pfn_t p
-    for p in range(start_pfn, end_pfn):
-        mem_map[p] = tmpl
+    if end_pfn > start_pfn:             # one 16-byte store per page (pagecore/_pageinit.h)
+        pc_store_pages(&mem_map[start_pfn], end_pfn - start_pfn, &tmpl)
 
 
 cdef inline void link_vmemmap_pages(page_t *mem_map, pfn_t start_pfn, pfn_t end_pfn,

@@ -37,7 +37,7 @@ _ZMASK = ~int(FLAGS_MASK) & 0xFFFFFFFF
 
 
 from pagecore._numba import _folio_end, _vmemmap_nr_pages  # noqa: E402  (shared helpers)
-from pagecore.reference_compaction import run_compact_zone  # noqa: E402
+from pagecore.reference_compaction import _check_out_dtypes, run_compact_zone  # noqa: E402
 
 
 def _union(mem_map):
@@ -295,6 +295,7 @@ def isolate_freepages_block(mem_map, pageblock_flags, start_pfn, end_pfn, strict
                             out_orders, max_blocks, pageblock_order):
     """numba twin of _compaction.isolate_freepages_block. Returns (nr_isolated_pages,
     nr_scanned, fail_pfn, nr_blocks)."""
+    _check_out_dtypes(out_pfns, out_orders)
     if max_blocks < 0 or max_blocks > out_pfns.shape[0] or max_blocks > out_orders.shape[0]:
         raise ValueError(f"isolate_freepages_block: max_blocks={max_blocks} does not fit "
                          f"out arrays of {out_pfns.shape[0]} and {out_orders.shape[0]}")

@@ -258,7 +258,7 @@ def alloc_contig_range(m, start_pfn, end_pfn, *, owner=CONTIG_OWNER, backend=Non
                   pfn=bad, reason="page busy")
         cap = end_pfn - outer_start
         blocks = np.empty(cap, dtype=np.int64)
-        orders = np.empty(cap, dtype=np.int64)
+        orders = np.empty(cap, dtype=np.uint8)
         _, _, fail, nb = k.isolate_freepages_block(mm, pbf, outer_start, end_pfn, True, blocks,
                                                    orders, cap, pbo)
         if fail >= 0:

@@ -57,6 +57,14 @@ def _vmemmap_nr_pages(mem_map, pfns):
     return left.astype(np.int64)
 
 
+def _check_out_dtypes(out_pfns, out_orders):
+    """isolate_freepages_block()'s out arrays as the Cython kernel's buffers type them:
+    int64 pfns and uint8 orders (ValueError otherwise, as Cython's buffer check)."""
+    if out_pfns.dtype != np.int64 or out_orders.dtype != np.uint8:
+        raise ValueError(f"isolate_freepages_block: out arrays must be int64 pfns and uint8 "
+                         f"orders, not {out_pfns.dtype} and {out_orders.dtype}")
+
+
 def _folio_step(pfns, order):
     """Pages from each pfn to the end of its naturally aligned folio."""
     order = order.astype(np.int64)
@@ -254,6 +262,7 @@ def isolate_freepages_block(mem_map, pageblock_flags, start_pfn, end_pfn, strict
     each chunk the visited pfns come from `_orbit`, then the first event that ends the
     scan (a strict failure, a full out array) cuts them.
     """
+    _check_out_dtypes(out_pfns, out_orders)
     max_blocks = int(max_blocks)
     if max_blocks < 0 or max_blocks > out_pfns.shape[0] or max_blocks > out_orders.shape[0]:
         raise ValueError(f"isolate_freepages_block: max_blocks={max_blocks} does not fit "
@@ -408,7 +417,7 @@ class _CompactControl:
         self.migrated_pages = self.migrated_folios = 0
         self.out = np.empty(32, dtype=np.int64)                 # COMPACT_CLUSTER_MAX
         self.free_out = np.empty(self.pb, dtype=np.int64)
-        self.free_orders = np.empty(self.pb, dtype=np.int64)
+        self.free_orders = np.empty(self.pb, dtype=np.uint8)
 
     def scanners_met(self):
         return (self.free_pfn >> self.pbo) <= (self.migrate_pfn >> self.pbo)

@@ -262,7 +262,7 @@ def test_isolate_freepages_block(backends, data, strict, room):
     max_blocks = cap if room is None else min(room, cap)
 
     def call(k, arr):
-        pfns, orders = np.full(cap, -7, np.int64), np.full(cap, -7, np.int64)
+        pfns, orders = np.full(cap, -7, np.int64), np.full(cap, 0xf9, np.uint8)
         r = k.isolate_freepages_block(arr.mem_map, arr.pbf, lo, hi, strict, pfns, orders,
                                       max_blocks, arr.pbo)
         return r + (tuple(pfns.tolist()), tuple(orders.tolist()))
@@ -351,7 +351,10 @@ def test_bad_out_arrays_raise_alike(backends):
                                          False, False)
         with pytest.raises(ValueError):
             k.isolate_freepages_block(mm, pbf, 0, 8, True, np.zeros(2, np.int64),
-                                      np.zeros(1, np.int64), 2, 3)
+                                      np.zeros(1, np.uint8), 2, 3)
+        with pytest.raises(ValueError, match="dtype|uint8"):      # orders are bytes
+            k.isolate_freepages_block(mm, pbf, 0, 8, True, np.zeros(2, np.int64),
+                                      np.zeros(2, np.int64), 2, 3)
 
 
 def test_get_compaction_backend(monkeypatch, backends):
@@ -484,7 +487,7 @@ def test_free_scanner_rules(backends, name):
         mm[pfn:pfn + (1 << order)]["refcount"] = 0
         fa.py_free_one_page(pfn, order)
     pbf[2] = MIGRATE_UNMOVABLE
-    out, orders = np.zeros(64, np.int64), np.zeros(64, np.int64)
+    out, orders = np.zeros(64, np.int64), np.zeros(64, np.uint8)
     # non-strict: pageblock 1 is one free block of pageblock order (never broken up),
     # pageblock 2 is UNMOVABLE, and the order-4 block at 32 is too large as well
     total, scanned, fail, nb = k.isolate_freepages_block(mm, pbf, 0, 64, False, out, orders,
@@ -835,7 +838,7 @@ def test_free_scanner_block_path_matches_reference(max_blocks, level):
     for start, end in [(0, n), (3, n - 5), (700, 3000)]:
         got, want = [], []
         for k, res in ((_compaction, got), (reference_compaction, want)):
-            out, orders = np.zeros(n, np.int64), np.zeros(n, np.int64)
+            out, orders = np.zeros(n, np.int64), np.zeros(n, np.uint8)
             with simd(level):
                 r = k.isolate_freepages_block(mm, pbf, start, end, False, out, orders,
                                               max_blocks, pbo)
@@ -1004,7 +1007,7 @@ def test_free_scanner_walk_matches_reference(seed, max_blocks, garbage, offset, 
     for name, k in (("cython", _compaction), ("numpy", reference_compaction)):
         res = []
         for lo, hi in ((offset, n), (0, n - offset), (offset, offset + 700)):
-            out, orders = np.full(n, -7, np.int64), np.full(n, -7, np.int64)
+            out, orders = np.full(n, -7, np.int64), np.full(n, 0xf9, np.uint8)
             with simd(level):
                 r = k.isolate_freepages_block(mm, pbf, lo, hi, strict, out, orders,
                                               max_blocks, pbo)

@@ -949,6 +949,22 @@ def test_block_tests_simd_equals_scalar(draws):
         assert seen.get((name, True), 0) > draws // 200 and seen.get((name, False), 0) > draws // 200, seen
 
 
+@pytest.mark.parametrize("n", [0, 1, 2, 3, 17, 1000])
+def test_page_stores_simd_equal_scalar_and_the_record(n):
+    """The page stores of _pageinit.h (init_pages(), mark_vmemmap_pages()): the SSE2
+    forms write what their scalar twins (builds without SSE2) write, and that is n
+    copies of the template, the Vmemmap run's with vmemmap_head = its index."""
+    rng = np.random.default_rng(n)
+    tmpl = rng.integers(0, 256, 16, dtype=np.uint8)
+    got = _kernels._page_store_twins(tmpl, n)
+    for name in ("pages", "vmemmap_run"):
+        assert got[name][0] == got[name][1], name
+    assert got["pages"][0] == tmpl.tobytes() * n
+    want = np.tile(tmpl, (n, 1))
+    want[:, 8:12] = np.arange(n, dtype="<u4").view(np.uint8).reshape(n, 4)
+    assert got["vmemmap_run"][0] == want.tobytes()
+
+
 @pytest.mark.parametrize("order", [0, 1, 3, 5, 6])
 @pytest.mark.parametrize("entry", [0, 1, 2, 8, 33, 63])
 def test_tpi_block_follows_the_trajectory(backends, order, entry):
