@@ -21,14 +21,16 @@ directives = {
 }
 
 OMP = ["-fopenmp"]
-MODULES = ["_page", "_buddy", "_kernels", "_compaction"]
+#: The Cython kernels, pagecore/kernels/<name>.pyx, each with its .pxd contract.
+MODULES = ["page", "buddy", "hotplug", "compaction"]
 # C headers a module includes (`cdef extern from "...h"`): a change rebuilds the module
-HEADERS = {"_kernels": ["pagecore/_pageinit.h"]}
+HEADERS = {"hotplug": ["pagecore/kernels/pageinit.h", "pagecore/kernels/scanblock.h"],
+           "compaction": ["pagecore/kernels/scanblock.h"]}
 
 extensions = [
     Extension(
-        f"pagecore.{name}",
-        [f"pagecore/{name}.pyx"],
+        f"pagecore.kernels.{name}",
+        [f"pagecore/kernels/{name}.pyx"],
         depends=HEADERS.get(name, []),
         include_dirs=[np.get_include()],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],

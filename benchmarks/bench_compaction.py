@@ -24,7 +24,7 @@ import pytest
 
 from benchutil import GiB, peak_rss_bytes, parse_size, size_label
 from pagecore import Machine, MachineConfig, NodeConfig
-from pagecore import _page as P
+from pagecore.kernels import page as P
 from pagecore import compaction as C
 from pagecore.workload import Workload
 

@@ -33,7 +33,7 @@ import pytest
 
 from benchutil import GiB, MiB, PAGE_BYTES, bench_sizes, parse_size, peak_rss_bytes, release, rss_bytes, size_label
 from pagecore import Machine, MachineConfig, NodeConfig
-from pagecore import _page as P
+from pagecore.kernels import page as P
 
 SEED = 20240917
 SIZES = bench_sizes()

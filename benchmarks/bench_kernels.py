@@ -25,9 +25,9 @@ import numpy as np
 import pytest
 
 from benchutil import GiB, PAGE_BYTES, parse_size, size_label
-from pagecore import _page as P
-from pagecore._buddy import FreeArea
-from pagecore.backends import get_backend
+from pagecore.kernels import page as P
+from pagecore.kernels.buddy import FreeArea
+from pagecore.kernels.backends import get_backend
 
 SIZES = [parse_size(s) for s in os.environ.get("PAGECORE_BENCH_KERNEL_SIZES", "16G,64G,1T").split(",")]
 NUMPY_MAX = parse_size(os.environ.get("PAGECORE_BENCH_NUMPY_MAX", "16G"))

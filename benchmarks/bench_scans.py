@@ -53,8 +53,8 @@ import pytest
 from numba import njit
 
 from benchutil import fragmented_zone, parse_size, size_label
-from pagecore import _compaction
-from pagecore import _page as P
+from pagecore.kernels import compaction as _compaction
+from pagecore.kernels import page as P
 from pagecore import compaction as C
 
 NUMPY_MAX_PAGES = 1 << 22
@@ -263,7 +263,7 @@ def test_pfn_range_valid_contig(benchmark, fragmented):
     r = _run(benchmark, "pfn_range_valid_contig", m, zone.zone_start_pfn, zone.zone_end_pfn,
              make_call)
     assert r == -1
-    from pagecore import _compaction as CC
+    from pagecore.kernels import compaction as CC
     start, end = zone.zone_start_pfn, zone.zone_end_pfn
     t1, cpu1 = _timed(lambda: CC._pfn_range_valid_contig_mt(m.mem_map, start, end, zb, 1,
                                                             1 << 16))
@@ -294,7 +294,7 @@ def _isolation_scan(benchmark, name, mm, start, end, call, call_mt, want):
     (pytest-benchmark) and on one thread (call_mt(1)), the numba and numpy twins (one
     thread), and the read ceilings in between, rounds interleaved so that a busy
     neighbour core weighs on all of them alike."""
-    from pagecore import backends as B
+    from pagecore.kernels import backends as B
     kernels = {b: B.get_backend(b) for b in ("cython", "numba", "numpy")}
     n = end - start
     call(kernels["numba"], start, start + 4096)                 # JIT outside timing
@@ -327,8 +327,8 @@ def _isolation_scan(benchmark, name, mm, start, end, call, call_mt, want):
 
 def test_has_unmovable_pages(benchmark, fragmented):
     """The isolation scan of start_isolate_page_range(), ZONE_NORMAL rules (every page
-    examined), whole zone; backends of pagecore.backends."""
-    from pagecore import _kernels as K
+    examined), whole zone; backends of pagecore.kernels.backends."""
+    from pagecore.kernels import hotplug as K
     m, zone = fragmented
     start, end = zone.zone_start_pfn, zone.zone_end_pfn
     _isolation_scan(
@@ -341,7 +341,7 @@ def test_has_unmovable_pages(benchmark, fragmented):
 def test_scan_movable_pages(benchmark, fragmented):
     """scan_movable_pages() over the zone after migration (`_offline_state()`): nothing
     movable is left, the scan covers the whole zone (-ENOENT)."""
-    from pagecore import _kernels as K
+    from pagecore.kernels import hotplug as K
     m, zone = fragmented
     mm = _offline_state(m, zone)
     n = mm.shape[0]
@@ -356,7 +356,7 @@ def test_test_pages_isolated(benchmark, fragmented):
     """test_pages_isolated() over the zone after migration (`_offline_state()`), every
     pageblock isolated: free blocks and unreferenced PageOffline pages only, so the page
     loop covers the whole zone and succeeds."""
-    from pagecore import _kernels as K
+    from pagecore.kernels import hotplug as K
     m, zone = fragmented
     mm = _offline_state(m, zone)
     n = mm.shape[0]

@@ -113,7 +113,7 @@ def fragmented_zone(size):
     memmap of the "boot" strategy, so no vmemmap stops a scan early), onlined movable,
     filled to 60 % and aged (pagecore.workload, seed 42). Returns (machine, zone)."""
     from pagecore import Machine, MachineConfig, NodeConfig
-    from pagecore import _page as P
+    from pagecore.kernels import page as P
     from pagecore.workload import Workload
     boot = 2 * GiB + -(-size // 48 // GiB) * GiB
     at = boot + 1 * GiB

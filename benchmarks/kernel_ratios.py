@@ -30,9 +30,9 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from benchutil import parse_size  # noqa: E402
-from pagecore import _page as P  # noqa: E402
-from pagecore._buddy import FreeArea  # noqa: E402
-from pagecore.backends import get_backend  # noqa: E402
+from pagecore.kernels import page as P  # noqa: E402
+from pagecore.kernels.buddy import FreeArea  # noqa: E402
+from pagecore.kernels.backends import get_backend  # noqa: E402
 
 HZ = os.sysconf("SC_CLK_TCK")
 BLOCK, V, NR_ORDERS, PB_ORDER = 32768, 512, 11, 9      # as bench_kernels.py

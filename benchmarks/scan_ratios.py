@@ -24,8 +24,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from bench_scans import _offline_state, _read_flags, _read_flags2  # noqa: E402
 from benchutil import fragmented_zone, parse_size  # noqa: E402
-from pagecore import _kernels as K  # noqa: E402
-from pagecore import _page as P  # noqa: E402
+from pagecore.kernels import hotplug as K  # noqa: E402
+from pagecore.kernels import page as P  # noqa: E402
 
 HZ = os.sysconf("SC_CLK_TCK")
 

@@ -7,7 +7,7 @@
     count_gigantic_pages(m, order)               aligned 2^order blocks formable now, per zone
     get_compaction_backend(name=None)            the scanner kernels: cython, numpy, numba
 
-The work runs in the backend's kernels (pagecore._compaction and its twins): the scanners,
+The work runs in the backend's kernels (pagecore.kernels.compaction and its twins): the scanners,
 and compact_zone_run(), the whole compaction loop, which changes the free lists through
 the zone's FreeArea (one buddy allocator for every backend). This module validates,
 prepares (which pageblocks are valid) and reports; for contiguous allocation it
@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from pagecore import _page as P
-from pagecore import backends as _backends
+from pagecore.kernels import page as P
+from pagecore.kernels import backends as _backends
 from pagecore.arch import ZONE_NAMES
 from pagecore.errors import (BusyError, ConfigError, OutOfMemoryError, PagecoreError,
                              RangeError, StateError, pfn_range, raise_for)
@@ -33,9 +33,9 @@ from pagecore.mm import migrate, mmzone, page_alloc, page_isolation
 from pagecore.mm.mmzone import SECTION_IS_ONLINE
 from pagecore.mm.page_alloc import GFP
 from pagecore.util import int_arg as _int_arg, is_int as _is_int
-from pagecore.folio import putback, split_folio, splittable
+from pagecore.kernels.folio import putback, split_folio, splittable
 
-#: The compaction kernels every backend has (pagecore.backends).
+#: The compaction kernels every backend has (pagecore.kernels.backends).
 KERNELS = _backends.COMPACTION_KERNELS
 #: Owner id (page->private) given to pages taken by alloc_contig_range().
 CONTIG_OWNER = 0xC0

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pagecore import _page as P
+from pagecore.kernels import page as P
 from pagecore.drivers.base.memory import MEM_OFFLINE, MEM_ONLINE
 from pagecore.errors import InvariantError
 from pagecore.mm.mmzone import SECTION_IS_EARLY, SECTION_IS_ONLINE, SECTION_MARKED_PRESENT
@@ -326,7 +326,7 @@ def check_machine(m):
         lo, hi = s0 * pps, s1 * pps
         n = hi - lo
         # the first 8 bytes of each struct page: flags | page_type << 32 | order << 40 |
-        # refcount << 48 (_page.pxd), read once
+        # refcount << 48 (pagecore/kernels/page.pxd), read once
         w0 = mm[lo:hi].view(np.uint64).reshape(n, 2)[:, 0].copy()
         flags = (w0 & np.uint64(0xFFFFFFFF)).astype(np.uint32)
         ptype = ((w0 >> np.uint64(32)) & np.uint64(0xFF)).astype(np.uint8)

@@ -26,8 +26,8 @@ import mmap
 
 import numpy as np
 
-from pagecore import _page as P
-from pagecore import backends
+from pagecore.kernels import page as P
+from pagecore.kernels import backends
 from pagecore.arch import get_arch
 from pagecore.config import MAX_BLOCK_SIZE, MachineConfig, NodeConfig, validate_config
 from pagecore.drivers.base import memory
@@ -404,7 +404,7 @@ class Machine:
             # pfn sets): a buddy head's `private` is its list slot, and `order` of a free
             # page that is not a buddy head is stale (buddy_order() is only meaningful with
             # PageBuddy), so both are masked. Word 0 is flags | page_type << 32 |
-            # order << 40 | refcount << 48 (_page.pxd), word 1 private.
+            # order << 40 | refcount << 48 (pagecore/kernels/page.pxd), word 1 private.
             ptype = (w[:, 0] >> np.uint64(32)) & np.uint64(0xFF)
             w[ptype == P.PGTY_BUDDY, 1] = 0
             stale = (ptype == P.PGTY_NONE) & ((w[:, 0] >> np.uint64(48)) == 0)

@@ -31,7 +31,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from pagecore import _page as P
+from pagecore.kernels import page as P
 from pagecore.errors import ConfigError
 from pagecore.drivers.base.memory import MEM_OFFLINE
 from pagecore.mm.mmzone import SECTION_MARKED_PRESENT

@@ -44,7 +44,7 @@ import textwrap
 
 import numpy as np
 
-from pagecore import _page as P
+from pagecore.kernels import page as P
 from pagecore.fragmentation import (MIGRATETYPE_NAMES, ZoneFreeInfo, format_buddyinfo,
                                     format_pagetypeinfo, zone_nr_free)
 from pagecore.drivers.base.memory import MEM_ONLINE
@@ -80,7 +80,7 @@ def page_kinds(m):
     lru, sb, sl, rc = (np.uint64(x) for x in (P.PG_lru, PG_swapbacked, PG_slab, PG_reclaimable))
     kinds = lru | sl
     # Word 0 of a page is flags | page_type << 32 | order << 40 | refcount << 48
-    # (_page.pxd): one pass picks the pages with an LRU or slab bit, usually few, and
+    # (pagecore/kernels/page.pxd): one pass picks the pages with an LRU or slab bit, usually few, and
     # only those are classified.
     for s, e in _online_runs(m):
         for p in range(s, e, _CHUNK):

@@ -85,7 +85,7 @@ import textwrap
 
 import numpy as np
 
-from pagecore import _page as P
+from pagecore.kernels import page as P
 from pagecore import compaction
 from pagecore.arch import GiB
 from pagecore.errors import ConfigError, GranularityError

@@ -105,7 +105,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 
-from pagecore._page import ZONE_MOVABLE
+from pagecore.kernels.page import ZONE_MOVABLE
 from pagecore.arch import ZONE_NAMES, MiB, get_arch
 from pagecore.drivers.hotplug import Hotplug
 from pagecore.errors import BusyError, ConfigError, OutOfMemoryError, PagecoreError

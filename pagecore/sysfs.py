@@ -53,7 +53,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from pagecore import _page as P
+from pagecore.kernels import page as P
 from pagecore.errors import ConfigError
 from pagecore.drivers.base.memory import MEM_GOING_OFFLINE, MEM_OFFLINE, MEM_ONLINE
 from pagecore.strategies import get_strategy

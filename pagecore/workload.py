@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pagecore import _page as P
-from pagecore._buddy import fill_zones, free_owned_random, owned_heads, owned_pages
+from pagecore.kernels import page as P
+from pagecore.kernels.buddy import fill_zones, free_owned_random, owned_heads, owned_pages
 from pagecore.arch import ZONE_NAMES
 from pagecore.errors import ConfigError
 from pagecore.mm.page_alloc import GFP

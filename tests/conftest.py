@@ -71,7 +71,7 @@ def lru_pages_with_free_blocks(rng, n):
     """`n` LRU pages (refcount 1) among naturally aligned free blocks of orders 0..7, as
     an aged movable zone has them, drawn from `rng`: the common input of the scanners'
     block-path tests, which add their own folios and odd blocks."""
-    from pagecore import _page
+    from pagecore.kernels import page as _page
     mm = np.zeros(n, _page.PAGE_DTYPE)
     mm["flags"], mm["refcount"] = int(_page.PG_lru), 1
     p = 0

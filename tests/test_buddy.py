@@ -1,6 +1,6 @@
-"""The buddy free area (pagecore._buddy.FreeArea) pinned three ways:
+"""The buddy free area (pagecore.kernels.buddy.FreeArea) pinned three ways:
 
-1. against its plain-Python twin (pagecore.reference_buddy.FreeArea) on the same inputs:
+1. against its plain-Python twin (pagecore.kernels.buddy_numpy.FreeArea) on the same inputs:
    the same return values and, byte for byte, the same mem_map, pageblock flags and free
    lists in list order (which also pins the slots kept in `private`);
 2. known answers worked out by hand from the kernel's arithmetic (the comments show it),
@@ -20,9 +20,9 @@ from hypothesis.stateful import (RuleBasedStateMachine, initialize, invariant, p
                                  rule)
 
 from test_kernel_parity import Machine, assert_same_machine, build, params, zone_bits
-from pagecore import reference_buddy
-from pagecore._buddy import FreeArea
-from pagecore._page import (MIGRATE_CMA, MIGRATE_HIGHATOMIC, MIGRATE_ISOLATE,
+from pagecore.kernels import buddy_numpy as reference_buddy
+from pagecore.kernels.buddy import FreeArea
+from pagecore.kernels.page import (MIGRATE_CMA, MIGRATE_HIGHATOMIC, MIGRATE_ISOLATE,
                             MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE, MIGRATE_TYPES,
                             MIGRATE_UNMOVABLE, MIGRATETYPE_MASK, PAGE_DTYPE,
                             PB_migrate_isolate, PG_head, PG_lru, PG_tail, PGTY_BUDDY, PGTY_NONE)

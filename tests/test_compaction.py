@@ -1,7 +1,7 @@
 """Compaction and contiguous allocation: kernel parity and machine-level behaviour.
 
-Part 1 holds the three compaction backends (Cython pagecore._compaction, numpy
-pagecore.reference_compaction, numba pagecore._numba_compaction) to one contract on
+Part 1 holds the three compaction backends (Cython pagecore.kernels.compaction, numpy
+pagecore.kernels.compaction_numpy, numba pagecore.kernels.compaction_numba) to one contract on
 random page-state arrays: same return values, same mem_map / pageblock flags / out
 arrays afterwards. Part 2 pins the kernel rules on hand-built pageblocks. Part 3 runs
 the orchestration (pagecore.compaction, pagecore.workload) on scaled-down x86_64
@@ -21,10 +21,10 @@ from hypothesis import strategies as st
 from conftest import assert_same_pages, lru_pages_with_free_blocks
 from conftest import run_all as _run_all
 from pagecore import GiB, Machine, MiB
-from pagecore import _compaction, _kernels, reference_compaction
+from pagecore.kernels import compaction as _compaction, hotplug as _kernels, compaction_numpy as reference_compaction
 from pagecore import compaction as C
-from pagecore._buddy import FreeArea
-from pagecore._page import (FLAGS_MASK, MIGRATE_CMA, MIGRATE_HIGHATOMIC,
+from pagecore.kernels.buddy import FreeArea
+from pagecore.kernels.page import (FLAGS_MASK, MIGRATE_CMA, MIGRATE_HIGHATOMIC,
                             MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE,
                             MIGRATE_TYPES, MIGRATE_UNMOVABLE, NODES_PGSHIFT, PAGE_DTYPE,
                             PB_migrate_isolate, PB_migrate_skip, PG_head, PG_hwpoison,
@@ -333,7 +333,7 @@ def test_migrate_folio(backends, data, seed):
 def test_every_kernel_has_twins_with_the_same_signature(backends):
     mine = sorted(name for name, obj in vars(_compaction).items()
                   if callable(obj) and not name.startswith("_")
-                  and getattr(obj, "__module__", None) == "pagecore._compaction")
+                  and getattr(obj, "__module__", None) == "pagecore.kernels.compaction")
     assert mine == sorted(C.KERNELS)
     for name in C.KERNELS:
         want = list(inspect.signature(getattr(_compaction, name)).parameters)
@@ -802,7 +802,7 @@ def test_workload_is_deterministic_and_fragments():
 @pytest.mark.parametrize("chunk", [64, 100, 1024])
 @pytest.mark.parametrize("threads", [1, 2])
 def test_parallel_pfn_range_valid_contig_matches_reference(bad, kind, chunk, threads):
-    from pagecore import _page
+    from pagecore.kernels import page as _page
     zb = (0 << _page.NODES_PGSHIFT) | (_page.ZONE_MOVABLE << _page.ZONES_PGSHIFT)
     mm = np.zeros(4096, _page.PAGE_DTYPE)
     mm["flags"] = zb | int(_page.PG_lru)
@@ -824,7 +824,7 @@ def test_parallel_pfn_range_valid_contig_matches_reference(bad, kind, chunk, thr
 @pytest.mark.parametrize("level", SIMD_LEVELS)
 @pytest.mark.parametrize("max_blocks", [1, 3, 50, 4096])
 def test_free_scanner_block_path_matches_reference(max_blocks, level):
-    from pagecore import _page
+    from pagecore.kernels import page as _page
     rng = np.random.default_rng(7)
     n, pbo = 4096, 9
     mm = lru_pages_with_free_blocks(rng, n)
@@ -851,7 +851,7 @@ def _scanner_pages(seed, n=4096, garbage=True):
     """Pages as a fragmented zone has them, plus what only random input has: free-block
     interiors and folio pages with stray LRU bits, stale free-block heads nested inside
     free blocks, misaligned free blocks, heads whose tails are missing."""
-    from pagecore import _page
+    from pagecore.kernels import page as _page
     rng = np.random.default_rng(seed)
     mm = np.zeros(n, _page.PAGE_DTYPE)
     kinds = [(int(_page.PG_lru), 1), (int(_page.PG_movable), 1),
@@ -902,7 +902,7 @@ def test_migrate_scanner_block_path_matches_reference(seed, capacity, alloc_cont
     jump to jump) walks like the kernel's loop, on every build of the block view: same
     isolated heads, PG_isolated bits, skip bits, stop pfn and nr_scanned as the numpy
     twin, entering pageblocks at their start or anywhere."""
-    from pagecore import _page
+    from pagecore.kernels import page as _page
     n, pbo = 4096, 9
     mm0 = _scanner_pages(seed, n, garbage)
     rng = np.random.default_rng(seed + 1)
@@ -966,7 +966,7 @@ def _random_scanner_block(rng):
 
 def test_block_view_builds_agree():
     """Every build of the scanners' block view this CPU runs (SSE2, AVX-512: pc_cview_*
-    in _scanblock.pxd) equals the scalar one on random 64-page blocks and on blocks of
+    in kernels/scanblock.h) equals the scalar one on random 64-page blocks and on blocks of
     _scanner_pages(), for every kind of skip_order."""
     rng = np.random.default_rng(20241126)
     levels = _compaction._simd_levels()
@@ -999,7 +999,7 @@ def test_free_scanner_walk_matches_reference(seed, max_blocks, garbage, offset, 
     """The free scanner's 64-page block path records the heads the kernel's walk would
     (nested stale heads included: aligned blocks nest), stops at the same pfn with the
     same nr_scanned, entering anywhere; strict mode walks page by page."""
-    from pagecore import _page
+    from pagecore.kernels import page as _page
     n, pbo = 4096, 9
     mm = _scanner_pages(seed, n, garbage)
     pbf = np.full(n >> pbo, int(_page.MIGRATE_MOVABLE), np.uint8)

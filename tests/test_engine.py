@@ -14,7 +14,7 @@ from conftest import assert_fails_unchanged, small_vm
 from pagecore import (BusyError, ConfigError, GiB, GranularityError, Machine, MachineConfig,
                       MiB, NodeConfig, OutOfMemoryError, RangeError, StateError, TiB,
                       get_arch)
-from pagecore import _page as P
+from pagecore.kernels import page as P
 from pagecore.arch import check_block_size
 from pagecore.machine import (MEM_OFFLINE, MEM_ONLINE, MMOP_ONLINE_KERNEL,
                               SECTION_IS_ONLINE, SECTION_MARKED_PRESENT, SECTION_USE_VMEMMAP)

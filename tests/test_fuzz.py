@@ -23,7 +23,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from pagecore import (GiB, Machine, MachineConfig, MiB, NodeConfig, PagecoreError,
                       StateError)
-from pagecore import _page as P
+from pagecore.kernels import page as P
 from pagecore.compaction import compact_zone
 from pagecore.machine import MEM_OFFLINE, MEM_ONLINE, OWNER_AUTO_BASE
 from pagecore.strategies import AddUnit, MemmapStrategy

@@ -1,5 +1,5 @@
-"""Parity of the kernel backends: Cython (pagecore._kernels), numpy (pagecore.reference)
-and numba (pagecore._numba) must agree on every kernel.
+"""Parity of the kernel backends: Cython (pagecore.kernels.hotplug), numpy (pagecore.kernels.hotplug_numpy)
+and numba (pagecore.kernels.hotplug_numba) must agree on every kernel.
 
 Agreement means the same return value AND the same resulting machine, byte for byte: the
 mem_map, the pageblock flags and every free list in list order (which also pins the
@@ -25,9 +25,9 @@ from hypothesis import strategies as st
 
 from conftest import assert_same_pages, lru_pages_with_free_blocks
 from conftest import run_all as _run_all
-from pagecore import _kernels, reference
-from pagecore._buddy import FreeArea
-from pagecore._page import (FLAGS_MASK, MAX_NR_ZONES, MIGRATE_CMA, MIGRATE_HIGHATOMIC,
+from pagecore.kernels import hotplug as _kernels, hotplug_numpy as reference
+from pagecore.kernels.buddy import FreeArea
+from pagecore.kernels.page import (FLAGS_MASK, MAX_NR_ZONES, MIGRATE_CMA, MIGRATE_HIGHATOMIC,
                             MIGRATE_ISOLATE, MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE,
                             MIGRATE_TYPES, MIGRATE_UNMOVABLE, NODES_PGSHIFT, PAGE_DTYPE,
                             PB_migrate_isolate, PB_migrate_skip, PG_head, PG_hwpoison, PG_isolated, PG_lru,
@@ -35,7 +35,7 @@ from pagecore._page import (FLAGS_MASK, MAX_NR_ZONES, MIGRATE_CMA, MIGRATE_HIGHA
                             PGTY_BUDDY, PGTY_NONE, PGTY_OFFLINE, PGTY_SLAB, PGTY_TABLE,
                             PGTY_VMEMMAP, ZONES_PGSHIFT)
 from pagecore import compaction as C
-from pagecore.backends import BACKENDS, KERNELS, get_backend
+from pagecore.kernels.backends import BACKENDS, KERNELS, get_backend
 
 MAX_PFNS = 4096
 SETTINGS = settings(max_examples=50, deadline=None,
@@ -341,7 +341,7 @@ def run_all(backends, m, call):
 def test_every_kernel_has_twins_with_the_same_signature(backends):
     cython_kernels = sorted(name for name, obj in vars(_kernels).items()
                             if callable(obj) and not name.startswith("_")
-                            and getattr(obj, "__module__", None) == "pagecore._kernels")
+                            and getattr(obj, "__module__", None) == "pagecore.kernels.hotplug")
     assert cython_kernels == sorted(KERNELS)
     for name in KERNELS:
         want = list(inspect.signature(getattr(_kernels, name)).parameters)
@@ -371,8 +371,8 @@ def test_get_backend(monkeypatch, backends):
 
 
 def test_numba_is_not_imported_by_pagecore():
-    code = ("import sys, pagecore, pagecore.backends, pagecore.reference, pagecore._kernels;"
-            "pagecore.backends.get_backend(); pagecore.backends.get_backend('numpy');"
+    code = ("import sys, pagecore, pagecore.kernels.backends, pagecore.kernels.hotplug_numpy, pagecore.kernels.hotplug;"
+            "pagecore.kernels.backends.get_backend(); pagecore.kernels.backends.get_backend('numpy');"
             "assert 'numba' not in sys.modules, 'numba imported'")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
     env.pop("PAGECORE_BACKEND", None)
@@ -648,7 +648,7 @@ def test_edge_buddy_of_max_order(backends):
 def _scan_pages(n=4096, seed=0):
     """LRU pages with naturally aligned free blocks (orders 0..7), an order-4 LRU folio
     and one misaligned free block (a jump that lands off any chunk boundary)."""
-    from pagecore import _page
+    from pagecore.kernels import page as _page
     rng = np.random.default_rng(seed)
     mm = lru_pages_with_free_blocks(rng, n)
     mm[96:112] = 0                                      # an LRU folio, order 4
@@ -664,7 +664,7 @@ def _scan_pages(n=4096, seed=0):
 @pytest.mark.parametrize("chunk", [64, 100, 1024])
 @pytest.mark.parametrize("threads", [1, 2])
 def test_parallel_isolation_scans_match_serial(bad, chunk, threads):
-    from pagecore import _page
+    from pagecore.kernels import page as _page
     mm = _scan_pages()
     for pfn in bad:                                     # offenders: reserved pages
         mm["flags"][pfn] |= int(_page.PG_reserved)
@@ -688,7 +688,7 @@ def test_parallel_isolation_scans_match_serial(bad, chunk, threads):
 
 
 # ---------------------------------------------------------------------------------------
-# the 64-page block tests of the isolation scans (pagecore/_scanblock.pxd)
+# the 64-page block tests of the isolation scans (pagecore/kernels/scanblock.pxd)
 # ---------------------------------------------------------------------------------------
 # The random machines above rarely hold a block a block test passes; these are built
 # from the page kinds the fast paths are about (LRU and free pages, free blocks of every
@@ -858,7 +858,7 @@ def test_vmemmap_run_ending_before_a_page_stops_no_scan_forever(backends):
     A loop stepping by it never ends; every backend's isolation scans stop there
     (an offender, -EBUSY) and the migrate scanners pass it as one page, alike (found by
     hypothesis: block_friendly_machine(10911, "offline", nr_offenders=3))."""
-    from pagecore import _compaction, reference_compaction
+    from pagecore.kernels import compaction as _compaction, compaction_numpy as reference_compaction
     m = block_friendly_machine(10911, "offline", nr_offenders=3)
     mm, n = m.mem_map, m.n
     pbf = np.full(n >> 6, PB_migrate_isolate | MIGRATE_MOVABLE, np.uint8)
@@ -951,7 +951,7 @@ def test_block_tests_simd_equals_scalar(draws):
 
 @pytest.mark.parametrize("n", [0, 1, 2, 3, 17, 1000])
 def test_page_stores_simd_equal_scalar_and_the_record(n):
-    """The page stores of _pageinit.h (init_pages(), mark_vmemmap_pages()): the SSE2
+    """The page stores of kernels/pageinit.h (init_pages(), mark_vmemmap_pages()): the SSE2
     forms write what their scalar twins (builds without SSE2) write, and that is n
     copies of the template, the Vmemmap run's with vmemmap_head = its index."""
     rng = np.random.default_rng(n)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from pagecore import GiB, MiB, ConfigError, Machine, MachineConfig, NodeConfig
-from pagecore import _page as P
+from pagecore.kernels import page as P
 from pagecore import plots
 from pagecore.mm import sparse_vmemmap
 from pagecore.plots import (PB_BOOT_MEMMAP, PB_FREE, PB_HOLE, PB_MEMMAP, PB_MOVABLE, PB_OFFLINE, PB_UNMOVABLE,

@@ -13,7 +13,7 @@ import pytest
 from conftest import assert_fails_unchanged, small_vm
 from pagecore import (BusyError, ConfigError, GiB, GranularityError, InvariantError, Machine,
                       MachineConfig, MiB, NodeConfig, PagecoreError, StateError)
-from pagecore import _page as P
+from pagecore.kernels import page as P
 from pagecore.machine import MEM_OFFLINE, MEM_ONLINE
 from pagecore.strategies import AddUnit, MemmapStrategy
 

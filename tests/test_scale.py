@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from pagecore import GiB, Machine, MachineConfig, MiB, NodeConfig, OutOfMemoryError, PagecoreError, TiB
-from pagecore import _page as P
+from pagecore.kernels import page as P
 from pagecore.drivers.base import memory
 from pagecore.drivers.base.memory import MEM_OFFLINE, MEM_ONLINE, STATE_NAMES
 from pagecore.errors import BusyError, RangeError, StateError

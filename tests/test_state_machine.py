@@ -15,7 +15,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from pagecore import (BusyError, ConfigError, GiB, GranularityError, Machine, MachineConfig,
                       NodeConfig, OutOfMemoryError, RangeError, StateError)
-from pagecore import _page as P
+from pagecore.kernels import page as P
 from pagecore.arch import ZONE_NAMES
 from pagecore.compaction import compact_zone
 from pagecore.machine import MEM_OFFLINE, MEM_ONLINE, SECTION_IS_ONLINE, SECTION_MARKED_PRESENT

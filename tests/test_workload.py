@@ -20,8 +20,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pagecore import GiB, Machine, MachineConfig, MiB, NodeConfig
-from pagecore import _page as P
-from pagecore._buddy import fill_zones, owned_heads
+from pagecore.kernels import page as P
+from pagecore.kernels.buddy import fill_zones, owned_heads
 from pagecore.arch import ZONE_NAMES
 from pagecore.errors import ConfigError
 from pagecore.workload import Workload
@@ -172,7 +172,7 @@ def test_free_owned_random_validates_and_counts():
     """zone_bits with PG_* bits is refused; p = 0 frees nothing and p = 1 frees owned
     blocks in pfn order until the excess is met; owned_pages() sums what owned_heads()
     lists."""
-    from pagecore._buddy import free_owned_random, owned_pages
+    from pagecore.kernels.buddy import free_owned_random, owned_pages
     m = Machine(MachineConfig(nodes=[NodeConfig(boot=[(0, 2 * GiB)])], phys_bits=36))
     m.add_memory(0, 4 * GiB, 256 * MiB, online="online_movable")
     z = m.zone(0, P.ZONE_MOVABLE)

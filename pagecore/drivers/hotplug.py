@@ -46,7 +46,7 @@ import numpy as np
 
 from pagecore.arch import GiB, MiB
 from pagecore.errors import ConfigError, OutOfMemoryError, StateError
-from pagecore._page import ZONE_MOVABLE
+from pagecore.kernels.page import ZONE_MOVABLE
 from pagecore.drivers.base.memory import MEM_OFFLINE
 from pagecore.strategies import get_strategy
 

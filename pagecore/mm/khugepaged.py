@@ -4,7 +4,7 @@ modelled: collapsing pages (khugepaged's scan).
 """
 from __future__ import annotations
 
-from pagecore import _page as P
+from pagecore.kernels import page as P
 from pagecore.mm import page_alloc
 from pagecore.mm.mmzone import MIGRATE_PCPTYPES
 

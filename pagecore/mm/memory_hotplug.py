@@ -18,7 +18,7 @@ from itertools import groupby
 
 import numpy as np
 
-from pagecore import _page as P
+from pagecore.kernels import page as P
 from pagecore.arch import MiB
 from pagecore.drivers.base import memory
 from pagecore.errors import (BusyError, ConfigError, GranularityError, PagecoreError,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pagecore import _page as P
+from pagecore.kernels import page as P
 from pagecore.errors import BusyError, OutOfMemoryError, StateError, pfn_range
 from pagecore.mm import page_alloc
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pagecore import _page as P
+from pagecore.kernels import page as P
 from pagecore.arch import ZONE_NAMES, MiB
 from pagecore.drivers.base import memory
 from pagecore.errors import ConfigError

@@ -2,14 +2,14 @@
 flags of struct mem_section, and the page -> node / zone lookups.
 
 Modelled: a zone's span, present/present_early/managed counters, watermarks,
-lowmem_reserve and its buddy free area (a FreeArea, pagecore/_buddy.pyx); a node's zones
+lowmem_reserve and its buddy free area (a FreeArea, pagecore/kernels/buddy.pyx); a node's zones
 and N_MEMORY. Not modelled: per-cpu page lists (pcp), per-cpu vmstat deltas, zone locks,
 the LRU lists (pages carry PG_lru; there is no list).
 """
 from __future__ import annotations
 
-from pagecore import _page as P
-from pagecore._buddy import FreeArea
+from pagecore.kernels import page as P
+from pagecore.kernels.buddy import FreeArea
 from pagecore.arch import ZONE_NAMES
 from pagecore.util import runs
 

@@ -5,7 +5,7 @@ reserve test (no reclaim, no compaction on the allocation path), the frees with
 free_pages_prepare()'s "Bad page state" checks, __free_pages_core() of boot and
 hot-added memory, init_per_zone_wmark_min() with calculate_min_free_kbytes(),
 __setup_per_zone_wmarks() and setup_per_zone_lowmem_reserve(), each as v6.1 and v6.12
-have them. The free lists themselves are a FreeArea (pagecore/_buddy.pyx). Not modelled:
+have them. The free lists themselves are a FreeArea (pagecore/kernels/buddy.pyx). Not modelled:
 per-cpu lists (rmqueue_pcplist(), free_pcppages_bulk()), highatomic reserves, CMA,
 watermark boosting, kswapd.
 """
@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-from pagecore import _page as P
+from pagecore.kernels import page as P
 from pagecore.errors import ConfigError, RangeError, StateError
 from pagecore.mm import khugepaged, page_owner
 from pagecore.mm.mmzone import SECTION_MARKED_PRESENT

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pagecore import _page as P
+from pagecore.kernels import page as P
 from pagecore.errors import BusyError, pfn_range
 from pagecore.mm import mmzone
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from pagecore import _page as P
-from pagecore._buddy import owned_heads
+from pagecore.kernels import page as P
+from pagecore.kernels.buddy import owned_heads
 from pagecore.errors import ConfigError
 from pagecore.mm.mmzone import present_section_runs
 from pagecore.util import int_arg

@@ -15,7 +15,7 @@ from itertools import repeat
 
 import numpy as np
 
-from pagecore import _page as P
+from pagecore.kernels import page as P
 from pagecore.drivers.base import memory
 from pagecore.errors import OutOfMemoryError
 from pagecore.mm import page_alloc, sparse_vmemmap

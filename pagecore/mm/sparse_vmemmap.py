@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pagecore import _page as P
+from pagecore.kernels import page as P
 from pagecore.errors import OutOfMemoryError
 from pagecore.mm import mmzone, page_alloc
 from pagecore.mm.mmzone import SECTION_MARKED_PRESENT

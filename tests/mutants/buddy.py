@@ -1,8 +1,8 @@
-"""Mutation testing of pagecore/_buddy.pyx against tests/test_buddy.py.
+"""Mutation testing of pagecore/kernels/buddy.pyx against tests/test_buddy.py.
 
 Each mutant is one deliberate bug in FreeArea, written as (name, old text, new text); the
 old text must occur exactly once. For each, the script copies the worktree (sources and
-the already built extensions, so only _buddy is compiled again) to a temporary
+the already built extensions, so only kernels/buddy is compiled again) to a temporary
 directory, applies the mutant, builds it in place and runs tests/test_buddy.py there.
 A mutant is killed when the tests fail; the script prints the first failing test of each
 and exits non-zero if any mutant survives. The worktree itself is never modified.
@@ -72,7 +72,7 @@ def run(name, old, new, python=sys.executable):
         shutil.copytree(os.path.join(ROOT, "tests"), os.path.join(tmp, "tests"),
                         ignore=shutil.ignore_patterns("__pycache__", "mutants"))
         shutil.copy2(os.path.join(ROOT, "setup.py"), tmp)
-        src = os.path.join(tmp, "pagecore", "_buddy.pyx")
+        src = os.path.join(tmp, "pagecore", "kernels", "buddy.pyx")
         text = open(src).read()
         if text.count(old) != 1:
             return "stale", f"old text found {text.count(old)} times"

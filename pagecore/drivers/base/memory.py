@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pagecore import _page as P
+from pagecore.kernels import page as P
 from pagecore.arch import ZONE_NAMES
 from pagecore.errors import ConfigError, OutOfMemoryError, PagecoreError, RangeError, StateError
 from pagecore.mm import memory_hotplug, page_alloc

@@ -1,7 +1,7 @@
 """Compaction and contiguous-allocation scanners over the mem_map (Cython backend).
 
 Each `def` here has a plain-numpy twin with the same signature in
-pagecore/reference_compaction.py and a numba twin in pagecore/_numba_compaction.py;
+pagecore/kernels/compaction_numpy.py and a numba twin in pagecore/kernels/compaction_numba.py;
 pagecore.compaction.get_compaction_backend() picks one. Arguments: the machine-wide
 `mem_map` (page of pfn p at index p), the pageblock flags (one byte per pageblock), plain
 integers and 1-D output arrays (int64 pfns; uint8 orders: a buddy order fits a byte, as in
@@ -17,18 +17,18 @@ Kernel version modelled: v6.9+ mm/compaction.c (large folios below the target or
 below pageblock order are migrated whole: skip_isolation_on_order()), plus the seed v3
 vmemmap skip in isolate_migratepages_block() (patch 4/5).
 """
-from pagecore._types cimport uint8_t, uint32_t, uint64_t, pfn_t, pbflags_t, count_t
-from pagecore._atomic cimport pc_atomic_load, pc_atomic_min
-from pagecore._page cimport (page_t, PG_reserved, PG_lru, PG_head, PG_tail, PG_movable,
+from pagecore.kernels.ktypes cimport uint8_t, uint32_t, uint64_t, pfn_t, pbflags_t, count_t
+from pagecore.kernels.atomic cimport pc_atomic_load, pc_atomic_min
+from pagecore.kernels.page cimport (page_t, PG_reserved, PG_lru, PG_head, PG_tail, PG_movable,
                              PG_isolated, PGTY_NONE, PGTY_BUDDY, PGTY_VMEMMAP,
                              PB_migrate_skip, FLAGS_MASK)
-from pagecore._page cimport MIGRATE_UNMOVABLE, MIGRATE_RECLAIMABLE
-from pagecore._kernels cimport vmemmap_nr_pages
-from pagecore._buddy cimport FreeArea, MAX_ORDERS
+from pagecore.kernels.page cimport MIGRATE_UNMOVABLE, MIGRATE_RECLAIMABLE
+from pagecore.kernels.hotplug cimport vmemmap_nr_pages
+from pagecore.kernels.buddy cimport FreeArea, MAX_ORDERS
 from cython.parallel cimport prange
 from libc.stdlib cimport malloc, realloc, free
 from libc.string cimport memset
-from pagecore._scanblock cimport (pc_blk_init, pc_blk_align, PC_PG_ISOLATED, pc_cview_t,
+from pagecore.kernels.scanblock cimport (pc_blk_init, pc_blk_align, PC_PG_ISOLATED, pc_cview_t,
                                   pc_cblk_max_level, pc_cblk_select, pc_cblk_level,
                                   pc_cview_at, pc_view_isolatable, pc_popcount64,
                                   pc_mig_block, pc_free_block)

@@ -11,8 +11,8 @@
 #   * nr_free counts exclude MIGRATE_ISOLATE (NR_FREE_PAGES, mm/page_alloc.c).
 cimport cython
 from cpython.ref cimport PyObject
-from pagecore._types cimport int32_t, uint8_t, uint32_t, uint64_t, pfn_t, pbflags_t, count_t
-from pagecore._page cimport page_t
+from pagecore.kernels.ktypes cimport int32_t, uint8_t, uint32_t, uint64_t, pfn_t, pbflags_t, count_t
+from pagecore.kernels.page cimport page_t
 
 cdef enum:
     MAX_ORDERS = 16                   # >= NR_PAGE_ORDERS of every preset

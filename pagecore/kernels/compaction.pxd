@@ -1,8 +1,8 @@
 # Contract of the compaction and contiguous-allocation scanners (mm/compaction.c,
-# mm/page_alloc.c). Like pagecore._kernels, every kernel trusts its inputs: the Python
+# mm/page_alloc.c). Like pagecore.kernels.hotplug, every kernel trusts its inputs: the Python
 # layer (pagecore.compaction) checks zones, alignment and state first. The scanners only
 # read pages and report what they found; free lists change only through the zone's
-# FreeArea (pagecore._buddy), so one buddy implementation serves every backend.
+# FreeArea (pagecore.kernels.buddy), so one buddy implementation serves every backend.
 #
 # Writes, all stated here: isolate_migratepages_block() sets PG_isolated on the head of
 # each folio it isolates (folio_test_clear_lru() / PageIsolated: a second scan cannot take
@@ -10,8 +10,8 @@
 # migrate_folio() moves one folio's state; compact_zone_run() is the whole compaction
 # loop: it moves folios, splits large LRU folios without a target, sets skip bits, and
 # takes free blocks off / gives them back to the FreeArea, leaving nothing isolated.
-from pagecore._types cimport uint8_t, uint32_t, pfn_t, pbflags_t, count_t
-from pagecore._page cimport (page_t, PGTY_BUDDY, MIGRATE_MOVABLE, MIGRATE_CMA,
+from pagecore.kernels.ktypes cimport uint8_t, uint32_t, pfn_t, pbflags_t, count_t
+from pagecore.kernels.page cimport (page_t, PGTY_BUDDY, MIGRATE_MOVABLE, MIGRATE_CMA,
                              MIGRATE_ISOLATE, MIGRATETYPE_MASK, PB_migrate_isolate,
                              PG_head, PG_tail, PG_lru, PG_movable)
 

@@ -2,9 +2,9 @@
 functions, the page kernels (KERNELS) and the compaction scanner kernels
 (COMPACTION_KERNELS).
 
-    "cython" (default)  pagecore._kernels,  pagecore._compaction          compiled, OpenMP
-    "numpy"             pagecore.reference, pagecore.reference_compaction plain numpy twins
-    "numba"             pagecore._numba,    pagecore._numba_compaction    numba twins
+    "cython" (default)  pagecore.kernels.hotplug,  pagecore.kernels.compaction          compiled, OpenMP
+    "numpy"             pagecore.kernels.hotplug_numpy, pagecore.kernels.compaction_numpy plain numpy twins
+    "numba"             pagecore.kernels.hotplug_numba,    pagecore.kernels.compaction_numba    numba twins
 
 numba is imported only when its backend is asked for (it costs a second at import). The
 default comes from the PAGECORE_BACKEND environment variable, read at each call.
@@ -26,14 +26,14 @@ DEFAULT = "cython"
 def _modules(name):
     """(page kernels, compaction kernels) of backend `name`, imported on first use."""
     if name == "cython":
-        from pagecore import _compaction, _kernels
-        return _kernels, _compaction
+        from pagecore.kernels import compaction, hotplug
+        return hotplug, compaction
     if name == "numpy":
-        from pagecore import reference, reference_compaction
-        return reference, reference_compaction
+        from pagecore.kernels import compaction_numpy, hotplug_numpy
+        return hotplug_numpy, compaction_numpy
     if name == "numba":
-        from pagecore import _numba, _numba_compaction
-        return _numba, _numba_compaction
+        from pagecore.kernels import compaction_numba, hotplug_numba
+        return hotplug_numba, compaction_numba
     raise KeyError(name)
 
 

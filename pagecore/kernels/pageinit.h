@@ -1,9 +1,9 @@
-/* The struct page stores of the page-initialising kernels (pagecore/_kernels.pyx):
+/* The struct page stores of the page-initialising kernels (pagecore/kernels/hotplug.pyx):
  * mark_vmemmap_pages() (mhp_mark_vmemmap_pages(), seed v3 patch 4/5) and the page init
  * of online_memory_blocks() (__init_single_page() for a run, memory_block_online() in
  * drivers/base/memory.c).
  *
- * Why C: a page_t is a packed 16-byte struct (pagecore/_page.pxd), and what gcc makes of
+ * Why C: a page_t is a packed 16-byte struct (pagecore/kernels/page.pxd), and what gcc makes of
  * a loop over packed-struct assignments is not one 16-byte store per page.
  *   * `vm[i] = tail` after `tail.vmemmap_head = i` (the first mark_vmemmap_pages()):
  *     a 4-byte store of i into the template on the stack, a 16-byte load of the template
@@ -25,7 +25,7 @@
  * fill of the same bytes (numba twin 1.16-1.18x); online_memory_blocks() one thread
  * 1.16x -> 1.05x (numba 1.26-1.29x).
  *
- * Byte layout relied on (pagecore/_page.pxd): vmemmap_page_t's vmemmap_head at bytes
+ * Byte layout relied on (pagecore/kernels/page.pxd): vmemmap_page_t's vmemmap_head at bytes
  * 8..11 (PC_VMEMMAP_HEAD_OFFSET, checked when _kernels is imported); the SSE2 lane
  * arithmetic assumes little-endian (x86), the scalar twins do not. The template is the
  * caller's record, so no other field offset is assumed here.

@@ -1,7 +1,7 @@
-"""numba twins of the Cython kernels in pagecore/_kernels.pyx (the "numba" backend).
+"""numba twins of the Cython kernels in pagecore/kernels/hotplug.pyx (the "numba" backend).
 
-Same functions, parameters, return values and side effects as `pagecore._kernels` (and
-`pagecore.reference`); tests/test_kernel_parity.py holds the three to that. Each public
+Same functions, parameters, return values and side effects as `pagecore.kernels.hotplug` (and
+`pagecore.kernels.hotplug_numpy`); tests/test_kernel_parity.py holds the three to that. Each public
 function is a thin Python wrapper around an `@njit(cache=True, nogil=True)` function that
 works on the mem_map viewed as PAGE_UNION_DTYPE (numba reads the overlapping vmemmap arm
 directly).
@@ -19,13 +19,13 @@ The Python part costs one call per buddy operation; it is the price of keeping a
 buddy implementation.
 
 Importing this module imports numba (~0.2 s) and loads or compiles the kernels on first
-call; pagecore never imports it implicitly (see pagecore.backends).
+call; pagecore never imports it implicitly (see pagecore.kernels.backends).
 """
 import numba
 import numpy as np
 from numba import njit, prange
 
-from pagecore._page import (EBUSY, ENOENT, FLAGS_MASK, MIGRATE_MOVABLE, NODES_PGSHIFT,
+from pagecore.kernels.page import (EBUSY, ENOENT, FLAGS_MASK, MIGRATE_MOVABLE, NODES_PGSHIFT,
                             PAGE_UNION_DTYPE, PB_migrate_isolate, PG_head, PG_hwpoison,
                             PG_lru, PG_movable, PG_reserved, PG_tail, PGTY_BUDDY, PGTY_NONE,
                             PGTY_OFFLINE, PGTY_VMEMMAP, ZONES_PGSHIFT)
@@ -253,7 +253,7 @@ def _test_pages_isolated(mm, pbf, start_pfn, end_pfn, pageblock_order):
 
 
 # ---------------------------------------------------------------------------------------
-# the backend's functions: signatures of pagecore._kernels
+# the backend's functions: signatures of pagecore.kernels.hotplug
 # ---------------------------------------------------------------------------------------
 def mark_vmemmap_pages(mem_map, start_pfn, nr_pages, nr_sections):
     """numba twin of _kernels.mark_vmemmap_pages (mhp_mark_vmemmap_pages(), seed v3)."""

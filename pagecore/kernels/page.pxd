@@ -5,7 +5,7 @@
 # kernel, zone and node ids live in the upper bits of `flags` (page_zonenum(),
 # page_to_nid() in include/linux/mm.h), and the last 8 bytes are a union whose meaning
 # depends on the page's type.
-from pagecore._types cimport uint8_t, uint16_t, uint32_t, uint64_t, pfn_t
+from pagecore.kernels.ktypes cimport uint8_t, uint16_t, uint32_t, uint64_t, pfn_t
 
 cdef packed struct page_t:            # 16 bytes; storage layout, exported as PAGE_DTYPE
     uint32_t flags                    # PG_* bits | nid << NODES_PGSHIFT | zone << ZONES_PGSHIFT

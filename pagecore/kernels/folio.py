@@ -1,10 +1,10 @@
 """Folio operations on the page array that migration needs on both sides of the backend
-line (pagecore/compaction.py and the numpy twin pagecore/reference_compaction.py):
+line (pagecore/compaction.py and the numpy twin pagecore/kernels/compaction_numpy.py):
 split_folio() (mm/huge_memory.c) and putback_movable_pages() (mm/migrate.c). Pure numpy
 over mem_map; no machine state."""
 import numpy as np
 
-from pagecore._page import PG_head, PG_isolated, PG_lru, PG_tail
+from pagecore.kernels.page import PG_head, PG_isolated, PG_lru, PG_tail
 
 
 def splittable(mem_map, head, order):

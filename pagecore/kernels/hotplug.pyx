@@ -1,24 +1,24 @@
 """Hotplug and isolation kernels over the mem_map (Cython backend).
 
 Each function here has a plain-numpy twin with the same signature in
-pagecore/reference.py, and a numba twin in pagecore/_numba.py. Arguments: the machine-wide
+pagecore/kernels/hotplug_numpy.py, and a numba twin in pagecore/kernels/hotplug_numba.py. Arguments: the machine-wide
 `mem_map` (page of pfn p at index p, like the kernel's vmemmap), the pageblock flags (one
 byte per pageblock), and plain integers; ranges are [start_pfn, end_pfn).
 """
 from cython.parallel cimport prange
 from libc.string cimport memset
 
-from pagecore._types cimport (int64_t, uint8_t, uint16_t, uint32_t, uint64_t, pfn_t, pbflags_t,
+from pagecore.kernels.ktypes cimport (int64_t, uint8_t, uint16_t, uint32_t, uint64_t, pfn_t, pbflags_t,
                               count_t)
-from pagecore._atomic cimport pc_atomic_load, pc_atomic_min
-from pagecore._page cimport (page_t, vmemmap_page_t, PG_reserved, PG_lru, PG_head, PG_tail,
+from pagecore.kernels.atomic cimport pc_atomic_load, pc_atomic_min
+from pagecore.kernels.page cimport (page_t, vmemmap_page_t, PG_reserved, PG_lru, PG_head, PG_tail,
                              PG_movable, PG_hwpoison, PGTY_NONE, PGTY_BUDDY, PGTY_OFFLINE,
                              PGTY_VMEMMAP, MIGRATE_MOVABLE, MIGRATE_ISOLATE, MIGRATETYPE_MASK,
                              PB_migrate_isolate, NODES_PGSHIFT, ZONES_PGSHIFT, FLAGS_MASK,
                              ENOENT, EBUSY)
-from pagecore._buddy cimport FreeArea
+from pagecore.kernels.buddy cimport FreeArea
 
-cdef extern from "_pageinit.h" nogil:
+cdef extern from "pageinit.h" nogil:
     # The page stores of mark_vmemmap_pages() and init_pages(), in C: see the header for
     # what the packed-struct assignments compiled to and why these are plain 16-byte
     # stores of a template held in a register.
@@ -75,7 +75,7 @@ def mark_vmemmap_pages(page_t[::1] mem_map, pfn_t start_pfn, pfn_t nr_pages,
     tail.page_type = PGTY_VMEMMAP
     with nogil:
         # one 16-byte register store per page, zeroed and typed at once, tail i's
-        # vmemmap_head = i (pagecore/_pageinit.h: what `vm[i] = tail` compiled to)
+        # vmemmap_head = i (pagecore/kernels/pageinit.h: what `vm[i] = tail` compiled to)
         pc_store_vmemmap_run(vm, nr_pages, &tail)
         vm[0].flags = PG_reserved | PG_head
         vm[0].vmemmap_head = nr_sections
@@ -92,7 +92,7 @@ cdef inline void init_pages(page_t *mem_map, pfn_t start_pfn, pfn_t end_pfn, uin
     tmpl.order = 0
     tmpl.refcount = refcount
     tmpl.private = 0
-    if end_pfn > start_pfn:             # one 16-byte store per page (pagecore/_pageinit.h)
+    if end_pfn > start_pfn:             # one 16-byte store per page (pagecore/kernels/pageinit.h)
         pc_store_pages(&mem_map[start_pfn], end_pfn - start_pfn, &tmpl)
 
 
@@ -211,7 +211,7 @@ cdef inline pfn_t folio_end(const page_t *p, pfn_t pfn) noexcept nogil:
 
 
 # Isolation scans: the original per-page step (hup_step(), smp_step(), tpi_step()) behind
-# a 64-page block test (pagecore/_scanblock.pxd); long scans go to two threads in chunks
+# a 64-page block test (pagecore/kernels/scanblock.pxd); long scans go to two threads in chunks
 # (scan_parallel()).
 #
 # Each scan walks pfn -> pfn + step. The driver (hup_range(), smp_range(), tpi_range())
@@ -234,7 +234,7 @@ cdef inline pfn_t folio_end(const page_t *p, pfn_t pfn) noexcept nogil:
 # made before every block it cost ~18 % of the streaming rate.
 from libc.stdint cimport int64_t
 from libc.stdlib cimport malloc, free
-from pagecore._scanblock cimport (PC_BLK_SIMD, pc_blk_fit, pc_blk_init, pc_blk_hup,
+from pagecore.kernels.scanblock cimport (PC_BLK_SIMD, pc_blk_fit, pc_blk_init, pc_blk_hup,
                                   pc_blk_hup_movable, pc_blk_smp, pc_blk_tpi,
                                   pc_blk_hup_scalar, pc_blk_hup_movable_scalar,
                                   pc_blk_smp_scalar, pc_blk_tpi_scalar, pc_blk_stream,

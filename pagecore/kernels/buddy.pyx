@@ -13,8 +13,8 @@ from numpy.random cimport bitgen_t
 from libc.string cimport memset
 import numpy as np
 
-from pagecore._types cimport int32_t, uint8_t, uint32_t
-from pagecore._page cimport (page_t, PGTY_BUDDY, PGTY_NONE, PG_head, PG_tail, MIGRATE_TYPES, MIGRATE_ISOLATE,
+from pagecore.kernels.ktypes cimport int32_t, uint8_t, uint32_t
+from pagecore.kernels.page cimport (page_t, PGTY_BUDDY, PGTY_NONE, PG_head, PG_tail, MIGRATE_TYPES, MIGRATE_ISOLATE,
                              MIGRATE_HIGHATOMIC,
                              MIGRATE_UNMOVABLE, MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE,
                              MIGRATETYPE_MASK, PB_migrate_isolate, ZONES_PGSHIFT, NODES_PGSHIFT, FLAGS_MASK)

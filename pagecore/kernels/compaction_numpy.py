@@ -1,6 +1,6 @@
-"""Plain-numpy twins of the compaction kernels in pagecore/_compaction.pyx.
+"""Plain-numpy twins of the compaction kernels in pagecore/kernels/compaction.pyx.
 
-Contract (the same as pagecore/reference.py for _kernels): for every `def` of
+Contract (the same as pagecore/kernels/hotplug_numpy.py for _kernels): for every `def` of
 `_compaction.pyx` this module has a function with the same name and parameters that
 returns the same values and leaves `mem_map`, the pageblock flags and the out arrays in
 the same state, for every input the kernel accepts. tests/test_compaction.py holds the
@@ -23,8 +23,8 @@ import sys
 
 import numpy as np
 
-from pagecore.folio import putback, split_folio, splittable
-from pagecore._page import (FLAGS_MASK, MIGRATE_CMA, MIGRATE_ISOLATE, MIGRATE_MOVABLE,
+from pagecore.kernels.folio import putback, split_folio, splittable
+from pagecore.kernels.page import (FLAGS_MASK, MIGRATE_CMA, MIGRATE_ISOLATE, MIGRATE_MOVABLE,
                             MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE, MIGRATETYPE_MASK, PAGE_UNION_DTYPE, PB_migrate_isolate,
                             PB_migrate_skip, PG_head, PG_isolated, PG_lru, PG_movable,
                             PG_reserved, PG_tail, PGTY_BUDDY, PGTY_NONE, PGTY_VMEMMAP)

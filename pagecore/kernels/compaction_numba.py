@@ -1,7 +1,7 @@
-"""numba twins of the compaction kernels in pagecore/_compaction.pyx.
+"""numba twins of the compaction kernels in pagecore/kernels/compaction.pyx.
 
-Same functions, parameters, return values and writes as `pagecore._compaction` (and
-`pagecore.reference_compaction`); tests/test_compaction.py holds the three to that. Each
+Same functions, parameters, return values and writes as `pagecore.kernels.compaction` (and
+`pagecore.kernels.compaction_numpy`); tests/test_compaction.py holds the three to that. Each
 public function is a thin wrapper around an `@njit(cache=True, nogil=True)` loop over the
 mem_map viewed as PAGE_UNION_DTYPE (numba reads the v3 vmemmap arm directly). The loops
 are line-for-line ports of the Cython ones; all arithmetic is int64 (numba turns uint64
@@ -15,7 +15,7 @@ import sys
 import numpy as np
 from numba import njit
 
-from pagecore._page import (FLAGS_MASK, MIGRATE_CMA, MIGRATE_ISOLATE, MIGRATE_MOVABLE,
+from pagecore.kernels.page import (FLAGS_MASK, MIGRATE_CMA, MIGRATE_ISOLATE, MIGRATE_MOVABLE,
                             MIGRATETYPE_MASK, PAGE_UNION_DTYPE, PB_migrate_isolate,
                             PB_migrate_skip, PG_head, PG_isolated, PG_lru, PG_movable,
                             PG_reserved, PG_tail, PGTY_BUDDY, PGTY_NONE, PGTY_VMEMMAP)
@@ -36,8 +36,8 @@ _FLAGS_MASK = int(FLAGS_MASK)
 _ZMASK = ~int(FLAGS_MASK) & 0xFFFFFFFF
 
 
-from pagecore._numba import _folio_end, _vmemmap_nr_pages  # noqa: E402  (shared helpers)
-from pagecore.reference_compaction import _check_out_dtypes, run_compact_zone  # noqa: E402
+from pagecore.kernels.hotplug_numba import _folio_end, _vmemmap_nr_pages  # noqa: E402  (shared helpers)
+from pagecore.kernels.compaction_numpy import _check_out_dtypes, run_compact_zone  # noqa: E402
 
 
 def _union(mem_map):
@@ -261,7 +261,7 @@ def _migrate_folio(mm, src, dst):
 
 
 # ---------------------------------------------------------------------------------------
-# the backend's functions: signatures of pagecore._compaction
+# the backend's functions: signatures of pagecore.kernels.compaction
 # ---------------------------------------------------------------------------------------
 def isolate_migratepages_block(mem_map, pageblock_flags, low_pfn, end_pfn, pageblock_order,
                                ignore_skip_hint, out_pfns, cc_order, alloc_contig,

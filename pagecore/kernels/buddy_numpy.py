@@ -1,4 +1,4 @@
-"""Plain-Python twin of pagecore._buddy.FreeArea: the buddy free area of one zone.
+"""Plain-Python twin of pagecore.kernels.buddy.FreeArea: the buddy free area of one zone.
 
 Contract: `FreeArea` here takes the same constructor arguments as the Cython class, has the
 same Python face (counts, nr_free_pages, blocks, snapshot, py_*, alloc_bulk, free_bulk,
@@ -28,7 +28,7 @@ that hold for the whole class:
 """
 import numpy as np
 
-from pagecore._page import (FLAGS_MASK, MIGRATE_HIGHATOMIC, MIGRATE_ISOLATE,
+from pagecore.kernels.page import (FLAGS_MASK, MIGRATE_HIGHATOMIC, MIGRATE_ISOLATE,
                             MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE, MIGRATE_TYPES,
                             MIGRATE_UNMOVABLE, MIGRATETYPE_MASK, PB_migrate_isolate, PG_head,
                             PG_tail, PGTY_BUDDY, PGTY_NONE)

@@ -1,7 +1,7 @@
 # Relaxed atomics for the two-thread scans: each chunk publishes its first offender with
 # an atomic minimum, and later chunks read it to stop early (the kernel's answer is the
 # lowest offending pfn, whichever thread finds it).
-from pagecore._types cimport int64_t
+from pagecore.kernels.ktypes cimport int64_t
 
 cdef extern from *:
     """

@@ -1,4 +1,4 @@
-"""Plain-numpy twins of the Cython kernels in pagecore/_kernels.pyx (the "numpy" backend).
+"""Plain-numpy twins of the Cython kernels in pagecore/kernels/hotplug.pyx (the "numpy" backend).
 
 Contract (Bottleneck's slow/ rule): for every `def` function of `_kernels.pyx` this module
 has a function with the same name and the same parameters that returns the same values and
@@ -20,7 +20,7 @@ may behave differently here than in the compiled kernels.
 """
 import numpy as np
 
-from pagecore._page import (EBUSY, ENOENT, FLAGS_MASK, MIGRATE_MOVABLE, NODES_PGSHIFT,
+from pagecore.kernels.page import (EBUSY, ENOENT, FLAGS_MASK, MIGRATE_MOVABLE, NODES_PGSHIFT,
                             PAGE_UNION_DTYPE, PB_migrate_isolate, PG_head, PG_hwpoison,
                             PG_lru, PG_movable, PG_reserved, PG_tail, PGTY_BUDDY, PGTY_NONE,
                             PGTY_OFFLINE, PGTY_VMEMMAP, ZONES_PGSHIFT)

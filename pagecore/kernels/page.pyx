@@ -5,7 +5,7 @@ C structs (scikit-learn's NODE_DTYPE pattern), so the C and numpy layouts cannot
 """
 import numpy as np
 
-from pagecore._page cimport page_t, vmemmap_page_t
+from pagecore.kernels.page cimport page_t, vmemmap_page_t
 
 cdef page_t _one_page
 cdef vmemmap_page_t _one_vmemmap_page

@@ -2,8 +2,8 @@
 # Python layer (pagecore.kernels) validates ranges, alignment, dtypes and state first.
 # Status codes are the kernel's: 0, -ENOENT, -EBUSY; an offending pfn goes out through
 # a pointer and pagecore.errors turns both into one exception.
-from pagecore._types cimport uint32_t, pfn_t, pbflags_t, count_t
-from pagecore._page cimport page_t
+from pagecore.kernels.ktypes cimport uint32_t, pfn_t, pbflags_t, count_t
+from pagecore.kernels.page cimport page_t
 
 # v3 patch 4/5: vmemmap pages left in the run from `pfn` to its end (vmemmap_nr_pages()).
 cdef pfn_t vmemmap_nr_pages(const page_t *mem_map, pfn_t pfn) noexcept nogil
