@@ -36,8 +36,8 @@ _FLAGS_MASK = int(FLAGS_MASK)
 _ZMASK = ~int(FLAGS_MASK) & 0xFFFFFFFF
 
 
-from pagecore.kernels.hotplug_numba import _folio_end, _vmemmap_nr_pages  # noqa: E402  (shared helpers)
-from pagecore.kernels.compaction_numpy import _check_out_dtypes, run_compact_zone  # noqa: E402
+from pagecore.kernels.hotplug_numba import folio_end, vmemmap_nr_pages  # noqa: E402  (shared with the page kernels)
+from pagecore.kernels.compaction_numpy import check_out_dtypes, run_compact_zone  # noqa: E402
 
 
 def _union(mem_map):
@@ -93,7 +93,7 @@ def _isolate_migratepages_block(mm, pbf, low_pfn, end_pfn, pbo, ignore_skip_hint
         scanned += 1
         p = mm[low_pfn]
         if p.page_type == _PGTY_VMEMMAP:
-            nr = _vmemmap_nr_pages(mm, low_pfn)
+            nr = vmemmap_nr_pages(mm, low_pfn)
             low_pfn += nr if nr > 0 else 1          # a run that ended before it: pass one
             continue
         if valid < 0 and (low_pfn & pb_mask) == 0:
@@ -111,10 +111,10 @@ def _isolate_migratepages_block(mm, pbf, low_pfn, end_pfn, pbo, ignore_skip_hint
         failed = True
         nr = np.int64(1)
         if flags & _PG_tail:
-            nr = _folio_end(order, low_pfn) - low_pfn
+            nr = folio_end(order, low_pfn) - low_pfn
         elif ((flags & _PG_head) and not alloc_contig
               and ((cc_order != -1 and order >= cc_order) or order >= pbo)):
-            nr = _folio_end(order, low_pfn) - low_pfn
+            nr = folio_end(order, low_pfn) - low_pfn
         elif flags & _PG_isolated:
             pass
         elif flags & _PG_lru:
@@ -131,7 +131,7 @@ def _isolate_migratepages_block(mm, pbf, low_pfn, end_pfn, pbo, ignore_skip_hint
         elif flags & _PG_movable:
             failed = False
         if not failed:
-            nr = _folio_end(order, low_pfn) - low_pfn if flags & _PG_head else np.int64(1)
+            nr = folio_end(order, low_pfn) - low_pfn if flags & _PG_head else np.int64(1)
             out[out_start + n] = low_pfn
             n += 1
             mm[low_pfn].flags = np.uint32(flags | _PG_isolated)
@@ -207,7 +207,7 @@ def _isolate_freepages_block(mm, pbf, start_pfn, end_pfn, strict, out_pfns, out_
         p = mm[blockpfn]
         order = np.int64(p.order)
         if p.flags & _PG_folio:
-            k = _folio_end(order, blockpfn) - blockpfn
+            k = folio_end(order, blockpfn) - blockpfn
             scanned += k - 1
             blockpfn += k - 1
         elif p.page_type == _PGTY_BUDDY:
@@ -295,7 +295,7 @@ def isolate_freepages_block(mem_map, pageblock_flags, start_pfn, end_pfn, strict
                             out_orders, max_blocks, pageblock_order):
     """numba twin of _compaction.isolate_freepages_block. Returns (nr_isolated_pages,
     nr_scanned, fail_pfn, nr_blocks)."""
-    _check_out_dtypes(out_pfns, out_orders)
+    check_out_dtypes(out_pfns, out_orders)
     if max_blocks < 0 or max_blocks > out_pfns.shape[0] or max_blocks > out_orders.shape[0]:
         raise ValueError(f"isolate_freepages_block: max_blocks={max_blocks} does not fit "
                          f"out arrays of {out_pfns.shape[0]} and {out_orders.shape[0]}")

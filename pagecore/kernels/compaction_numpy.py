@@ -45,7 +45,7 @@ _VMEMMAP, _BUDDY, _FAIL, _LRU, _MOVABLE = range(5)
 # ---------------------------------------------------------------------------------------
 # helpers
 # ---------------------------------------------------------------------------------------
-def _vmemmap_nr_pages(mem_map, pfns):
+def vmemmap_nr_pages(mem_map, pfns):
     """vmemmap_nr_pages() of PGTY_VMEMMAP pages `pfns`: pages of the run left from each
     pfn to its end (the head holds the length, a tail its distance back to the head)."""
     vm = mem_map.view(PAGE_UNION_DTYPE)
@@ -57,7 +57,7 @@ def _vmemmap_nr_pages(mem_map, pfns):
     return left.astype(np.int64)
 
 
-def _check_out_dtypes(out_pfns, out_orders):
+def check_out_dtypes(out_pfns, out_orders):
     """isolate_freepages_block()'s out arrays as the Cython kernel's buffers type them:
     int64 pfns and uint8 orders (ValueError otherwise, as Cython's buffer check)."""
     if out_pfns.dtype != np.int64 or out_orders.dtype != np.uint8:
@@ -120,7 +120,7 @@ def _migrate_kinds(mem_map, low, end, pageblock_order, cc_order, alloc_contig):
     vm_step = np.zeros(pfns.shape, dtype=np.int64)
     if vm.any():
         # a run that ended before the page (corrupt): pass one, as the kernels do
-        vm_step[vm] = np.maximum(_vmemmap_nr_pages(mem_map, pfns[vm]), 1)
+        vm_step[vm] = np.maximum(vmemmap_nr_pages(mem_map, pfns[vm]), 1)
     too_big = (((cc_order != -1) & (order >= cc_order)) | (order >= pageblock_order))
     not_isolated = (flags & PG_isolated) == 0
     conditions = [vm,
@@ -262,7 +262,7 @@ def isolate_freepages_block(mem_map, pageblock_flags, start_pfn, end_pfn, strict
     each chunk the visited pfns come from `_orbit`, then the first event that ends the
     scan (a strict failure, a full out array) cuts them.
     """
-    _check_out_dtypes(out_pfns, out_orders)
+    check_out_dtypes(out_pfns, out_orders)
     max_blocks = int(max_blocks)
     if max_blocks < 0 or max_blocks > out_pfns.shape[0] or max_blocks > out_orders.shape[0]:
         raise ValueError(f"isolate_freepages_block: max_blocks={max_blocks} does not fit "

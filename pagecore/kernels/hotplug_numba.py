@@ -155,7 +155,7 @@ def _offline_scan(mm, start_pfn, end_pfn):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _vmemmap_nr_pages(mm, pfn):
+def vmemmap_nr_pages(mm, pfn):
     p = mm[pfn]
     if p.flags & _PG_head:
         return np.int64(p.vmemmap_pages)
@@ -165,7 +165,7 @@ def _vmemmap_nr_pages(mm, pfn):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _folio_end(order, pfn):
+def folio_end(order, pfn):
     o = np.int64(order)
     return ((pfn >> o) + 1) << o
 
@@ -176,7 +176,7 @@ def _has_unmovable_pages(mm, start_pfn, end_pfn, zone_movable, memory_offline):
     while pfn < end_pfn:
         p = mm[pfn]
         if p.page_type == _PGTY_VMEMMAP:
-            k = _vmemmap_nr_pages(mm, pfn)
+            k = vmemmap_nr_pages(mm, pfn)
             if k == 0:                      # a run that ended before it: an offender
                 return pfn
             pfn += k
@@ -188,7 +188,7 @@ def _has_unmovable_pages(mm, start_pfn, end_pfn, zone_movable, memory_offline):
             continue
         if p.flags & (_PG_head | _PG_tail):
             if p.flags & _PG_movable_lru:
-                pfn = _folio_end(p.order, pfn)
+                pfn = folio_end(p.order, pfn)
                 continue
             return pfn
         if p.refcount == 0:
@@ -213,7 +213,7 @@ def _scan_movable_pages(mm, start_pfn, end_pfn):
     while pfn < end_pfn:
         p = mm[pfn]
         if p.page_type == _PGTY_VMEMMAP:
-            k = _vmemmap_nr_pages(mm, pfn)
+            k = vmemmap_nr_pages(mm, pfn)
             if k == 0:                      # a run that ended before it: -EBUSY
                 return -_EBUSY, pfn
             pfn += k
@@ -225,7 +225,7 @@ def _scan_movable_pages(mm, start_pfn, end_pfn):
         if p.page_type == _PGTY_BUDDY:
             pfn += np.int64(1) << np.int64(p.order)
         elif p.flags & (_PG_head | _PG_tail):
-            pfn = _folio_end(p.order, pfn)
+            pfn = folio_end(p.order, pfn)
         else:
             pfn += 1
     return -_ENOENT, end_pfn
@@ -243,8 +243,8 @@ def _test_pages_isolated(mm, pbf, start_pfn, end_pfn, pageblock_order):
         p = mm[pfn]
         if p.page_type == _PGTY_BUDDY:
             pfn += np.int64(1) << np.int64(p.order)
-        elif p.page_type == _PGTY_VMEMMAP and _vmemmap_nr_pages(mm, pfn):
-            pfn += _vmemmap_nr_pages(mm, pfn)   # (a run that ended before it: offender)
+        elif p.page_type == _PGTY_VMEMMAP and vmemmap_nr_pages(mm, pfn):
+            pfn += vmemmap_nr_pages(mm, pfn)   # (a run that ended before it: offender)
         elif (p.flags & _PG_hwpoison) or (p.page_type == _PGTY_OFFLINE and p.refcount == 0):
             pfn += 1
         else:

@@ -41,7 +41,7 @@ def _init_pages(pages, flags, page_type, refcount):
     pages["private"] = 0
 
 
-def _vmemmap_nr_pages(mem_map, pfns):
+def vmemmap_nr_pages(mem_map, pfns):
     """vmemmap_nr_pages() of PGTY_VMEMMAP pages `pfns` (absolute): pages of the run left from
     each pfn to the run's end. A head (PG_head) holds the run length; a tail holds its
     distance back to the head, whose length the kernel reads."""
@@ -60,7 +60,7 @@ def _vmemmap_steps(mem_map, start_pfn, page_type):
     step = np.zeros(page_type.shape[0], dtype=np.int64)
     vm = np.flatnonzero(page_type == PGTY_VMEMMAP)
     if vm.size:
-        step[vm] = _vmemmap_nr_pages(mem_map, start_pfn + vm)
+        step[vm] = vmemmap_nr_pages(mem_map, start_pfn + vm)
     return step
 
 
