@@ -36,7 +36,7 @@ from pagecore.drivers.base.memory import (BLOCK_DTYPE, MEM_GOING_OFFLINE, MEM_OF
 from pagecore.errors import ConfigError
 from pagecore.invariants import check_machine
 from pagecore.mm import (huge_memory, memory_hotplug, mm_init, page_alloc, page_isolation,
-                         page_owner)
+                         page_owner, show_mem)
 from pagecore.mm.huge_memory import THP_MODES
 from pagecore.mm.memory_hotplug import (MMOP_OFFLINE, MMOP_ONLINE, MMOP_ONLINE_KERNEL,
                                         MMOP_ONLINE_MOVABLE, ONLINE_POLICIES, ONLINE_TYPES,
@@ -48,7 +48,6 @@ from pagecore.mm.page_alloc import (GFP, KINDS, LOWMEM_RESERVE_RATIO,
                                     PG_swapbacked)
 from pagecore.mm.page_owner import OWNER_AUTO_BASE, OWNER_BOOT, OWNER_VMEMMAP, Allocation
 from pagecore.mm.sparse_vmemmap import VmemAltmap
-from pagecore.procfs import meminfo_dict
 from pagecore.strategies import get_strategy
 from pagecore.util import int_arg, runs
 
@@ -355,9 +354,10 @@ class Machine:
         return sum(z.free_pages for z in self.zones())
 
     def meminfo(self):
-        """The /proc/meminfo fields pagecore models, in kB: procfs.meminfo_dict(), the
-        same keys (it scans the page array of online memory for the page kinds)."""
-        return meminfo_dict(self)
+        """The /proc/meminfo fields pagecore models, in kB (pagecore/mm/show_mem.py:
+        meminfo(); procfs.meminfo_dict() gives the same keys). It scans the page array
+        of online memory for the page kinds."""
+        return show_mem.meminfo(self)
 
     def memmap_summary(self):
         """Where the memmap of hot-added memory lives: pages per place."""

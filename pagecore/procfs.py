@@ -13,9 +13,9 @@ What is modelled, and what is not:
   what they are (machine.KINDS, by accounting flags on their pages), and each kind
   counts where the kernel counts it: anonymous pages in AnonPages, page cache in
   Cached, slab in SReclaimable or SUnreclaim (Slab and KReclaimable are their sums as
-  in meminfo_proc_show()), other kernel pages only in MemFree. MemAvailable is
-  si_mem_available() (mm/show_mem.c): ``NR_FREE_PAGES - totalreserve_pages``, plus the
-  page cache less ``min(pagecache / 2, Σ low wmark)``, plus reclaimable slab less
+  in meminfo_proc_show()), other kernel pages only in MemFree; the numbers come from
+  pagecore/mm/show_mem.py. MemAvailable is si_mem_available() (mm/show_mem.c):
+  ``NR_FREE_PAGES - totalreserve_pages``, plus the page cache less ``min(pagecache / 2, Σ low wmark)``, plus reclaimable slab less
   ``min(reclaimable / 2, Σ low wmark)``; anonymous memory is never available (no swap).
   totalreserve_pages is calculate_totalreserve_pages() (per zone: the largest
   lowmem_reserve plus the high watermark, capped at managed).
@@ -47,74 +47,21 @@ import numpy as np
 from pagecore.kernels import page as P
 from pagecore.fragmentation import (MIGRATETYPE_NAMES, ZoneFreeInfo, format_buddyinfo,
                                     format_pagetypeinfo, zone_nr_free)
-from pagecore.drivers.base.memory import MEM_ONLINE
 from pagecore.mm.mmzone import SECTION_IS_ONLINE
-from pagecore.mm.page_alloc import PG_reclaimable, PG_slab, PG_swapbacked
+from pagecore.mm import show_mem
+from pagecore.mm.show_mem import MEMINFO_FIELDS, lru_pages, page_kinds, totalreserve_pages
 
 __all__ = ["meminfo", "meminfo_dict", "page_kinds", "MEMINFO_FIELDS", "MEMINFO_NOT_MODELLED",
            "zoneinfo", "zoneinfo_dict", "buddyinfo",
            "buddyinfo_dict", "pagetypeinfo", "pagetypeinfo_dict", "vmstat", "vmstat_dict",
-           "lsmem", "lsmem_dict", "zone_records", "VIEWS", "human_size"]
+           "lsmem", "lsmem_dict", "zone_records", "VIEWS", "human_size", "lru_pages",
+           "totalreserve_pages"]
 
-_CHUNK = 1 << 20          # pages per numpy pass when scanning the mem_map
 
 
 # ---------------------------------------------------------------------------------------
 # helpers
 # ---------------------------------------------------------------------------------------
-def _online_runs(m):
-    """[start_pfn, end_pfn) runs of online memory blocks (boot and hot-added)."""
-    online = m.blocks["state"] == MEM_ONLINE
-    d = np.diff(np.concatenate(([0], online.view(np.int8), [0])))
-    nb = m.block_pages
-    return [(int(s) * nb, int(e) * nb)
-            for s, e in zip(np.nonzero(d == 1)[0], np.nonzero(d == -1)[0])]
-
-
-def page_kinds(m):
-    """Allocated pages of online memory by kind, the way the kernel's vmstat counters
-    see them: {"anon", "file", "slab_reclaimable", "slab_unreclaimable"} (pages).
-    anon: PG_lru with PG_swapbacked; file: PG_lru without it (page cache); slab: PG_slab
-    pages, reclaimable when PG_reclaimable."""
-    out = dict.fromkeys(("anon", "file", "slab_reclaimable", "slab_unreclaimable"), 0)
-    lru, sb, sl, rc = (np.uint64(x) for x in (P.PG_lru, PG_swapbacked, PG_slab, PG_reclaimable))
-    kinds = lru | sl
-    # Word 0 of a page is flags | page_type << 32 | order << 40 | refcount << 48
-    # (pagecore/kernels/page.pxd): one pass picks the pages with an LRU or slab bit, usually few, and
-    # only those are classified.
-    for s, e in _online_runs(m):
-        for p in range(s, e, _CHUNK):
-            w = m.mem_map[p:min(p + _CHUNK, e)].view(np.uint64)[::2]
-            w = w[(w & kinds) != 0]
-            w = w[(w >> np.uint64(48)) != 0]                 # allocated (refcount > 0)
-            is_lru = (w & lru) != 0
-            anon = int(np.count_nonzero(is_lru & ((w & sb) != 0)))
-            nlru = int(np.count_nonzero(is_lru))
-            out["anon"] += anon
-            out["file"] += nlru - anon
-            is_slab = (w & sl) != 0
-            rec = int(np.count_nonzero(is_slab & ((w & rc) != 0)))
-            out["slab_reclaimable"] += rec
-            out["slab_unreclaimable"] += int(np.count_nonzero(is_slab)) - rec
-    return out
-
-
-def lru_pages(m):
-    """Allocated pages on an LRU list (PG_lru, refcount > 0), anonymous and file, over
-    online memory."""
-    k = page_kinds(m)
-    return k["anon"] + k["file"]
-
-
-def totalreserve_pages(m):
-    """calculate_totalreserve_pages() (mm/page_alloc.c)."""
-    total = 0
-    for z in m.zones():
-        mx = max(z.lowmem_reserve[z.zid:] + [0]) + z.watermark[2]
-        total += min(mx, z.managed_pages)
-    return total
-
-
 def human_size(nbytes):
     """Short binary size for report tables: "128M", "1.5G", "0B" (one decimal, rounded)."""
     if nbytes < 1024:
@@ -138,9 +85,6 @@ def _kb(m, pages):
 # ---------------------------------------------------------------------------------------
 # /proc/meminfo
 # ---------------------------------------------------------------------------------------
-#: The /proc/meminfo fields pagecore models, in the kernel's order (meminfo_proc_show()).
-MEMINFO_FIELDS = ("MemTotal", "MemFree", "MemAvailable", "Cached", "AnonPages",
-                  "KReclaimable", "Slab", "SReclaimable", "SUnreclaim")
 #: The fields the kernel prints (v6.12, x86_64) that pagecore does not model.
 MEMINFO_NOT_MODELLED = (
     "Buffers", "SwapCached", "Active", "Inactive", "Active(anon)", "Inactive(anon)",
@@ -155,27 +99,10 @@ MEMINFO_NOT_MODELLED = (
 
 
 def meminfo_dict(m, pagecache_pages=None, reclaimable_pages=None):
-    """The MEMINFO_FIELDS in kB (see the module docstring for the model).
-    `pagecache_pages` overrides the page-cache count (Cached and MemAvailable; the kernel
-    counts the file LRU lists), `reclaimable_pages` the reclaimable slab and misc memory
-    (KReclaimable). si_mem_available() (mm/page_alloc.c v6.1, mm/show_mem.c v6.12): each
-    of the two counts less min(half of it, the sum of the zones' low watermarks)."""
-    kinds = page_kinds(m)
-    free = m.mem_free_pages
-    wmark_low = sum(z.watermark[1] for z in m.zones())
-    available = free - totalreserve_pages(m)
-    file_pages = kinds["file"] if pagecache_pages is None else int(pagecache_pages)
-    available += file_pages - min(file_pages // 2, wmark_low)
-    reclaimable = kinds["slab_reclaimable"] if reclaimable_pages is None else int(reclaimable_pages)
-    # (+ NR_KERNEL_MISC_RECLAIMABLE, 0 in the model)
-    available += reclaimable - min(reclaimable // 2, wmark_low)
-    available = max(available, 0)
-    slab = kinds["slab_reclaimable"] + kinds["slab_unreclaimable"]
-    pages = {"MemTotal": m.mem_total_pages, "MemFree": free, "MemAvailable": available,
-             "Cached": file_pages, "AnonPages": kinds["anon"], "KReclaimable": reclaimable,
-             "Slab": slab, "SReclaimable": kinds["slab_reclaimable"],
-             "SUnreclaim": kinds["slab_unreclaimable"]}
-    return {k: _kb(m, pages[k]) for k in MEMINFO_FIELDS}
+    """The MEMINFO_FIELDS in kB: pagecore/mm/show_mem.py's meminfo() (si_meminfo(),
+    si_mem_available()); `pagecache_pages` / `reclaimable_pages` override the page-cache
+    and reclaimable-slab counts."""
+    return show_mem.meminfo(m, pagecache_pages, reclaimable_pages)
 
 
 def meminfo(m, pagecache_pages=None):
@@ -258,7 +185,7 @@ def pageblock_counts(m, zone):
     last = -(-zone.zone_end_pfn >> pbo)
     want = (zone.nid << P.NODES_PGSHIFT) | (zone.zid << P.ZONES_PGSHIFT)
     mask = (P.NODES_MASK << P.NODES_PGSHIFT) | (P.ZONES_MASK << P.ZONES_PGSHIFT)
-    step = _CHUNK
+    step = 1 << 20                  # pageblocks per numpy pass
     for b0 in range(first, last, step):
         pbs = np.arange(b0, min(b0 + step, last), dtype=np.int64)
         pfns = pbs << pbo

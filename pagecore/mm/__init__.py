@@ -7,6 +7,7 @@ forwards the public verbs here.
     mmzone          include/linux/mmzone.h   struct zone, struct pglist_data, section flags
     mm_init         mm/mm_init.c             boot: memblock, sparse_init(), memblock_free_all()
     page_alloc      mm/page_alloc.c          alloc/free, __free_pages_core(), watermarks
+    show_mem        mm/show_mem.c            si_meminfo(), si_mem_available(): /proc/meminfo
     page_owner      mm/page_owner.c          owner tags that follow migration
     huge_memory     mm/huge_memory.c         hugepage_init()
     khugepaged      mm/khugepaged.c          set_recommended_min_free_kbytes()

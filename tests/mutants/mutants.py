@@ -23,7 +23,7 @@ MUTANTS = [
     {"name": "watermark-scale-factor-20", "file": "pagecore/config.py",
      "old": "watermark_scale_factor: int = 10",
      "new": "watermark_scale_factor: int = 20"},
-    {"name": "memavailable-pagecache-not-halved", "file": "pagecore/procfs.py",
+    {"name": "memavailable-pagecache-not-halved", "file": "pagecore/mm/show_mem.py",
      "old": "available += file_pages - min(file_pages // 2, wmark_low)",
      "new": "available += file_pages - min(file_pages, wmark_low)"},
     {"name": "altmap-size-halved", "file": "pagecore/strategies.py",
