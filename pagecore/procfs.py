@@ -15,7 +15,8 @@ What is modelled, and what is not:
   Cached, slab in SReclaimable or SUnreclaim (Slab and KReclaimable are their sums as
   in meminfo_proc_show()), other kernel pages only in MemFree; the numbers come from
   pagecore/mm/show_mem.py. MemAvailable is si_mem_available() (mm/show_mem.c):
-  ``NR_FREE_PAGES - totalreserve_pages``, plus the page cache less ``min(pagecache / 2, Σ low wmark)``, plus reclaimable slab less
+  ``NR_FREE_PAGES - totalreserve_pages``, plus the page cache less
+  ``min(pagecache / 2, Σ low wmark)``, plus reclaimable slab less
   ``min(reclaimable / 2, Σ low wmark)``; anonymous memory is never available (no swap).
   totalreserve_pages is calculate_totalreserve_pages() (per zone: the largest
   lowmem_reserve plus the high watermark, capped at managed).
