@@ -429,7 +429,7 @@ def remove_memory(m, start, size):
     Batched: the section words are cleared with numpy; the vmemmap leaves and page
     tables no present section uses any more are found with numpy (the geometry of
     section_vmemmap(), the tests of granule_in_use()/
-    _table_in_use()) and torn down in the loop's order (per section: leaves, then
+    table_in_use()) and torn down in the loop's order (per section: leaves, then
     tables), their buddy pages in one free_pages() call. If a page to free is not an
     allocated block head, the one-by-one loop runs instead and fails where it did."""
     start_pfn, nr_pages = check_hotplug_memory_range(m, start, size, "remove_memory")

@@ -84,7 +84,7 @@ def migrate_folios(m, src, dst, order):
 
 def undo_migrate_folios(m, migrated):
     """Undo migrations, last batch first: `migrated` holds (src pfns, dst pfns, order)
-    batches of _move_folios(). Each folio's old pages come back off the free lists
+    batches of migrate_folios(). Each folio's old pages come back off the free lists
     (FreeArea.claim_ranges(): the free block holding them is split around them), its
     state moves back, and its new pages are freed. Sources lie in isolated
     pageblocks, targets outside them, so claims and frees do not interact."""

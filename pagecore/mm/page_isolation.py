@@ -55,7 +55,7 @@ def save_pageblocks(m):
     makes on the way (memmap at hot-add, migration targets) may claim whole pageblocks
     for their migratetype (__rmqueue_fallback()); freeing the pages back does not give
     them back. A failed call must leave the machine as it was, so the failure paths
-    restore the saved types with _restore_pageblocks()."""
+    restore the saved types with restore_pageblocks()."""
     pb = m.arch.pageblock_order
     saved = []
     for z in m.zones():
