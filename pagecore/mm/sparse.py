@@ -17,7 +17,7 @@ import numpy as np
 
 from pagecore.kernels import page as P
 from pagecore.drivers.base import memory
-from pagecore.errors import OutOfMemoryError
+from pagecore.errors import GranularityError, OutOfMemoryError, StateError
 from pagecore.mm import page_alloc, sparse_vmemmap
 from pagecore.mm.mmzone import (SECTION_HAS_MEM_MAP, SECTION_IS_EARLY, SECTION_MARKED_PRESENT,
                                 SECTION_USE_VMEMMAP)
@@ -241,6 +241,120 @@ def undo_sparse_add_section(m, done):
         lo, hi = done[0][0] * pps, (done[-1][0] + 1) * pps
         blk = m.blocks[lo // m.block_pages:-(-hi // m.block_pages)]
         blk[blk["state"] == memory.MEM_OFFLINE] = memory.empty_block()
+
+
+def sparse_remove_section(m, start_pfn, nr_pages):
+    """arch_remove_memory() -> __remove_pages() -> sparse_remove_section() of every section
+    of [start_pfn, +nr_pages), batched: section_deactivate() clears the section words,
+    then the vmemmap leaves and page tables no present section uses any more are found
+    with numpy (section_vmemmap(); granule_in_use() / table_in_use() vectorised) and torn
+    down in the kernel's loop order (per section: leaves, then tables), their buddy pages
+    in one free_pages_ok() call, altmap pages by vmem_altmap_free().
+
+    The teardown is planned with the sections cleared and checked before anything is
+    freed: if it would leave an altmap owing pages (remove_memory_blocks_and_altmaps():
+    WARN "Altmap not fully unmapped") or free a page that is not an allocated block, the
+    words come back and the call fails with the machine as it was."""
+    a = m.arch
+    pps, sps = a.pages_per_section, a.struct_page_size
+    gb = m.arch.vmemmap_granule_bytes
+    granules, tables = m.vmemmap_granules, m.vmemmap_tables
+    s0, s1 = start_pfn // pps, (start_pfn + nr_pages) // pps
+    saved_secs = (m.sections[s0:s1].copy(), m.section_nid[s0:s1].copy(),
+                  m.nr_memmap_pages, m.nr_memmap_boot_pages)
+    # section_deactivate(): memmap_pages_add(-...), clear the word
+    early = (m.sections[s0:s1] & SECTION_IS_EARLY) != 0
+    m.nr_memmap_pages -= a.memmap_pages(pps) * int((~early).sum())
+    m.nr_memmap_boot_pages -= a.memmap_pages(pps) * int(early.sum())
+    m.sections[s0:s1] = 0
+    m.section_nid[s0:s1] = -1
+
+    def refuse(cls, msg):
+        m.sections[s0:s1], m.section_nid[s0:s1] = saved_secs[0], saved_secs[1]
+        m.nr_memmap_pages, m.nr_memmap_boot_pages = saved_secs[2], saved_secs[3]
+        raise cls(msg)
+
+    def present_in(first, last):
+        """Any present section in [first[i], last[i]] (cumulative counts)."""
+        if not len(first):
+            return np.zeros(0, dtype=bool)
+        lo, hi = int(first.min()), int(last.max()) + 1
+        cs = np.concatenate(([0], np.cumsum((m.sections[lo:hi] & SECTION_MARKED_PRESENT) != 0)))
+        return cs[last + 1 - lo] > cs[first - lo]
+
+    def first_known(ids, known):
+        mask = np.zeros(len(ids), dtype=bool)
+        if len(ids) and known:
+            mask[np.unique(ids, return_index=True)[1]] = True
+            mask[mask] = [x in known for x in ids[mask].tolist()]
+        return mask
+
+    (g_ids, g_sec), (t_ids, t_sec) = sparse_vmemmap.section_vmemmap(
+        a, np.arange(s0, s1, dtype=np.int64))
+    pud_shift = a.pmd_shift + (a.page_shift - 3)
+    # leaves: populated, and no present section left in the memmap they map
+    gm = first_known(g_ids, granules)
+    gm[gm] = ~present_in(g_ids[gm] * gb // sps // pps, ((g_ids[gm] + 1) * gb - 1) // sps // pps)
+    # tables: populated, and no leaf in their VA that is populated and in use
+    tm = first_known(t_ids, tables)
+    pmd_t = t_ids < sparse_vmemmap.PTE_TABLE_TAG
+    tva0 = np.where(pmd_t, t_ids << pud_shift, (t_ids - sparse_vmemmap.PTE_TABLE_TAG) << a.pmd_shift)
+    tva1 = np.where(pmd_t, (t_ids + 1) << pud_shift, (t_ids - sparse_vmemmap.PTE_TABLE_TAG + 1) << a.pmd_shift)
+    glo, ghi = -(-tva0 // gb), -(-tva1 // gb)          # leaves g with va0 <= g*gb < va1
+    maybe = tm & (ghi > glo)
+    maybe[maybe] = present_in(glo[maybe] * gb // sps // pps, (ghi[maybe] * gb - 1) // sps // pps)
+    for i in np.flatnonzero(maybe).tolist():          # rare: tables shared with a neighbour
+        tm[i] = not any(sparse_vmemmap.granule_in_use(m, g) for g in range(int(glo[i]), int(ghi[i]))
+                        if g in granules)
+    # the teardown, in the loop's order
+    order = np.lexsort((np.r_[np.flatnonzero(gm), np.flatnonzero(tm)],
+                        np.r_[np.zeros(int(gm.sum()), dtype=np.int64), np.ones(int(tm.sum()), dtype=np.int64)],
+                        np.r_[g_sec[gm], t_sec[tm]]))
+    events = [("g", g) for g in g_ids[gm].tolist()] + [("t", t) for t in t_ids[tm].tolist()]
+    events = [events[i] for i in order.tolist()]
+    pfns, tpfns, alt_owner, alt_pages = [], [], [], []
+    for kind, x in events:
+        if kind == "t":
+            pfn = tables[x]
+            if pfn >= 0:
+                pfns.append(pfn)
+                tpfns.append(pfn)
+            continue
+        gkind, pfn, gorder, owner = granules[x]
+        if gkind == "altmap":
+            alt_owner.append(owner)
+            alt_pages.append(1 << gorder)
+        elif gkind == "buddy":
+            pfns.append(pfn)
+        elif gkind == "buddy-base":
+            pfns.extend(pfn)
+    pfns = np.asarray(pfns, dtype=np.int64)
+    mm = m.mem_map[pfns]
+    if ((mm["refcount"] == 0) | ((mm["flags"] & P.PG_tail) != 0)).any() or \
+            len(np.unique(pfns)) != len(pfns):
+        refuse(StateError, f"remove_memory: {m.fmt_range(start_pfn, nr_pages)}: a vmemmap "
+               "page or page table to free is not an allocated block (corrupt memmap "
+               "bookkeeping; Machine.check() names it)")
+    alt_owner = np.asarray(alt_owner, dtype=np.int64)
+    alt_pages = np.asarray(alt_pages, dtype=np.int64)
+    b0, b1 = start_pfn // m.block_pages, (start_pfn + nr_pages) // m.block_pages
+    owed = m.blocks["altmap_alloc"].astype(np.int64)
+    outside = (alt_owner < b0) | (alt_owner >= b1)
+    left = owed[b0:b1] - np.bincount(alt_owner[~outside] - b0, weights=alt_pages[~outside],
+                                     minlength=b1 - b0).astype(np.int64)
+    if outside.any() or left.any():
+        # remove_memory_blocks_and_altmaps(): WARN "Altmap not fully unmapped"
+        refuse(GranularityError,
+               f"remove_memory: {m.fmt_range(start_pfn, nr_pages)} would leave an altmap "
+               f"not fully unmapped ({int(left.sum())} pages still owed, "
+               f"{int(alt_pages[outside].sum())} owed to blocks outside the range): the "
+               "removal must cover whole self-hosted memmaps")
+    for kind, x in events:
+        (tables if kind == "t" else granules).pop(x)
+    np.subtract.at(m.blocks["altmap_alloc"], alt_owner, alt_pages)   # vmem_altmap_free()
+    m.mem_map["page_type"][np.asarray(tpfns, dtype=np.int64)] = P.PGTY_NONE
+    m.pagetable_pages -= len(tpfns)
+    page_alloc.free_pages_ok(m, pfns)
 
 
 def release_host_pages(m, s, e):
