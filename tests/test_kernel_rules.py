@@ -363,6 +363,20 @@ def test_mem_available_halves_the_page_cache_up_to_the_low_watermarks():
         (500073 + 85) * 4
 
 
+def test_mem_available_is_zero_when_free_memory_is_below_the_reserve():
+    # si_mem_available(): `if (available < 0) available = 0`. The 2 GiB machine above
+    # (marks DMA (7, 10, 13), DMA32 (1016, 1515, 2014), DMA's reserve 1952 against Normal,
+    # totalreserve 3979) filled with GFP_KERNEL pages: __zone_watermark_ok() stops each
+    # zone at min + lowmem_reserve[ZONE_NORMAL] free pages, DMA32 at 1016 + 0 and DMA at
+    # 7 + 1952 = 1959. Free 2975 pages = 11900 kB; 2975 - 3979 = -1004, no page cache or
+    # reclaimable slab -> MemAvailable 0.
+    m = Machine(kernel=(6, 12), min_free_kbytes=4096)
+    m.alloc_pages(0, 0, "kernel", count=m.mem_free_pages)
+    got = meminfo_dict(m, pagecache_pages=0, reclaimable_pages=0)
+    assert got["MemFree"] == 11900
+    assert got["MemAvailable"] == 0
+
+
 def test_mem_available_of_a_recorded_baseline():
     # 6.12 baseline: no file LRU pages (pagecache 0), KReclaimable 680 kB = 170 pages;
     # the kernel's MemAvailable is in the recorded meminfo.
@@ -522,6 +536,20 @@ def test_auto_movable_decides_for_the_whole_memory_group():
     m.add_memory(0, 4 * GiB + 128 * MiB, 128 * MiB, online="online_kernel")
     m.online_memory_block(32, "online")
     assert m.blocks["zone"][32:34].tolist() == [3, 2]
+
+
+def test_auto_movable_ratio_is_a_floor_of_percent_and_inclusive():
+    # auto_movable_can_online_movable(): `movable_pages <= (auto_movable_ratio *
+    # kernel_early_pages) / 100`. 2 GiB of boot memory (524288 present early pages) and
+    # ratio 625: the limit is 625 * 524288 / 100 = 3276800 pages, exactly 100 blocks. A
+    # DIMM of 100 blocks (12.5 GiB) goes MOVABLE (equal is allowed); one block more,
+    # 3309568 pages, does not (it would fit under / 99: 3309898).
+    m = Machine(kernel=(6, 12), strategy="block", online_policy="auto-movable",
+                auto_movable_ratio=625)
+    m.add_memory(0, 4 * GiB, 12 * GiB + 512 * MiB, online="online")
+    assert set(m.blocks["zone"][32:132].tolist()) == {3}
+    m.add_memory(0, 16 * GiB + 512 * MiB, 128 * MiB, online="online")
+    assert m.blocks["zone"][132] == 2
 
 
 def test_contig_zones_online_inherits_the_zone_whose_span_holds_the_block():
