@@ -78,6 +78,7 @@ SELECTIONS = {
     # MemAvailable (si_mem_available()) and totalreserve_pages
     "meminfo": ["tests/test_procfs.py",
                 "tests/test_kernel_rules.py::test_mem_available_halves_the_page_cache_up_to_the_low_watermarks",
+                "tests/test_kernel_rules.py::test_mem_available_is_zero_when_free_memory_is_below_the_reserve",
                 "tests/test_kernel_rules.py::test_mem_available_of_a_recorded_baseline"],
 }
 
@@ -110,6 +111,15 @@ EQUIVALENT = {
      "need = rng.nr_pages - int(((on | (bl['zone'] == P.ZONE_MOVABLE))).sum()) * nb"):
         "offline blocks carry zone -1 (invariants.py) and the online ones of the range are "
         "all Movable here (the test above returned otherwise), so | and & select the same",
+    ("auto_movable_can_online_movable", "if (kernel_early < 0):"):
+        "with kernel_early 0 the ratio test compares movable + nr_pages (at least the "
+        "offline block being onlined) with 0 and says no as well",
+    ("Block513.supported",
+     "((size * arch.page_size + vm)) % (arch.pageblock_nr_pages * arch.page_size) == 0)"):
+        "only read when size is one memory block, a multiple of the pageblock: then "
+        "size + vm and size - vm are both multiples of it exactly when vm is",
+    ("totalreserve_pages", "mx = max(z.lowmem_reserve[z.zid:] + [(-1)]) + z.watermark[2]"):
+        "the slice holds the zone's own reserve, 0, and none is negative: the max is >= 0",
 }
 
 PYTEST = ["-x", "-q", "-p", "no:cacheprovider", "-o", "addopts=", "-m", "not qemu and not big"]
@@ -185,7 +195,8 @@ def _expr(node):
 
 
 def mutants_of(file, funcs):
-    src = open(os.path.join(ROOT, file)).read()
+    with open(os.path.join(ROOT, file)) as f:
+        src = f.read()
     lines = src.splitlines()
     tree = ast.parse(src)
     found = _functions(tree)
@@ -206,7 +217,7 @@ def mutants_of(file, funcs):
                 conds.update(id(c) for c in node.ifs)
         seen = set()
 
-        def add(node, new_text, kind):
+        def add(node, new_text, kind, name=name, seen=seen):
             m = Mutant(file, name, node, new_text, kind, lines)
             if m.text != m.orig and m.key not in seen:
                 seen.add(m.key)
@@ -287,13 +298,17 @@ def run_selection(d, sel, timeout):
     dt = time.monotonic() - t0
     if p.returncode == 0:
         return "pass", None, dt
-    failed = re.findall(r"^(?:FAILED|ERROR) (\S+)", out, re.M)
+    failed = re.findall(r"^(?:FAILED|ERROR) (\S+)", out, re.MULTILINE)
     if failed:
         return "fail", failed[0], dt
     return "fail", f"pytest exit {p.returncode}: " + " ".join(out.strip().splitlines()[-1:]), dt
 
 
-def _pyc(path):
+def _write(path, text):
+    """Write a module of the scratch tree and drop its .pyc (a mutant can have the
+    size and the mtime second of the original)."""
+    with open(path, "w") as f:
+        f.write(text)
     try:
         os.remove(importlib.util.cache_from_source(path))
     except FileNotFoundError:
@@ -319,7 +334,7 @@ def main(argv=None):
         muts = [m for m in muts if any(t in m.text for t in a.match)]
     if a.survivors:
         with open(a.survivors) as f:
-            keys = set(re.findall(r"^SURVIVED \S+ +(\S+) +(.*?)  \(\d+ s\)$", f.read(), re.M))
+            keys = set(re.findall(r"^SURVIVED \S+ +(\S+) +(.*?)  \(\d+ s\)$", f.read(), re.MULTILINE))
         muts = [m for m in muts if m.key in keys]
     total = len(muts)
     unknown = set(EQUIVALENT) - {m.key for m in enumerate_all()}
@@ -352,23 +367,22 @@ def main(argv=None):
             print(f"unmutated {sel}: {dt:.1f} s ({len(SELECTIONS[sel])} arguments)", flush=True)
         t_start = time.monotonic()
         for m in muts:
-            st = stats.setdefault(m.file, dict(run=0, killed=0, timeout=0, survived=0,
-                                               equivalent=0))
+            st = stats.setdefault(m.file, {"run": 0, "killed": 0, "timeout": 0,
+                                           "survived": 0, "equivalent": 0})
             head = f"{m.where:22s} {m.func:30s} {m.text}"
             if m.key in EQUIVALENT and not a.run_equivalent:
                 st["equivalent"] += 1
                 print(f"equivalent {head}  -- {EQUIVALENT[m.key]}", flush=True)
                 continue
             path = os.path.join(d, m.file)
-            orig = open(path).read()
+            with open(path) as f:
+                orig = f.read()
             try:
-                open(path, "w").write(m.apply(orig))
-                _pyc(path)
+                _write(path, m.apply(orig))
                 sel = sel_of[m.file]
                 status, first, dt = run_selection(d, sel, base[sel] * 2 + 20)
             finally:
-                open(path, "w").write(orig)
-                _pyc(path)
+                _write(path, orig)
             st["run"] += 1
             if m.key in EQUIVALENT:
                 st["equivalent"] += 1
@@ -391,7 +405,7 @@ def main(argv=None):
         n_by_file[m.file] = n_by_file.get(m.file, 0) + 1
     print(f"\n{'module':32s} {'enum':>5s} {'run':>5s} {'killed':>6s} {'timeout':>7s} "
           f"{'surv':>5s} {'equiv':>5s}")
-    tot = dict(enum=0, run=0, killed=0, timeout=0, survived=0, equivalent=0)
+    tot = {"enum": 0, "run": 0, "killed": 0, "timeout": 0, "survived": 0, "equivalent": 0}
     for file, st in stats.items():
         row = dict(enum=n_by_file.get(file, 0), **st)
         for k in tot:
