@@ -8,12 +8,14 @@ comment next to it from the kernel's formula; none is computed with pagecore.
 import json
 import os
 import re
+from types import SimpleNamespace
 
 import pytest
 
 from pagecore import Machine, NodeConfig
 from pagecore.arch import GiB, MiB
 from pagecore.errors import BusyError, ConfigError, PagecoreError
+from pagecore.mm import page_alloc
 from pagecore.procfs import meminfo_dict
 from pagecore.validate import calibrate as cal
 
@@ -126,6 +128,21 @@ def test_thp_is_off_below_512_mib():
     assert m.min_free_kbytes == 1823
 
 
+def test_thp_threshold_is_exactly_512_mib_of_managed_pages():
+    # hugepage_init(): `totalram_pages() < (512 << (20 - PAGE_SHIFT))` turns THP off, so
+    # 131072 managed pages keep it on and 131071 do not. 768 MiB at 0, 6.12: with
+    # kernel_reserved 0 the zones manage 3840 + 189440 = 193280 pages (above); a
+    # reservation of 62208 pages (243 MiB) leaves 131072, one page more leaves 131071.
+    on = Machine(kernel=(6, 12), kernel_reserved=62208 * 4096,
+                 nodes=[NodeConfig(boot=[(0, 768 * MiB)])])
+    assert on.mem_total_pages == 131072
+    assert on.thp_enabled and on.khugepaged_running
+    off = Machine(kernel=(6, 12), kernel_reserved=62209 * 4096,
+                  nodes=[NodeConfig(boot=[(0, 768 * MiB)])])
+    assert off.mem_total_pages == 131071
+    assert not off.thp_enabled and not off.khugepaged_running
+
+
 def test_thp_mode_is_checked():
     with pytest.raises(ConfigError, match="thp='sometimes'"):
         Machine(thp="sometimes")
@@ -211,6 +228,81 @@ def test_watermark_step_uses_watermark_scale_factor_on_large_zones():
     assert m.zone(0, 1).watermark == [1016, 2515, 4014]
 
 
+def test_watermark_step_and_lowmem_reserve_round_down():
+    # 2 GiB at 0, 6.12, kernel_reserved 12033 pages: DMA32 manages 520192 - 8192 memmap
+    # - 12033 = 499967 pages, one short of a multiple of 256 and just under 500 * 1000.
+    # min_free_kbytes 4096 written after boot: pages_min 1024, lowmem 3840 + 499967 =
+    # 503807. DMA32: 1024 * 499967 / 503807 = 511966208 / 503807 = 1016 (rest 98296);
+    # mult_frac(499967, 10, 10000) = 4999670 / 10000 = 499 (a floor: not 500), step
+    # max(254, 499) = 499 -> (1016, 1515, 2014). DMA: 3932160 / 503807 = 7, step max(1,
+    # 3) -> (7, 10, 13). setup_per_zone_lowmem_reserve() (at boot, same managed pages):
+    # DMA's reserve against DMA32 and above is 499967 / 256 = 1952 (1952 * 256 = 499712,
+    # rest 255), the sum starting from 0.
+    m = Machine(kernel=(6, 12), min_free_kbytes=4096, kernel_reserved=12033 * 4096)
+    assert [z.managed_pages for z in m.zones()][:2] == [3840, 499967]
+    assert m.zone(0, 0).watermark == [7, 10, 13]
+    assert m.zone(0, 1).watermark == [1016, 1515, 2014]
+    assert m.zone(0, 0).lowmem_reserve == [0, 1952, 1952, 1952]
+
+
+# The formulas on hand-made zone lists, for the inputs no small guest reaches (lowmem of
+# terabytes, a zone below its own high mark, a Movable zone of any size). A machine is
+# what the functions read of it: arch.page_size, zones(), min_free_kbytes,
+# user_min_free_kbytes, kernel, config.watermark_scale_factor.
+def _zones(*rows):
+    return [SimpleNamespace(zid=zid, managed_pages=managed, watermark=list(wm))
+            for zid, managed, wm in rows]
+
+
+def _machine(zones, min_free_kbytes=0, user=None, kernel=(6, 12)):
+    return SimpleNamespace(arch=SimpleNamespace(page_size=4096), zones=lambda: zones,
+                           min_free_kbytes=min_free_kbytes, user_min_free_kbytes=user,
+                           kernel=kernel, config=SimpleNamespace(watermark_scale_factor=10))
+
+
+def test_nr_free_buffer_pages_counts_only_zones_above_their_high_mark():
+    # nr_free_zone_pages(gfp_zone(GFP_USER)) (mm/page_alloc.c): over the zonelist's zones
+    # up to Normal (populated ones only), `if (size > high) sum += size - high`. DMA
+    # 3840 - 16 = 3824; DMA32 (100 managed, high 150) adds nothing, nor does the empty
+    # Normal zone; Movable is above GFP_USER's zones -> 3824.
+    m = _machine(_zones((0, 3840, (10, 13, 16)), (1, 100, (120, 135, 150)), (2, 0, (0, 0, 0)),
+                        (3, 5000, (32, 40, 48))))
+    assert page_alloc.nr_free_buffer_pages(m) == 3824
+
+
+def test_min_free_kbytes_clamps_and_keeps_an_equal_user_value():
+    # calculate_min_free_kbytes(): new = int_sqrt(lowmem_kb * 16); `if (new >
+    # user_min_free_kbytes) min_free_kbytes = clamp(new, 128, 262144)`.
+    # 2^31 pages above the high marks (8 TiB): int_sqrt(2^33 * 16 = 2^37 = 137438953472)
+    # = 370727 (370727^2 = 137438508529) -> 262144.
+    m = _machine(_zones((2, 1 << 31, (0, 0, 0))))
+    page_alloc.calculate_min_free_kbytes(m)
+    assert m.min_free_kbytes == 262144
+    # 64 pages: int_sqrt(256 * 16 = 4096) = 64 -> 128.
+    m = _machine(_zones((1, 64, (0, 0, 0))))
+    page_alloc.calculate_min_free_kbytes(m)
+    assert m.min_free_kbytes == 128
+    # sysctl value 100 and 157 pages: int_sqrt(628 * 16 = 10048) = 100 (100^2 = 10000 <=
+    # 10048 < 101^2), not larger than 100: the sysctl value stays (it is not clamped).
+    m = _machine(_zones((1, 157, (0, 0, 0))), min_free_kbytes=100, user=100)
+    page_alloc.calculate_min_free_kbytes(m)
+    assert m.min_free_kbytes == 100
+
+
+def test_movable_min_is_managed_over_1024_clamped():
+    # __setup_per_zone_wmarks() (6.12): a Movable zone's min is clamp(managed / 1024,
+    # SWAP_CLUSTER_MAX, 128); its step still comes from the proportional share.
+    # min_free_kbytes 4096: pages_min 1024, lowmem 3840 + 499712 = 503552 (no Movable).
+    # Movable of 65535 pages: min 65535 / 1024 = 63 (not 64); share 1024 * 65535 / 503552
+    # = 67107840 / 503552 = 133, step max(133 >> 2 = 33, 65535 * 10 / 10000 = 65) = 65
+    # -> (63, 128, 193).
+    zones = _zones((0, 3840, (0, 0, 0)), (1, 499712, (0, 0, 0)), (2, 0, (0, 0, 0)),
+                   (3, 65535, (0, 0, 0)))
+    page_alloc.setup_per_zone_wmarks(_machine(zones, min_free_kbytes=4096))
+    assert zones[3].watermark == [63, 128, 193]
+    assert zones[1].watermark == [1016, 1515, 2014]     # as on the 2 GiB machine above
+
+
 def test_user_min_free_kbytes_survives_online_unless_the_formula_exceeds_it():
     # calculate_min_free_kbytes() keeps a sysctl value unless int_sqrt(...) is larger;
     # then khugepaged raises it to its recommendation: after onlining a Normal block
@@ -269,6 +361,20 @@ def test_mem_available_halves_the_page_cache_up_to_the_low_watermarks():
     # 170 pages -> 170 - 85.
     assert meminfo_dict(m, pagecache_pages=1000, reclaimable_pages=170)["MemAvailable"] == \
         (500073 + 85) * 4
+
+
+def test_mem_available_is_zero_when_free_memory_is_below_the_reserve():
+    # si_mem_available(): `if (available < 0) available = 0`. The 2 GiB machine above
+    # (marks DMA (7, 10, 13), DMA32 (1016, 1515, 2014), DMA's reserve 1952 against Normal,
+    # totalreserve 3979) filled with GFP_KERNEL pages: __zone_watermark_ok() stops each
+    # zone at min + lowmem_reserve[ZONE_NORMAL] free pages, DMA32 at 1016 + 0 and DMA at
+    # 7 + 1952 = 1959. Free 2975 pages = 11900 kB; 2975 - 3979 = -1004, no page cache or
+    # reclaimable slab -> MemAvailable 0.
+    m = Machine(kernel=(6, 12), min_free_kbytes=4096)
+    m.alloc_pages(0, 0, "kernel", count=m.mem_free_pages)
+    got = meminfo_dict(m, pagecache_pages=0, reclaimable_pages=0)
+    assert got["MemFree"] == 11900
+    assert got["MemAvailable"] == 0
 
 
 def test_mem_available_of_a_recorded_baseline():
@@ -412,6 +518,53 @@ def test_auto_movable_policy_keeps_movable_within_301_percent_of_boot_memory():
     assert m.blocks["zone"][32] == 2
     with pytest.raises(ConfigError, match="online_policy"):
         Machine(online_policy="auto")
+
+
+def test_auto_movable_decides_for_the_whole_memory_group():
+    # auto_movable_zone_for_pfn() with a static group (one add_memory() call): nr_pages
+    # = max_pages - online_pages of the group, so a 7 GiB DIMM (1835008 pages) beside 2
+    # GiB of boot memory (limit 301 * 524288 / 100 = 1578106) goes to ZONE_NORMAL whole,
+    # though its first 48 blocks alone would fit; each block after the first then sees
+    # present_kernel_pages in its group.
+    m = Machine(kernel=(6, 12), strategy="block", online_policy="auto-movable")
+    m.add_memory(0, 4 * GiB, 7 * GiB, online="online")
+    assert set(m.blocks["zone"][32:88].tolist()) == {2}
+    # Another group's kernel blocks do not count: with the next DIMM online_kernel, the
+    # offline first one still goes MOVABLE.
+    m = Machine(kernel=(6, 12), strategy="block", online_policy="auto-movable")
+    m.add_memory(0, 4 * GiB, 128 * MiB)
+    m.add_memory(0, 4 * GiB + 128 * MiB, 128 * MiB, online="online_kernel")
+    m.online_memory_block(32, "online")
+    assert m.blocks["zone"][32:34].tolist() == [3, 2]
+
+
+def test_auto_movable_ratio_is_a_floor_of_percent_and_inclusive():
+    # auto_movable_can_online_movable(): `movable_pages <= (auto_movable_ratio *
+    # kernel_early_pages) / 100`. 2 GiB of boot memory (524288 present early pages) and
+    # ratio 625: the limit is 625 * 524288 / 100 = 3276800 pages, exactly 100 blocks. A
+    # DIMM of 100 blocks (12.5 GiB) goes MOVABLE (equal is allowed); one block more,
+    # 3309568 pages, does not (it would fit under / 99: 3309898).
+    m = Machine(kernel=(6, 12), strategy="block", online_policy="auto-movable",
+                auto_movable_ratio=625)
+    m.add_memory(0, 4 * GiB, 12 * GiB + 512 * MiB, online="online")
+    assert set(m.blocks["zone"][32:132].tolist()) == {3}
+    m.add_memory(0, 16 * GiB + 512 * MiB, 128 * MiB, online="online")
+    assert m.blocks["zone"][132] == 2
+
+
+def test_contig_zones_online_inherits_the_zone_whose_span_holds_the_block():
+    # default_zone_for_pfn(): `if (in_kernel ^ in_movable) return in_kernel ? kernel_zone
+    # : movable_zone`, else the kernel zone (movable_node off). A 1 GiB DIMM at 4 GiB,
+    # blocks 32-39: 32 and 34 online_movable make Movable span blocks 32-34, so "online"
+    # puts 33 in Movable; 35 lies in neither span -> Normal; 37 and 39 online_kernel
+    # make Normal span 35-39, so 38 and 36 go to Normal.
+    m = Machine(kernel=(6, 12), strategy="block", online_kernel_allocs=0)
+    m.add_memory(0, 4 * GiB, 1 * GiB)
+    for b, how in ((32, "online_movable"), (34, "online_movable"), (33, "online"),
+                   (35, "online"), (37, "online_kernel"), (39, "online_kernel"),
+                   (38, "online"), (36, "online")):
+        m.online_memory_block(b, how)
+    assert m.blocks["zone"][32:40].tolist() == [3, 3, 3, 2, 2, 2, 2, 2]
 
 
 def test_default_online_type_as_debian_builds_it():
