@@ -96,7 +96,7 @@ TARGETS = {
         "memory_block_memmap_pages", "arch_supports_memmap_on_memory", "supports_v66",
         "Boot.plan", "SeedRange.plan", "Block513.supported", "Block513.plan",
         "Block66.plan", "Block68.plan"]),
-    "pagecore/procfs.py": ("meminfo", ["meminfo_dict", "totalreserve_pages"]),
+    "pagecore/mm/show_mem.py": ("meminfo", ["meminfo", "totalreserve_pages"]),
 }
 
 #: Mutants judged equivalent by reading: (function, mutated source as printed) -> why.
