@@ -91,3 +91,15 @@ def test_readme_blocks_name_known_tables(table):
     names = re.findall(r"<!-- table\.py: (\w+) -->", text)
     assert names and set(names) <= set(table.TABLES)
     assert text.count("<!-- /table.py -->") == len(names)
+
+
+def test_readme_tables_are_those_of_the_committed_run(table):
+    """The README's tables are what table.py makes of the newest benchmarks/results/<date>/
+    (so they are regenerated, not edited by hand)."""
+    runs = sorted(p for p in (ROOT / "benchmarks" / "results").iterdir() if p.is_dir())
+    rows = table.collect(sorted(str(p) for p in runs[-1].glob("*.json")))
+    text = (ROOT / "benchmarks" / "README.md").read_text()
+    for m in table.BLOCK.finditer(text):
+        name = m.group(2)
+        assert rows[name], f"README block {name}: no such rows in {runs[-1].name}"
+        assert m.group(3) == table.markdown(name, rows[name]) + "\n", name
