@@ -13,9 +13,21 @@ benchutil.py):
                         tile) on an already-touched array, so kernel figures can be put
                         against them; first touch is kept out of every ceiling.
 """
+import os
+import time
+
 import pytest
 
 from benchutil import Roofline
+
+_HZ = os.sysconf("SC_CLK_TCK")
+
+
+def _busy_cpu_seconds():
+    """CPU seconds all processes have spent busy (/proc/stat: all but idle and iowait)."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return (sum(v) - v[3] - v[4]) / _HZ
 
 
 def pytest_collect_file(file_path, parent):
@@ -32,3 +44,18 @@ def roofline():
     r = Roofline()
     yield r
     r.free()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    """The load each benchmark ran under, in its extra_info: `other_cpu` is the CPU time
+    other processes took while the test ran (setup excluded), in CPUs (0 = quiet, 1 = a
+    neighbour held a whole core of the two), `loadavg` the 1-minute load at its end."""
+    b0, c0, w0 = _busy_cpu_seconds(), time.process_time(), time.perf_counter()
+    yield
+    wall = time.perf_counter() - w0
+    bench = item.funcargs.get("benchmark")
+    if bench is not None and wall > 0:
+        other = _busy_cpu_seconds() - b0 - (time.process_time() - c0)
+        bench.extra_info["other_cpu"] = round(max(0.0, other) / wall, 2)
+        bench.extra_info["loadavg"] = os.getloadavg()[0]
