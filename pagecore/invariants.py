@@ -255,8 +255,9 @@ def check_machine(m):
                     _fail("free-list entry is not a PageBuddy head of the list's order",
                           zone=z.name, order=o, pfn=int(h[i]), page_type=int(pg["page_type"][i]),
                           page_order=int(pg["order"][i]))
-                slot = (pg["private"] >> np.uint64(3)).astype(np.int64)
-                bad = ((pg["private"] & np.uint64(7)) != mt) | (slot != np.arange(len(h)))
+                slot = fa.list_slots(np.ascontiguousarray(h, dtype=np.int64))
+                bad = (slot != np.arange(len(h))) | (pg["private"] != (
+                    mt if o >= fa.side_order else (slot << 3).astype(np.uint64) | np.uint64(mt)))
                 if bad.any():
                     _fail("free block's list slot (page->private) disagrees with its list",
                           zone=z.name, order=o, migratetype=mt, pfn=int(h[np.argmax(bad)]))

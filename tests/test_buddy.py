@@ -91,8 +91,8 @@ def free_heads(m):
 
 
 def check_lists(m):
-    """_buddy.pxd: each listed pfn is a free head of the list's order whose `private`
-    names its slot and list, on the list of its first pageblock's migratetype (isolate bit
+    """buddy.pxd: each listed pfn is a free head of the list's order whose slot (in
+    `private` below pageblock_order, in the side array from it up) and list are right, on the list of its first pageblock's migratetype (isolate bit
     first, get_pfnblock_migratetype()); each free head is listed once; no free block
     overlaps another."""
     fa, pbo = m.free_area, m.pageblock_order
@@ -105,7 +105,13 @@ def check_lists(m):
                 seen.add(pfn)
                 assert page["page_type"] == PGTY_BUDDY and page["order"] == o, pfn
                 assert pfn % (1 << o) == 0, f"free block {pfn} of order {o} not aligned"
-                assert int(page["private"]) == slot << 3 | mt, f"slot of {pfn}"
+                # below pageblock_order the slot is in private; from it up private is
+                # the migratetype and the slot lives in the area's side array
+                if o >= pbo:
+                    assert int(page["private"]) == mt, f"migratetype of {pfn}"
+                else:
+                    assert int(page["private"]) == slot << 3 | mt, f"slot of {pfn}"
+                assert int(fa.list_slots(np.array([pfn], np.int64))[0]) == slot, pfn
                 f = int(m.pageblock_flags[pfn >> pbo])
                 block_mt = MIGRATE_ISOLATE if f & PB_migrate_isolate else f & MIGRATETYPE_MASK
                 assert block_mt == mt, (f"free block {pfn} (order {o}) on the list of "

@@ -2,8 +2,13 @@
 #
 # The kernel threads free blocks on doubly linked lists through page->lru. A 16-byte page
 # has no room for two 34-bit links, so each (migratetype, order) list is a stack of pfns
-# (4 or 8 bytes each, `wide`) and a free block's head page keeps its slot in `private`
-# for O(1) removal. Invariants:
+# (4 or 8 bytes each, `wide`) and a free block's slot is kept for O(1) removal: in the
+# head page's `private` (slot << 3 | migratetype) below pageblock_order, and from
+# pageblock_order up in a side array of one uint32_t per aligned block (`side`; private
+# then holds the migratetype alone). The large blocks are what onlining frees, so their
+# struct pages depend on nothing but the block's place in its memory block: that is what
+# lets pagecore/mm/memmap_template.py share one image of a freshly onlined memory block
+# between all the blocks that look alike. Invariants:
 #   * a pfn is on at most one list; its head page is PGTY_BUDDY with `order` = the list's;
 #   * it sits on the list of the migratetype of its first pageblock (v6.9+ rule, checked
 #     by the kernel's account_freepages()), and a block of pageblocks has one type
@@ -34,8 +39,15 @@ cdef class FreeArea:
     cdef readonly pfn_t base          # the window's first pfn; -1 until the first add()
     cdef count_t nr[6][MAX_ORDERS]    # blocks on each list
     cdef count_t cap[6][MAX_ORDERS]
+    # slots of the free blocks of order >= side_order, indexed by pfn >> order; reserved
+    # address space (MAP_NORESERVE), host memory only where a zone has such blocks
+    cdef readonly int side_order
+    cdef uint32_t *side[MAX_ORDERS]
+    cdef size_t side_bytes[MAX_ORDERS]
 
+    cdef count_t push(self, pfn_t pfn, int order, int mt) except -1 nogil
     cdef int add(self, pfn_t pfn, int order, int mt) except -1 nogil
+    cdef int add_listed(self, pfn_t pfn, int order, int mt) except -1 nogil
     cdef int widen(self) except -1 nogil
     cdef void remove(self, pfn_t pfn) noexcept nogil
     cdef pfn_t pop(self, int order, int mt) noexcept nogil

@@ -13,7 +13,13 @@ from numpy.random cimport bitgen_t
 from libc.string cimport memset
 import numpy as np
 
-from pagecore.kernels.ktypes cimport int32_t, uint8_t, uint32_t
+cdef extern from "sys/mman.h" nogil:
+    void *mmap(void *addr, size_t length, int prot, int flags, int fd, long offset)
+    int munmap(void *addr, size_t length)
+    int PROT_READ, PROT_WRITE, MAP_PRIVATE, MAP_ANONYMOUS, MAP_NORESERVE
+    void *MAP_FAILED
+
+from pagecore.kernels.ktypes cimport int32_t, int64_t, uint8_t, uint32_t
 from pagecore.kernels.page cimport (page_t, PGTY_BUDDY, PGTY_NONE, PG_head, PG_tail, MIGRATE_TYPES, MIGRATE_ISOLATE,
                              MIGRATE_HIGHATOMIC,
                              MIGRATE_UNMOVABLE, MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE,
@@ -48,6 +54,22 @@ cdef inline void slot_set(FreeArea a, int mt, int order, count_t i, pfn_t pfn) n
         (<uint32_t *> a.slots[mt][order])[i] = <uint32_t> (pfn - a.base)
 
 
+cdef inline count_t slot_of(FreeArea a, pfn_t pfn, const page_t *p) noexcept nogil:
+    # the list slot of the free head `p` at `pfn` (buddy.pxd: where it is kept)
+    if p.order >= a.side_order:
+        return a.side[p.order][pfn >> p.order]
+    return p.private >> 3
+
+
+cdef inline void set_slot(FreeArea a, pfn_t pfn, page_t *p, int order, count_t slot,
+                          int mt) noexcept nogil:
+    if order >= a.side_order:
+        a.side[order][pfn >> order] = <uint32_t> slot
+        p.private = mt
+    else:
+        p.private = (<uint64_t> slot << 3) | mt
+
+
 cdef class FreeArea:
     """Free lists of one zone, over the machine-wide mem_map and pageblock flags."""
 
@@ -66,15 +88,32 @@ cdef class FreeArea:
         memset(self.slots, 0, sizeof(self.slots))
         memset(self.nr, 0, sizeof(self.nr))
         memset(self.cap, 0, sizeof(self.cap))
+        memset(self.side, 0, sizeof(self.side))
+        memset(self.side_bytes, 0, sizeof(self.side_bytes))
+        self.side_order = min(pageblock_order, nr_orders)
+        cdef int o
+        cdef void *got
+        for o in range(self.side_order, nr_orders):
+            self.side_bytes[o] = ((<size_t> mm.shape[0] >> o) + 1) * sizeof(uint32_t)
+            got = mmap(NULL, self.side_bytes[o], PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
+            if got == MAP_FAILED:
+                self.side_bytes[o] = 0
+                raise MemoryError(f"free-list slots of order {o}: cannot reserve address space")
+            self.side[o] = <uint32_t *> got
 
     def __dealloc__(self):
         cdef int mt, o
         for mt in range(MIGRATE_TYPES):
             for o in range(MAX_ORDERS):
                 free(self.slots[mt][o])
+        for o in range(MAX_ORDERS):
+            if self.side[o] != NULL:
+                munmap(self.side[o], self.side_bytes[o])
 
     # ---- list primitives ------------------------------------------------------------
-    cdef int add(self, pfn_t pfn, int order, int mt) except -1 nogil:
+    cdef count_t push(self, pfn_t pfn, int order, int mt) except -1 nogil:
+        # the list half of add(): pfn on top of the (mt, order) stack; returns its slot
         cdef count_t n = self.nr[mt][order]
         cdef void *grown
         if not self.wide:
@@ -92,11 +131,24 @@ cdef class FreeArea:
             self.cap[mt][order] = 2 * n + 64
         slot_set(self, mt, order, n, pfn)
         self.nr[mt][order] = n + 1
+        return n
+
+    cdef int add(self, pfn_t pfn, int order, int mt) except -1 nogil:
+        cdef count_t n = self.push(pfn, order, mt)
         cdef page_t *p = &self.mem_map[pfn]
         p.page_type = PGTY_BUDDY
         p.order = order
         p.refcount = 0
-        p.private = (<uint64_t> n << 3) | mt        # slot and list, for O(1) removal
+        set_slot(self, pfn, p, order, n, mt)        # slot and list, for O(1) removal
+        return 0
+
+    cdef int add_listed(self, pfn_t pfn, int order, int mt) except -1 nogil:
+        """add() of a block whose head page already reads as add() would leave it
+        (PageBuddy, `order`, refcount 0, private = mt): the lists and the side slot only,
+        no store to the page, so a memmap image shared copy-on-write stays shared.
+        Only for order >= side_order, where the slot is not in the page."""
+        cdef count_t n = self.push(pfn, order, mt)
+        self.side[order][pfn >> order] = <uint32_t> n
         return 0
 
     cdef int widen(self) except -1 nogil:
@@ -134,11 +186,11 @@ cdef class FreeArea:
     cdef void remove(self, pfn_t pfn) noexcept nogil:
         cdef page_t *p = &self.mem_map[pfn]
         cdef int mt = p.private & 7, order = p.order
-        cdef count_t slot = p.private >> 3
+        cdef count_t slot = slot_of(self, pfn, p)
         cdef count_t last = self.nr[mt][order] - 1
         cdef pfn_t moved = slot_get(self, mt, order, last)
         slot_set(self, mt, order, slot, moved)
-        self.mem_map[moved].private = (<uint64_t> slot << 3) | mt
+        set_slot(self, moved, &self.mem_map[moved], order, slot, mt)
         self.nr[mt][order] = last
         p.page_type = PGTY_NONE
         p.private = 0
@@ -503,6 +555,16 @@ cdef class FreeArea:
             o[i] = slot_get(self, mt, order, i)
         return out
 
+    def list_slots(self, pfn_t[::1] pfns):
+        """The list slot recorded for each free head in `pfns` (read where buddy.pxd
+        says it is kept; for pagecore.invariants)."""
+        out = np.empty(pfns.shape[0], dtype=np.int64)
+        cdef int64_t[::1] o = out
+        cdef Py_ssize_t i
+        for i in range(pfns.shape[0]):
+            o[i] = slot_of(self, pfns[i], &self.mem_map[pfns[i]])
+        return out
+
     def snapshot(self):
         """A comparable image of every list (as sorted pfn arrays)."""
         return {(mt, o): np.sort(self.blocks(mt, o)).tobytes()
@@ -511,6 +573,11 @@ cdef class FreeArea:
 
     def py_add(self, pfn_t pfn, int order, int mt):
         self.add(pfn, order, mt)
+
+    def py_add_listed(self, pfn_t pfn, int order, int mt):
+        if not self.side_order <= order < self.nr_orders:
+            raise ValueError(f"add_listed: order {order} below the side order")
+        self.add_listed(pfn, order, mt)
 
     def py_remove(self, pfn_t pfn):
         self.remove(pfn)

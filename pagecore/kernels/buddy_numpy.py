@@ -13,8 +13,12 @@ Where pagecore deliberately differs from the kernel, the method says so; the dif
 that hold for the whole class:
 
   * Free lists are stacks of pfns, not doubly linked lists through page->lru (a 16-byte
-    page has no room for two links). A block's head keeps `slot << 3 | migratetype` in
-    `private` so it can be removed in O(1): the last entry moves into its slot. Pushing
+    page has no room for two links). A block's slot is kept so it can be removed in O(1)
+    (the last entry moves into its slot): below pageblock_order in its head's `private`
+    as `slot << 3 | migratetype`; from pageblock_order up `private` is the migratetype
+    alone and the slot sits beside the page array (the Cython class's `side` arrays, a
+    dict here), so that a freshly onlined memory block's struct pages do not depend on
+    list positions (pagecore/mm/memmap_template.py shares them). Pushing
     is the kernel's list_add() (head); pop takes the top, which is the list head that
     get_page_from_free_area() takes. The kernel's tail additions (FPI_TO_TAIL when
     onlining, buddy_merge_likely(), move_to_free_list()) and the order that list_del()
@@ -61,7 +65,8 @@ class FreeArea:
     `lists[mt][order]` is the stack of head pfns of that free list, in list order (the
     order FreeArea.blocks() returns). Invariants (as _buddy.pxd states them):
       * a pfn is on at most one list, and its head page is PGTY_BUDDY with `order` = the
-        list's order, refcount 0 and private = slot << 3 | list migratetype;
+        list's order, refcount 0 and private = slot << 3 | list migratetype (below
+        pageblock_order; from it up private = migratetype, slot in `side`);
       * nr_free_pages() counts every list but MIGRATE_ISOLATE.
     """
 
@@ -79,6 +84,8 @@ class FreeArea:
         self._ref = mem_map["refcount"]
         self._private = mem_map["private"]
         self.lists = [[[] for _ in range(nr_orders)] for _ in range(MIGRATE_TYPES)]
+        self.side_order = min(pageblock_order, nr_orders)
+        self.side = {o: {} for o in range(self.side_order, nr_orders)}   # pfn -> slot
         # The Cython class keeps 4-byte offsets until a pfn leaves a 2^32 window (a
         # storage detail with no effect on the state); Python lists have no width.
         self.wide = False
@@ -104,18 +111,44 @@ class FreeArea:
         self._type[pfn] = PGTY_BUDDY
         self._order[pfn] = order
         self._ref[pfn] = 0
-        self._private[pfn] = (len(stack) << 3) | mt
+        self._set_slot(pfn, order, len(stack), mt)
         stack.append(pfn)
+
+    def add_listed(self, pfn, order, mt):
+        """add() of a block whose head page already reads as add() leaves it (a shared
+        memmap image): the list and the side slot only, the page is not written."""
+        if not self.side_order <= order < self.nr_orders:
+            raise ValueError(f"add_listed: order {order} below the side order")
+        stack = self.lists[mt][order]
+        self.side[order][pfn] = len(stack)
+        stack.append(pfn)
+
+    def _set_slot(self, pfn, order, slot, mt):
+        if order >= self.side_order:
+            self.side[order][pfn] = slot
+            self._private[pfn] = mt
+        else:
+            self._private[pfn] = (slot << 3) | mt
+
+    def _slot(self, pfn):
+        order = int(self._order[pfn])
+        if order >= self.side_order:
+            return self.side[order][pfn]
+        return int(self._private[pfn]) >> 3
+
+    def list_slots(self, pfns):
+        """The list slot recorded for each free head in `pfns`."""
+        return np.array([self._slot(int(p)) for p in pfns], dtype=np.int64)
 
     def remove(self, pfn):
         """__del_page_from_free_list(): take the free head `pfn` off its list (read from
         its `private`). pagecore: the list's last entry moves into the freed slot."""
-        mt, slot = int(self._private[pfn]) & 7, int(self._private[pfn]) >> 3
-        stack = self.lists[mt][int(self._order[pfn])]
+        mt, slot, order = int(self._private[pfn]) & 7, self._slot(pfn), int(self._order[pfn])
+        stack = self.lists[mt][order]
         moved = stack.pop()
         if moved != pfn:
             stack[slot] = moved
-            self._private[moved] = (slot << 3) | mt
+            self._set_slot(moved, order, slot, mt)
         self._type[pfn] = PGTY_NONE
         self._private[pfn] = 0
 
@@ -456,6 +489,7 @@ class FreeArea:
                 if self.lists[mt][o]}
 
     py_add = add
+    py_add_listed = add_listed
     py_remove = remove
     py_free_one_page = free_one_page
     py_rmqueue = rmqueue
