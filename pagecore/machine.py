@@ -26,6 +26,8 @@ import mmap
 
 import numpy as np
 
+from pagecore import host_memmap
+from pagecore.host_memmap import MemmapImages
 from pagecore.kernels import page as P
 from pagecore.kernels import backends
 from pagecore.arch import get_arch
@@ -70,7 +72,8 @@ class Machine:
     MOVABLE_WMARK_CLAMP_SINCE = MOVABLE_WMARK_CLAMP_SINCE
     ONLINE_POLICIES = ONLINE_POLICIES
 
-    def __init__(self, config: MachineConfig | None = None, *, backend=None, **overrides):
+    def __init__(self, config: MachineConfig | None = None, *, backend=None,
+                 memmap_images=None, **overrides):
         cfg = config or MachineConfig()
         if not isinstance(cfg, MachineConfig):
             raise ConfigError(f"config={cfg!r} is not a MachineConfig")
@@ -115,6 +118,9 @@ class Machine:
         self.vmemmap_mapping = mmap.mmap(-1, self.max_pfn * P.PAGE_DTYPE.itemsize,
                                   flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | 0x4000)
         self.mem_map = np.frombuffer(self.vmemmap_mapping, dtype=P.PAGE_DTYPE)
+        # onlined blocks backed by a shared image of their struct pages (host_memmap.py)
+        self.memmap_images = MemmapImages(host_memmap.images_default() if memmap_images is None
+                                          else memmap_images)
         self.pageblock_flags = np.zeros(self.max_pfn >> a.pageblock_order, dtype=np.uint8)
         self.sections = np.zeros(self.nr_sections, dtype=np.uint8)
         self.section_nid = np.full(self.nr_sections, -1, dtype=np.int16)

@@ -3,6 +3,8 @@ its arguments into plain ints or int64 arrays here, or raises a PagecoreError na
 value and the rule (never a raw TypeError from deep inside)."""
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 
 from pagecore.errors import ConfigError, RangeError
@@ -75,3 +77,13 @@ def flat_ranges(lo, hi):
     c = np.maximum(hi - lo, 0)
     idx = np.repeat(np.arange(len(lo)), c)
     return lo[idx] + np.arange(int(c.sum())) - (np.cumsum(c) - c)[idx], idx
+
+
+def equal_runs(a):
+    """(i, j) of each maximal run a[i:j] of equal values, in order."""
+    a = np.asarray(a)
+    if not len(a):
+        return []
+    cut = np.flatnonzero(a[1:] != a[:-1]) + 1
+    edges = [0, *cut.tolist(), len(a)]
+    return list(pairwise(edges))

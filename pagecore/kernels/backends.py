@@ -14,7 +14,8 @@ import os
 from pagecore.errors import ConfigError
 
 BACKENDS = ("cython", "numpy", "numba")
-KERNELS = ("mark_vmemmap_pages", "online_memory_blocks", "offline_isolated_pages",
+KERNELS = ("mark_vmemmap_pages", "online_memory_blocks", "online_image_blocks",
+           "offline_isolated_pages",
            "has_unmovable_pages", "scan_movable_pages", "test_pages_isolated")
 COMPACTION_KERNELS = ("isolate_migratepages_block", "isolate_migratepages_range",
                       "isolate_freepages_block", "suitable_migration_target",

@@ -168,6 +168,53 @@ def online_memory_blocks(page_t[::1] mem_map, pbflags_t[::1] pageblock_flags,
     return freed
 
 
+def online_image_blocks(pbflags_t[::1] pageblock_flags, FreeArea free_area,
+                        pfn_t[::1] start_pfns, pfn_t[::1] nr_vmemmap, pfn_t block_pages,
+                        int vmemmap_mt):
+    """online_memory_blocks() of blocks whose struct pages already read as that call
+    leaves them (a memmap image mapped over them, pagecore/host_memmap.py): the
+    pageblock types and the free lists only, no store to a struct page.
+
+    The caller guarantees what makes that exact: every block has V = nr_vmemmap[b] a
+    multiple of the side order's pages and block_pages a multiple of the max order's,
+    so each chunk online_pages_range() frees is of order >= side_order (its slot is not
+    in the page) and no chunk merges with a buddy (the greedy chunks of one block are
+    maximal; the vmemmap pages are not free), so __free_one_page() would list each
+    chunk as it is, under MIGRATE_MOVABLE. Returns the pages listed."""
+    cdef Py_ssize_t nb = start_pfns.shape[0], b
+    cdef pbflags_t *pbf = &pageblock_flags[0]
+    cdef int pb_order = free_area.pageblock_order, order
+    cdef int max_order = free_area.nr_orders - 1
+    cdef pfn_t s, v, e, p, q
+    cdef count_t listed = 0
+    if block_pages % (<pfn_t> 1 << max_order):
+        raise ValueError(f"block_pages={block_pages} is not whole max-order blocks")
+    for b in range(nb):
+        if nr_vmemmap[b] % (<pfn_t> 1 << free_area.side_order):
+            raise ValueError(f"nr_vmemmap={nr_vmemmap[b]} leaves chunks below the side order")
+    with nogil:
+        for b in range(nb):
+            s = start_pfns[b]
+            v = nr_vmemmap[b]
+            e = s + block_pages
+            q = s >> pb_order
+            while q < (s + v + (1 << pb_order) - 1) >> pb_order:
+                pbf[q] = vmemmap_mt
+                q = q + 1
+            while q < e >> pb_order:
+                pbf[q] = MIGRATE_MOVABLE
+                q = q + 1
+            p = s + v
+            while p < e:
+                order = max_order
+                while order > 0 and ((p & ((<pfn_t> 1 << order) - 1)) or p + (1 << order) > e):
+                    order -= 1
+                free_area.add_listed(p, order, MIGRATE_MOVABLE)
+                listed += 1 << order
+                p += 1 << order
+    return listed
+
+
 def offline_isolated_pages(page_t[::1] mem_map, FreeArea free_area, pfn_t start_pfn,
                            pfn_t end_pfn):
     """__offline_isolated_pages() (mm/page_alloc.c): take every free block in the range

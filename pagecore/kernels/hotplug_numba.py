@@ -323,3 +323,8 @@ def test_pages_isolated(mem_map, pageblock_flags, start_pfn, end_pfn, pageblock_
     rc, pfn = _test_pages_isolated(_union(mem_map), pageblock_flags, np.int64(start_pfn),
                                    np.int64(end_pfn), np.int64(pageblock_order))
     return int(rc), int(pfn)
+
+
+#: The image path touches no struct page (pageblock bytes and free lists only): the
+#: numpy twin is already what a numba version would be.
+from pagecore.kernels.hotplug_numpy import online_image_blocks  # noqa: F401

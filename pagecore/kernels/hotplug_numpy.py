@@ -170,6 +170,30 @@ def online_memory_blocks(mem_map, pageblock_flags, free_area, start_pfns, nr_vme
     return freed
 
 
+def online_image_blocks(pageblock_flags, free_area, start_pfns, nr_vmemmap, block_pages,
+                        vmemmap_mt):
+    """Twin of _kernels.online_image_blocks: online_memory_blocks() of blocks whose
+    struct pages already hold the image of an onlined block, so only the pageblock types
+    and the free lists change (FreeArea.py_add_listed: no store to a page)."""
+    pb_order = free_area.pageblock_order
+    max_order = free_area.nr_orders - 1
+    if block_pages % (1 << max_order):
+        raise ValueError(f"block_pages={block_pages} is not whole max-order blocks")
+    if any(int(v) % (1 << free_area.side_order) for v in nr_vmemmap):
+        raise ValueError("nr_vmemmap leaves chunks below the side order")
+    listed = 0
+    for s, v in zip(start_pfns.tolist(), nr_vmemmap.tolist()):
+        e = s + block_pages
+        first_pb = s >> pb_order
+        first_movable_pb = max(first_pb, (s + v + (1 << pb_order) - 1) >> pb_order)
+        pageblock_flags[first_pb:first_movable_pb] = vmemmap_mt & 0xFF
+        pageblock_flags[first_movable_pb:e >> pb_order] = MIGRATE_MOVABLE
+        for pfn, order in _online_chunks(s + v, e, max_order):
+            free_area.py_add_listed(pfn, order, MIGRATE_MOVABLE)
+            listed += 1 << order
+    return listed
+
+
 def offline_isolated_pages(mem_map, free_area, start_pfn, end_pfn):
     """Twin of _kernels.offline_isolated_pages (__offline_isolated_pages()).
 

@@ -18,6 +18,7 @@ from itertools import groupby
 
 import numpy as np
 
+from pagecore import host_memmap
 from pagecore.kernels import page as P
 from pagecore.arch import MiB
 from pagecore.drivers.base import memory
@@ -26,7 +27,7 @@ from pagecore.errors import (BusyError, ConfigError, PagecoreError,
 from pagecore.mm import migrate, page_alloc, page_isolation, sparse
 from pagecore.mm.mmzone import SECTION_IS_ONLINE
 from pagecore.strategies import AddUnit, get_strategy
-from pagecore.util import int_arg, is_int
+from pagecore.util import equal_runs, int_arg, is_int
 
 # Online types (MMOP_*, include/linux/memory_hotplug.h) and their sysfs spellings.
 MMOP_OFFLINE, MMOP_ONLINE, MMOP_ONLINE_KERNEL, MMOP_ONLINE_MOVABLE = range(4)
@@ -317,10 +318,34 @@ def online_pages(m, zone, bl, ot, strategy):
     seed = strategy.seed_v3
     # v5.13+: vmemmap pageblocks are MIGRATE_UNMOVABLE; v3 era: MOVABLE like the rest.
     vm_mt = P.MIGRATE_MOVABLE if seed else P.MIGRATE_UNMOVABLE
-    freed = m.kernels.online_memory_blocks(
-        m.mem_map, m.pageblock_flags, zone.free_area, np.ascontiguousarray(starts),
-        np.ascontiguousarray(v), nb, zone.nid, zone.zid, vmemmap_page_flags(m, strategy),
-        vm_mt, seed, ONLINE_THREADS if nb * len(bl) >= ONLINE_THREADS_MIN_PAGES else 1)
+    vm_flags = vmemmap_page_flags(m, strategy)
+
+    def online(i, j):               # the ordinary path: every struct page written
+        n = j - i
+        return m.kernels.online_memory_blocks(
+            m.mem_map, m.pageblock_flags, zone.free_area, np.ascontiguousarray(starts[i:j]),
+            np.ascontiguousarray(v[i:j]), nb, zone.nid, zone.zid, vm_flags, vm_mt, seed,
+            ONLINE_THREADS if nb * n >= ONLINE_THREADS_MIN_PAGES else 1)
+
+    if not host_memmap.online_pages_image_ok(m, zone, strategy, v):
+        freed = online(0, len(bl))
+    else:
+        # Runs of blocks of one vmemmap size, in batch order (the free lists get the
+        # chunks in the order the ordinary path gives them): a run's first block is
+        # written unless an image of its kind exists, the others map that image.
+        freed = 0
+        for i, j in equal_runs(v):
+            key = (zone.nid, zone.zid, int(v[i]), vm_flags)
+            if key not in m.memmap_images.files:
+                freed += online(i, i + 1)
+                host_memmap.map_block_images(m, key, starts[i + 1:j], image_pfn=int(starts[i]))
+                i += 1
+            else:
+                host_memmap.map_block_images(m, key, starts[i:j])
+            if j > i:
+                freed += m.kernels.online_image_blocks(
+                    m.pageblock_flags, zone.free_area, np.ascontiguousarray(starts[i:j]),
+                    np.ascontiguousarray(v[i:j]), nb, vm_mt)
     nv = int(v.sum())
     zone.present_pages += nb * len(bl)
     zone.managed_pages += int(freed)

@@ -10,11 +10,11 @@ sections), ZONE_DEVICE.
 """
 from __future__ import annotations
 
-import mmap
 from itertools import repeat
 
 import numpy as np
 
+from pagecore import host_memmap
 from pagecore.kernels import page as P
 from pagecore.drivers.base import memory
 from pagecore.errors import GranularityError, OutOfMemoryError, StateError
@@ -358,12 +358,6 @@ def sparse_remove_section(m, start_pfn, nr_pages):
 
 
 def release_host_pages(m, s, e):
-    isz = P.PAGE_DTYPE.itemsize
-    off, ln = s * isz, (e - s) * isz
-    pg = mmap.PAGESIZE
-    lo, hi = -(-off // pg) * pg, (off + ln) // pg * pg
-    if hi > lo:
-        m.vmemmap_mapping.madvise(mmap.MADV_DONTNEED, lo, hi - lo)
-    m.mem_map[s:s + (lo - off) // isz] = 0
-    m.mem_map[(hi // isz):e] = 0
+    """The host memory under the struct pages of [s, e) goes back (pagecore/host_memmap.py)."""
+    host_memmap.release_host_pages(m, s, e)
 

@@ -1,0 +1,128 @@
+"""Memmap images (pagecore/host_memmap.py): blocks onlined from a shared copy-on-write
+image of an onlined block must leave every observable as writing their struct pages
+does, and cost the host no memory until written.
+
+Each test drives two machines through the same steps, one with images and one without,
+and compares Machine.snapshot() (every present struct page, free lists as pfn sets,
+pageblocks, sections, blocks, counters) after every step, with Machine.check() on both.
+"""
+import os
+
+import numpy as np
+import pytest
+
+from pagecore import GiB, Machine, MachineConfig, MiB, NodeConfig
+from pagecore import compaction as C
+from pagecore.kernels import page as P
+from pagecore.workload import Workload
+
+N = 128 * MiB // 4096                 # pages per x86_64 memory block
+
+
+def pair(**kw):
+    kw.setdefault("phys_bits", 40)
+    kw.setdefault("nodes", [NodeConfig(boot=[(0, 2 * GiB)]), NodeConfig(boot=[])])
+    backend = kw.pop("backend", None)
+    return [Machine(MachineConfig(**kw), backend=backend, memmap_images=on)
+            for on in (True, False)]
+
+
+def same(ms, step):
+    a, b = (m.snapshot() for m in ms)
+    for m in ms:
+        m.check()
+    for k in a:
+        assert a[k] == b[k], f"after {step}: snapshot[{k!r}] differs with images"
+
+
+def both(ms, step, fn):
+    out = [fn(m) for m in ms]
+    same(ms, step)
+    return out
+
+
+@pytest.mark.parametrize("kernel,strategy", [((6, 1), "block"), ((6, 12), "block"),
+                                              ((6, 12), "boot"), ((6, 12), "force"),
+                                              ((6, 1), "boot")])
+def test_lifecycle_equal_with_and_without_images(kernel, strategy):
+    ms = pair(kernel=kernel, strategy=strategy)
+    both(ms, "add+online movable", lambda m: m.add_memory(0, 4 * GiB, 4 * GiB,
+                                                          online="online_movable"))
+    both(ms, "add+online kernel", lambda m: m.add_memory(0, 8 * GiB, 2 * GiB,
+                                                         online="online_kernel"))
+    both(ms, "add to node 1", lambda m: m.add_memory(1, 10 * GiB, 1 * GiB, online="online"))
+    both(ms, "workload", lambda m: Workload(fill=0.5, seed=3).apply(m, 0, "Movable"))
+    both(ms, "compact", lambda m: C.compact_zone(m, m.zone(0, P.ZONE_MOVABLE), -1))
+    first = (4 * GiB + 4 * GiB) // (128 * MiB) - 4
+    for b in range(first, first + 4):
+        both(ms, f"offline block {b}", lambda m, b=b: m.offline_memory_block(b))
+    both(ms, "remove", lambda m: m.remove_memory(first * 128 * MiB, 4 * 128 * MiB)
+         if strategy != "range" else None)
+    both(ms, "re-add", lambda m: m.add_memory(0, first * 128 * MiB, 4 * 128 * MiB,
+                                              online="online_movable"))
+    assert ms[0].memmap_images.mapped_blocks > 0 and ms[1].memmap_images.mapped_blocks == 0
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_twins_list_image_blocks_as_cython(backend):
+    # online_image_blocks() of each backend against the Cython machine without images
+    ms = [Machine(MachineConfig(nodes=[NodeConfig(boot=[(0, 2 * GiB)])], phys_bits=40),
+                  backend=backend, memmap_images=True),
+          Machine(MachineConfig(nodes=[NodeConfig(boot=[(0, 2 * GiB)])], phys_bits=40),
+                  backend="cython", memmap_images=False)]
+    both(ms, "add+online", lambda m: m.add_memory(0, 4 * GiB, 2 * GiB, online="online_movable"))
+    both(ms, "alloc", lambda m: m.alloc_pages(0, 0, "movable", count=5000))
+
+
+def test_v3_seed_is_written_not_mapped():
+    # the seed's vmemmap run spans the added range: blocks differ, none may be mapped
+    m = Machine(MachineConfig(nodes=[NodeConfig(boot=[(0, 2 * GiB)])], phys_bits=40,
+                              strategy="range"), memmap_images=True)
+    m.add_memory(0, 4 * GiB, 1 * GiB, online="online_movable")
+    assert m.memmap_images.mapped_blocks == 0
+
+
+def _rss_anon_kib():
+    for line in open("/proc/self/status"):
+        if line.startswith("RssAnon:"):
+            return int(line.split()[1])
+    raise AssertionError("no RssAnon in /proc/self/status")
+
+
+def test_image_blocks_cost_no_host_memory_until_written():
+    # 64 GiB onlined: written, 16 Mi pages x 16 B = 256 MiB of struct pages; from an
+    # image, one block is written (2 MiB) and the other 511 map the image. The image's
+    # memfd holds 32 copies (64 MiB) but is shared memory, not this process's RssAnon.
+    m = Machine(MachineConfig(nodes=[NodeConfig(boot=[(0, 2 * GiB)])], phys_bits=40),
+                memmap_images=True)
+    before = _rss_anon_kib()
+    m.add_memory(0, 4 * GiB, 64 * GiB, online="online_movable")
+    grew = _rss_anon_kib() - before
+    assert m.memmap_images.mapped_blocks == 511
+    assert grew < 64 * 1024, f"RssAnon grew {grew} KiB onlining 64 GiB from an image"
+    # a write copies only the host page written: 256 struct pages (4 KiB)
+    before = _rss_anon_kib()
+    m.alloc_pages(0, 0, "movable", count=1)
+    assert _rss_anon_kib() - before < 2048
+
+
+def test_remove_leaves_zero_pages_not_the_image():
+    # MADV_DONTNEED on a private file mapping brings the file's bytes back; release must
+    # map the range afresh, so a removed image block reads as never-added memory
+    m = Machine(MachineConfig(nodes=[NodeConfig(boot=[(0, 2 * GiB)])], phys_bits=40),
+                memmap_images=True)
+    m.add_memory(0, 4 * GiB, 1 * GiB, online="online_movable")
+    lo = 4 * GiB // 4096
+    for b in range(lo // N, lo // N + 8):
+        m.offline_memory_block(b)
+    m.remove_memory(4 * GiB, 1 * GiB)
+    assert not m.mem_map[lo:lo + 8 * N].view(np.uint64).any()
+    m.check()
+
+
+def test_environment_switch(monkeypatch):
+    monkeypatch.setenv("PAGECORE_MEMMAP_IMAGES", "0")
+    assert not Machine(MachineConfig(nodes=[NodeConfig(boot=[(0, 2 * GiB)])])).memmap_images.enabled
+    monkeypatch.delenv("PAGECORE_MEMMAP_IMAGES")
+    assert Machine(MachineConfig(nodes=[NodeConfig(boot=[(0, 2 * GiB)])])).memmap_images.enabled == \
+        hasattr(os, "memfd_create")
