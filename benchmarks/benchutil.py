@@ -40,6 +40,73 @@ def peak_rss_bytes():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * KiB
 
 
+def rss_anon_bytes():
+    """This process's private resident memory now (RssAnon, /proc/self/status): the
+    struct pages written, copy-on-write copies of memmap images included."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1]) * KiB
+    return 0
+
+
+def system_used_bytes():
+    """MemTotal - MemAvailable of the whole host (/proc/meminfo): what every process
+    holds, shared memory once."""
+    info = {}
+    with open("/proc/meminfo") as f:
+        for line in f:
+            k, v = line.split(":")
+            info[k] = int(v.split()[0]) * KiB
+    return info["MemTotal"] - info["MemAvailable"]
+
+
+class HostMemory:
+    """The peak of the host memory a machine holds, sampled every `interval` s from a
+    thread: RssAnon plus the bytes of the machine's memmap image files (shared memory,
+    each page resident once however many blocks map it). ru_maxrss is no measure of
+    that: it counts a shared page once per mapping that has read it. As a check from
+    outside the process, the peak growth of the host's MemTotal - MemAvailable is kept
+    too (`system_peak`; other processes move it)."""
+
+    def __init__(self, interval=0.02):
+        import threading
+        self.interval, self.images = interval, None
+        self.peak = self.overall = self.system_peak = 0
+        self._system0 = system_used_bytes()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def now(self):
+        files = self.images.files.values() if self.images is not None else ()
+        return rss_anon_bytes() + sum(n * size for _, n, size in files)
+
+    def _sample(self):
+        self.peak = max(self.peak, self.now())
+        self.overall = max(self.overall, self.peak)
+        self.system_peak = max(self.system_peak, system_used_bytes() - self._system0)
+
+    def _run(self):
+        while not self._stop.wait(self.interval):
+            self._sample()
+
+    def __enter__(self):
+        self._sample()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+
+    def take_peak(self):
+        """The peak since the last call (then starts a new one)."""
+        self._sample()
+        peak, self.peak = self.peak, self.now()
+        return peak
+
+
 def release(obj_holder):
     """Drop the machines a benchmark round made, so the next round's fit in memory."""
     obj_holder.clear()

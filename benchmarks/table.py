@@ -37,14 +37,15 @@ TABLES = {
     "compaction": (("size", "zone M pages", "migrated M pages", "Cython ms", "M zone pages/s",
                     "M migrated/s", "numpy ms", "numba ms", "Cython vs numpy",
                     "Cython vs numba", "peak RSS MiB"), "lrrrrrrrrrr"),
-    "lifecycle": (("size", "phase", "s", "M pages/s", "cpu/wall", "peak RSS MiB"), "llrrrr"),
+    "lifecycle": (("size", "memmap", "phase", "s", "M pages/s", "cpu/wall", "peak RSS MiB",
+                   "host MiB", "host B/page"), "lllrrrrrr"),
 }
 
 ISOLATION_SCANS = ("has_unmovable_pages", "scan_movable_pages", "test_pages_isolated",
                    "pfn_range_valid_contig")
 LIFECYCLE_PHASES = (
     ("add_online", "add_memory + online_movable"),
-    ("workload", "Workload(fill 0.5, orders {{0: 0.9, 9: 0.1}})"),
+    ("workload", "Workload(fill {fill:g}, orders {{0: 0.9, 9: 0.1}})"),
     ("compact", "compact_zone(movable, order -1)"),
     ("offline", "offline_memory_block() of {blocks} blocks"),
     ("remove", "remove_memory() of those {blocks} blocks"),
@@ -128,14 +129,20 @@ def _compaction(i):
 
 
 def _lifecycle(i):
+    # memmap: "images" when blocks were onlined from a shared image (pagecore/
+    # host_memmap.py), "written" when every struct page was (runs before it: written)
     rows = []
+    memmap = "images" if i.get("memmap_images") else "written"
     for key, label in LIFECYCLE_PHASES:
         if f"{key}_s" not in i:
             continue
-        label = label.format(blocks=i.get("offline_blocks", "?"))
-        rows.append([i["size"], label, f"{i[f'{key}_s']:.3f}",
+        label = label.format(blocks=i.get("offline_blocks", "?"), fill=i.get("fill", 0.5))
+        host = i.get(f"{key}_host_mib")
+        rows.append([i["size"], memmap, label, f"{i[f'{key}_s']:.3f}",
                      f"{i[f'{key}_pages_per_s'] / M:.1f}", f"{i[f'{key}_cpu_per_wall']:.2f}",
-                     f"{i[f'{key}_peak_rss_mib']:.0f}"])
+                     f"{i[f'{key}_peak_rss_mib']:.0f}",
+                     "-" if host is None else f"{host:.0f}",
+                     "-" if host is None else f"{i[f'{key}_host_b_per_page']:.2f}"])
     return rows
 
 
