@@ -80,7 +80,7 @@ def test_write_replaces_only_the_marked_blocks(table, run_json, tmp_path):
     text = readme.read_text()
     assert "old" not in text and text.startswith("intro\n") and text.endswith("end\n")
     assert "| online_memory_blocks | 64G | cython | 2 |" in text
-    assert "| 64G | compact_zone(movable, order -1) |" in text
+    assert "| 64G | written | compact_zone(movable, order -1) |" in text
     again = text
     table.main([str(run_json), "--write", str(readme)])
     assert readme.read_text() == again                      # regenerating changes nothing
