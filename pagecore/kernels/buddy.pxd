@@ -54,6 +54,9 @@ cdef class FreeArea:
     cdef count_t nr_free(self, bint include_isolated) noexcept nogil
     cdef count_t alloc_blocks(self, int order, int mt, count_t count, uint32_t page_flags,
                               uint64_t owner, count_t keep_free, pfn_t *out) except -1 nogil
+    cdef int smallest_listed(self, int order, int mt) noexcept nogil
+    cdef int rmqueue_split_run(self, pfn_t pfn, int low, int high, count_t take,
+                               int mt) except -1 nogil
     cdef pfn_t rmqueue_smallest(self, int order, int mt) except -2 nogil
     cdef void retag_range(self, pfn_t pfn, pfn_t nr_pages, int mt) noexcept nogil
     cdef int claim_blocks(self, pfn_t pfn, int order, int mt) except -1 nogil

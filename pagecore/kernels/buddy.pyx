@@ -48,6 +48,24 @@ cdef inline void slot_set(FreeArea a, int mt, int order, count_t i, pfn_t pfn) n
         (<uint32_t *> a.slots[mt][order])[i] = <uint32_t> (pfn - a.base)
 
 
+cdef inline void prep_run(page_t *mem_map, pfn_t pfn, int order, count_t nr_blocks,
+                          uint32_t page_flags, uint64_t owner) noexcept nogil:
+    # prep_new_page() of `nr_blocks` consecutive blocks of `order` from `pfn`: each page
+    # keeps its zone/node bits and gets `page_flags` (PG_head / PG_tail above order 0),
+    # refcount 1, `owner` in private and the block's order
+    cdef pfn_t q, end = pfn + (nr_blocks << order), mask = ((<pfn_t> 1) << order) - 1
+    cdef page_t *p
+    cdef uint32_t head = page_flags | (PG_head if order else 0)
+    cdef uint32_t tail = page_flags | PG_tail
+    for q in range(pfn, end):
+        p = &mem_map[q]
+        p.flags = (p.flags & ~(<uint32_t> FLAGS_MASK)) | (tail if q & mask else head)
+        p.page_type = PGTY_NONE
+        p.order = order
+        p.refcount = 1
+        p.private = owner
+
+
 cdef class FreeArea:
     """Free lists of one zone, over the machine-wide mem_map and pageblock flags."""
 
@@ -404,30 +422,72 @@ cdef class FreeArea:
         `owner` in private; a block of order > 0 becomes a folio (PG_head on the first page,
         PG_tail on the rest, `order` on all). Head pfns go to `out` unless it is NULL (a
         caller that finds its pages on the page array later needs no list). Returns how many.
+
+        The blocks come in runs, as rmqueue_bulk() fills a per-cpu list under one hold of
+        the zone lock: the state is that of one __rmqueue() per block (buddy_numpy's
+        alloc_blocks() is that loop, and tests/test_buddy.py holds the two together), but
+        a block taken off the lists is handed out as a run of consecutive blocks at once
+        (rmqueue_split_run()). Only the fallback path goes block by block.
         """
-        cdef count_t n = 0, free_now = self.nr_free(False)
-        cdef pfn_t pfn, q
-        cdef page_t *p
-        cdef uint32_t keep
+        cdef count_t n = 0, free_now = self.nr_free(False), take, i
+        cdef pfn_t pfn
+        cdef int o
         while n < count and free_now - (1 << order) + 1 > keep_free:
-            pfn = self.rmqueue(order, mt)
-            if pfn < 0:
-                break
-            for q in range(pfn, pfn + (1 << order)):
-                p = &self.mem_map[q]
-                keep = p.flags & ~(<uint32_t> FLAGS_MASK)
-                p.flags = keep | page_flags
-                if order:
-                    p.flags = p.flags | (PG_head if q == pfn else PG_tail)
-                p.page_type = PGTY_NONE
-                p.order = order
-                p.refcount = 1
-                p.private = owner
+            o = self.smallest_listed(order, mt)
+            if o >= 0:
+                # blocks the watermark still allows: k more while free - k * 2^order >=
+                # keep_free (the loop's test, block by block); at least 1 here
+                take = (free_now - keep_free) >> order
+                if take > count - n:
+                    take = count - n
+                if take > (<count_t> 1) << (o - order):
+                    take = (<count_t> 1) << (o - order)
+                pfn = self.pop(o, mt)
+                self.rmqueue_split_run(pfn, order, o, take, mt)
+            else:
+                take = 1
+                pfn = self.rmqueue(order, mt)           # __rmqueue_fallback() and friends
+                if pfn < 0:
+                    break
+            prep_run(self.mem_map, pfn, order, take, page_flags, owner)
             if out != NULL:
-                out[n] = pfn
-            n += 1
-            free_now -= 1 << order
+                for i in range(take):
+                    out[n + i] = pfn + (i << order)
+            n += take
+            free_now -= take << order
         return n
+
+    cdef int smallest_listed(self, int order, int mt) noexcept nogil:
+        # the order __rmqueue_smallest() would take from: the first non-empty list of
+        # `mt` at `order` or above, or -1
+        cdef int o
+        for o in range(order, self.nr_orders):
+            if self.nr[mt][o]:
+                return o
+        return -1
+
+    cdef int rmqueue_split_run(self, pfn_t pfn, int low, int high, count_t take,
+                               int mt) except -1 nogil:
+        """`take` (1 .. 2^(high - low)) __rmqueue_smallest(low, mt) in a row, of which the
+        first found the block of order `high` at `pfn` (already popped) on the smallest
+        non-empty list: the lists of `mt` from `low` up to `high` are empty (or `high`
+        would not be the smallest), so each of the following calls takes the lowest piece
+        that expand() left of this block, and the run hands out pfn, pfn + 2^low, ...,
+        pfn + (take - 1) * 2^low. What is left on the lists is what expand() left of the
+        rest: [pfn + take * 2^low, pfn + 2^high) in aligned pieces, one per set bit of
+        the blocks left, each alone on its (mt, order) list (the lists were empty), so it
+        takes the slot the block-by-block calls give it. Pieces are added largest first,
+        as expand() does."""
+        cdef count_t left = ((<count_t> 1) << (high - low)) - take
+        cdef pfn_t end = pfn + ((<pfn_t> 1) << high), size
+        cdef int o = high
+        while o > low:
+            o -= 1
+            if (left >> (o - low)) & 1:
+                size = (<pfn_t> 1) << o
+                end -= size
+                self.add(end, o, mt)
+        return 0
 
     def alloc_bulk(self, int order, int mt, count_t count, uint32_t page_flags,
                    uint64_t owner, count_t keep_free, pfn_t[::1] out):
