@@ -10,7 +10,10 @@
   workload's knobs, batch size included.
 * The owner scan (_buddy.owned_blocks) against the numpy expression of the same rule.
 * Machine.free_pages() over several zones against one call per zone.
-* The aging frees (_buddy.free_owned_random) against their numpy twin, whole runs.
+* The aging frees (_buddy.free_owned_passes: all passes in one call, the page array read
+  once) against the chunk-by-chunk passes, with each chunk in numpy (the twin) and in C
+  (_buddy.free_owned_random), whole runs; and on its own, with other BitGenerators than
+  PCG64 and on page arrays whose blocks nest.
 """
 import os
 
@@ -142,22 +145,30 @@ def test_batched_fill_matches_per_draw_alloc_pages(setup):
 
 
 class NumpyFrees(Workload):
-    """Workload whose random frees run in numpy (_free_chunk_numpy, the twin)."""
+    """Workload whose random frees go chunk by chunk in numpy (_free_chunk_numpy, the
+    twin)."""
+    _free_passes = Workload._free_passes_chunks
     _free_chunk = Workload._free_chunk_numpy
 
 
+class ChunkFrees(Workload):
+    """Workload whose random frees go chunk by chunk in C (_buddy.free_owned_random)."""
+    _free_passes = Workload._free_passes_chunks
+
+
 @SETTINGS
-@given(setup=setups(), chunk=st.sampled_from([64, 1000, 1 << 20]))
-def test_random_frees_match_numpy(setup, chunk):
-    """The aging frees in C (_buddy.free_owned_random) against the numpy twin: same
-    blocks freed in the same order (free lists in list order), same report, and the same
-    random stream after them (an aging round's fill follows its frees), with chunks
-    small enough that a pass stops inside one."""
+@given(setup=setups(), chunk=st.sampled_from([64, 1000, 1 << 20]),
+       twin=st.sampled_from([NumpyFrees, ChunkFrees]))
+def test_random_frees_match_numpy(setup, chunk, twin):
+    """The aging frees in C (_buddy.free_owned_passes) against the chunk-by-chunk passes
+    (in numpy, the twin, and in C): same blocks freed in the same order (free lists in
+    list order), same report, and the same random stream after them (an aging round's
+    fill follows its frees), with chunks small enough that a pass stops inside one."""
     cfg, adds, nid, zone_pick, work, draws, _ = setup
     a, b = build(cfg, adds), build(cfg, adds)
     names = [None] + [z.name for z in a.nodes[nid].zones if z.managed_pages]
     zone_name = names[zone_pick % len(names)]
-    fast, slow = Workload(**work), NumpyFrees(**work)
+    fast, slow = Workload(**work), twin(**work)
     fast.CHUNK = slow.CHUNK = chunk
     try:
         ra = fast.apply(a, nid, zone_name)
@@ -165,6 +176,49 @@ def test_random_frees_match_numpy(setup, chunk):
         return
     rb = slow.apply(b, nid, zone_name)
     assert ra == rb
+    assert_same(a, b)
+
+
+BIT_GENERATORS = {"pcg64": np.random.PCG64, "mt19937": np.random.MT19937,
+                  "philox": np.random.Philox, "pcg64dxsm": np.random.PCG64DXSM}
+
+
+@SETTINGS
+@given(seed=st.integers(0, 2**32 - 1), gen=st.sampled_from(sorted(BIT_GENERATORS)),
+       share=st.sampled_from([0.001, 0.1, 0.5, 0.97, 1.0]),
+       chunk=st.sampled_from([1, 63, 64, 1000, 1 << 20]), nest=st.booleans())
+def test_free_owned_passes_matches_chunk_passes(seed, gen, share, chunk, nest):
+    """free_owned_passes() on its own against the chunk-by-chunk passes over
+    free_owned_random(): the same machine afterwards and the same BitGenerator state,
+    for numpy's PCG64 (drawn in pcg64.h) and for BitGenerators drawn through their
+    next_double, for excesses that take one pass or many, and (`nest`) on a page array
+    where some owned heads claim an order that covers their owned neighbours (free_pages()
+    takes them along; the frees must then re-read the bits as a rescan would)."""
+    cfg = MachineConfig(nodes=[NodeConfig(boot=[(0, 256 * MiB)])], phys_bits=36)
+    adds = [(0, 4 * GiB, 128 * MiB, "online_movable")]
+    a, b = build(cfg, adds), build(cfg, adds)
+    w = Workload(fill=1.0, orders={0: 0.8, 2: 0.1, 9: 0.1}, age_rounds=0, seed=seed)
+    for m in (a, b):
+        w.apply(m, 0, "Movable")
+    z = a.zone(0, P.ZONE_MOVABLE)
+    if nest:
+        bits = (z.nid << P.NODES_PGSHIFT) | (z.zid << P.ZONES_PGSHIFT)
+        idx, sizes = owned_heads(a.mem_map[z.zone_start_pfn:z.zone_end_pfn], bits, w.owner, 2)
+        pick = np.random.default_rng(seed).choice(idx[(sizes == 1) & (idx % 4 == 0)], 8)
+        for m in (a, b):
+            m.mem_map["order"][z.zone_start_pfn + pick] = 2
+    excess = max(1, int(share * (z.managed_pages - z.free_pages)))
+    zones = [z]
+    ra = np.random.Generator(BIT_GENERATORS[gen](seed))
+    rb = np.random.Generator(BIT_GENERATORS[gen](seed))
+    ra.random(seed % 7)                         # a stream already under way
+    rb.random(seed % 7)
+    w.CHUNK = chunk
+    fa = w._free_passes(a, zones, ra, excess)
+    fb = ChunkFrees._free_passes(w, b, [b.zone(0, P.ZONE_MOVABLE)], rb, excess)
+    assert fa == fb > 0
+    np.testing.assert_equal(ra.bit_generator.state, rb.bit_generator.state)
+    np.testing.assert_array_equal(ra.random(9), rb.random(9))
     assert_same(a, b)
 
 

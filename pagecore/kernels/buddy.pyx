@@ -6,7 +6,7 @@ At the end, the C side of pagecore.workload: its fill loop over pre-drawn draws
 (fill_draws), the scan that finds its blocks again (owned_blocks) and its random frees
 (free_owned_random).
 """
-from libc.stdlib cimport malloc, realloc, free
+from libc.stdlib cimport malloc, calloc, realloc, free
 from cpython.ref cimport PyObject
 from cpython.pycapsule cimport PyCapsule_GetPointer
 from numpy.random cimport bitgen_t
@@ -766,4 +766,273 @@ def free_owned_random(FreeArea area, page_t[::1] pages, pfn_t base, uint32_t zon
             if k and bg.next_double(bg.state) < p and not done:
                 freed += area.free_pages(base + i)
                 done = freed >= excess
+    return freed
+
+
+# ---- a workload's whole aging free (pagecore.workload.Workload._free_down_to) ------------
+cdef extern from *:
+    """
+    static inline int pc_ctz64(unsigned long long x) { return __builtin_ctzll(x); }
+    static inline int pc_popcount64(unsigned long long x) { return __builtin_popcountll(x); }
+    """
+    int pc_ctz64(uint64_t x) noexcept nogil
+    int pc_popcount64(uint64_t x) noexcept nogil
+
+
+cdef extern from "pcg64.h" nogil:
+    ctypedef struct pc_pcg64:
+        pass
+    void pc_pcg64_init(pc_pcg64 *g, uint64_t state_hi, uint64_t state_lo, uint64_t inc_hi,
+                       uint64_t inc_lo)
+    void pc_pcg64_set_p(pc_pcg64 *g, double p)
+    int pc_pcg64_next_hit(pc_pcg64 *g)
+    uint64_t pc_pcg64_take(pc_pcg64 *g, int n)
+    uint64_t pc_pcg64_state_hi(const pc_pcg64 *g)
+    uint64_t pc_pcg64_state_lo(const pc_pcg64 *g)
+
+
+cdef struct draws:
+    # where the frees' Generator.random() draws come from: numpy's PCG64 stream four
+    # steps at a time (pcg64.h), or any BitGenerator through its next_double
+    pc_pcg64 *pcg
+    bitgen_t *bg
+
+
+cdef struct owned_map:
+    # one target zone of the frees: its span, node/zone bits, and one bit per pfn of the
+    # span, set on the heads owned_size() counts (scan_owned())
+    pfn_t start
+    pfn_t end
+    uint32_t bits
+    uint64_t *words
+
+
+cdef inline bint owned_any(const page_t *p, uint64_t owner, uint64_t nr_owners) noexcept nogil:
+    # owned_size() in any zone
+    return (p.refcount != 0 and p.page_type == PGTY_NONE and not (p.flags & PG_tail)
+            and p.private - owner < nr_owners)
+
+
+cdef count_t scan_owned(const page_t *mem_map, owned_map *z, uint64_t owner,
+                        uint64_t nr_owners, bint *nested) noexcept nogil:
+    """The one read of the page array: set z's bits, return the pages of the blocks.
+    `nested` is set when a block's free (free_pages(): 2^order pages from its head) would
+    reach past the zone or take another owned head (of any zone) with it, which no
+    consistent page array has: then only a block-by-block walk of the bits (which
+    re-reads them after each free) frees as a scan of the page array would."""
+    cdef pfn_t n = z.end - z.start, w, j, lim, i, cover = 0
+    cdef count_t total = 0, k
+    cdef uint64_t acc
+    cdef const page_t *p = mem_map + z.start
+    cdef const page_t *q
+    for w in range((n + 63) >> 6):
+        acc = 0
+        lim = n - (w << 6)
+        if lim > 64:
+            lim = 64
+        for j in range(lim):
+            i = (w << 6) + j
+            q = &p[i]
+            k = owned_size(q, z.bits, owner, nr_owners)
+            if i < cover and owned_any(q, owner, nr_owners):
+                nested[0] = True
+            if k and i + ((<pfn_t> 1) << q.order) > cover:
+                cover = i + ((<pfn_t> 1) << q.order)
+            total += k
+            acc |= (<uint64_t> (k != 0)) << j
+        z.words[w] = acc
+    if cover > n:
+        nested[0] = True
+    return total
+
+
+cdef inline void clear_bits(uint64_t *words, pfn_t lo, pfn_t hi) noexcept nogil:
+    # bits [lo, hi) to 0
+    while lo < hi and (lo & 63):
+        words[lo >> 6] &= ~((<uint64_t> 1) << (lo & 63))
+        lo += 1
+    while lo + 64 <= hi:
+        words[lo >> 6] = 0
+        lo += 64
+    while lo < hi:
+        words[lo >> 6] &= ~((<uint64_t> 1) << (lo & 63))
+        lo += 1
+
+
+cdef count_t free_owned_chunk(FreeArea area, owned_map *z, pfn_t c, pfn_t e, double p,
+                              count_t excess, draws *src) except -1 nogil:
+    """free_owned_random() of the pfns [c, e) of `z`, its blocks read off z's bits in
+    place of the page array: one draw per block in pfn order, a block freed when its
+    draw is below `p` until `excess` pages are. A freed block's pages leave the bits
+    (free_pages() clears their refcount, which is what a scan would read), and the word
+    is read again after each free."""
+    cdef pfn_t lo = c - z.start, hi = e - z.start, w = lo >> 6, last = (hi - 1) >> 6
+    cdef pfn_t span = z.end - z.start, b, top
+    cdef uint64_t cur = z.words[w] & (~(<uint64_t> 0) << (lo & 63))
+    cdef count_t freed = 0, k
+    cdef bint done = excess <= 0, hit
+    cdef int t
+    while True:
+        if w == last and (hi & 63):
+            cur &= ((<uint64_t> 1) << (hi & 63)) - 1
+        while cur:
+            t = pc_ctz64(cur)
+            cur &= cur - 1
+            # the draw first, whether or not it is used (free_owned_random())
+            if src.pcg != NULL:
+                hit = pc_pcg64_next_hit(src.pcg)
+            else:
+                hit = src.bg.next_double(src.bg.state) < p
+            if hit and not done:
+                b = (w << 6) + t
+                k = area.free_pages(z.start + b)
+                freed += k
+                top = b + k
+                clear_bits(z.words, b, top if top < span else span)
+                cur &= z.words[w]
+                done = freed >= excess
+        w += 1
+        if w > last:
+            return freed
+        cur = z.words[w]
+
+
+cdef count_t free_owned_words(FreeArea area, owned_map *z, pfn_t c, pfn_t e,
+                              count_t excess, pc_pcg64 *g) except -1 nogil:
+    """free_owned_chunk() a word of bits at a time, for a page array without nested
+    blocks (scan_owned()), where a free clears no bit but its own: the draws of a word's
+    blocks are taken at once (pc_pcg64_take(): bit i for the word's i-th block) and
+    spread over the word's bits, so the frees go down the hits and no branch waits on a
+    draw. Same draws, same frees, same order."""
+    cdef pfn_t lo = c - z.start, hi = e - z.start, w = lo >> 6, last = (hi - 1) >> 6
+    cdef uint64_t cur = z.words[w] & (~(<uint64_t> 0) << (lo & 63)), got, hits, x
+    cdef count_t freed = 0
+    cdef bint done = excess <= 0
+    cdef int t
+    while True:
+        if w == last and (hi & 63):
+            cur &= ((<uint64_t> 1) << (hi & 63)) - 1
+        if cur:
+            got = pc_pcg64_take(g, pc_popcount64(cur))
+            if got and not done:
+                hits = 0
+                x = cur
+                while x:
+                    t = pc_ctz64(x)
+                    x &= x - 1
+                    hits |= (got & 1) << t
+                    got >>= 1
+                while hits:
+                    t = pc_ctz64(hits)
+                    hits &= hits - 1
+                    freed += area.free_pages(z.start + (w << 6) + t)
+                    z.words[w] &= ~((<uint64_t> 1) << t)
+                    if freed >= excess:
+                        done = True
+                        break
+        w += 1
+        if w > last:
+            return freed
+        cur = z.words[w]
+
+
+def free_owned_passes(zones, const page_t[::1] mem_map, uint64_t owner, uint64_t nr_owners,
+                      count_t excess, pfn_t chunk, rng):
+    """Workload._free_down_to()'s frees in one call: the passes of free_owned_random()
+    over chunks of `chunk` pfns of each zone, in zone order, until `excess` pages are
+    freed or no owned block is left. `zones` is a sequence of (FreeArea, start pfn, end
+    pfn, node/zone bits). Each pass frees with p = min(1, excess / owned pages) (both as
+    they stand when the pass starts); a pass ends early after the chunk in which the
+    excess is met. Returns the pages freed.
+
+    Same draws and frees as those calls, chunk for chunk (tests/test_workload.py holds it
+    to them and to the numpy twin, Workload._free_chunk_numpy()), but the page array is
+    read once: the owned heads go to a bitmap (one bit per pfn, 1/128 of the page array)
+    that the passes read, and the frees clear. Nothing else changes the pages during the
+    call, so the bitmap reads as a scan of the page array would. With numpy's PCG64
+    (what default_rng() makes) the draws come from pcg64.h, four steps and 64 draws at a
+    time (free_owned_words()); with another BitGenerator through its next_double."""
+    zones = tuple(zones)                        # holds the FreeArea references
+    cdef Py_ssize_t nz = len(zones), i
+    cdef owned_map *maps = NULL
+    cdef PyObject **areas = NULL
+    cdef count_t total = 0, freed = 0, got
+    cdef pfn_t c, e
+    cdef double p
+    cdef draws src
+    cdef bint nested = False
+    cdef uint64_t m64 = 0xFFFFFFFFFFFFFFFF
+    if chunk <= 0:
+        raise ValueError(f"free_owned_passes: chunk={chunk}")
+    for z in zones:
+        if not isinstance(z[0], FreeArea):
+            raise TypeError("free_owned_passes: zones must start with a FreeArea")
+        _check_zone_bits(z[3])
+        if not 0 <= z[1] <= z[2] <= mem_map.shape[0]:
+            raise ValueError(f"free_owned_passes: span [{z[1]}, {z[2]}) outside mem_map")
+    if excess <= 0 or nz == 0:
+        return 0
+    bit_generator = rng.bit_generator
+    src.pcg = NULL
+    src.bg = <bitgen_t *> PyCapsule_GetPointer(bit_generator.capsule, "BitGenerator")
+    try:
+        maps = <owned_map *> calloc(nz, sizeof(owned_map))
+        areas = <PyObject **> calloc(nz, sizeof(PyObject *))
+        if maps == NULL or areas == NULL:
+            raise MemoryError("free_owned_passes")
+        for i in range(nz):
+            areas[i] = <PyObject *> zones[i][0]
+            maps[i].start, maps[i].end, maps[i].bits = zones[i][1], zones[i][2], zones[i][3]
+            maps[i].words = <uint64_t *> malloc(((maps[i].end - maps[i].start + 63) >> 6)
+                                                * sizeof(uint64_t) + 8)
+            if maps[i].words == NULL:
+                raise MemoryError("free_owned_passes: bitmap")
+        with bit_generator.lock:
+            if type(bit_generator) is np.random.PCG64:
+                st = bit_generator.state
+                src.pcg = <pc_pcg64 *> malloc(sizeof(pc_pcg64))
+                if src.pcg == NULL:
+                    raise MemoryError("free_owned_passes")
+                s, inc = st["state"]["state"], st["state"]["inc"]
+                pc_pcg64_init(src.pcg, s >> 64, s & m64, inc >> 64, inc & m64)
+            try:
+                with nogil:
+                    for i in range(nz):
+                        total += scan_owned(&mem_map[0], &maps[i], owner, nr_owners, &nested)
+                    while excess > 0 and total > 0:
+                        p = <double> excess / <double> total
+                        if p > 1.0:
+                            p = 1.0
+                        if src.pcg != NULL:
+                            pc_pcg64_set_p(src.pcg, p)
+                        for i in range(nz):
+                            c = maps[i].start
+                            while c < maps[i].end:
+                                e = c + chunk if c + chunk < maps[i].end else maps[i].end
+                                if src.pcg != NULL and not nested:
+                                    got = free_owned_words(<FreeArea> areas[i], &maps[i], c,
+                                                           e, excess, src.pcg)
+                                else:
+                                    got = free_owned_chunk(<FreeArea> areas[i], &maps[i], c,
+                                                           e, p, excess, &src)
+                                freed += got
+                                excess -= got
+                                total -= got
+                                if excess <= 0:
+                                    break
+                                c = e
+                            if excess <= 0:
+                                break
+            finally:
+                if src.pcg != NULL:     # the stream goes on after the draws made
+                    st["state"]["state"] = ((<object> pc_pcg64_state_hi(src.pcg)) << 64
+                                            | pc_pcg64_state_lo(src.pcg))
+                    bit_generator.state = st
+    finally:
+        if maps != NULL:
+            for i in range(nz):
+                free(maps[i].words)
+        free(maps)
+        free(areas)
+        free(src.pcg)
     return freed
