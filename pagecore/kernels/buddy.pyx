@@ -807,12 +807,6 @@ cdef struct owned_map:
     uint64_t *words
 
 
-cdef inline bint owned_any(const page_t *p, uint64_t owner, uint64_t nr_owners) noexcept nogil:
-    # owned_size() in any zone
-    return (p.refcount != 0 and p.page_type == PGTY_NONE and not (p.flags & PG_tail)
-            and p.private - owner < nr_owners)
-
-
 cdef count_t scan_owned(const page_t *mem_map, owned_map *z, uint64_t owner,
                         uint64_t nr_owners, bint *nested) noexcept nogil:
     """The one read of the page array: set z's bits, return the pages of the blocks.
@@ -825,6 +819,7 @@ cdef count_t scan_owned(const page_t *mem_map, owned_map *z, uint64_t owner,
     cdef uint64_t acc
     cdef const page_t *p = mem_map + z.start
     cdef const page_t *q
+    cdef bint inside = False
     for w in range((n + 63) >> 6):
         acc = 0
         lim = n - (w << 6)
@@ -834,14 +829,18 @@ cdef count_t scan_owned(const page_t *mem_map, owned_map *z, uint64_t owner,
             i = (w << 6) + j
             q = &p[i]
             k = owned_size(q, z.bits, owner, nr_owners)
-            if i < cover and owned_any(q, owner, nr_owners):
-                nested[0] = True
-            if k and i + ((<pfn_t> 1) << q.order) > cover:
-                cover = i + ((<pfn_t> 1) << q.order)
-            total += k
-            acc |= (<uint64_t> (k != 0)) << j
+            if k:
+                acc |= (<uint64_t> 1) << j
+                total += k
+                if q.order and i + ((<pfn_t> 1) << q.order) > cover:
+                    cover = i + ((<pfn_t> 1) << q.order)
+            elif i < cover:
+                # owned_size() in any zone, inside the pages a block's free takes
+                if (q.refcount != 0 and q.page_type == PGTY_NONE and not (q.flags & PG_tail)
+                        and q.private - owner < nr_owners):
+                    inside = True
         z.words[w] = acc
-    if cover > n:
+    if inside or cover > n:
         nested[0] = True
     return total
 
