@@ -832,10 +832,12 @@ cdef count_t scan_owned(const page_t *mem_map, owned_map *z, uint64_t owner,
             if k:
                 acc |= (<uint64_t> 1) << j
                 total += k
+                if i < cover:
+                    inside = True               # inside the pages a block's free takes
                 if q.order and i + ((<pfn_t> 1) << q.order) > cover:
                     cover = i + ((<pfn_t> 1) << q.order)
             elif i < cover:
-                # owned_size() in any zone, inside the pages a block's free takes
+                # owned_size() in another zone, inside the pages a block's free takes
                 if (q.refcount != 0 and q.page_type == PGTY_NONE and not (q.flags & PG_tail)
                         and q.private - owner < nr_owners):
                     inside = True
