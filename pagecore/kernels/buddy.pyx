@@ -10,10 +10,10 @@ from libc.stdlib cimport malloc, calloc, realloc, free
 from cpython.ref cimport PyObject
 from cpython.pycapsule cimport PyCapsule_GetPointer
 from numpy.random cimport bitgen_t
-from libc.string cimport memset
+from libc.string cimport memcpy, memset
 import numpy as np
 
-from pagecore.kernels.ktypes cimport int32_t, uint8_t, uint32_t
+from pagecore.kernels.ktypes cimport int32_t, int64_t, uint8_t, uint32_t
 from pagecore.kernels.page cimport (page_t, PGTY_BUDDY, PGTY_NONE, PG_head, PG_tail, MIGRATE_TYPES, MIGRATE_ISOLATE,
                              MIGRATE_HIGHATOMIC,
                              MIGRATE_UNMOVABLE, MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE,
@@ -46,24 +46,6 @@ cdef inline void slot_set(FreeArea a, int mt, int order, count_t i, pfn_t pfn) n
         (<uint64_t *> a.slots[mt][order])[i] = pfn
     else:
         (<uint32_t *> a.slots[mt][order])[i] = <uint32_t> (pfn - a.base)
-
-
-cdef inline void prep_run(page_t *mem_map, pfn_t pfn, int order, count_t nr_blocks,
-                          uint32_t page_flags, uint64_t owner) noexcept nogil:
-    # prep_new_page() of `nr_blocks` consecutive blocks of `order` from `pfn`: each page
-    # keeps its zone/node bits and gets `page_flags` (PG_head / PG_tail above order 0),
-    # refcount 1, `owner` in private and the block's order
-    cdef pfn_t q, end = pfn + (nr_blocks << order), mask = ((<pfn_t> 1) << order) - 1
-    cdef page_t *p
-    cdef uint32_t head = page_flags | (PG_head if order else 0)
-    cdef uint32_t tail = page_flags | PG_tail
-    for q in range(pfn, end):
-        p = &mem_map[q]
-        p.flags = (p.flags & ~(<uint32_t> FLAGS_MASK)) | (tail if q & mask else head)
-        p.page_type = PGTY_NONE
-        p.order = order
-        p.refcount = 1
-        p.private = owner
 
 
 cdef class FreeArea:
@@ -510,12 +492,18 @@ cdef class FreeArea:
         page): its pages lose their flags, refcount and owner, then the block merges."""
         cdef int order = self.mem_map[pfn].order
         cdef pfn_t q
+        cdef page_t *p
         for q in range(pfn, pfn + (1 << order)):
-            self.mem_map[q].flags = self.mem_map[q].flags & ~(<uint32_t> FLAGS_MASK)
-            self.mem_map[q].refcount = 0
-            self.mem_map[q].private = 0
-            self.mem_map[q].order = 0
-        self.free_one_page(pfn, order)
+            p = &self.mem_map[q]
+            p.flags = p.flags & ~(<uint32_t> FLAGS_MASK)
+            p.refcount = 0
+            p.private = 0
+            p.order = 0
+        if order <= self.pageblock_order:
+            # free_one_page() of a block within one pageblock: no split_large_buddy()
+            self._free_one_page(pfn, order, self.get_mt(pfn))
+        else:
+            self.free_one_page(pfn, order)
         return <count_t> 1 << order
 
     def free_bulk(self, pfn_t[::1] pfns):
@@ -586,6 +574,55 @@ cdef class FreeArea:
 
     def py_unset_migratetype_isolate(self, pfn_t pfn):
         return self.unset_migratetype_isolate(pfn)
+
+
+# ---- prep_new_page() of a run (FreeArea.alloc_blocks()) ------------------------------
+cdef extern from *:
+    """
+    #include <string.h>
+    /* prep_run()'s stores: each 16-byte page as two 8-byte words, word k becoming
+     * (old & keep[k]) | (head or tail)[k]; a 16-byte page with its fields set one by one
+     * is 5 stores and a load the stores may not forward to (pageinit.h has the story). */
+    static inline void pc_prep_run(void *pages, int64_t n, int order, const void *keep_rec,
+                                   const void *head_rec, const void *tail_rec) {
+        unsigned char *p = (unsigned char *)pages;
+        int64_t i, m = ((int64_t)1 << order) - 1;
+        uint64_t w0, w1, keep[2], head[2], tail[2];
+        memcpy(keep, keep_rec, 16);
+        memcpy(head, head_rec, 16);
+        memcpy(tail, tail_rec, 16);
+        for (i = 0; i < n; i++, p += 16) {
+            const uint64_t *t = (i & m) ? tail : head;
+            memcpy(&w0, p, 8);
+            memcpy(&w1, p + 8, 8);
+            w0 = (w0 & keep[0]) | t[0];
+            w1 = (w1 & keep[1]) | t[1];
+            memcpy(p, &w0, 8);
+            memcpy(p + 8, &w1, 8);
+        }
+    }
+    """
+    void pc_prep_run(void *pages, int64_t n, int order, const void *keep_rec,
+                     const void *head_rec, const void *tail_rec) noexcept nogil
+
+
+cdef inline void prep_run(page_t *mem_map, pfn_t pfn, int order, count_t nr_blocks,
+                          uint32_t page_flags, uint64_t owner) noexcept nogil:
+    # prep_new_page() of `nr_blocks` consecutive blocks of `order` from `pfn`: each page
+    # keeps its zone/node bits and gets `page_flags` (PG_head / PG_tail above order 0),
+    # refcount 1, `owner` in private and the block's order. The words are made from page
+    # records, so no field offset is assumed (page_t is 16 bytes: page.pxd).
+    cdef page_t head, tail, keep
+    memset(&keep, 0, sizeof(page_t))
+    keep.flags = ~(<uint32_t> FLAGS_MASK)
+    head.flags = page_flags | (PG_head if order else 0)
+    head.page_type = PGTY_NONE
+    head.order = order
+    head.refcount = 1
+    head.private = owner
+    tail = head
+    tail.flags = page_flags | PG_tail
+    pc_prep_run(&mem_map[pfn], nr_blocks << order, order, &keep, &head, &tail)
 
 
 # ---- a workload's fills and frees (pagecore.workload) ----------------------------------
