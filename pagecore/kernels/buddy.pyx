@@ -10,10 +10,10 @@ from libc.stdlib cimport malloc, calloc, realloc, free
 from cpython.ref cimport PyObject
 from cpython.pycapsule cimport PyCapsule_GetPointer
 from numpy.random cimport bitgen_t
-from libc.string cimport memcpy, memset
+from libc.string cimport memset
 import numpy as np
 
-from pagecore.kernels.ktypes cimport int32_t, int64_t, uint8_t, uint32_t
+from pagecore.kernels.ktypes cimport int32_t, uint8_t, uint32_t
 from pagecore.kernels.page cimport (page_t, PGTY_BUDDY, PGTY_NONE, PG_head, PG_tail, MIGRATE_TYPES, MIGRATE_ISOLATE,
                              MIGRATE_HIGHATOMIC,
                              MIGRATE_UNMOVABLE, MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE,
@@ -602,7 +602,7 @@ cdef extern from *:
         }
     }
     """
-    void pc_prep_run(void *pages, int64_t n, int order, const void *keep_rec,
+    void pc_prep_run(void *pages, count_t n, int order, const void *keep_rec,
                      const void *head_rec, const void *tail_rec) noexcept nogil
 
 
