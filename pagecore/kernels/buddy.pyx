@@ -395,7 +395,8 @@ cdef class FreeArea:
 
     # ---- bulk allocation (alloc_pages_bulk / free_pages in a loop) ------------------
     cdef count_t alloc_blocks(self, int order, int mt, count_t count, uint32_t page_flags,
-                              uint64_t owner, count_t keep_free, pfn_t *out) except -1 nogil:
+                              uint64_t owner, count_t keep_free, pfn_t *out,
+                              prep_queue *queue) except -1 nogil:
         """Allocate up to `count` blocks of `order` for migratetype `mt` (__rmqueue), while
         the zone keeps more than `keep_free` free pages afterwards (__zone_watermark_ok():
         free - 2^order + 1 > min + lowmem_reserve, the caller passes min + reserve).
@@ -410,6 +411,12 @@ cdef class FreeArea:
         alloc_blocks() is that loop, and tests/test_buddy.py holds the two together), but
         a block taken off the lists is handed out as a run of consecutive blocks at once
         (rmqueue_split_run()). Only the fallback path goes block by block.
+
+        With a `queue`, the pages of the runs are written later, in pfn order
+        (prep_flush()): a fill takes blocks from the top of the zone down, and pages
+        written in that order stream at half the speed. Nothing here reads an allocated
+        page but the fallback path (move_freepages_block() reads the pageblock), so the
+        queue is written out before it; the caller writes out the rest.
         """
         cdef count_t n = 0, free_now = self.nr_free(False), take, i
         cdef pfn_t pfn
@@ -428,10 +435,15 @@ cdef class FreeArea:
                 self.rmqueue_split_run(pfn, order, o, take, mt)
             else:
                 take = 1
+                if queue != NULL:
+                    prep_flush(queue)
                 pfn = self.rmqueue(order, mt)           # __rmqueue_fallback() and friends
                 if pfn < 0:
                     break
-            prep_run(self.mem_map, pfn, order, take, page_flags, owner)
+            if queue != NULL:
+                prep_later(queue, pfn, order, take, page_flags, owner)
+            else:
+                prep_run(self.mem_map, pfn, order, take, page_flags, owner)
             if out != NULL:
                 for i in range(take):
                     out[n + i] = pfn + (i << order)
@@ -484,7 +496,8 @@ cdef class FreeArea:
         if count <= 0:
             return 0
         with nogil:
-            n = self.alloc_blocks(order, mt, count, page_flags, owner, keep_free, &out[0])
+            n = self.alloc_blocks(order, mt, count, page_flags, owner, keep_free, &out[0],
+                                  NULL)
         return n
 
     cdef count_t free_pages(self, pfn_t pfn) except -1 nogil:
@@ -625,12 +638,46 @@ cdef inline void prep_run(page_t *mem_map, pfn_t pfn, int order, count_t nr_bloc
     pc_prep_run(&mem_map[pfn], nr_blocks << order, order, &keep, &head, &tail)
 
 
+cdef extern from "stdlib.h" nogil:
+    void qsort(void *base, size_t nmemb, size_t size,
+               int (*compar)(const void *, const void *) noexcept nogil)
+
+
+cdef int prep_cmp(const void *a, const void *b) noexcept nogil:
+    cdef pfn_t x = (<const prep_item *> a).pfn, y = (<const prep_item *> b).pfn
+    return (x > y) - (x < y)
+
+
+cdef void prep_flush(prep_queue *q) noexcept nogil:
+    # prep_run() of the queued runs, in pfn order (they do not overlap: each is blocks
+    # just taken off the free lists)
+    cdef Py_ssize_t i
+    cdef prep_item *r
+    if q.n > 1:
+        qsort(q.items, q.n, sizeof(prep_item), prep_cmp)
+    for i in range(q.n):
+        r = &q.items[i]
+        prep_run(q.mem_map, r.pfn, r.order, r.nr_blocks, r.page_flags, r.owner)
+    q.n = 0
+
+
+cdef inline void prep_later(prep_queue *q, pfn_t pfn, int order, count_t nr_blocks,
+                            uint32_t page_flags, uint64_t owner) noexcept nogil:
+    cdef prep_item *r
+    if q.n == q.cap:
+        prep_flush(q)
+    r = &q.items[q.n]
+    r.pfn, r.order, r.nr_blocks, r.page_flags, r.owner = pfn, order, nr_blocks, page_flags, owner
+    q.n += 1
+
+
 # ---- a workload's fills and frees (pagecore.workload) ----------------------------------
 cdef count_t fill_draws(PyObject **areas, const count_t[::1] keep, const count_t[::1] first,
                         const int32_t[::1] mt, const uint32_t[::1] page_flags,
                         const uint64_t[::1] owner, const uint8_t[::1] kinds,
                         const uint8_t[::1] orders, count_t chunk, count_t used, count_t target,
-                        uint8_t[::1] exhausted, count_t[::1] allocated) except -1 nogil:
+                        uint8_t[::1] exhausted, count_t[::1] allocated,
+                        prep_queue *queue) except -1 nogil:
     """Allocate for the pre-drawn (kind, order) draws in turn until `used` reaches `target`
     or every (kind, order) is exhausted; returns the new `used`.
 
@@ -643,7 +690,8 @@ cdef count_t fill_draws(PyObject **areas, const count_t[::1] keep, const count_t
     of it are skipped (they still use up their place in the sequence). `exhausted`
     (kind-major, nr_orders per kind) and `allocated` (pages per kind) carry over between
     batches; `used` is tracked here as the pages allocated, since a successful __rmqueue
-    takes exactly 2^order pages off NR_FREE_PAGES of non-isolated lists.
+    takes exactly 2^order pages off NR_FREE_PAGES of non-isolated lists. The pages of
+    the blocks may be left in `queue` (alloc_blocks()); the caller writes them out.
     """
     cdef Py_ssize_t i, z
     cdef int k, o, nr_orders = exhausted.shape[0] // mt.shape[0]
@@ -663,7 +711,7 @@ cdef count_t fill_draws(PyObject **areas, const count_t[::1] keep, const count_t
         got = 0
         for z in range(first[k], first[k + 1]):
             got += (<FreeArea> areas[z]).alloc_blocks(o, mt[k], want - got, page_flags[k],
-                                                      owner[k], keep[z], NULL)
+                                                      owner[k], keep[z], NULL, queue)
             if got == want:
                 break
         used += got << o
@@ -705,16 +753,28 @@ def fill_zones(areas, const count_t[::1] keep, const count_t[::1] first,
         if kinds[i] >= nk or orders[i] >= nr_orders:
             raise ValueError(f"fill_zones: draw {i} = (kind {kinds[i]}, order {orders[i]}) "
                              "out of range")
+    cdef prep_queue queue
+    cdef prep_queue *q = &queue
+    queue.mem_map = (<FreeArea> areas[0]).mem_map       # the machine's, shared by all
+    queue.n = 0
+    queue.cap = 4096                            # runs: about 32 MiB of pages at 512 a run
+    queue.items = <prep_item *> malloc(queue.cap * sizeof(prep_item))
     ptrs = <PyObject **> malloc(na * sizeof(PyObject *))
-    if ptrs == NULL:
+    if ptrs == NULL or queue.items == NULL:
+        free(ptrs)
+        free(queue.items)
         raise MemoryError("fill_zones")
     try:
         for i in range(na):
             ptrs[i] = <PyObject *> areas[i]
+            if (<FreeArea> areas[i]).mem_map != queue.mem_map:
+                q = NULL                        # not one page array: write pages at once
         with nogil:
             out = fill_draws(ptrs, keep, first, mt, page_flags, owner, kinds, orders, chunk,
-                             used, target, exhausted, allocated)
+                             used, target, exhausted, allocated, q)
     finally:
+        prep_flush(&queue)                      # also when a free list could not grow
+        free(queue.items)
         free(ptrs)
     return out
 
