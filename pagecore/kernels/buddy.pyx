@@ -1,10 +1,12 @@
 """Buddy allocator: free lists, merging, splitting and migratetype fallback.
 
 Kernel counterparts (mm/page_alloc.c, v6.9+): __free_one_page, expand, __rmqueue_smallest,
-__rmqueue_fallback / steal_suitable_fallback, move_freepages_block, split_large_buddy.
+__rmqueue_fallback / steal_suitable_fallback, move_freepages_block, split_large_buddy;
+alloc_blocks() hands out runs of a split block as rmqueue_bulk() fills a per-cpu list.
 At the end, the C side of pagecore.workload: its fill loop over pre-drawn draws
-(fill_draws), the scan that finds its blocks again (owned_blocks) and its random frees
-(free_owned_random).
+(fill_draws), the scan that finds its blocks again (owned_blocks), its random frees
+(free_owned_random, one chunk) and a whole aging free in one call (free_owned_passes,
+with numpy's PCG64 stream drawn in pcg64.h).
 """
 from libc.stdlib cimport malloc, calloc, realloc, free
 from cpython.ref cimport PyObject
