@@ -442,7 +442,7 @@ cdef class FreeArea:
                 pfn = self.rmqueue(order, mt)           # __rmqueue_fallback() and friends
                 if pfn < 0:
                     break
-            if queue != NULL:
+            if queue != NULL and (take << order) >= PREP_LATER_PAGES:
                 prep_later(queue, pfn, order, take, page_flags, owner)
             else:
                 prep_run(self.mem_map, pfn, order, take, page_flags, owner)
@@ -650,15 +650,27 @@ cdef int prep_cmp(const void *a, const void *b) noexcept nogil:
     return (x > y) - (x < y)
 
 
+cdef enum:
+    # runs of fewer pages are written at once: a fragmented zone hands out short runs
+    # all over it, which sorting would not make a stream of
+    PREP_LATER_PAGES = 64
+
+
 cdef void prep_flush(prep_queue *q) noexcept nogil:
     # prep_run() of the queued runs, in pfn order (they do not overlap: each is blocks
-    # just taken off the free lists)
+    # just taken off the free lists). A fill from the top down queues them in falling
+    # order: then the queue is read backwards, unsorted.
     cdef Py_ssize_t i
+    cdef bint falling = True
     cdef prep_item *r
-    if q.n > 1:
+    for i in range(1, q.n):
+        if q.items[i].pfn > q.items[i - 1].pfn:
+            falling = False
+            break
+    if not falling:
         qsort(q.items, q.n, sizeof(prep_item), prep_cmp)
     for i in range(q.n):
-        r = &q.items[i]
+        r = &q.items[q.n - 1 - i if falling else i]
         prep_run(q.mem_map, r.pfn, r.order, r.nr_blocks, r.page_flags, r.owner)
     q.n = 0
 
@@ -873,9 +885,11 @@ cdef extern from *:
     """
     static inline int pc_ctz64(unsigned long long x) { return __builtin_ctzll(x); }
     static inline int pc_popcount64(unsigned long long x) { return __builtin_popcountll(x); }
+    static inline void pc_prefetch_w(const void *p) { __builtin_prefetch(p, 1, 3); }
     """
     int pc_ctz64(uint64_t x) noexcept nogil
     int pc_popcount64(uint64_t x) noexcept nogil
+    void pc_prefetch_w(const void *p) noexcept nogil
 
 
 cdef extern from "pcg64.h" nogil:
@@ -997,43 +1011,65 @@ cdef count_t free_owned_chunk(FreeArea area, owned_map *z, pfn_t c, pfn_t e, dou
         cur = z.words[w]
 
 
+cdef inline uint64_t word_hits(owned_map *z, pfn_t w, pfn_t lo, pfn_t hi, pc_pcg64 *g,
+                               bint spread) noexcept nogil:
+    # the draws of the owned blocks of word w of the chunk [lo, hi) (bit offsets), one
+    # each in bit order (pc_pcg64_take()), as the word's bits of the blocks drawn below p
+    # (only counted when not `spread`)
+    cdef uint64_t cur = z.words[w], got, hits = 0
+    cdef int t
+    if w == lo >> 6:
+        cur &= ~(<uint64_t> 0) << (lo & 63)
+    if w == (hi - 1) >> 6 and (hi & 63):
+        cur &= ((<uint64_t> 1) << (hi & 63)) - 1
+    if cur == 0:
+        return 0
+    got = pc_pcg64_take(g, pc_popcount64(cur))
+    if got == 0 or not spread:
+        return 0
+    while cur:
+        t = pc_ctz64(cur)
+        cur &= cur - 1
+        hits |= (got & 1) << t
+        got >>= 1
+    return hits
+
+
 cdef count_t free_owned_words(FreeArea area, owned_map *z, pfn_t c, pfn_t e,
                               count_t excess, pc_pcg64 *g) except -1 nogil:
     """free_owned_chunk() a word of bits at a time, for a page array without nested
     blocks (scan_owned()), where a free clears no bit but its own: the draws of a word's
     blocks are taken at once (pc_pcg64_take(): bit i for the word's i-th block) and
     spread over the word's bits, so the frees go down the hits and no branch waits on a
-    draw. Same draws, same frees, same order."""
+    draw. The next word's draws are taken before this word's frees (the stream's order
+    is the same) so that the pages it frees are prefetched: a sparse pass frees pages
+    nothing has read for a while (a dense one streams on its own: no prefetch above 16
+    frees a word). Same draws, same frees, same order."""
     cdef pfn_t lo = c - z.start, hi = e - z.start, w = lo >> 6, last = (hi - 1) >> 6
-    cdef uint64_t cur = z.words[w] & (~(<uint64_t> 0) << (lo & 63)), got, hits, x
+    cdef const page_t *base = area.mem_map + z.start
+    cdef uint64_t hits, nxt, x
     cdef count_t freed = 0
     cdef bint done = excess <= 0
     cdef int t
+    hits = word_hits(z, w, lo, hi, g, not done)
     while True:
-        if w == last and (hi & 63):
-            cur &= ((<uint64_t> 1) << (hi & 63)) - 1
-        if cur:
-            got = pc_pcg64_take(g, pc_popcount64(cur))
-            if got and not done:
-                hits = 0
-                x = cur
-                while x:
-                    t = pc_ctz64(x)
-                    x &= x - 1
-                    hits |= (got & 1) << t
-                    got >>= 1
-                while hits:
-                    t = pc_ctz64(hits)
-                    hits &= hits - 1
-                    freed += area.free_pages(z.start + (w << 6) + t)
-                    z.words[w] &= ~((<uint64_t> 1) << t)
-                    if freed >= excess:
-                        done = True
-                        break
+        nxt = word_hits(z, w + 1, lo, hi, g, not done) if w < last else 0
+        # dense frees stream past the hardware prefetcher on their own
+        x = nxt if pc_popcount64(nxt) <= 16 else 0
+        while x:
+            t = pc_ctz64(x)
+            x &= x - 1
+            pc_prefetch_w(&base[((w + 1) << 6) + t])
+        while hits and not done:
+            t = pc_ctz64(hits)
+            hits &= hits - 1
+            freed += area.free_pages(z.start + (w << 6) + t)
+            z.words[w] &= ~((<uint64_t> 1) << t)
+            done = freed >= excess
         w += 1
         if w > last:
             return freed
-        cur = z.words[w]
+        hits = nxt
 
 
 def free_owned_passes(zones, const page_t[::1] mem_map, uint64_t owner, uint64_t nr_owners,
