@@ -902,6 +902,57 @@ cdef extern from "pcg64.h" nogil:
     uint64_t pc_pcg64_take(pc_pcg64 *g, int n)
     uint64_t pc_pcg64_state_hi(const pc_pcg64 *g)
     uint64_t pc_pcg64_state_lo(const pc_pcg64 *g)
+    int pc_pcg64_use_ifma(pc_pcg64 *g, int wide)
+    int pc_pcg64_ifma_ok()
+    void pc_pcg64_next_batch(pc_pcg64 *g)
+    const uint64_t *pc_pcg64_outputs(const pc_pcg64 *g)
+
+
+# The PCG64 draws' steps: scalar (four chains) or AVX-512 IFMA (eight), the best this
+# CPU runs unless PAGECORE_SIMD (scalar, sse2, avx512: as for the compaction scanners)
+# asks for less; sse2 has no steps of its own and means scalar.
+cdef bint _pcg_wide = pc_pcg64_ifma_ok()
+
+
+def _pcg64_level(name=None):
+    """The PCG64 steps in use, "scalar" or "avx512"; with `name` (one of the
+    PAGECORE_SIMD names), switch first (clamped to what this CPU runs)."""
+    global _pcg_wide
+    if name is not None:
+        if name not in ("scalar", "sse2", "avx512"):
+            raise ValueError(f"unknown SIMD level {name!r}")
+        _pcg_wide = name == "avx512" and pc_pcg64_ifma_ok()
+    return "avx512" if _pcg_wide else "scalar"
+
+
+import os as _os
+_pcg64_level(_os.environ.get("PAGECORE_SIMD", "avx512"))
+
+
+def _pcg64_batches(uint64_t state_hi, uint64_t state_lo, uint64_t inc_hi, uint64_t inc_lo,
+                   double p, int nr_batches, level):
+    """The first `nr_batches` batches of 64 draws from a PCG64 state as the `level` steps
+    make them (for tests): (outputs >> 11, uint64; hit masks against p, uint64; the
+    state after all of them, as an int)."""
+    if level not in ("scalar", "avx512") or (level == "avx512" and not pc_pcg64_ifma_ok()):
+        raise ValueError(f"_pcg64_batches: level {level!r} not available")
+    out = np.empty(64 * nr_batches, dtype=np.uint64)
+    hits = np.empty(nr_batches, dtype=np.uint64)
+    cdef uint64_t[::1] o = out, h = hits
+    cdef pc_pcg64 *g = <pc_pcg64 *> malloc(sizeof(pc_pcg64))
+    cdef int b, i
+    if g == NULL:
+        raise MemoryError("_pcg64_batches")
+    pc_pcg64_init(g, state_hi, state_lo, inc_hi, inc_lo)
+    pc_pcg64_use_ifma(g, level == "avx512")
+    pc_pcg64_set_p(g, p)
+    for b in range(nr_batches):
+        h[b] = pc_pcg64_take(g, 64)
+        for i in range(64):
+            o[64 * b + i] = pc_pcg64_outputs(g)[i]
+    state = (<object> pc_pcg64_state_hi(g)) << 64 | pc_pcg64_state_lo(g)
+    free(g)
+    return out, hits, state
 
 
 cdef struct draws:
@@ -1086,8 +1137,9 @@ def free_owned_passes(zones, const page_t[::1] mem_map, uint64_t owner, uint64_t
     read once: the owned heads go to a bitmap (one bit per pfn, 1/128 of the page array)
     that the passes read, and the frees clear. Nothing else changes the pages during the
     call, so the bitmap reads as a scan of the page array would. With numpy's PCG64
-    (what default_rng() makes) the draws come from pcg64.h, four steps and 64 draws at a
-    time (free_owned_words()); with another BitGenerator through its next_double."""
+    (what default_rng() makes) the draws come from pcg64.h, 64 at a time, four or (AVX-512
+    IFMA: _pcg64_level()) eight chains (free_owned_words()); with another BitGenerator
+    through its next_double."""
     zones = tuple(zones)                        # holds the FreeArea references
     cdef Py_ssize_t nz = len(zones), i
     cdef owned_map *maps = NULL
@@ -1131,6 +1183,7 @@ def free_owned_passes(zones, const page_t[::1] mem_map, uint64_t owner, uint64_t
                     raise MemoryError("free_owned_passes")
                 s, inc = st["state"]["state"], st["state"]["inc"]
                 pc_pcg64_init(src.pcg, s >> 64, s & m64, inc >> 64, inc & m64)
+                pc_pcg64_use_ifma(src.pcg, _pcg_wide)
             try:
                 with nogil:
                     for i in range(nz):
