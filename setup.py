@@ -24,7 +24,8 @@ OMP = ["-fopenmp"]
 #: The Cython kernels, pagecore/kernels/<name>.pyx, each with its .pxd contract.
 MODULES = ["page", "buddy", "hotplug", "compaction"]
 # C headers a module includes (`cdef extern from "...h"`): a change rebuilds the module
-HEADERS = {"hotplug": ["pagecore/kernels/pageinit.h", "pagecore/kernels/scanblock.h"],
+HEADERS = {"buddy": ["pagecore/kernels/pcg64.h"],
+           "hotplug": ["pagecore/kernels/pageinit.h", "pagecore/kernels/scanblock.h"],
            "compaction": ["pagecore/kernels/scanblock.h"]}
 
 extensions = [

@@ -12,8 +12,9 @@ whole zone. Allocations follow m.alloc_pages()'s rules (zonelist of the node, wa
 plus lowmem reserve), but the draws are made in batches and run through the buddy in C
 (_buddy.fill_draws): at 4 TiB a fill is millions of draws. The allocations to free are
 found by scanning the page array (heads with the workload's owner id), never from a list
-kept aside: compaction or offlining may have moved them since. Given the seed and the
-machine state, a run is deterministic.
+kept aside: compaction or offlining may have moved them since. One aging free reads the
+page array once and runs all its passes in C (_buddy.free_owned_passes). Given the seed
+and the machine state, a run is deterministic.
 """
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pagecore.kernels import page as P
-from pagecore.kernels.buddy import fill_zones, free_owned_random, owned_heads, owned_pages
+from pagecore.kernels.buddy import (fill_zones, free_owned_passes, free_owned_random,
+                                    owned_heads, owned_pages)
 from pagecore.arch import ZONE_NAMES
 from pagecore.errors import ConfigError
 from pagecore.mm.page_alloc import GFP
@@ -193,24 +195,40 @@ class Workload:
 
     # ---- free ------------------------------------------------------------------------
     def _free_down_to(self, m, zones, rng, target, report):
-        """Free allocations of the workload chosen at random (read off the page array,
-        chunk by chunk) until the zones' use is at most `target`: each allocation is
-        freed with probability excess / workload pages, so the holes spread evenly over
-        the zones; passes repeat until the excess is gone or nothing is left."""
+        """Free allocations of the workload chosen at random (read off the page array)
+        until the zones' use is at most `target`: each allocation is freed with
+        probability excess / workload pages, so the holes spread evenly over the zones;
+        passes repeat until the excess is gone or nothing is left (_free_passes())."""
         excess = self._used(zones) - target
         if excess <= 0:
             return
+        report["freed_pages"] += self._free_passes(m, zones, rng, excess)
+
+    def _free_passes(self, m, zones, rng, excess):
+        """The passes in C (_buddy.free_owned_passes; twin: _free_passes_chunks() over
+        _free_chunk_numpy()): the pages freed."""
+        return free_owned_passes(
+            [(z.free_area, z.zone_start_pfn, z.zone_end_pfn,
+              (z.nid << P.NODES_PGSHIFT) | (z.zid << P.ZONES_PGSHIFT)) for z in zones],
+            m.mem_map, self.owner, len(self.KINDS), excess, self.CHUNK, rng)
+
+    def _free_passes_chunks(self, m, zones, rng, excess):
+        """_free_passes() a chunk at a time, each read off the page array
+        (_free_chunk()): each pass frees with p = excess / workload pages (as they stand
+        when it starts), and stops after the chunk in which the excess is met."""
+        done = 0
         total = sum(owned_pages(m.mem_map[c:e], bits, self.owner, len(self.KINDS))
                     for _, c, e, bits in self._spans(zones))
         while excess > 0 and total > 0:
             p = min(1.0, excess / total)
             for z, c, e, bits in self._spans(zones):
                 freed = self._free_chunk(m, z, c, e, bits, p, excess, rng)
-                report["freed_pages"] += freed
+                done += freed
                 excess -= freed
                 total -= freed      # what the next pass would count: only frees changed it
                 if excess <= 0:
-                    return
+                    return done
+        return done
 
     def _spans(self, zones):
         """(zone, start, end, node/zone bits) per chunk of CHUNK pfns of the zones."""

@@ -10,17 +10,22 @@
   workload's knobs, batch size included.
 * The owner scan (_buddy.owned_blocks) against the numpy expression of the same rule.
 * Machine.free_pages() over several zones against one call per zone.
-* The aging frees (_buddy.free_owned_random) against their numpy twin, whole runs.
+* The aging frees (_buddy.free_owned_passes: all passes in one call, the page array read
+  once) against the chunk-by-chunk passes, with each chunk in numpy (the twin) and in C
+  (_buddy.free_owned_random), whole runs; and on its own, with other BitGenerators than
+  PCG64, on page arrays whose blocks nest, and with each build of its PCG64 steps
+  (pcg64.h: scalar, AVX-512 IFMA), whose draws are also checked against rng.random().
 """
 import os
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from pagecore import GiB, Machine, MachineConfig, MiB, NodeConfig
 from pagecore.kernels import page as P
+from pagecore.kernels import buddy as _buddy
 from pagecore.kernels.buddy import fill_zones, owned_heads
 from pagecore.arch import ZONE_NAMES
 from pagecore.errors import ConfigError
@@ -142,22 +147,30 @@ def test_batched_fill_matches_per_draw_alloc_pages(setup):
 
 
 class NumpyFrees(Workload):
-    """Workload whose random frees run in numpy (_free_chunk_numpy, the twin)."""
+    """Workload whose random frees go chunk by chunk in numpy (_free_chunk_numpy, the
+    twin)."""
+    _free_passes = Workload._free_passes_chunks
     _free_chunk = Workload._free_chunk_numpy
 
 
+class ChunkFrees(Workload):
+    """Workload whose random frees go chunk by chunk in C (_buddy.free_owned_random)."""
+    _free_passes = Workload._free_passes_chunks
+
+
 @SETTINGS
-@given(setup=setups(), chunk=st.sampled_from([64, 1000, 1 << 20]))
-def test_random_frees_match_numpy(setup, chunk):
-    """The aging frees in C (_buddy.free_owned_random) against the numpy twin: same
-    blocks freed in the same order (free lists in list order), same report, and the same
-    random stream after them (an aging round's fill follows its frees), with chunks
-    small enough that a pass stops inside one."""
+@given(setup=setups(), chunk=st.sampled_from([64, 1000, 1 << 20]),
+       twin=st.sampled_from([NumpyFrees, ChunkFrees]))
+def test_random_frees_match_numpy(setup, chunk, twin):
+    """The aging frees in C (_buddy.free_owned_passes) against the chunk-by-chunk passes
+    (in numpy, the twin, and in C): same blocks freed in the same order (free lists in
+    list order), same report, and the same random stream after them (an aging round's
+    fill follows its frees), with chunks small enough that a pass stops inside one."""
     cfg, adds, nid, zone_pick, work, draws, _ = setup
     a, b = build(cfg, adds), build(cfg, adds)
     names = [None] + [z.name for z in a.nodes[nid].zones if z.managed_pages]
     zone_name = names[zone_pick % len(names)]
-    fast, slow = Workload(**work), NumpyFrees(**work)
+    fast, slow = Workload(**work), twin(**work)
     fast.CHUNK = slow.CHUNK = chunk
     try:
         ra = fast.apply(a, nid, zone_name)
@@ -165,6 +178,88 @@ def test_random_frees_match_numpy(setup, chunk):
         return
     rb = slow.apply(b, nid, zone_name)
     assert ra == rb
+    assert_same(a, b)
+
+
+BIT_GENERATORS = {"pcg64": np.random.PCG64, "mt19937": np.random.MT19937,
+                  "philox": np.random.Philox, "pcg64dxsm": np.random.PCG64DXSM}
+
+
+#: the builds of pcg64.h's steps this CPU runs
+PCG_LEVELS = ["scalar"] + (["avx512"] if _buddy._pcg64_level("avx512") == "avx512" else [])
+_buddy._pcg64_level(os.environ.get("PAGECORE_SIMD", "avx512"))
+
+
+@SETTINGS
+@given(seed=st.integers(0, 2**128 - 1), inc=st.integers(0, 2**127 - 1),
+       p=st.sampled_from([0.0, 1e-9, 0.001, 0.3, 0.5, 0.999, 1.0]),
+       level=st.sampled_from(PCG_LEVELS))
+def test_pcg64_batches_are_numpys_draws(seed, inc, p, level):
+    """pcg64.h, scalar and AVX-512 IFMA steps: the outputs are rng.random()'s numbers
+    (x * 2^-53), the hit bits are rng.random() < p, and the state after them is the
+    BitGenerator's."""
+    bg = np.random.PCG64()
+    bg.state = {"bit_generator": "PCG64", "state": {"state": seed, "inc": inc * 2 + 1},
+                "has_uint32": 0, "uinteger": 0}
+    st_ = bg.state["state"]
+    s, i = st_["state"], st_["inc"]
+    m64 = (1 << 64) - 1
+    out, hits, state = _buddy._pcg64_batches(s >> 64, s & m64, i >> 64, i & m64, p, 3, level)
+    want = np.random.Generator(bg).random(192)
+    np.testing.assert_array_equal(out.astype(np.float64) * 2.0**-53, want)
+    below = (want < p).reshape(3, 64)
+    assert [int(h) for h in hits] == [sum(1 << k for k in np.flatnonzero(row).tolist())
+                                      for row in below]
+    assert state == bg.state["state"]["state"]
+
+
+@pytest.mark.parametrize("pcg_level", PCG_LEVELS)
+@SETTINGS
+@given(seed=st.integers(0, 2**32 - 1), gen=st.sampled_from(sorted(BIT_GENERATORS)),
+       share=st.sampled_from([0.001, 0.1, 0.5, 0.97, 1.0]),
+       chunk=st.sampled_from([1, 63, 64, 1000, 1 << 20]), nest=st.booleans())
+@example(seed=21, gen="pcg64", share=0.5, chunk=1000, nest=True)   # an owned head nested
+def test_free_owned_passes_matches_chunk_passes(pcg_level, seed, gen, share, chunk, nest):
+    """free_owned_passes() on its own against the chunk-by-chunk passes over
+    free_owned_random(): the same machine afterwards and the same BitGenerator state,
+    for numpy's PCG64 (drawn in pcg64.h) and for BitGenerators drawn through their
+    next_double, for excesses that take one pass or many, and (`nest`) on a page array
+    where some owned heads claim an order that covers their owned neighbours (free_pages()
+    takes them along; the frees must then re-read the bits as a rescan would), with each
+    build of the PCG64 steps this CPU runs."""
+    _buddy._pcg64_level(pcg_level)
+    try:
+        _free_passes_case(seed, gen, share, chunk, nest)
+    finally:
+        _buddy._pcg64_level(os.environ.get("PAGECORE_SIMD", "avx512"))
+
+
+def _free_passes_case(seed, gen, share, chunk, nest):
+    cfg = MachineConfig(nodes=[NodeConfig(boot=[(0, 256 * MiB)])], phys_bits=36)
+    adds = [(0, 4 * GiB, 128 * MiB, "online_movable")]
+    a, b = build(cfg, adds), build(cfg, adds)
+    w = Workload(fill=1.0, orders={0: 0.8, 2: 0.1, 9: 0.1}, age_rounds=0, seed=seed)
+    for m in (a, b):
+        w.apply(m, 0, "Movable")
+    z = a.zone(0, P.ZONE_MOVABLE)
+    if nest:
+        bits = (z.nid << P.NODES_PGSHIFT) | (z.zid << P.ZONES_PGSHIFT)
+        idx, sizes = owned_heads(a.mem_map[z.zone_start_pfn:z.zone_end_pfn], bits, w.owner, 2)
+        pick = np.random.default_rng(seed).choice(idx[(sizes == 1) & (idx % 4 == 0)], 8)
+        for m in (a, b):
+            m.mem_map["order"][z.zone_start_pfn + pick] = 2
+    excess = max(1, int(share * (z.managed_pages - z.free_pages)))
+    zones = [z]
+    ra = np.random.Generator(BIT_GENERATORS[gen](seed))
+    rb = np.random.Generator(BIT_GENERATORS[gen](seed))
+    ra.random(seed % 7)                         # a stream already under way
+    rb.random(seed % 7)
+    w.CHUNK = chunk
+    fa = w._free_passes(a, zones, ra, excess)
+    fb = ChunkFrees._free_passes(w, b, [b.zone(0, P.ZONE_MOVABLE)], rb, excess)
+    assert fa == fb > 0
+    np.testing.assert_equal(ra.bit_generator.state, rb.bit_generator.state)
+    np.testing.assert_array_equal(ra.random(9), rb.random(9))
     assert_same(a, b)
 
 

@@ -22,6 +22,20 @@ from pagecore.kernels.page cimport page_t
 cdef enum:
     MAX_ORDERS = 16                   # >= NR_PAGE_ORDERS of every preset
 
+# Runs of allocated blocks whose pages are still to be written (prep_run()), so that a
+# fill writes them in pfn order (FreeArea.alloc_blocks(), fill_draws()).
+cdef struct prep_item:
+    pfn_t pfn
+    count_t nr_blocks
+    uint64_t owner
+    uint32_t page_flags
+    int order
+
+cdef struct prep_queue:
+    page_t *mem_map
+    Py_ssize_t n, cap
+    prep_item *items
+
 # final: nothing subclasses the buddy, so cdef calls bind directly and inline (a fill
 # runs rmqueue -> rmqueue_smallest -> pop/expand once per block).
 @cython.final
@@ -65,7 +79,11 @@ cdef class FreeArea:
     cpdef count_t nr_free_pages(self, bint include_isolated=*) noexcept
     cdef count_t nr_free(self, bint include_isolated) noexcept nogil
     cdef count_t alloc_blocks(self, int order, int mt, count_t count, uint32_t page_flags,
-                              uint64_t owner, count_t keep_free, pfn_t *out) except -1 nogil
+                              uint64_t owner, count_t keep_free, pfn_t *out,
+                              prep_queue *queue) except -1 nogil
+    cdef int smallest_listed(self, int order, int mt) noexcept nogil
+    cdef int rmqueue_split_run(self, pfn_t pfn, int low, int high, count_t take,
+                               int mt) except -1 nogil
     cdef pfn_t rmqueue_smallest(self, int order, int mt) except -2 nogil
     cdef void retag_range(self, pfn_t pfn, pfn_t nr_pages, int mt) noexcept nogil
     cdef int claim_blocks(self, pfn_t pfn, int order, int mt) except -1 nogil
@@ -76,7 +94,8 @@ cdef count_t fill_draws(PyObject **areas, const count_t[::1] keep, const count_t
                         const int32_t[::1] mt, const uint32_t[::1] page_flags,
                         const uint64_t[::1] owner, const uint8_t[::1] kinds,
                         const uint8_t[::1] orders, count_t chunk, count_t used, count_t target,
-                        uint8_t[::1] exhausted, count_t[::1] allocated) except -1 nogil
+                        uint8_t[::1] exhausted, count_t[::1] allocated,
+                        prep_queue *queue) except -1 nogil
 
 # The blocks a workload owns in a run of pages (owner id in private), for its frees.
 cdef count_t owned_blocks(const page_t[::1] pages, uint32_t zone_bits, uint64_t owner,

@@ -1,12 +1,14 @@
 """Buddy allocator: free lists, merging, splitting and migratetype fallback.
 
 Kernel counterparts (mm/page_alloc.c, v6.9+): __free_one_page, expand, __rmqueue_smallest,
-__rmqueue_fallback / steal_suitable_fallback, move_freepages_block, split_large_buddy.
+__rmqueue_fallback / steal_suitable_fallback, move_freepages_block, split_large_buddy;
+alloc_blocks() hands out runs of a split block as rmqueue_bulk() fills a per-cpu list.
 At the end, the C side of pagecore.workload: its fill loop over pre-drawn draws
-(fill_draws), the scan that finds its blocks again (owned_blocks) and its random frees
-(free_owned_random).
+(fill_draws), the scan that finds its blocks again (owned_blocks), its random frees
+(free_owned_random, one chunk) and a whole aging free in one call (free_owned_passes,
+with numpy's PCG64 stream drawn in pcg64.h).
 """
-from libc.stdlib cimport malloc, realloc, free
+from libc.stdlib cimport malloc, calloc, realloc, free
 from cpython.ref cimport PyObject
 from cpython.pycapsule cimport PyCapsule_GetPointer
 from numpy.random cimport bitgen_t
@@ -447,7 +449,8 @@ cdef class FreeArea:
 
     # ---- bulk allocation (alloc_pages_bulk / free_pages in a loop) ------------------
     cdef count_t alloc_blocks(self, int order, int mt, count_t count, uint32_t page_flags,
-                              uint64_t owner, count_t keep_free, pfn_t *out) except -1 nogil:
+                              uint64_t owner, count_t keep_free, pfn_t *out,
+                              prep_queue *queue) except -1 nogil:
         """Allocate up to `count` blocks of `order` for migratetype `mt` (__rmqueue), while
         the zone keeps more than `keep_free` free pages afterwards (__zone_watermark_ok():
         free - 2^order + 1 > min + lowmem_reserve, the caller passes min + reserve).
@@ -456,30 +459,83 @@ cdef class FreeArea:
         `owner` in private; a block of order > 0 becomes a folio (PG_head on the first page,
         PG_tail on the rest, `order` on all). Head pfns go to `out` unless it is NULL (a
         caller that finds its pages on the page array later needs no list). Returns how many.
+
+        The blocks come in runs, as rmqueue_bulk() fills a per-cpu list under one hold of
+        the zone lock: the state is that of one __rmqueue() per block (buddy_numpy's
+        alloc_blocks() is that loop, and tests/test_buddy.py holds the two together), but
+        a block taken off the lists is handed out as a run of consecutive blocks at once
+        (rmqueue_split_run()). Only the fallback path goes block by block.
+
+        With a `queue`, the pages of the runs are written later, in pfn order
+        (prep_flush()): a fill takes blocks from the top of the zone down, and pages
+        written in that order stream at half the speed. Nothing here reads an allocated
+        page but the fallback path (move_freepages_block() reads the pageblock), so the
+        queue is written out before it; the caller writes out the rest.
         """
-        cdef count_t n = 0, free_now = self.nr_free(False)
-        cdef pfn_t pfn, q
-        cdef page_t *p
-        cdef uint32_t keep
+        cdef count_t n = 0, free_now = self.nr_free(False), take, i
+        cdef pfn_t pfn
+        cdef int o
         while n < count and free_now - (1 << order) + 1 > keep_free:
-            pfn = self.rmqueue(order, mt)
-            if pfn < 0:
-                break
-            for q in range(pfn, pfn + (1 << order)):
-                p = &self.mem_map[q]
-                keep = p.flags & ~(<uint32_t> FLAGS_MASK)
-                p.flags = keep | page_flags
-                if order:
-                    p.flags = p.flags | (PG_head if q == pfn else PG_tail)
-                p.page_type = PGTY_NONE
-                p.order = order
-                p.refcount = 1
-                p.private = owner
+            o = self.smallest_listed(order, mt)
+            if o >= 0:
+                # blocks the watermark still allows: k more while free - k * 2^order >=
+                # keep_free (the loop's test, block by block); at least 1 here
+                take = (free_now - keep_free) >> order
+                if take > count - n:
+                    take = count - n
+                if take > (<count_t> 1) << (o - order):
+                    take = (<count_t> 1) << (o - order)
+                pfn = self.pop(o, mt)
+                self.rmqueue_split_run(pfn, order, o, take, mt)
+            else:
+                take = 1
+                if queue != NULL:
+                    prep_flush(queue)
+                pfn = self.rmqueue(order, mt)           # __rmqueue_fallback() and friends
+                if pfn < 0:
+                    break
+            if queue != NULL and (take << order) >= PREP_LATER_PAGES:
+                prep_later(queue, pfn, order, take, page_flags, owner)
+            else:
+                prep_run(self.mem_map, pfn, order, take, page_flags, owner)
             if out != NULL:
-                out[n] = pfn
-            n += 1
-            free_now -= 1 << order
+                for i in range(take):
+                    out[n + i] = pfn + (i << order)
+            n += take
+            free_now -= take << order
         return n
+
+    cdef int smallest_listed(self, int order, int mt) noexcept nogil:
+        # the order __rmqueue_smallest() would take from: the first non-empty list of
+        # `mt` at `order` or above, or -1
+        cdef int o
+        for o in range(order, self.nr_orders):
+            if self.nr[mt][o]:
+                return o
+        return -1
+
+    cdef int rmqueue_split_run(self, pfn_t pfn, int low, int high, count_t take,
+                               int mt) except -1 nogil:
+        """`take` (1 .. 2^(high - low)) __rmqueue_smallest(low, mt) in a row, of which the
+        first found the block of order `high` at `pfn` (already popped) on the smallest
+        non-empty list: the lists of `mt` from `low` up to `high` are empty (or `high`
+        would not be the smallest), so each of the following calls takes the lowest piece
+        that expand() left of this block, and the run hands out pfn, pfn + 2^low, ...,
+        pfn + (take - 1) * 2^low. What is left on the lists is what expand() left of the
+        rest: [pfn + take * 2^low, pfn + 2^high) in aligned pieces, one per set bit of
+        the blocks left, each alone on its (mt, order) list (the lists were empty), so it
+        takes the slot the block-by-block calls give it. Pieces are added largest first,
+        as expand() does."""
+        cdef count_t left = ((<count_t> 1) << (high - low)) - take
+        cdef pfn_t end = pfn + ((<pfn_t> 1) << high), size
+        cdef int o = high
+        while o > low:
+            o -= 1
+            if (left >> (o - low)) & 1:
+                size = (<pfn_t> 1) << o
+                end -= size
+                self.add(end, o, mt)
+        return 0
 
     def alloc_bulk(self, int order, int mt, count_t count, uint32_t page_flags,
                    uint64_t owner, count_t keep_free, pfn_t[::1] out):
@@ -494,7 +550,8 @@ cdef class FreeArea:
         if count <= 0:
             return 0
         with nogil:
-            n = self.alloc_blocks(order, mt, count, page_flags, owner, keep_free, &out[0])
+            n = self.alloc_blocks(order, mt, count, page_flags, owner, keep_free, &out[0],
+                                  NULL)
         return n
 
     cdef count_t free_pages(self, pfn_t pfn) except -1 nogil:
@@ -502,12 +559,18 @@ cdef class FreeArea:
         page): its pages lose their flags, refcount and owner, then the block merges."""
         cdef int order = self.mem_map[pfn].order
         cdef pfn_t q
+        cdef page_t *p
         for q in range(pfn, pfn + (1 << order)):
-            self.mem_map[q].flags = self.mem_map[q].flags & ~(<uint32_t> FLAGS_MASK)
-            self.mem_map[q].refcount = 0
-            self.mem_map[q].private = 0
-            self.mem_map[q].order = 0
-        self.free_one_page(pfn, order)
+            p = &self.mem_map[q]
+            p.flags = p.flags & ~(<uint32_t> FLAGS_MASK)
+            p.refcount = 0
+            p.private = 0
+            p.order = 0
+        if order <= self.pageblock_order:
+            # free_one_page() of a block within one pageblock: no split_large_buddy()
+            self._free_one_page(pfn, order, self.get_mt(pfn))
+        else:
+            self.free_one_page(pfn, order)
         return <count_t> 1 << order
 
     def free_bulk(self, pfn_t[::1] pfns):
@@ -595,12 +658,107 @@ cdef class FreeArea:
         return self.unset_migratetype_isolate(pfn)
 
 
+# ---- prep_new_page() of a run (FreeArea.alloc_blocks()) ------------------------------
+cdef extern from *:
+    """
+    #include <string.h>
+    /* prep_run()'s stores: each 16-byte page as two 8-byte words, word k becoming
+     * (old & keep[k]) | (head or tail)[k]; a 16-byte page with its fields set one by one
+     * is 5 stores and a load the stores may not forward to (pageinit.h has the story). */
+    static inline void pc_prep_run(void *pages, int64_t n, int order, const void *keep_rec,
+                                   const void *head_rec, const void *tail_rec) {
+        unsigned char *p = (unsigned char *)pages;
+        int64_t i, m = ((int64_t)1 << order) - 1;
+        uint64_t w0, w1, keep[2], head[2], tail[2];
+        memcpy(keep, keep_rec, 16);
+        memcpy(head, head_rec, 16);
+        memcpy(tail, tail_rec, 16);
+        for (i = 0; i < n; i++, p += 16) {
+            const uint64_t *t = (i & m) ? tail : head;
+            memcpy(&w0, p, 8);
+            memcpy(&w1, p + 8, 8);
+            w0 = (w0 & keep[0]) | t[0];
+            w1 = (w1 & keep[1]) | t[1];
+            memcpy(p, &w0, 8);
+            memcpy(p + 8, &w1, 8);
+        }
+    }
+    """
+    void pc_prep_run(void *pages, count_t n, int order, const void *keep_rec,
+                     const void *head_rec, const void *tail_rec) noexcept nogil
+
+
+cdef inline void prep_run(page_t *mem_map, pfn_t pfn, int order, count_t nr_blocks,
+                          uint32_t page_flags, uint64_t owner) noexcept nogil:
+    # prep_new_page() of `nr_blocks` consecutive blocks of `order` from `pfn`: each page
+    # keeps its zone/node bits and gets `page_flags` (PG_head / PG_tail above order 0),
+    # refcount 1, `owner` in private and the block's order. The words are made from page
+    # records, so no field offset is assumed (page_t is 16 bytes: page.pxd).
+    cdef page_t head, tail, keep
+    memset(&keep, 0, sizeof(page_t))
+    keep.flags = ~(<uint32_t> FLAGS_MASK)
+    head.flags = page_flags | (PG_head if order else 0)
+    head.page_type = PGTY_NONE
+    head.order = order
+    head.refcount = 1
+    head.private = owner
+    tail = head
+    tail.flags = page_flags | PG_tail
+    pc_prep_run(&mem_map[pfn], nr_blocks << order, order, &keep, &head, &tail)
+
+
+cdef extern from "stdlib.h" nogil:
+    void qsort(void *base, size_t nmemb, size_t size,
+               int (*compar)(const void *, const void *) noexcept nogil)
+
+
+cdef int prep_cmp(const void *a, const void *b) noexcept nogil:
+    cdef pfn_t x = (<const prep_item *> a).pfn, y = (<const prep_item *> b).pfn
+    return (x > y) - (x < y)
+
+
+cdef enum:
+    # runs of fewer pages are written at once: a fragmented zone hands out short runs
+    # all over it, which sorting would not make a stream of
+    PREP_LATER_PAGES = 64
+
+
+cdef void prep_flush(prep_queue *q) noexcept nogil:
+    # prep_run() of the queued runs, in pfn order (they do not overlap: each is blocks
+    # just taken off the free lists). A fill from the top down queues them in falling
+    # order: then the queue is read backwards, unsorted.
+    cdef Py_ssize_t i
+    cdef bint falling = True
+    cdef prep_item *r
+    for i in range(1, q.n):
+        if q.items[i].pfn > q.items[i - 1].pfn:
+            falling = False
+            break
+    if not falling:
+        qsort(q.items, q.n, sizeof(prep_item), prep_cmp)
+    for i in range(q.n):
+        r = &q.items[q.n - 1 - i if falling else i]
+        prep_run(q.mem_map, r.pfn, r.order, r.nr_blocks, r.page_flags, r.owner)
+    q.n = 0
+
+
+cdef inline void prep_later(prep_queue *q, pfn_t pfn, int order, count_t nr_blocks,
+                            uint32_t page_flags, uint64_t owner) noexcept nogil:
+    cdef prep_item *r
+    if q.n == q.cap:
+        prep_flush(q)
+    r = &q.items[q.n]
+    r.pfn, r.order, r.nr_blocks, r.page_flags, r.owner = pfn, order, nr_blocks, page_flags, owner
+    q.n += 1
+
+
 # ---- a workload's fills and frees (pagecore.workload) ----------------------------------
 cdef count_t fill_draws(PyObject **areas, const count_t[::1] keep, const count_t[::1] first,
                         const int32_t[::1] mt, const uint32_t[::1] page_flags,
                         const uint64_t[::1] owner, const uint8_t[::1] kinds,
                         const uint8_t[::1] orders, count_t chunk, count_t used, count_t target,
-                        uint8_t[::1] exhausted, count_t[::1] allocated) except -1 nogil:
+                        uint8_t[::1] exhausted, count_t[::1] allocated,
+                        prep_queue *queue) except -1 nogil:
     """Allocate for the pre-drawn (kind, order) draws in turn until `used` reaches `target`
     or every (kind, order) is exhausted; returns the new `used`.
 
@@ -613,7 +771,8 @@ cdef count_t fill_draws(PyObject **areas, const count_t[::1] keep, const count_t
     of it are skipped (they still use up their place in the sequence). `exhausted`
     (kind-major, nr_orders per kind) and `allocated` (pages per kind) carry over between
     batches; `used` is tracked here as the pages allocated, since a successful __rmqueue
-    takes exactly 2^order pages off NR_FREE_PAGES of non-isolated lists.
+    takes exactly 2^order pages off NR_FREE_PAGES of non-isolated lists. The pages of
+    the blocks may be left in `queue` (alloc_blocks()); the caller writes them out.
     """
     cdef Py_ssize_t i, z
     cdef int k, o, nr_orders = exhausted.shape[0] // mt.shape[0]
@@ -633,7 +792,7 @@ cdef count_t fill_draws(PyObject **areas, const count_t[::1] keep, const count_t
         got = 0
         for z in range(first[k], first[k + 1]):
             got += (<FreeArea> areas[z]).alloc_blocks(o, mt[k], want - got, page_flags[k],
-                                                      owner[k], keep[z], NULL)
+                                                      owner[k], keep[z], NULL, queue)
             if got == want:
                 break
         used += got << o
@@ -675,16 +834,28 @@ def fill_zones(areas, const count_t[::1] keep, const count_t[::1] first,
         if kinds[i] >= nk or orders[i] >= nr_orders:
             raise ValueError(f"fill_zones: draw {i} = (kind {kinds[i]}, order {orders[i]}) "
                              "out of range")
+    cdef prep_queue queue
+    cdef prep_queue *q = &queue
+    queue.mem_map = (<FreeArea> areas[0]).mem_map       # the machine's, shared by all
+    queue.n = 0
+    queue.cap = 4096                            # runs: about 32 MiB of pages at 512 a run
+    queue.items = <prep_item *> malloc(queue.cap * sizeof(prep_item))
     ptrs = <PyObject **> malloc(na * sizeof(PyObject *))
-    if ptrs == NULL:
+    if ptrs == NULL or queue.items == NULL:
+        free(ptrs)
+        free(queue.items)
         raise MemoryError("fill_zones")
     try:
         for i in range(na):
             ptrs[i] = <PyObject *> areas[i]
+            if (<FreeArea> areas[i]).mem_map != queue.mem_map:
+                q = NULL                        # not one page array: write pages at once
         with nogil:
             out = fill_draws(ptrs, keep, first, mt, page_flags, owner, kinds, orders, chunk,
-                             used, target, exhausted, allocated)
+                             used, target, exhausted, allocated, q)
     finally:
+        prep_flush(&queue)                      # also when a free list could not grow
+        free(queue.items)
         free(ptrs)
     return out
 
@@ -773,4 +944,351 @@ def free_owned_random(FreeArea area, page_t[::1] pages, pfn_t base, uint32_t zon
             if k and bg.next_double(bg.state) < p and not done:
                 freed += area.free_pages(base + i)
                 done = freed >= excess
+    return freed
+
+
+# ---- a workload's whole aging free (pagecore.workload.Workload._free_down_to) ------------
+cdef extern from *:
+    """
+    static inline int pc_ctz64(unsigned long long x) { return __builtin_ctzll(x); }
+    static inline int pc_popcount64(unsigned long long x) { return __builtin_popcountll(x); }
+    static inline void pc_prefetch_w(const void *p) { __builtin_prefetch(p, 1, 3); }
+    """
+    int pc_ctz64(uint64_t x) noexcept nogil
+    int pc_popcount64(uint64_t x) noexcept nogil
+    void pc_prefetch_w(const void *p) noexcept nogil
+
+
+cdef extern from "pcg64.h" nogil:
+    ctypedef struct pc_pcg64:
+        pass
+    void pc_pcg64_init(pc_pcg64 *g, uint64_t state_hi, uint64_t state_lo, uint64_t inc_hi,
+                       uint64_t inc_lo)
+    void pc_pcg64_set_p(pc_pcg64 *g, double p)
+    int pc_pcg64_next_hit(pc_pcg64 *g)
+    uint64_t pc_pcg64_take(pc_pcg64 *g, int n)
+    uint64_t pc_pcg64_state_hi(const pc_pcg64 *g)
+    uint64_t pc_pcg64_state_lo(const pc_pcg64 *g)
+    int pc_pcg64_use_ifma(pc_pcg64 *g, int wide)
+    int pc_pcg64_ifma_ok()
+    void pc_pcg64_next_batch(pc_pcg64 *g)
+    const uint64_t *pc_pcg64_outputs(const pc_pcg64 *g)
+
+
+# The PCG64 draws' steps: scalar (four chains) or AVX-512 IFMA (eight), the best this
+# CPU runs unless PAGECORE_SIMD (scalar, sse2, avx512: as for the compaction scanners)
+# asks for less; sse2 has no steps of its own and means scalar.
+cdef bint _pcg_wide = pc_pcg64_ifma_ok()
+
+
+def _pcg64_level(name=None):
+    """The PCG64 steps in use, "scalar" or "avx512"; with `name` (one of the
+    PAGECORE_SIMD names), switch first (clamped to what this CPU runs)."""
+    global _pcg_wide
+    if name is not None:
+        if name not in ("scalar", "sse2", "avx512"):
+            raise ValueError(f"unknown SIMD level {name!r}")
+        _pcg_wide = name == "avx512" and pc_pcg64_ifma_ok()
+    return "avx512" if _pcg_wide else "scalar"
+
+
+import os as _os
+_pcg64_level(_os.environ.get("PAGECORE_SIMD", "avx512"))
+
+
+def _pcg64_batches(uint64_t state_hi, uint64_t state_lo, uint64_t inc_hi, uint64_t inc_lo,
+                   double p, int nr_batches, level):
+    """The first `nr_batches` batches of 64 draws from a PCG64 state as the `level` steps
+    make them (for tests): (outputs >> 11, uint64; hit masks against p, uint64; the
+    state after all of them, as an int)."""
+    if level not in ("scalar", "avx512") or (level == "avx512" and not pc_pcg64_ifma_ok()):
+        raise ValueError(f"_pcg64_batches: level {level!r} not available")
+    out = np.empty(64 * nr_batches, dtype=np.uint64)
+    hits = np.empty(nr_batches, dtype=np.uint64)
+    cdef uint64_t[::1] o = out, h = hits
+    cdef pc_pcg64 *g = <pc_pcg64 *> malloc(sizeof(pc_pcg64))
+    cdef int b, i
+    if g == NULL:
+        raise MemoryError("_pcg64_batches")
+    pc_pcg64_init(g, state_hi, state_lo, inc_hi, inc_lo)
+    pc_pcg64_use_ifma(g, level == "avx512")
+    pc_pcg64_set_p(g, p)
+    for b in range(nr_batches):
+        h[b] = pc_pcg64_take(g, 64)
+        for i in range(64):
+            o[64 * b + i] = pc_pcg64_outputs(g)[i]
+    state = (<object> pc_pcg64_state_hi(g)) << 64 | pc_pcg64_state_lo(g)
+    free(g)
+    return out, hits, state
+
+
+cdef struct draws:
+    # where the frees' Generator.random() draws come from: numpy's PCG64 stream four
+    # steps at a time (pcg64.h), or any BitGenerator through its next_double
+    pc_pcg64 *pcg
+    bitgen_t *bg
+
+
+cdef struct owned_map:
+    # one target zone of the frees: its span, node/zone bits, and one bit per pfn of the
+    # span, set on the heads owned_size() counts (scan_owned())
+    pfn_t start
+    pfn_t end
+    uint32_t bits
+    uint64_t *words
+
+
+cdef count_t scan_owned(const page_t *mem_map, owned_map *z, uint64_t owner,
+                        uint64_t nr_owners, bint *nested) noexcept nogil:
+    """The one read of the page array: set z's bits, return the pages of the blocks.
+    `nested` is set when a block's free (free_pages(): 2^order pages from its head) would
+    reach past the zone or take another owned head (of any zone) with it, which no
+    consistent page array has: then only a block-by-block walk of the bits (which
+    re-reads them after each free) frees as a scan of the page array would."""
+    cdef pfn_t n = z.end - z.start, w, j, lim, i, cover = 0
+    cdef count_t total = 0, k
+    cdef uint64_t acc
+    cdef const page_t *p = mem_map + z.start
+    cdef const page_t *q
+    cdef bint inside = False
+    for w in range((n + 63) >> 6):
+        acc = 0
+        lim = n - (w << 6)
+        if lim > 64:
+            lim = 64
+        for j in range(lim):
+            i = (w << 6) + j
+            q = &p[i]
+            k = owned_size(q, z.bits, owner, nr_owners)
+            if k:
+                acc |= (<uint64_t> 1) << j
+                total += k
+                if i < cover:
+                    inside = True               # inside the pages a block's free takes
+                if q.order and i + ((<pfn_t> 1) << q.order) > cover:
+                    cover = i + ((<pfn_t> 1) << q.order)
+            elif i < cover:
+                # owned_size() in another zone, inside the pages a block's free takes
+                if (q.refcount != 0 and q.page_type == PGTY_NONE and not (q.flags & PG_tail)
+                        and q.private - owner < nr_owners):
+                    inside = True
+        z.words[w] = acc
+    if inside or cover > n:
+        nested[0] = True
+    return total
+
+
+cdef inline void clear_bits(uint64_t *words, pfn_t lo, pfn_t hi) noexcept nogil:
+    # bits [lo, hi) to 0
+    while lo < hi and (lo & 63):
+        words[lo >> 6] &= ~((<uint64_t> 1) << (lo & 63))
+        lo += 1
+    while lo + 64 <= hi:
+        words[lo >> 6] = 0
+        lo += 64
+    while lo < hi:
+        words[lo >> 6] &= ~((<uint64_t> 1) << (lo & 63))
+        lo += 1
+
+
+cdef count_t free_owned_chunk(FreeArea area, owned_map *z, pfn_t c, pfn_t e, double p,
+                              count_t excess, draws *src) except -1 nogil:
+    """free_owned_random() of the pfns [c, e) of `z`, its blocks read off z's bits in
+    place of the page array: one draw per block in pfn order, a block freed when its
+    draw is below `p` until `excess` pages are. A freed block's pages leave the bits
+    (free_pages() clears their refcount, which is what a scan would read), and the word
+    is read again after each free."""
+    cdef pfn_t lo = c - z.start, hi = e - z.start, w = lo >> 6, last = (hi - 1) >> 6
+    cdef pfn_t span = z.end - z.start, b, top
+    cdef uint64_t cur = z.words[w] & (~(<uint64_t> 0) << (lo & 63))
+    cdef count_t freed = 0, k
+    cdef bint done = excess <= 0, hit
+    cdef int t
+    while True:
+        if w == last and (hi & 63):
+            cur &= ((<uint64_t> 1) << (hi & 63)) - 1
+        while cur:
+            t = pc_ctz64(cur)
+            cur &= cur - 1
+            # the draw first, whether or not it is used (free_owned_random())
+            if src.pcg != NULL:
+                hit = pc_pcg64_next_hit(src.pcg)
+            else:
+                hit = src.bg.next_double(src.bg.state) < p
+            if hit and not done:
+                b = (w << 6) + t
+                k = area.free_pages(z.start + b)
+                freed += k
+                top = b + k
+                clear_bits(z.words, b, top if top < span else span)
+                cur &= z.words[w]
+                done = freed >= excess
+        w += 1
+        if w > last:
+            return freed
+        cur = z.words[w]
+
+
+cdef inline uint64_t word_hits(owned_map *z, pfn_t w, pfn_t lo, pfn_t hi, pc_pcg64 *g,
+                               bint spread) noexcept nogil:
+    # the draws of the owned blocks of word w of the chunk [lo, hi) (bit offsets), one
+    # each in bit order (pc_pcg64_take()), as the word's bits of the blocks drawn below p
+    # (only counted when not `spread`)
+    cdef uint64_t cur = z.words[w], got, hits = 0
+    cdef int t
+    if w == lo >> 6:
+        cur &= ~(<uint64_t> 0) << (lo & 63)
+    if w == (hi - 1) >> 6 and (hi & 63):
+        cur &= ((<uint64_t> 1) << (hi & 63)) - 1
+    if cur == 0:
+        return 0
+    got = pc_pcg64_take(g, pc_popcount64(cur))
+    if got == 0 or not spread:
+        return 0
+    while cur:
+        t = pc_ctz64(cur)
+        cur &= cur - 1
+        hits |= (got & 1) << t
+        got >>= 1
+    return hits
+
+
+cdef count_t free_owned_words(FreeArea area, owned_map *z, pfn_t c, pfn_t e,
+                              count_t excess, pc_pcg64 *g) except -1 nogil:
+    """free_owned_chunk() a word of bits at a time, for a page array without nested
+    blocks (scan_owned()), where a free clears no bit but its own: the draws of a word's
+    blocks are taken at once (pc_pcg64_take(): bit i for the word's i-th block) and
+    spread over the word's bits, so the frees go down the hits and no branch waits on a
+    draw. The next word's draws are taken before this word's frees (the stream's order
+    is the same) so that the pages it frees are prefetched: a sparse pass frees pages
+    nothing has read for a while (a dense one streams on its own: no prefetch above 16
+    frees a word). Same draws, same frees, same order."""
+    cdef pfn_t lo = c - z.start, hi = e - z.start, w = lo >> 6, last = (hi - 1) >> 6
+    cdef const page_t *base = area.mem_map + z.start
+    cdef uint64_t hits, nxt, x
+    cdef count_t freed = 0
+    cdef bint done = excess <= 0
+    cdef int t
+    hits = word_hits(z, w, lo, hi, g, not done)
+    while True:
+        nxt = word_hits(z, w + 1, lo, hi, g, not done) if w < last else 0
+        # dense frees stream past the hardware prefetcher on their own
+        x = nxt if pc_popcount64(nxt) <= 16 else 0
+        while x:
+            t = pc_ctz64(x)
+            x &= x - 1
+            pc_prefetch_w(&base[((w + 1) << 6) + t])
+        while hits and not done:
+            t = pc_ctz64(hits)
+            hits &= hits - 1
+            freed += area.free_pages(z.start + (w << 6) + t)
+            z.words[w] &= ~((<uint64_t> 1) << t)
+            done = freed >= excess
+        w += 1
+        if w > last:
+            return freed
+        hits = nxt
+
+
+def free_owned_passes(zones, const page_t[::1] mem_map, uint64_t owner, uint64_t nr_owners,
+                      count_t excess, pfn_t chunk, rng):
+    """Workload._free_down_to()'s frees in one call: the passes of free_owned_random()
+    over chunks of `chunk` pfns of each zone, in zone order, until `excess` pages are
+    freed or no owned block is left. `zones` is a sequence of (FreeArea, start pfn, end
+    pfn, node/zone bits). Each pass frees with p = min(1, excess / owned pages) (both as
+    they stand when the pass starts); a pass ends early after the chunk in which the
+    excess is met. Returns the pages freed.
+
+    Same draws and frees as those calls, chunk for chunk (tests/test_workload.py holds it
+    to them and to the numpy twin, Workload._free_chunk_numpy()), but the page array is
+    read once: the owned heads go to a bitmap (one bit per pfn, 1/128 of the page array)
+    that the passes read, and the frees clear. Nothing else changes the pages during the
+    call, so the bitmap reads as a scan of the page array would. With numpy's PCG64
+    (what default_rng() makes) the draws come from pcg64.h, 64 at a time, four or (AVX-512
+    IFMA: _pcg64_level()) eight chains (free_owned_words()); with another BitGenerator
+    through its next_double."""
+    zones = tuple(zones)                        # holds the FreeArea references
+    cdef Py_ssize_t nz = len(zones), i
+    cdef owned_map *maps = NULL
+    cdef PyObject **areas = NULL
+    cdef count_t total = 0, freed = 0, got
+    cdef pfn_t c, e
+    cdef double p
+    cdef draws src
+    cdef bint nested = False
+    cdef uint64_t m64 = 0xFFFFFFFFFFFFFFFF
+    if chunk <= 0:
+        raise ValueError(f"free_owned_passes: chunk={chunk}")
+    for z in zones:
+        if not isinstance(z[0], FreeArea):
+            raise TypeError("free_owned_passes: zones must start with a FreeArea")
+        _check_zone_bits(z[3])
+        if not 0 <= z[1] <= z[2] <= mem_map.shape[0]:
+            raise ValueError(f"free_owned_passes: span [{z[1]}, {z[2]}) outside mem_map")
+    if excess <= 0 or nz == 0:
+        return 0
+    bit_generator = rng.bit_generator
+    src.pcg = NULL
+    src.bg = <bitgen_t *> PyCapsule_GetPointer(bit_generator.capsule, "BitGenerator")
+    try:
+        maps = <owned_map *> calloc(nz, sizeof(owned_map))
+        areas = <PyObject **> calloc(nz, sizeof(PyObject *))
+        if maps == NULL or areas == NULL:
+            raise MemoryError("free_owned_passes")
+        for i in range(nz):
+            areas[i] = <PyObject *> zones[i][0]
+            maps[i].start, maps[i].end, maps[i].bits = zones[i][1], zones[i][2], zones[i][3]
+            maps[i].words = <uint64_t *> malloc(((maps[i].end - maps[i].start + 63) >> 6)
+                                                * sizeof(uint64_t) + 8)
+            if maps[i].words == NULL:
+                raise MemoryError("free_owned_passes: bitmap")
+        with bit_generator.lock:
+            if type(bit_generator) is np.random.PCG64:
+                st = bit_generator.state
+                src.pcg = <pc_pcg64 *> malloc(sizeof(pc_pcg64))
+                if src.pcg == NULL:
+                    raise MemoryError("free_owned_passes")
+                s, inc = st["state"]["state"], st["state"]["inc"]
+                pc_pcg64_init(src.pcg, s >> 64, s & m64, inc >> 64, inc & m64)
+                pc_pcg64_use_ifma(src.pcg, _pcg_wide)
+            try:
+                with nogil:
+                    for i in range(nz):
+                        total += scan_owned(&mem_map[0], &maps[i], owner, nr_owners, &nested)
+                    while excess > 0 and total > 0:
+                        p = <double> excess / <double> total
+                        if p > 1.0:
+                            p = 1.0
+                        if src.pcg != NULL:
+                            pc_pcg64_set_p(src.pcg, p)
+                        for i in range(nz):
+                            c = maps[i].start
+                            while c < maps[i].end:
+                                e = c + chunk if c + chunk < maps[i].end else maps[i].end
+                                if src.pcg != NULL and not nested:
+                                    got = free_owned_words(<FreeArea> areas[i], &maps[i], c,
+                                                           e, excess, src.pcg)
+                                else:
+                                    got = free_owned_chunk(<FreeArea> areas[i], &maps[i], c,
+                                                           e, p, excess, &src)
+                                freed += got
+                                excess -= got
+                                total -= got
+                                if excess <= 0:
+                                    break
+                                c = e
+                            if excess <= 0:
+                                break
+            finally:
+                if src.pcg != NULL:     # the stream goes on after the draws made
+                    st["state"]["state"] = ((<object> pc_pcg64_state_hi(src.pcg)) << 64
+                                            | pc_pcg64_state_lo(src.pcg))
+                    bit_generator.state = st
+    finally:
+        if maps != NULL:
+            for i in range(nz):
+                free(maps[i].words)
+        free(maps)
+        free(areas)
+        free(src.pcg)
     return freed

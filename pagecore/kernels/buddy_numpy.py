@@ -335,7 +335,12 @@ class FreeArea:
         and then decremented). Each page of an allocated block gets refcount 1, its zone
         and node bits | `page_flags`, `owner` in private and the block's order; above
         order 0 the block is a folio (PG_head on the first page, PG_tail on the others).
-        Returns the head pfns."""
+        Returns the head pfns.
+
+        One rmqueue() per block, as written. The Cython class hands out each block it
+        takes off a list as a run of consecutive blocks (rmqueue_bulk() style:
+        rmqueue_split_run()) and may write the pages later in pfn order; this loop is
+        what it must equal, list slots included."""
         out = []
         free_now = self.nr_free_pages()
         while len(out) < count and free_now - (1 << order) + 1 > keep_free:
