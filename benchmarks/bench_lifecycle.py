@@ -21,8 +21,10 @@ mapping that has read it, so with memmap images it overstates what the host hold
 
 Knobs: PAGECORE_BENCH_LIFECYCLE (size), PAGECORE_BENCH_LIFECYCLE_FILL (the workload's
 fill of the zone, default 0.5: 1/16 at 16 TiB touches 1 TiB), ..._OFFLINE (blocks
-offlined and removed), PAGECORE_MEMMAP_IMAGES=0 (every struct page written, as before
-pagecore/host_memmap.py). With images, 16 TiB fits this 24 GiB host:
+offlined and removed), PAGECORE_MEMMAP_IMAGES (pagecore/host_memmap.py: "auto" by
+default, which writes every struct page while they fit the host and maps images of
+onlined blocks when they would not; 1 always images, 0 never). 16 TiB fits this 24 GiB
+host only with images (auto picks them):
 
     PAGECORE_BENCH_LIFECYCLE=16T PAGECORE_BENCH_LIFECYCLE_FILL=0.0625 \
     PAGECORE_BENCH_LIFECYCLE_OFFLINE=8192 PYTHONPATH=. pytest benchmarks/bench_lifecycle.py
@@ -56,6 +58,7 @@ def test_lifecycle(benchmark, size):
     phases = {}
     host = HostMemory()
     present = [0]
+    imaged = [False]
 
     def timed(name, pages, fn):
         host.take_peak()
@@ -78,6 +81,7 @@ def test_lifecycle(benchmark, size):
         nr = size >> m.arch.page_shift
         present[0] = nr + (2 * GiB >> m.arch.page_shift)     # hot-added + boot
         timed("add_online", nr, lambda: m.add_memory(0, at, size, online="online_movable"))
+        imaged[0] = m.memmap_images.mapped_blocks > 0
         zone = m.zone(0, P.ZONE_MOVABLE)
         timed("workload", nr, lambda: Workload(
             fill=FILL, movable_fraction=1.0, orders={0: 0.9, 9: 0.1}, age_rounds=1,
@@ -99,7 +103,7 @@ def test_lifecycle(benchmark, size):
         rep = benchmark.pedantic(run, rounds=1, iterations=1)
     info = benchmark.extra_info
     info.update(size=size_label(size), strategy="block", backend="cython", fill=FILL,
-                memmap_images=os.environ.get("PAGECORE_MEMMAP_IMAGES", "1") != "0",
+                memmap_images=imaged[0],
                 host_peak_mib=host.overall / 2**20,
                 system_used_peak_mib=host.system_peak / 2**20,
                 offline_blocks=min(OFFLINE_BLOCKS, size // (128 << 20)),

@@ -30,8 +30,17 @@ arm64 preset here), and not the v3 seed's layout (its vmemmap run spans the whol
 range, so blocks differ). The mapping is undone by release_host_pages() (offline and
 remove): MADV_DONTNEED would bring the image back, so the range is mapped afresh.
 
-PAGECORE_MEMMAP_IMAGES=0 in the environment (read at Machine creation) or
-Machine(..., memmap_images=False) turns the images off: every block is then written.
+When: copy-on-write costs a fault and a 4 KiB copy per host page written later, where
+the ordinary path's first touch is one fault per 2 MiB (THP), so a workload that goes on
+to write most of the memory runs slower from images (the 4 TiB lifecycle of
+benchmarks/bench_lifecycle.py: 51 s against 33 s). The default, "auto", therefore writes
+a batch while its struct pages fit the host with room to spare and maps images only when
+they would not: when writing them would leave less than max(2 GiB, MemTotal / 8) of
+MemAvailable (/proc/meminfo, read at each online_pages() call, so a machine onlined block
+by block turns to images as the host fills). PAGECORE_MEMMAP_IMAGES=1 (or
+Machine(..., memmap_images=True)) always maps images where a block qualifies, =0 (False)
+never does; the environment is read at Machine creation. The choice changes host memory
+and speed, never an observable.
 """
 from __future__ import annotations
 
@@ -40,6 +49,7 @@ import os
 
 import numpy as np
 
+from pagecore.errors import ConfigError
 from pagecore.kernels import page as P
 
 #: Bytes of memfd per image: copies of one block's struct pages, so that one mapping
@@ -49,17 +59,43 @@ IMAGE_FILE_BYTES = 64 << 20
 
 
 def images_default():
-    """Whether a new Machine shares memmap images ($PAGECORE_MEMMAP_IMAGES, default on)."""
-    return os.environ.get("PAGECORE_MEMMAP_IMAGES", "1") != "0"
+    """The image mode of a new Machine from $PAGECORE_MEMMAP_IMAGES: "0" False, "1"
+    True, unset or "auto" "auto"."""
+    v = os.environ.get("PAGECORE_MEMMAP_IMAGES", "auto")
+    if v not in ("0", "1", "auto"):
+        raise ConfigError(f"PAGECORE_MEMMAP_IMAGES={v!r}: expected 0, 1 or auto")
+    return {"0": False, "1": True}.get(v, "auto")
+
+
+def host_headroom_bytes():
+    """(MemAvailable, the headroom "auto" keeps: max(2 GiB, MemTotal / 8)) in bytes."""
+    info = {}
+    with open("/proc/meminfo") as f:
+        for line in f:
+            k, v = line.split(":")
+            info[k] = int(v.split()[0]) << 10
+    return info["MemAvailable"], max(2 << 30, info["MemTotal"] // 8)
 
 
 class MemmapImages:
     """The images of one machine: key -> (memfd, blocks it holds, bytes per block)."""
 
-    def __init__(self, enabled):
-        self.enabled = bool(enabled) and hasattr(os, "memfd_create")
+    def __init__(self, mode):
+        if mode not in (True, False, "auto"):
+            raise ConfigError(f"memmap_images={mode!r}: expected True, False or 'auto'")
+        self.mode = mode if hasattr(os, "memfd_create") else False
         self.files = {}
         self.mapped_blocks = 0          # blocks ever backed by an image (for reports)
+
+    def wanted(self, nr_pages):
+        """Whether a batch onlining `nr_pages` struct pages should map images."""
+        if self.mode != "auto":
+            return self.mode
+        try:
+            avail, headroom = host_headroom_bytes()
+        except (OSError, KeyError, ValueError):
+            return False
+        return avail - nr_pages * P.PAGE_DTYPE.itemsize < headroom
 
     def __del__(self):
         for fd, _, _ in self.files.values():
@@ -87,13 +123,15 @@ class MemmapImages:
 
 
 def online_pages_image_ok(m, zone, strategy, nr_vmemmap):
-    """Whether blocks with these nr_vmemmap values may be onlined into `zone` from an
-    image (module docstring: the chunk orders and the v3 seed)."""
+    """Whether blocks with these nr_vmemmap values (one per block of the batch) are
+    onlined into `zone` from an image (module docstring: which blocks qualify, and when
+    images are wanted)."""
     fa, nb = zone.free_area, m.block_pages
     host = mmap.PAGESIZE // P.PAGE_DTYPE.itemsize
-    return (m.memmap_images.enabled and not strategy.seed_v3 and nb % host == 0
+    return (not strategy.seed_v3 and nb % host == 0
             and nb % (1 << (fa.nr_orders - 1)) == 0
-            and not (np.asarray(nr_vmemmap) % (1 << fa.side_order)).any())
+            and not (np.asarray(nr_vmemmap) % (1 << fa.side_order)).any()
+            and m.memmap_images.wanted(nb * len(nr_vmemmap)))
 
 
 def map_block_images(m, key, starts, image_pfn=None):

@@ -6,12 +6,10 @@ Each test drives two machines through the same steps, one with images and one wi
 and compares Machine.snapshot() (every present struct page, free lists as pfn sets,
 pageblocks, sections, blocks, counters) after every step, with Machine.check() on both.
 """
-import os
-
 import numpy as np
 import pytest
 
-from pagecore import GiB, Machine, MachineConfig, MiB, NodeConfig
+from pagecore import ConfigError, GiB, Machine, MachineConfig, MiB, NodeConfig
 from pagecore import compaction as C
 from pagecore.kernels import page as P
 from pagecore.workload import Workload
@@ -121,8 +119,29 @@ def test_remove_leaves_zero_pages_not_the_image():
 
 
 def test_environment_switch(monkeypatch):
-    monkeypatch.setenv("PAGECORE_MEMMAP_IMAGES", "0")
-    assert not Machine(MachineConfig(nodes=[NodeConfig(boot=[(0, 2 * GiB)])])).memmap_images.enabled
+    cfg = MachineConfig(nodes=[NodeConfig(boot=[(0, 2 * GiB)])])
+    for v, mode in (("0", False), ("1", True), ("auto", "auto")):
+        monkeypatch.setenv("PAGECORE_MEMMAP_IMAGES", v)
+        assert Machine(cfg).memmap_images.mode == mode
     monkeypatch.delenv("PAGECORE_MEMMAP_IMAGES")
-    assert Machine(MachineConfig(nodes=[NodeConfig(boot=[(0, 2 * GiB)])])).memmap_images.enabled == \
-        hasattr(os, "memfd_create")
+    assert Machine(cfg).memmap_images.mode == "auto"
+    monkeypatch.setenv("PAGECORE_MEMMAP_IMAGES", "yes")
+    with pytest.raises(ConfigError, match="PAGECORE_MEMMAP_IMAGES='yes'"):
+        Machine(cfg)
+
+
+def test_auto_maps_images_only_when_the_host_would_run_short(monkeypatch):
+    # auto: images when MemAvailable - the batch's struct pages < max(2 GiB, MemTotal/8);
+    # with 6 GiB available and a 2 GiB headroom, 4 GiB of struct pages (1 TiB onlined:
+    # 2^28 pages x 16 B) still fit (6 - 4 = 2, not below) and one page more does not
+    from pagecore import host_memmap
+    monkeypatch.setattr(host_memmap, "host_headroom_bytes", lambda: (6 * GiB, 2 * GiB))
+    imgs = host_memmap.MemmapImages("auto")
+    assert not imgs.wanted(1024 * GiB // 4096)
+    assert imgs.wanted(1024 * GiB // 4096 + 1)
+    m = Machine(MachineConfig(nodes=[NodeConfig(boot=[(0, 2 * GiB)])], phys_bits=40))
+    m.add_memory(0, 4 * GiB, 1 * GiB, online="online_movable")       # 16 MiB: written
+    assert m.memmap_images.mapped_blocks == 0
+    monkeypatch.setattr(host_memmap, "host_headroom_bytes", lambda: (1 * GiB, 2 * GiB))
+    m.add_memory(0, 8 * GiB, 1 * GiB, online="online_movable")       # host short: images
+    assert m.memmap_images.mapped_blocks == 7
