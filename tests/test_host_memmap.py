@@ -6,6 +6,8 @@ Each test drives two machines through the same steps, one with images and one wi
 and compares Machine.snapshot() (every present struct page, free lists as pfn sets,
 pageblocks, sections, blocks, counters) after every step, with Machine.check() on both.
 """
+import os
+
 import numpy as np
 import pytest
 
@@ -145,3 +147,24 @@ def test_auto_maps_images_only_when_the_host_would_run_short(monkeypatch):
     monkeypatch.setattr(host_memmap, "host_headroom_bytes", lambda: (1 * GiB, 2 * GiB))
     m.add_memory(0, 8 * GiB, 1 * GiB, online="online_movable")       # host short: images
     assert m.memmap_images.mapped_blocks == 7
+
+
+@pytest.mark.parametrize("rid", ["kv-large--6.12--mom1", "default--6.1--mom1",
+                                 "kv-multi-block--6.12--momforce", "kv-many--6.1--mom0"])
+def test_recorded_runs_replay_the_same_with_images(rid, monkeypatch):
+    # A recorded real-kernel run (pagecore/validate/runs/) replayed with images forced
+    # on every machine and never: pagecore's side of every compared row is the same
+    # (and so is each row's status against what the kernel printed).
+    import json
+
+    from pagecore.validate import compare as vc
+    from pagecore.validate.record import RUNS_DIR
+    with open(os.path.join(RUNS_DIR, rid + ".json")) as f:
+        rec = json.load(f)
+    out = {}
+    for v in ("1", "0"):
+        monkeypatch.setenv("PAGECORE_MEMMAP_IMAGES", v)
+        res = vc.compare(rec)
+        out[v] = [(op["index"], r["what"], r["pagecore"], r["status"])
+                  for op in res["ops"] for r in op["rows"]]
+    assert out["1"] and out["1"] == out["0"]
