@@ -103,7 +103,7 @@ class HostMemory:
     def take_peak(self):
         """The peak since the last call (then starts a new one)."""
         self._sample()
-        peak, self.peak = self.peak, self.now()
+        peak, self.peak = self.peak, 0      # the sampler starts the next peak
         return peak
 
 

@@ -27,7 +27,6 @@ import mmap
 import numpy as np
 
 from pagecore import host_memmap
-from pagecore.host_memmap import MemmapImages
 from pagecore.kernels import page as P
 from pagecore.kernels import backends
 from pagecore.arch import get_arch
@@ -119,8 +118,8 @@ class Machine:
                                   flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | 0x4000)
         self.mem_map = np.frombuffer(self.vmemmap_mapping, dtype=P.PAGE_DTYPE)
         # onlined blocks backed by a shared image of their struct pages (host_memmap.py)
-        self.memmap_images = MemmapImages(host_memmap.images_default() if memmap_images is None
-                                          else memmap_images)
+        self.memmap_images = host_memmap.MemmapImages(
+            host_memmap.images_default() if memmap_images is None else memmap_images)
         self.pageblock_flags = np.zeros(self.max_pfn >> a.pageblock_order, dtype=np.uint8)
         self.sections = np.zeros(self.nr_sections, dtype=np.uint8)
         self.section_nid = np.full(self.nr_sections, -1, dtype=np.int16)

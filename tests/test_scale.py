@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 
 from pagecore import GiB, Machine, MachineConfig, MiB, NodeConfig, OutOfMemoryError, PagecoreError, TiB
+from pagecore import host_memmap
 from pagecore.kernels import page as P
 from pagecore.drivers.base import memory
 from pagecore.drivers.base.memory import MEM_OFFLINE, MEM_ONLINE, STATE_NAMES
@@ -290,7 +291,7 @@ def remove_memory_loop(m, start, size):
         rng = m.ranges.get(rid)
         if rng is not None and not (m.blocks["range_id"] == rid).any():
             del m.ranges[rid]
-    sparse.release_host_pages(m, start_pfn, start_pfn + nr_pages)
+    host_memmap.release_host_pages(m, start_pfn, start_pfn + nr_pages)
     pb = m.arch.pageblock_order
     m.pageblock_flags[start_pfn >> pb:(start_pfn + nr_pages) >> pb] = 0
 

@@ -106,6 +106,27 @@ cdef inline void link_vmemmap_pages(page_t *mem_map, pfn_t start_pfn, pfn_t end_
         mem_map[p].refcount = 1
 
 
+cdef inline void set_block_pageblocks(pbflags_t *pbf, pfn_t s, pfn_t v, pfn_t e, int pb_order,
+                                      int vmemmap_mt) noexcept nogil:
+    # the pageblocks of block [s, e) holding its V vmemmap pages take `vmemmap_mt`, the
+    # rest MIGRATE_MOVABLE (memmap_init_range() / mhp_init_memmap_on_memory())
+    cdef pfn_t q = s >> pb_order
+    while q < (s + v + (1 << pb_order) - 1) >> pb_order:
+        pbf[q] = vmemmap_mt
+        q = q + 1
+    while q < e >> pb_order:
+        pbf[q] = MIGRATE_MOVABLE
+        q = q + 1
+
+
+cdef inline int online_chunk_order(pfn_t p, pfn_t e, int max_order) noexcept nogil:
+    # online_pages_range(): the largest order p is aligned to that fits before e, capped
+    cdef int order = max_order
+    while order > 0 and ((p & ((<pfn_t> 1 << order) - 1)) or p + (1 << order) > e):
+        order -= 1
+    return order
+
+
 def online_memory_blocks(page_t[::1] mem_map, pbflags_t[::1] pageblock_flags,
                          FreeArea free_area, pfn_t[::1] start_pfns, pfn_t[::1] nr_vmemmap,
                          pfn_t block_pages, uint32_t nid, uint32_t zone,
@@ -133,7 +154,7 @@ def online_memory_blocks(page_t[::1] mem_map, pbflags_t[::1] pageblock_flags,
     cdef int pb_order = free_area.pageblock_order, order
     cdef int max_order = free_area.nr_orders - 1
     cdef uint32_t zone_bits = (nid << NODES_PGSHIFT) | (zone << ZONES_PGSHIFT)
-    cdef pfn_t s, v, e, p, q
+    cdef pfn_t s, v, e, p
     cdef count_t freed = 0
     # dynamic chunks of 8 blocks (4 MiB of struct pages): on a shared host a thread that
     # loses its core does not hold back half the batch, as it would with a static split
@@ -146,22 +167,13 @@ def online_memory_blocks(page_t[::1] mem_map, pbflags_t[::1] pageblock_flags,
         else:
             init_pages(mm, s, s + v, vmemmap_flags | zone_bits, PGTY_NONE, 1)
         init_pages(mm, s + v, e, zone_bits, PGTY_NONE, 0)
-        q = s >> pb_order
-        while q < (s + v + (1 << pb_order) - 1) >> pb_order:
-            pbf[q] = vmemmap_mt
-            q = q + 1
-        while q < e >> pb_order:
-            pbf[q] = MIGRATE_MOVABLE
-            q = q + 1
+        set_block_pageblocks(pbf, s, v, e, pb_order, vmemmap_mt)
     with nogil:
         for b in range(nb):
             p = start_pfns[b] + nr_vmemmap[b]
             e = start_pfns[b] + block_pages
             while p < e:
-                # online_pages_range(): largest order the pfn is aligned to, capped.
-                order = max_order
-                while order > 0 and ((p & ((<pfn_t> 1 << order) - 1)) or p + (1 << order) > e):
-                    order -= 1
+                order = online_chunk_order(p, e, max_order)
                 free_area.free_one_page(p, order)
                 freed += 1 << order
                 p += 1 << order
@@ -185,7 +197,7 @@ def online_image_blocks(pbflags_t[::1] pageblock_flags, FreeArea free_area,
     cdef pbflags_t *pbf = &pageblock_flags[0]
     cdef int pb_order = free_area.pageblock_order, order
     cdef int max_order = free_area.nr_orders - 1
-    cdef pfn_t s, v, e, p, q
+    cdef pfn_t s, v, e, p
     cdef count_t listed = 0
     if block_pages % (<pfn_t> 1 << max_order):
         raise ValueError(f"block_pages={block_pages} is not whole max-order blocks")
@@ -197,18 +209,10 @@ def online_image_blocks(pbflags_t[::1] pageblock_flags, FreeArea free_area,
             s = start_pfns[b]
             v = nr_vmemmap[b]
             e = s + block_pages
-            q = s >> pb_order
-            while q < (s + v + (1 << pb_order) - 1) >> pb_order:
-                pbf[q] = vmemmap_mt
-                q = q + 1
-            while q < e >> pb_order:
-                pbf[q] = MIGRATE_MOVABLE
-                q = q + 1
+            set_block_pageblocks(pbf, s, v, e, pb_order, vmemmap_mt)
             p = s + v
             while p < e:
-                order = max_order
-                while order > 0 and ((p & ((<pfn_t> 1 << order) - 1)) or p + (1 << order) > e):
-                    order -= 1
+                order = online_chunk_order(p, e, max_order)
                 free_area.add_listed(p, order, MIGRATE_MOVABLE)
                 listed += 1 << order
                 p += 1 << order

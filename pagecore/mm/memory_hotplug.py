@@ -471,7 +471,7 @@ def remove_memory(m, start, size):
             del m.ranges[rid]
             page_alloc.free_pages(m, m.kobj_pfns.pop(rid, np.zeros(0, dtype=np.int64)))
     # the struct pages go away with the sections: release host memory
-    sparse.release_host_pages(m, start_pfn, start_pfn + nr_pages)
+    host_memmap.release_host_pages(m, start_pfn, start_pfn + nr_pages)
     pb = m.arch.pageblock_order
     m.pageblock_flags[start_pfn >> pb:(start_pfn + nr_pages) >> pb] = 0
 

@@ -14,7 +14,6 @@ from itertools import repeat
 
 import numpy as np
 
-from pagecore import host_memmap
 from pagecore.kernels import page as P
 from pagecore.drivers.base import memory
 from pagecore.errors import GranularityError, OutOfMemoryError, StateError
@@ -355,9 +354,3 @@ def sparse_remove_section(m, start_pfn, nr_pages):
     m.mem_map["page_type"][np.asarray(tpfns, dtype=np.int64)] = P.PGTY_NONE
     m.pagetable_pages -= len(tpfns)
     page_alloc.free_pages_ok(m, pfns)
-
-
-def release_host_pages(m, s, e):
-    """The host memory under the struct pages of [s, e) goes back (pagecore/host_memmap.py)."""
-    host_memmap.release_host_pages(m, s, e)
-
