@@ -14,7 +14,10 @@ from pagecore.util import int_arg, is_int
 
 @dataclass
 class NodeConfig:
-    """One NUMA node: boot RAM ranges as (start, size) in bytes, and whether it has CPUs.
+    """One NUMA node: boot RAM ranges as (start, size) in bytes, and its CPUs: a number,
+    or true (one CPU) / false (a CPU-less node). The count is cpumask_of_node()'s weight,
+    which splits each zone's per-cpu list high mark (zone_highsize()) and scales the
+    vmstat thresholds (calculate_normal_threshold()).
 
     The per-zone tables (zone name -> pages; "DMA", "DMA32", "Normal") describe a real
     machine's boot as `pagecore calibrate` measures it:
@@ -33,7 +36,7 @@ class NodeConfig:
                  per-cpu lists, DMA pools), on top of boot_used_*.
     """
     boot: list = field(default_factory=list)
-    cpus: bool = True
+    cpus: bool | int = True
     reserved: dict = field(default_factory=dict)
     late_free: dict = field(default_factory=dict)
     used: dict = field(default_factory=dict)
@@ -59,6 +62,7 @@ class MachineConfig:
     seed: int = 0
     thp: str = "always"                   # /sys/kernel/mm/transparent_hugepage/enabled
     watermark_scale_factor: int = 10      # /proc/sys/vm/watermark_scale_factor
+    percpu_pagelist_high_fraction: int = 0  # /proc/sys/vm/...: 0 (from the low mark) or >= 8
     # A read of /proc/sys/vm/lowmem_reserve_ratio after boot: its handler recomputes
     # lowmem_reserve even on a read (lowmem_reserve_ratio_sysctl_handler(), v6.1 and
     # v6.12), so protection then counts the pages freed after the boot watermarks.
@@ -121,6 +125,13 @@ def validate_config(cfg):
     integer("boot_used_movable", cfg.boot_used_movable, 0)
     integer("min_free_kbytes", cfg.min_free_kbytes, 0, optional=True)
     integer("seed", cfg.seed, 0)
+    integer("percpu_pagelist_high_fraction", cfg.percpu_pagelist_high_fraction, 0)
+    if 0 < cfg.percpu_pagelist_high_fraction < 8:
+        # percpu_pagelist_high_fraction_sysctl_handler(): below
+        # MIN_PERCPU_PAGELIST_HIGH_FRACTION the write fails with -EINVAL
+        raise ConfigError(f"MachineConfig.percpu_pagelist_high_fraction="
+                          f"{cfg.percpu_pagelist_high_fraction}: expected 0 or >= 8 (the "
+                          "sysctl refuses 1..7 with -EINVAL)")
     for name in ("is_vm", "movable_node"):
         if not isinstance(getattr(cfg, name), (bool, np.bool_)):
             raise ConfigError(f"MachineConfig.{name}={getattr(cfg, name)!r} is not a bool")
@@ -138,6 +149,9 @@ def validate_config(cfg):
                                   "integer bytes")
             if r[0] < 0:
                 raise ConfigError(f"node {nid} boot range {r!r} starts below 0")
+        if not (isinstance(nc.cpus, (bool, np.bool_)) or is_int(nc.cpus)) or nc.cpus < 0:
+            raise ConfigError(f"node {nid} cpus={nc.cpus!r}: expected true/false or a number "
+                              "of CPUs >= 0 (cpumask_of_node())")
     n = len(cfg.nodes)
     if cfg.distance is not None:
         d = cfg.distance

@@ -473,6 +473,24 @@ def check_machine(m):
                           start_pfn=z.zone_start_pfn, end_pfn=z.zone_end_pfn)
         elif present:
             _fail("zone has online pages but spans nothing", zone=name, present=present)
+        # pagesets: a populated zone has its own (setup_zone_pageset() at its first
+        # online), outside an offline they hold the zone's last computed limits
+        # (zone_pcp_enable() on every path), and no page is ever left on a pcp list.
+        # Exception: a fresh pageset keeps per_cpu_pages_init()'s (0, 0, 1) while the
+        # limits stay what they were for the empty zone, which needs batch 1 (a zone
+        # under 12288 managed pages).
+        pcp = z.per_cpu_pageset
+        if z.populated and pcp is m.boot_pageset:
+            _fail("populated zone still on boot_pageset (setup_zone_pageset() missed)",
+                  zone=name)
+        limits = (z.pageset_high_min, z.pageset_high_max, z.pageset_batch)
+        if z.populated and (pcp.high_min, pcp.high_max, pcp.batch) != limits and not (
+                (pcp.high_min, pcp.high_max, pcp.batch) == (0, 0, 1) and limits[2] == 1):
+            _fail("zone pagesets hold neither the zone's limits nor per_cpu_pages_init()'s "
+                  "(zone_pcp_disable() without zone_pcp_enable()?)", zone=name,
+                  pcp=(pcp.high_min, pcp.high_max, pcp.batch), limits=limits)
+        if pcp.count:
+            _fail("pages left on a per-cpu list", zone=name, count=pcp.count)
     if present_cnt:
         k_ = next(iter(present_cnt))
         _fail("online pages carry a node/zone of no zone", nid=k_ & 0xFF, zone=k_ >> 8)

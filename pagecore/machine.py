@@ -43,7 +43,8 @@ from pagecore.mm.memory_hotplug import (MMOP_OFFLINE, MMOP_ONLINE, MMOP_ONLINE_K
                                         MMOP_ONLINE_MOVABLE, ONLINE_POLICIES, ONLINE_TYPES,
                                         AddedRange)
 from pagecore.mm.mmzone import (SECTION_HAS_MEM_MAP, SECTION_IS_EARLY, SECTION_IS_ONLINE,
-                                SECTION_MARKED_PRESENT, SECTION_USE_VMEMMAP, Node, Zone)
+                                SECTION_MARKED_PRESENT, SECTION_USE_VMEMMAP, Node, PerCpuPages,
+                                Zone)
 from pagecore.mm.page_alloc import (GFP, KINDS, LOWMEM_RESERVE_RATIO,
                                     MOVABLE_WMARK_CLAMP_SINCE, PG_reclaimable, PG_slab,
                                     PG_swapbacked)
@@ -132,6 +133,8 @@ class Machine:
         self.blocks["zone"] = -1
         self.blocks["memmap_nid"] = -1
         self.blocks["range_id"] = -1
+        # boot_pageset (mm/page_alloc.c): the one per_cpu_pages every unpopulated zone points at
+        self.boot_pageset = PerCpuPages()
         self.nodes = [Node(self, nid, nc) for nid, nc in enumerate(cfg.nodes)]
         n = len(self.nodes)
         self.distance = cfg.distance or [[10 if i == j else 20 for j in range(n)] for i in range(n)]
@@ -422,7 +425,9 @@ class Machine:
                 self.section_nid.tobytes() + self.blocks.tobytes())
         if digest:
             h.update(tail)
-        zones = [(z.counters(), tuple(z.watermark), sorted(z.free_area.snapshot().items()))
+        zones = [(z.counters(), tuple(z.watermark), sorted(z.free_area.snapshot().items()),
+                  (z.pageset_high_min, z.pageset_high_max, z.pageset_batch, z.stat_threshold),
+                  z.per_cpu_pageset.state() if z.populated else None)
                  for z in self.zones()]
         return {"hash": h.hexdigest() if digest else (pieces, tail), "zones": zones,
                 "granules": dict(self.vmemmap_granules), "tables": dict(self.vmemmap_tables),

@@ -23,8 +23,10 @@ What is modelled, and what is not:
 * zoneinfo (mm/vmstat.c zoneinfo_show_print(), v6.x): every zone of every node, with
   pages free/boost/min/low/high/promo/spanned/present/managed/cma, protection
   (lowmem_reserve, 4 zones: pagecore has no ZONE_DEVICE), nr_free_pages as the only zone
-  stat item, node_unreclaimable and start_pfn. The per-node stats block, the other
-  zone stat items and the pagesets block are not printed (not modelled). `promo`
+  stat item, the pagesets block (per online CPU: count, which is 0 as pagecore keeps no
+  pages on pcp lists, high and batch from mm/page_alloc.c's rules, the vmstat
+  threshold), node_unreclaimable and start_pfn. The per-node stats block and the other
+  zone stat items are not printed (not modelled). `promo`
   (WMARK_PROMO = high + the watermark step) is not printed by v6.1's
   zoneinfo_show_print() and is by v6.12's (both sources, and the recorded guests);
   pagecore prints it from v6.2, the first release after 6.1 that can have it.
@@ -48,8 +50,8 @@ import numpy as np
 from pagecore.kernels import page as P
 from pagecore.fragmentation import (MIGRATETYPE_NAMES, ZoneFreeInfo, format_buddyinfo,
                                     format_pagetypeinfo, zone_nr_free)
-from pagecore.mm.mmzone import SECTION_IS_ONLINE
-from pagecore.mm import show_mem
+from pagecore.mm.mmzone import SECTION_IS_ONLINE, num_online_cpus
+from pagecore.mm import page_alloc, show_mem
 from pagecore.mm.show_mem import MEMINFO_FIELDS, lru_pages, page_kinds, totalreserve_pages
 
 __all__ = ["meminfo", "meminfo_dict", "page_kinds", "MEMINFO_FIELDS", "MEMINFO_NOT_MODELLED",
@@ -135,10 +137,22 @@ def zoneinfo_dict(m):
                 "promo": high + (high - low), "spanned": z.spanned_pages,
                 "present": z.present_pages, "managed": z.managed_pages, "cma": 0,
                 "protection": [int(x) for x in z.lowmem_reserve],
-                "nr_free_pages": int(z.free_pages), "node_unreclaimable": 0,
-                "start_pfn": z.zone_start_pfn,
+                "nr_free_pages": int(z.free_pages), "pagesets": pagesets(m, z),
+                "node_unreclaimable": 0, "start_pfn": z.zone_start_pfn,
             })
     return out
+
+
+def pagesets(m, zone):
+    """The pagesets block of a populated zone, one row per online CPU (CPU ids in node
+    order): count (always 0: pagecore keeps no pages on pcp lists), high
+    (page_alloc.pcp_high()), batch, and the zone's vmstat threshold."""
+    if not zone.populated:
+        return []
+    pcp = zone.per_cpu_pageset
+    high = page_alloc.pcp_high(m, zone)
+    return [{"cpu": cpu, "count": pcp.count, "high": high, "batch": pcp.batch,
+             "stat_threshold": zone.stat_threshold} for cpu in range(num_online_cpus(m))]
 
 
 def zoneinfo(m):
@@ -163,6 +177,13 @@ def zoneinfo(m):
             out.append("\n")
             continue
         out.append("\n      %-12s %d" % ("nr_free_pages", r["nr_free_pages"]))
+        out.append("\n  pagesets")
+        for c in r["pagesets"]:
+            out.append("\n    cpu: %d" % c["cpu"])
+            out.append("\n              count: %d" % c["count"])
+            out.append("\n              high:  %d" % c["high"])
+            out.append("\n              batch: %d" % c["batch"])
+            out.append("\n  vm stats threshold: %d" % c["stat_threshold"])
         out.append("\n  node_unreclaimable:  %d" % r["node_unreclaimable"])
         out.append("\n  start_pfn:           %d" % r["start_pfn"])
         out.append("\n")

@@ -33,6 +33,7 @@ File format::
     movable_node = false
     thp = "always"                   # always | madvise | never (THP raises min_free_kbytes)
     watermark_scale_factor = 10
+    percpu_pagelist_high_fraction = 0  # pcp high from the low watermark; or >= 8: managed / n
     sysctl_read_lowmem_reserve_ratio = false   # protection recomputed after boot
     online_policy = "contig-zones"   # or "auto-movable" (memory_hotplug.online_policy)
     auto_movable_ratio = 301         # percent of boot kernel memory ZONE_MOVABLE may reach
@@ -207,7 +208,8 @@ class Scenario:
             online_policy=mc["online_policy"], auto_movable_ratio=mc["auto_movable_ratio"],
             auto_movable_numa_aware=mc["auto_movable_numa_aware"],
             online_kernel_allocs=mc["online_kernel_allocs"],
-            hotplug_kobj_bytes_per_block=mc["hotplug_kobj_bytes_per_block"])
+            hotplug_kobj_bytes_per_block=mc["hotplug_kobj_bytes_per_block"],
+            percpu_pagelist_high_fraction=mc["percpu_pagelist_high_fraction"])
         ps = get_arch(mc["arch"]).page_size
         if mc["memtotal"] is not None:
             cfg = replace(cfg, kernel_reserved=0, boot_used_unmovable=0, boot_used_movable=0)

@@ -230,8 +230,19 @@ _MACHINE_KEYS = {"arch", "kernel", "is_vm", "block_size", "phys_bits", "struct_p
                  "auto_online", "online_delay", "seed", "node", "distance", "thp",
                  "watermark_scale_factor", "sysctl_read_lowmem_reserve_ratio",
                  "online_policy", "auto_movable_ratio", "auto_movable_numa_aware",
-                 "online_kernel_allocs", "hotplug_kobj_bytes_per_block"}
+                 "online_kernel_allocs", "hotplug_kobj_bytes_per_block",
+                 "percpu_pagelist_high_fraction"}
 _NODE_KEYS = {"boot", "cpus", "reserved", "late_free", "used"}
+
+
+def _cpus(ctx, nd, where):
+    """machine.node.cpus: true (one CPU), false (none) or a number of CPUs."""
+    v = nd.get("cpus", True)
+    if isinstance(v, bool):
+        return v
+    if not isinstance(v, int) or v < 0:
+        raise ctx.err(f"{where}.cpus", "true, false or a number of CPUs >= 0", v)
+    return v
 _NODE_ZONE_TABLES = ("reserved", "late_free", "used")
 STEP_KEYS = {
     "add": {"driver", "size", "count", "total", "node", "start", "online", "delay",
@@ -288,6 +299,11 @@ def validate_machine(ctx, mc):
     out["online_kernel_allocs"] = ctx.int_(mc, "online_kernel_allocs", w, default=0, minimum=0)
     out["hotplug_kobj_bytes_per_block"] = ctx.size(mc, "hotplug_kobj_bytes_per_block", w,
                                                    default=0)
+    out["percpu_pagelist_high_fraction"] = ctx.int_(mc, "percpu_pagelist_high_fraction", w,
+                                                    default=0, minimum=0)
+    if 0 < out["percpu_pagelist_high_fraction"] < 8:   # the sysctl's -EINVAL
+        raise ctx.err("machine.percpu_pagelist_high_fraction", "0 or >= 8",
+                      mc["percpu_pagelist_high_fraction"])
     if out["watermark_scale_factor"] > 3000:      # the sysctl's extra2 (3000 = 30%)
         raise ctx.err("machine.watermark_scale_factor", "1..3000", mc["watermark_scale_factor"])
     nn = len(mc.get("node") or [])
@@ -344,7 +360,7 @@ def validate_machine(ctx, mc):
                               "pages >= 0", tab)
             tables[key] = dict(tab)
         nodes.append(NodeConfig(boot=[r for r in ranges if r[1]],
-                                cpus=ctx.bool_(nd, "cpus", wn, default=True), **tables))
+                                cpus=_cpus(ctx, nd, wn), **tables))
     if not nodes[0].boot:
         raise ConfigError(f"{ctx.path}: machine.node[0].boot: expected boot memory on node 0, "
                           "got none")

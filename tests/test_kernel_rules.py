@@ -298,7 +298,7 @@ def test_movable_min_is_managed_over_1024_clamped():
     # -> (63, 128, 193).
     zones = _zones((0, 3840, (0, 0, 0)), (1, 499712, (0, 0, 0)), (2, 0, (0, 0, 0)),
                    (3, 65535, (0, 0, 0)))
-    page_alloc.setup_per_zone_wmarks(_machine(zones, min_free_kbytes=4096))
+    page_alloc.__setup_per_zone_wmarks(_machine(zones, min_free_kbytes=4096))
     assert zones[3].watermark == [63, 128, 193]
     assert zones[1].watermark == [1016, 1515, 2014]     # as on the 2 GiB machine above
 
@@ -591,3 +591,140 @@ def test_zoneinfo_prints_promo_only_where_the_kernel_does(series):
     if kernel_has:
         want = cal.procparse.zoneinfo(rec["baseline_raw"]["zoneinfo"])["Node 0 DMA"]["promo"]
         assert f"promo    {want}" in text
+
+
+# ---------------------------------------------------------------------------------------
+# Per-cpu pagesets: zone_batchsize(), zone_highsize(), zone_pcp_update() (mm/page_alloc.c)
+# and calculate_normal_threshold() (mm/vmstat.c), v6.1 and v6.12
+def _pcp(m, zone_name, nid=0):
+    from pagecore.procfs import zoneinfo_dict
+    r = next(z for z in zoneinfo_dict(m) if z["zone"] == zone_name and z["node"] == nid)
+    return r["low"], r["pagesets"]
+
+
+@pytest.mark.parametrize("managed, batch", [
+    # min(managed >> 10, 256) / 4, then rounddown_pow_of_two(b + b/2) - 1, at least 1:
+    (3840, 1),          # 3 / 4 = 0 -> 1 -> rdp2(1) - 1 = 0 -> max(1, 0) = 1 (every DMA zone)
+    (32768, 7),         # 32 / 4 = 8 -> rdp2(12) - 1 = 7 (one 128 MiB Normal block, recorded)
+    (227278, 63),       # 221 / 4 = 55 -> rdp2(82) - 1 = 63 (6.12 default guest DMA32, recorded)
+    (1 << 30, 63),      # capped at 1 MiB: 256 / 4 = 64 -> rdp2(96) - 1 = 63
+])
+def test_zone_batchsize(managed, batch):
+    m = Machine()
+    zone = SimpleNamespace(managed_pages=managed)
+    assert max(1, page_alloc.zone_batchsize(m, zone)) == batch
+
+
+def test_pcp_high_is_the_low_watermark_split_over_the_nodes_cpus():
+    # zone_highsize(): low / (CPUs of the zone's node), at least 4 * batch. 6.1 prints it
+    # as pcp->high; 6.12 as high_min (where a quiet pcp settles).
+    for kernel in ((6, 1), (6, 12)):
+        one = Machine(kernel=kernel)
+        four = Machine(kernel=kernel, nodes=[NodeConfig(boot=[(0, 2 * GiB)], cpus=4)])
+        low, sets = _pcp(one, "DMA32")
+        low4, sets4 = _pcp(four, "DMA32")
+        assert low == low4                                # watermarks ignore CPUs
+        assert [c["high"] for c in sets] == [low]
+        assert [c["cpu"] for c in sets4] == [0, 1, 2, 3]
+        assert {c["high"] for c in sets4} == {low // 4}
+        assert {c["batch"] for c in sets4} == {63}        # 2 GiB DMA32: 63 (see above)
+        # DMA: low ~106 over 64 CPUs is 1, below 4 * batch (batch 1): 4
+        many = Machine(kernel=kernel, nodes=[NodeConfig(boot=[(0, 2 * GiB)], cpus=64)])
+        assert {c["high"] for c in _pcp(many, "DMA")[1]} == {4}
+
+
+def test_cpuless_node_splits_high_over_every_online_cpu():
+    # nr_split_cpus = 0 CPUs on node 1 -> num_online_cpus() = node 0's 2
+    m = Machine(nodes=[NodeConfig(boot=[(0, 2 * GiB)], cpus=2),
+                       NodeConfig(boot=[(4 * GiB, 2 * GiB)], cpus=False)])
+    low, sets = _pcp(m, "Normal", nid=1)
+    assert low > 8 * 63 and {c["high"] for c in sets} == {low // 2}
+
+
+def test_pcp_high_max_is_an_eighth_of_managed_on_6_12():
+    # v6.7+ zone_set_pageset_high_and_batch(): high_max = zone_highsize(...,
+    # MIN_PERCPU_PAGELIST_HIGH_FRACTION) = managed / 8 / CPUs. Recorded 6.12 default
+    # guest, DMA32 managed 227278: after the first online recomputes the limits,
+    # 227278 // 8 = 28409. (At boot they were computed before free_initmem() and friends
+    # gave back the late-freed pages, as in the kernel: a smaller managed count.)
+    from pagecore.validate.replay import observe
+    rec = _run("default--6.12--mom1")
+    first_online = next(i for i, o in enumerate(rec["ops"]) if o["op"] == "online")
+    m, errors = _replay(rec, first_online)
+    assert not any(errors)
+    z = observe(m)["zones"]["Node 0 DMA32"]
+    assert z["managed"] == 227278 and z["pcp_high_max"] == 28409
+    assert z["pcp_high"] == z["low"] == rec["ops"][first_online]["zones"]["Node 0 DMA32"]["low"]
+
+
+@pytest.mark.parametrize("kernel", [(6, 1), (6, 12)])
+def test_percpu_pagelist_high_fraction_takes_a_share_of_managed(kernel):
+    # fraction 8: high = managed // 8 for one CPU (high_min = high_max on 6.12)
+    m = Machine(kernel=kernel, percpu_pagelist_high_fraction=8)
+    z = m.zone(0, 1)                                       # DMA32
+    assert z.per_cpu_pageset.high_min == z.per_cpu_pageset.high_max == z.managed_pages // 8
+    assert _pcp(m, "DMA32")[1][0]["high"] == z.managed_pages // 8
+    for bad in (1, 7, -1):                                 # the sysctl's -EINVAL below 8
+        with pytest.raises(ConfigError, match="percpu_pagelist_high_fraction"):
+            Machine(kernel=kernel, percpu_pagelist_high_fraction=bad)
+
+
+@pytest.mark.parametrize("cpus, zone_name, threshold", [
+    # 2 * fls(cpus) * (1 + fls(managed >> 15)), at most 125; 2 GiB machine:
+    (1, "DMA32", 10),       # managed 499712 >> 15 = 15, fls 4: 2 * 1 * 5
+    (1, "DMA", 2),          # 3840 >> 15 = 0: 2 * 1 * 1
+    (64, "DMA32", 70),      # fls(64) = 7: 2 * 7 * 5
+    (1000, "DMA32", 100),   # fls(1000) = 10: 2 * 10 * 5
+    (4096, "DMA32", 125),   # fls(4096) = 13: 130, capped
+])
+def test_vmstat_threshold(cpus, zone_name, threshold):
+    m = Machine(nodes=[NodeConfig(boot=[(0, 2 * GiB)], cpus=cpus)])
+    assert m.zone(0, 1).managed_pages == 499712
+    assert {c["stat_threshold"] for c in _pcp(m, zone_name)[1]} == {threshold}
+
+
+def test_pcp_limits_follow_online_and_survive_a_failed_offline():
+    # A 128 MiB Normal block: managed 32768 - 512 vmemmap pages (block mode) - the 80
+    # kernel pages stay managed = 32256: 32256 >> 10 = 31, / 4 = 7 -> rdp2(10) - 1 = 7;
+    # high = max(low, 4 * 7) on one CPU. An offline refused with
+    # -EBUSY runs zone_pcp_disable() (high 0, batch 1) and zone_pcp_enable(): the limits
+    # come back; a successful offline that empties the zone drops its pagesets.
+    m = Machine(kernel=(6, 1), strategy="block", online_kernel_allocs=80)
+    m.add_memory(0, 4 * GiB, 128 * MiB, online="online_kernel")
+    low, sets = _pcp(m, "Normal")
+    assert [(c["high"], c["batch"]) for c in sets] == [(max(low, 28), 7)]
+    with pytest.raises(BusyError):
+        m.offline_memory_block(32)
+    assert _pcp(m, "Normal") == (low, sets)
+    # offline_pages() resets the pagesets of a zone it leaves unpopulated; with
+    # memmap_on_memory the block's vmemmap pages are still present then (they leave in
+    # memory_block_offline(), after offline_pages()), so the zone keeps them.
+    for strategy, reset in (("boot", True), ("block", False)):
+        m2 = Machine(kernel=(6, 1), strategy=strategy)
+        m2.add_memory(0, 4 * GiB, 128 * MiB, online="online_kernel")
+        m2.offline_memory_block(32)
+        assert _pcp(m2, "Normal")[1] == []
+        assert (m2.zone(0, 2).per_cpu_pageset is m2.boot_pageset) == reset
+        m2.online_memory_block(32, "online_kernel")
+        # boot: managed 32768 (batch 7 as above); block: 32256, also 7
+        assert [c["batch"] for c in _pcp(m2, "Normal")[1]] == [7]
+
+
+def test_cpus_must_be_a_count():
+    for bad in (-1, 1.5, "2"):
+        with pytest.raises(ConfigError, match="cpus"):
+            Machine(nodes=[NodeConfig(boot=[(0, 2 * GiB)], cpus=bad)])
+
+
+def test_unchanged_limits_are_not_rewritten():
+    # zone_set_pageset_high_and_batch() returns early when the limits equal
+    # zone->pageset_*. An empty Normal zone's limits (6.1): batch 1, high max(low 0, 4 * 1)
+    # = 4, set by the boot's setup_per_zone_wmarks(). setup_zone_pageset() at its first
+    # online makes fresh pagesets (per_cpu_pages_init(): high 0, batch 1) and computes the
+    # same (4, 4, 1): they keep high 0 until online_pages()' init_per_zone_wmark_min().
+    m = Machine(kernel=(6, 1))
+    normal = m.zone(0, 2)
+    assert (normal.pageset_high_min, normal.pageset_high_max, normal.pageset_batch) == (4, 4, 1)
+    page_alloc.setup_zone_pageset(m, normal)
+    pcp = normal.per_cpu_pageset
+    assert pcp is not m.boot_pageset and (pcp.high, pcp.batch) == (0, 1)

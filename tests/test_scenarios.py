@@ -193,6 +193,20 @@ def test_memtotal_memfree_map_onto_the_machine(tmp_path):
     assert run.records[0]["MemFree_kB"] == 1500000
 
 
+def test_node_cpus_and_pcp_fraction_reach_the_machine(tmp_path):
+    # 4 CPUs on node 0: DMA32's pcp high is its low watermark / 4 (zone_highsize())
+    from pagecore.procfs import zoneinfo_dict
+    sc = load(_write(tmp_path, BASE.format(extra="") + "cpus = 4\n"))
+    run = sc.run("boot")
+    m = run.machine
+    z = next(r for r in zoneinfo_dict(m) if r["zone"] == "DMA32")
+    assert len(z["pagesets"]) == 4 and z["pagesets"][0]["high"] == z["low"] // 4
+    sc = load(_write(tmp_path, BASE.format(extra="percpu_pagelist_high_fraction = 16")))
+    m = sc.run("boot").machine
+    dma32 = m.zone(0, 1)
+    assert dma32.per_cpu_pageset.high_min == dma32.managed_pages // 16
+
+
 def test_memtotal_too_large(tmp_path):
     p = _write(tmp_path, BASE.format(extra='memtotal = "3G"'))
     with pytest.raises(ConfigError, match=r"s\.toml: machine\.memtotal: expected at most"):
@@ -222,6 +236,10 @@ GOOD_STEP = '[[step]]\naction = "add"\ndriver = "acpi"\nsize = "128M"\n'
     (BASE.format(extra="") + GOOD_STEP.replace('"acpi"', '"floppy"'), "step[1].driver",
      "expected one of"),
     ("[machine\n", "not valid TOML", ""),
+    (BASE.format(extra="percpu_pagelist_high_fraction = 4"),
+     "machine.percpu_pagelist_high_fraction", "expected 0 or >= 8"),
+    (BASE.format(extra="") + "cpus = -2\n", "machine.node[0].cpus",
+     "expected true, false or a number of CPUs"),
 ])
 def test_malformed_scenarios_name_file_and_key(tmp_path, text, key, what):
     p = _write(tmp_path, text, "broken.toml")

@@ -4,9 +4,12 @@ machine state (a pagecore.Machine) as its first argument `m`, and says in its do
 which kernel versions it follows. Machine (pagecore/machine.py) owns the state and
 forwards the public verbs here.
 
-    mmzone          include/linux/mmzone.h   struct zone, struct pglist_data, section flags
+    mmzone          include/linux/mmzone.h   struct zone, struct pglist_data, struct
+                                             per_cpu_pages, section flags
     mm_init         mm/mm_init.c             boot: memblock, sparse_init(), memblock_free_all()
-    page_alloc      mm/page_alloc.c          alloc/free, __free_pages_core(), watermarks
+    page_alloc      mm/page_alloc.c          alloc/free, __free_pages_core(), watermarks,
+                                             pcp high/batch
+    vmstat          mm/vmstat.c              the per-cpu vmstat thresholds
     show_mem        mm/show_mem.c            si_meminfo(), si_mem_available(): /proc/meminfo
     page_owner      mm/page_owner.c          owner tags that follow migration
     huge_memory     mm/huge_memory.c         hugepage_init()

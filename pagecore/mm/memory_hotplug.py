@@ -313,6 +313,11 @@ def vmemmap_page_flags(m, strategy):
 
 def online_pages(m, zone, bl, ot, strategy):
     nb, a = m.block_pages, m.arch
+    if not zone.populated:
+        # "If this zone is not populated, then it is not in zonelist": its own pagesets.
+        # memory_block_online() counts a block's vmemmap pages present only after
+        # online_pages(), so they do not populate the zone here.
+        page_alloc.setup_zone_pageset(m, zone)
     starts = bl * nb
     v = m.blocks["nr_vmemmap"][bl].astype(np.int64)
     seed = strategy.seed_v3
@@ -381,26 +386,36 @@ def offline_pages(m, start_pfn, nr_pages, zone):
     report = {"scanned": 0, "migrated": 0}
     if nr_pages == 0:
         return report
-    saved = page_isolation.save_pageblocks(m)
-    isolated = page_isolation.start_isolate_page_range(m, start_pfn, end, zone)
-    migrated = []
-    try:
-        migrate.do_migrate_range(m, start_pfn, end, zone, report, migrated)
-        rc, pfn = m.kernels.test_pages_isolated(m.mem_map, m.pageblock_flags, start_pfn,
-                                                   end, a.pageblock_order)
-        raise_for(rc, f"offline_pages {pfn_range(start_pfn, end)} failed: page at pfn "
-                  f"{pfn:#x} is not free and cannot be migrated (test_pages_isolated(): "
-                  "-EBUSY; reason: unmovable page)", pfn=pfn, reason="unmovable page")
-    except PagecoreError:
-        migrate.undo_migrate_folios(m, migrated)
-        page_isolation.undo_isolate_page_range(m, isolated)
-        page_isolation.restore_pageblocks(m, saved)
-        raise
-    taken, already = m.kernels.offline_isolated_pages(m.mem_map, zone.free_area, start_pfn, end)
-    for p in isolated:
-        m.pageblock_flags[p >> a.pageblock_order] &= ~np.uint8(P.PB_migrate_isolate)
+    # "Disable pcplists so that page isolation cannot race with freeing"
+    page_alloc.zone_pcp_disable(m, zone)
+    try:                        # zone_pcp_enable() on success and on every failure path
+        saved = page_isolation.save_pageblocks(m)
+        isolated = page_isolation.start_isolate_page_range(m, start_pfn, end, zone)
+        migrated = []
+        try:
+            migrate.do_migrate_range(m, start_pfn, end, zone, report, migrated)
+            rc, pfn = m.kernels.test_pages_isolated(m.mem_map, m.pageblock_flags, start_pfn,
+                                                       end, a.pageblock_order)
+            raise_for(rc, f"offline_pages {pfn_range(start_pfn, end)} failed: page at pfn "
+                      f"{pfn:#x} is not free and cannot be migrated (test_pages_isolated(): "
+                      "-EBUSY; reason: unmovable page)", pfn=pfn, reason="unmovable page")
+        except PagecoreError:
+            migrate.undo_migrate_folios(m, migrated)
+            page_isolation.undo_isolate_page_range(m, isolated)
+            page_isolation.restore_pageblocks(m, saved)
+            raise
+        taken, already = m.kernels.offline_isolated_pages(m.mem_map, zone.free_area,
+                                                          start_pfn, end)
+        for p in isolated:
+            m.pageblock_flags[p >> a.pageblock_order] &= ~np.uint8(P.PB_migrate_isolate)
+    finally:
+        page_alloc.zone_pcp_enable(m, zone)
     zone.managed_pages -= nr_pages - already
     zone.present_pages -= nr_pages
+    if not zone.populated:
+        # before memory_block_offline() takes the vmemmap pages out of present: a zone
+        # that still holds a memmap_on_memory block's vmemmap keeps its pagesets
+        page_alloc.zone_pcp_reset(m, zone)
     report["offlined"] = nr_pages
     return report
 

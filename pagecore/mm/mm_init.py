@@ -160,6 +160,7 @@ def mm_core_init(m, cfg):
     # (subsys_initcall) starting khugepaged, which raises min_free_kbytes.
     m.user_min_free_kbytes = None
     m.khugepaged_running = False
+    page_alloc.setup_per_cpu_pageset(m)         # mm_core_init(), before the initcalls
     page_alloc.init_per_zone_wmark_min(m)
     huge_memory.hugepage_init(m)
     # free_initrd_mem(), free_initmem(), ...: managed again, watermarks unchanged.

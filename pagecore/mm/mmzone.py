@@ -2,9 +2,11 @@
 flags of struct mem_section, and the page -> node / zone lookups.
 
 Modelled: a zone's span, present/present_early/managed counters, watermarks,
-lowmem_reserve and its buddy free area (a FreeArea, pagecore/kernels/buddy.pyx); a node's zones
-and N_MEMORY. Not modelled: per-cpu page lists (pcp), per-cpu vmstat deltas, zone locks,
-the LRU lists (pages carry PG_lru; there is no list).
+lowmem_reserve and its buddy free area (a FreeArea, pagecore/kernels/buddy.pyx); the
+per-cpu pageset limits (struct per_cpu_pages high/batch, set by mm/page_alloc.c) and the
+vmstat threshold; a node's zones, CPUs and N_MEMORY. Not modelled: pages on the per-cpu
+lists (every pcp list is empty: count 0), per-cpu vmstat deltas, zone locks, the LRU
+lists (pages carry PG_lru; there is no list).
 """
 from __future__ import annotations
 
@@ -23,6 +25,23 @@ SECTION_USE_VMEMMAP = 1 << 4
 MIGRATE_PCPTYPES = 3        # UNMOVABLE, MOVABLE, RECLAIMABLE
 
 
+class PerCpuPages:
+    """struct per_cpu_pages (include/linux/mmzone.h): the limits of one CPU's lists. Every
+    possible CPU of a zone is given the same values (__zone_set_pageset_high_and_batch()),
+    so pagecore keeps one per zone. v6.7+ ("mm: add framework for PCP high auto-tuning")
+    has high_min/high_max, between which the kernel moves `high` as pages come and go;
+    v6.1 has `high` alone (pagecore keeps it in high_min = high_max)."""
+
+    __slots__ = ("count", "high", "high_min", "high_max", "batch")
+
+    def __init__(self):
+        # per_cpu_pages_init(): BOOT_PAGESET_HIGH 0, BOOT_PAGESET_BATCH 1
+        self.count, self.high, self.high_min, self.high_max, self.batch = 0, 0, 0, 0, 1
+
+    def state(self):
+        return (self.count, self.high, self.high_min, self.high_max, self.batch)
+
+
 class Zone:
     """struct zone: span, present/managed counters, watermarks, free area."""
 
@@ -36,6 +55,12 @@ class Zone:
         self.watermark = [0, 0, 0]                  # WMARK_MIN, LOW, HIGH
         self.boot_span = None                       # [start, end) of boot memory in the zone
         self.lowmem_reserve = [0] * P.MAX_NR_ZONES
+        # zone->pageset_high_min/_max/_batch: the last values zone_set_pageset_high_and_batch()
+        # computed (it writes the CPUs' pagesets only when they change), and
+        # zone->per_cpu_pageset, the shared boot_pageset until the zone is populated.
+        self.pageset_high_min = self.pageset_high_max = self.pageset_batch = 0
+        self.per_cpu_pageset = machine.boot_pageset
+        self.stat_threshold = 0                     # per_cpu_zonestats->stat_threshold
         self.free_area = FreeArea(machine.mem_map, machine.pageblock_flags,
                                   machine.arch.nr_page_orders, machine.arch.pageblock_order)
 
@@ -60,6 +85,11 @@ class Zone:
             lo, hi = min(self.zone_start_pfn, start_pfn), max(self.zone_end_pfn, end_pfn)
             self.zone_start_pfn, self.spanned_pages = lo, hi - lo
 
+    @property
+    def populated(self):
+        """populated_zone(): the zone has present pages."""
+        return self.present_pages > 0
+
     def counters(self):
         return (self.zone_start_pfn, self.spanned_pages, self.present_pages,
                 self.present_early_pages, self.managed_pages, self.free_pages)
@@ -70,6 +100,7 @@ class Node:
 
     def __init__(self, machine, nid, cfg):
         self.nid, self.cpus = nid, cfg.cpus
+        self.nr_cpus = int(cfg.cpus)                # cpumask_weight(cpumask_of_node(nid))
         self.zones = [Zone(machine, nid, z) for z in range(P.MAX_NR_ZONES)]
 
     @property
@@ -88,6 +119,11 @@ class Node:
         """N_MEMORY: the node has present pages in some zone."""
         return self.node_present_pages > 0
 
+
+
+def num_online_cpus(m):
+    """num_online_cpus() (include/linux/cpumask.h): every node's CPUs; all are online."""
+    return sum(n.nr_cpus for n in m.nodes)
 
 
 def page_to_nid(m, pfn):

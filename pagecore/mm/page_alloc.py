@@ -5,8 +5,12 @@ reserve test (no reclaim, no compaction on the allocation path), the frees with
 free_pages_prepare()'s "Bad page state" checks, __free_pages_core() of boot and
 hot-added memory, init_per_zone_wmark_min() with calculate_min_free_kbytes(),
 __setup_per_zone_wmarks() and setup_per_zone_lowmem_reserve(), each as v6.1 and v6.12
-have them. The free lists themselves are a FreeArea (pagecore/kernels/buddy.pyx). Not modelled:
-per-cpu lists (rmqueue_pcplist(), free_pcppages_bulk()), highatomic reserves, CMA,
+have them, and the per-cpu pageset limits they update (zone_batchsize(),
+zone_highsize(), zone_pcp_update(), zone_pcp_disable()/enable()/reset(); the high_min /
+high_max pair of v6.7+). The free lists themselves are a FreeArea
+(pagecore/kernels/buddy.pyx). Not modelled: pages on the per-cpu lists
+(rmqueue_pcplist(), free_pcppages_bulk(): every pcp list is empty, so NR_FREE_PAGES is
+every free page), the runtime tuning of pcp->high on v6.7+, highatomic reserves, CMA,
 watermark boosting, kswapd.
 """
 from __future__ import annotations
@@ -17,8 +21,8 @@ import numpy as np
 
 from pagecore.kernels import page as P
 from pagecore.errors import ConfigError, RangeError, StateError
-from pagecore.mm import khugepaged, page_owner
-from pagecore.mm.mmzone import SECTION_MARKED_PRESENT
+from pagecore.mm import khugepaged, page_owner, vmstat
+from pagecore.mm.mmzone import SECTION_MARKED_PRESENT, PerCpuPages, num_online_cpus
 from pagecore.mm.page_owner import OWNER_VMEMMAP, Allocation
 from pagecore.util import first_duplicate, int_arg, int_array
 
@@ -241,11 +245,13 @@ def free_pages_ok(m, pfns):
 def init_per_zone_wmark_min(m):
     """init_per_zone_wmark_min() (mm/page_alloc.c, v6.1 and v6.12), which online_pages()
     and offline_pages() call after every change: calculate_min_free_kbytes(),
-    __setup_per_zone_wmarks(), setup_per_zone_lowmem_reserve(), then
+    setup_per_zone_wmarks() (with the pcp limits), refresh_zone_stat_thresholds(),
+    setup_per_zone_lowmem_reserve(), then
     khugepaged_min_free_kbytes_update(), which re-applies THP's
     set_recommended_min_free_kbytes() while khugepaged runs."""
     calculate_min_free_kbytes(m)
     setup_per_zone_wmarks(m)
+    vmstat.refresh_zone_stat_thresholds(m)
     setup_per_zone_lowmem_reserve(m)
     if m.khugepaged_running:
         khugepaged.set_recommended_min_free_kbytes(m)
@@ -269,7 +275,7 @@ def calculate_min_free_kbytes(m):
         m.min_free_kbytes = min(max(new, 128), 262144)
 
 
-def setup_per_zone_wmarks(m):
+def __setup_per_zone_wmarks(m):
     """__setup_per_zone_wmarks() (mm/page_alloc.c): min is the zone's share of
     min_free_kbytes by managed pages among the lowmem zones; the low/high/promo step
     is max(share / 4, managed * watermark_scale_factor / 10000). ZONE_MOVABLE: see
@@ -289,6 +295,127 @@ def setup_per_zone_wmarks(m):
             wmin = tmp
         step = max(tmp >> 2, z.managed_pages * wsf // 10000)     # mult_frac()
         z.watermark = [wmin, wmin + step, wmin + 2 * step]
+
+
+def setup_per_zone_wmarks(m):
+    """setup_per_zone_wmarks() (mm/page_alloc.c, v6.1 and v6.12): __setup_per_zone_wmarks(),
+    then "The watermark size have changed so update the pcpu batch and high limits":
+    zone_pcp_update() of every zone, populated or not (an unpopulated zone writes the
+    shared boot_pageset, which no view prints)."""
+    __setup_per_zone_wmarks(m)
+    for z in m.zones():
+        zone_pcp_update(m, z, 0)
+
+
+#: v6.7 ("mm: add framework for PCP high auto-tuning") replaced the one pcp->high with
+#: high_min (the old value, from the low watermark) and high_max (managed / 8 by default)
+#: and moves pcp->high between them at run time.
+PCP_HIGH_AUTOTUNE_SINCE = (6, 7)
+MIN_PERCPU_PAGELIST_HIGH_FRACTION = 8       # mm/page_alloc.c, v6.1 and v6.12
+SZ_1M = 1 << 20
+
+
+def rounddown_pow_of_two(n):
+    return 1 << (n.bit_length() - 1)
+
+
+def zone_batchsize(m, zone):
+    """zone_batchsize() (mm/page_alloc.c, the same in v6.1 and v6.12): pages moved per
+    refill, ~0.1% of the zone or 1 MiB, a quarter of that, clamped to 2^n - 1."""
+    batch = min(zone.managed_pages >> 10, SZ_1M // m.arch.page_size)
+    batch //= 4                 # "We effectively *= 4 below"
+    batch = max(batch, 1)
+    return rounddown_pow_of_two(batch + batch // 2) - 1
+
+
+def zone_highsize(m, zone, batch, cpu_online, high_fraction=0):
+    """zone_highsize() (mm/page_alloc.c, v6.1 and v6.12): the low watermark (or managed /
+    percpu_pagelist_high_fraction) split across the CPUs of the zone's node (every online
+    CPU for a CPU-less node), at least 4 * batch. low_wmark_pages() includes
+    watermark_boost, which pagecore does not model (always 0)."""
+    total = zone.managed_pages // high_fraction if high_fraction else zone.watermark[1]
+    nr_split_cpus = m.nodes[zone.nid].nr_cpus + cpu_online
+    if not nr_split_cpus:
+        nr_split_cpus = num_online_cpus(m)
+    return max(total // nr_split_cpus if nr_split_cpus else total, batch << 2)
+
+
+def pageset_update(m, pcp, high_min, high_max, batch):
+    """pageset_update(): v6.1 writes pcp->high; v6.7+ high_min and high_max, pcp->high
+    being the run-time value between them (see pcp_high())."""
+    pcp.batch, pcp.high_min, pcp.high_max = batch, high_min, high_max
+    if m.kernel < PCP_HIGH_AUTOTUNE_SINCE:
+        pcp.high = high_min
+
+
+def zone_set_pageset_high_and_batch(m, zone, cpu_online=0):
+    """zone_set_pageset_high_and_batch(): recompute the zone's limits and write them to
+    its CPUs' pagesets, unless they equal the last ones computed (zone->pageset_*): a
+    pageset set up since then keeps per_cpu_pages_init()'s values until they change."""
+    batch = max(1, zone_batchsize(m, zone))
+    fraction = m.config.percpu_pagelist_high_fraction
+    if m.kernel < PCP_HIGH_AUTOTUNE_SINCE:
+        high_min = high_max = zone_highsize(m, zone, batch, cpu_online, fraction)
+    elif fraction:
+        high_min = high_max = zone_highsize(m, zone, batch, cpu_online, fraction)
+    else:
+        high_min = zone_highsize(m, zone, batch, cpu_online, 0)
+        high_max = zone_highsize(m, zone, batch, cpu_online, MIN_PERCPU_PAGELIST_HIGH_FRACTION)
+    new = (high_min, high_max, batch)
+    if (zone.pageset_high_min, zone.pageset_high_max, zone.pageset_batch) == new:
+        return
+    zone.pageset_high_min, zone.pageset_high_max, zone.pageset_batch = new
+    pageset_update(m, zone.per_cpu_pageset, *new)
+
+
+def setup_zone_pageset(m, zone):
+    """setup_zone_pageset(): the zone's own pagesets (per_cpu_pages_init()), then its
+    limits; online_pages() calls it when it populates an empty zone, boot's
+    setup_per_cpu_pageset() for every populated zone."""
+    zone.per_cpu_pageset = PerCpuPages()
+    zone_set_pageset_high_and_batch(m, zone, 0)
+
+
+def zone_pcp_update(m, zone, cpu_online=0):
+    """zone_pcp_update(): the zone has a new managed count or low watermark."""
+    zone_set_pageset_high_and_batch(m, zone, cpu_online)
+
+
+def zone_pcp_disable(m, zone):
+    """zone_pcp_disable() (offline_pages() keeps it for the isolation): high 0, batch 1 on
+    every CPU and the lists drained (they are always empty in pagecore)."""
+    pageset_update(m, zone.per_cpu_pageset, 0, 0, 1)
+    zone.per_cpu_pageset.high = 0
+
+
+def zone_pcp_enable(m, zone):
+    """zone_pcp_enable(): back to the zone's last computed limits."""
+    pageset_update(m, zone.per_cpu_pageset, zone.pageset_high_min, zone.pageset_high_max,
+                   zone.pageset_batch)
+
+
+def zone_pcp_reset(m, zone):
+    """zone_pcp_reset(): a zone offline_pages() emptied goes back to boot_pageset
+    (zone->pageset_* keep their values)."""
+    zone.per_cpu_pageset = m.boot_pageset
+
+
+def pcp_high(m, zone):
+    """The `high:` /proc/zoneinfo prints for a populated zone. v6.1: pcp->high. v6.7+:
+    pcp->high moves at run time (nr_pcp_alloc() raises it towards high_max on refills,
+    decay_pcp_high() lowers it back to high_min every vmstat interval, it is 0 on a CPU
+    that never used the zone); pagecore has no pcp traffic and prints high_min, where
+    a quiet pcp settles."""
+    pcp = zone.per_cpu_pageset
+    return pcp.high if m.kernel < PCP_HIGH_AUTOTUNE_SINCE else pcp.high_min
+
+
+def setup_per_cpu_pageset(m):
+    """setup_per_cpu_pageset() (mm_core_init(), before the initcalls that compute the
+    watermarks): every populated zone gets its pagesets."""
+    for z in m.zones():
+        if z.populated:
+            setup_zone_pageset(m, z)
 
 
 def setup_per_zone_lowmem_reserve(m):

@@ -21,6 +21,7 @@ from __future__ import annotations
 import errno
 
 from pagecore import procfs
+from pagecore.arch import ZONE_NAMES
 from pagecore.drivers.hotplug import Hotplug
 from pagecore.errors import PagecoreError
 from pagecore.drivers.base.memory import STATE_NAMES
@@ -54,9 +55,15 @@ def observe(m):
     mi = procfs.meminfo_dict(m)
     zones = {}
     for z in procfs.zoneinfo_dict(m):
-        zones[f"Node {z['node']} {z['zone']}"] = {
+        zones[f"Node {z['node']} {z['zone']}"] = obs = {
             k: z[k] for k in ("free", "min", "low", "high", "promo", "spanned", "present",
                               "managed", "protection", "start_pfn", "nr_free_pages")}
+        if z["pagesets"]:
+            c = z["pagesets"][0]
+            obs.update(pcp_high=c["high"], pcp_batch=c["batch"],
+                       stat_threshold=c["stat_threshold"])
+            zone = m.zone(z["node"], ZONE_NAMES.index(z["zone"]))
+            obs["pcp_high_max"] = zone.per_cpu_pageset.high_max
     blocks = {}
     present = (m.blocks["state"] != 0).nonzero()[0]
     for b in present.tolist():
