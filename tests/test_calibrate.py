@@ -184,3 +184,28 @@ def test_strategy_for_each_memmap_on_memory_mode():
     assert cal.strategy_for("force", (6, 12)) == "force"
     with pytest.raises(ConfigError, match="v6.6"):
         cal.strategy_for("force", (6, 1))
+
+
+def test_cpus_come_from_the_pagesets():
+    # zoneinfo lists one pagesets row per online CPU: a one-node guest shown with four
+    # CPUs calibrates to cpus = 4, which splits pcp->high four ways (zone_highsize())
+    import copy
+    import re
+    from pagecore.procfs import zoneinfo_dict
+    path = os.path.join(RUNS, "kv-one-block--6.1--mom1.json")
+    if not os.path.exists(path):
+        pytest.skip("recorded run not present")
+    with open(path) as fh:
+        rec = json.load(fh)
+    rec = copy.deepcopy(rec)
+    row = re.compile(r"(\n    cpu: 0\n(?:.*\n){3}  vm stats threshold: \d+)")
+    raw = rec["baseline_raw"]["zoneinfo"]
+    four = row.sub(lambda mt: "".join(mt[1].replace("cpu: 0", f"cpu: {i}") for i in range(4)), raw)
+    assert four.count("cpu: 3") == raw.count("cpu: 0") > 0
+    rec["baseline_raw"]["zoneinfo"] = four
+    cfg = cal.from_record(rec)
+    assert cfg.nodes[0].cpus == 4
+    assert "\ncpus = 4\n" in cal.machine_toml(cfg)
+    z = next(r for r in zoneinfo_dict(Machine(cfg)) if r["zone"] == "DMA32")
+    assert [c["cpu"] for c in z["pagesets"]] == [0, 1, 2, 3]
+    assert z["pagesets"][0]["high"] == z["low"] // 4

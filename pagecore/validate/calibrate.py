@@ -242,8 +242,17 @@ def calibrate(texts, kernel=None):
         notes.append(f"lowmem_reserve_ratio {lrr.split()}: pagecore uses "
                      f"{list(LOWMEM_RESERVE_RATIO)}; protection will differ")
 
+    # -- CPUs: the pagesets list one row per online CPU (zoneinfo_show_print()) -------------
+    ncpu = max((z.get("pcp_cpus", 0) for z in zi.values()), default=0)
+    cpus = {n: True for n in nids}
+    if ncpu > 1 and len(nids) == 1:
+        cpus[nids[0]] = ncpu
+    elif ncpu > 1:
+        notes.append(f"cpus: zoneinfo lists {ncpu} CPUs but not their nodes; one CPU per "
+                     "node assumed (set machine.node.cpus: pcp high and the vmstat "
+                     "thresholds depend on it)")
     base = MachineConfig(arch="x86_64", kernel=k,
-                         nodes=[NodeConfig(boot=node_ranges[n], cpus=True) for n in nids],
+                         nodes=[NodeConfig(boot=node_ranges[n], cpus=cpus[n]) for n in nids],
                          is_vm=True, block_size=block_size, kernel_reserved=0, thp=thp,
                          watermark_scale_factor=wsf, strategy="boot",
                          online_kernel_allocs=ONLINE_KERNEL_ALLOCS,
@@ -531,6 +540,8 @@ def machine_toml(cfg, notes=()):
         lines.append("# " + ", ".join(f"[{s:#x}, {s + n:#x})" for s, n in nc.boot))
         if not nc.cpus:
             lines.append("cpus = false")
+        elif nc.cpus is not True:
+            lines.append(f"cpus = {int(nc.cpus)}")
         for key in ("reserved", "late_free", "used"):
             tab = getattr(nc, key)
             if tab:

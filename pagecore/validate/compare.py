@@ -15,11 +15,19 @@ quantity of every operation:
                page tables)
     shown      MemAvailable (depends on page cache and slab, which the guest's busybox
                barely has and pagecore models coarsely)
+    pagesets   each populated zone's pcp->batch and vmstat threshold, exact; pcp->high
+               exact before v6.7, and from v6.7 (run-time tuning between high_min and
+               high_max, 0 on a CPU that never used the zone) "within" when
+               0 <= kernel <= pagecore's high_max. Per operation when the recording has
+               them (recordings since pcp_high was kept), else at boot (baseline
+               zoneinfo) and at the end (final zoneinfo).
 
 A difference in an exact quantity makes `ok` False (`pagecore validate` exits 1).
 """
 from __future__ import annotations
 
+from pagecore.mm.page_alloc import PCP_HIGH_AUTOTUNE_SINCE
+from pagecore.validate import procparse
 from pagecore.validate.replay import replay, strategy_for
 
 ZONES = ("DMA", "DMA32", "Normal", "Movable")
@@ -71,6 +79,38 @@ def _free_kb(obs):
     return obs["meminfo"]["MemFree"] + 4 * sum(z.get("pcp_count", 0) for z in obs["zones"].values())
 
 
+def kernel_pagesets(rec):
+    """Per recorded operation, {zone key: {"pcp_high", "pcp_batch", "stat_threshold"}} of
+    the kernel, or None where nothing was recorded: the operation's own zones when the
+    recording kept them, else the baseline zoneinfo for the boot and the final zoneinfo
+    for the last operation of a guest that did not die."""
+    keys = ("pcp_high", "pcp_batch", "stat_threshold")
+    out = []
+    for op in rec["ops"]:
+        got = {k: {f: z[f] for f in keys} for k, z in op.get("zones", {}).items()
+               if "pcp_batch" in z}
+        out.append(got or None)
+    raws = [(0, rec.get("baseline_raw"))]
+    if rec["ops"] and rec["ops"][-1]["op"] != "died":
+        raws.append((len(rec["ops"]) - 1, rec.get("final_raw")))
+    for i, raw in raws:
+        if out[i] is None and raw and raw.get("zoneinfo"):
+            zones = procparse.zoneinfo(raw["zoneinfo"])
+            out[i] = {k: {f: z[f] for f in keys} for k, z in zones.items() if "pcp_batch" in z}
+    return out
+
+
+def _pageset_rows(rows, name, kz, pz, autotune):
+    _row(rows, f"{name} pcp->batch", kz["pcp_batch"], pz.get("pcp_batch"), "exact")
+    _row(rows, f"{name} stat_threshold", kz["stat_threshold"], pz.get("stat_threshold"), "exact")
+    if not autotune:
+        _row(rows, f"{name} pcp->high", kz["pcp_high"], pz.get("pcp_high"), "exact")
+    else:
+        ok = pz.get("pcp_high_max") is not None and 0 <= kz["pcp_high"] <= pz["pcp_high_max"]
+        _row(rows, f"{name} pcp->high", kz["pcp_high"], pz.get("pcp_high"),
+             "within" if ok else "beyond")
+
+
 def _row(rows, what, k, p, kind):
     if kind == "exact":
         st = "=" if k == p else "DIFF"
@@ -84,6 +124,8 @@ def compare(rec, obs=None, config=None):
     "counts": {...}, "strategy": ...}."""
     obs = obs if obs is not None else replay(rec, config)
     kb_rows = kernel_blocks(rec)
+    k_pcp = kernel_pagesets(rec)
+    autotune = tuple(int(x) for x in rec["series"].split(".")) >= PCP_HIGH_AUTOTUNE_SINCE
     prev_k = prev_p = None
     ops, counts = [], {"=": 0, "DIFF": 0, "within": 0, "beyond": 0}
     for i, (k, p) in enumerate(zip(rec["ops"], obs)):
@@ -104,6 +146,9 @@ def compare(rec, obs=None, config=None):
                 continue
             for f in EXACT_ZONE:
                 _row(rows, f"{name} {f}", (kz or {}).get(f), (pz or {}).get(f), "exact")
+            kp = (k_pcp[i] or {}).get(key)
+            if kp is not None:
+                _pageset_rows(rows, name, kp, pz or {}, autotune)
         kb, pb = kb_rows[i], _blocks(p["blocks"])
         for b in sorted(set(kb) | set(pb)):
             _row(rows, f"block {b}", " ".join([kb[b][0], *kb[b][1]]) if b in kb else "absent",
@@ -205,6 +250,7 @@ CATEGORIES = (
     ("block states", lambda w: w.startswith("block ")),
     ("failed ops", lambda w: w == "error"),
     ("free changes", lambda w: w.endswith("(change)")),
+    ("pagesets", lambda w: w.endswith(("pcp->batch", "pcp->high", "stat_threshold"))),
 )
 
 

@@ -6,7 +6,8 @@ machine through the same keys:
 
     meminfo(text)    {"MemTotal": kB, ...}                        fs/proc/meminfo.c
     zoneinfo(text)   {"Node 0 DMA32": {"free": pages, "min": ..., "protection": [...],
-                      "pcp_count": pages summed over CPUs, ...}}     mm/vmstat.c
+                      "pcp_count": pages summed over CPUs, "pcp_high": ...,
+                      "pcp_batch": ..., "stat_threshold": ...}}      mm/vmstat.c
     vmstat(text)     {"nr_free_pages": pages, ...}                   mm/vmstat.c
     buddyinfo(text)  {"Node 0 DMA32": [count per order]}             mm/vmstat.c
     iomem(text)      [(start, end_exclusive)] of "System RAM"        kernel/resource.c
@@ -40,8 +41,10 @@ def vmstat(text):
 def zoneinfo(text):
     """Per zone: the "pages" block (free, min, low, high, promo, spanned, present,
     managed, cma), protection (lowmem_reserve), the zone's stat items (nr_free_pages,
-    nr_zone_*, ...), start_pfn, and pcp_count: the pages on the zone's per-cpu lists
-    (the pagesets' "count", summed over CPUs), which the buddy does not count as free.
+    nr_zone_*, ...), start_pfn, and from the pagesets: pcp_count, the pages on the zone's
+    per-cpu lists ("count", summed over CPUs), which the buddy does not count as free;
+    pcp_cpus, the CPUs listed; pcp_high, pcp_batch and stat_threshold of the first CPU
+    (batch and the threshold are the same on every CPU).
     The per-node stats printed in a node's first zone go to that zone's "node" dict."""
     zones, cur, part = {}, None, None
     for line in text.splitlines():
@@ -68,6 +71,10 @@ def zoneinfo(text):
         if m:
             cur["protection"], part = [int(x) for x in m[1].split(",")], "zone"
             continue
+        m = re.match(r"vm stats threshold:\s+(-?\d+)$", s)
+        if m:
+            cur.setdefault("stat_threshold", int(m[1]))     # the first CPU's
+            continue
         m = re.match(r"([\w]+):?\s+(-?\d+)$", s)
         if not m:
             continue
@@ -75,8 +82,12 @@ def zoneinfo(text):
         if part == "pcp" and key in ("start_pfn", "node_unreclaimable"):
             cur[key] = val
         elif part == "pcp":
-            if key == "count":
+            if key == "cpu":
+                cur["pcp_cpus"] = cur.get("pcp_cpus", 0) + 1
+            elif key == "count":
                 cur["pcp_count"] += val
+            elif key in ("high", "batch"):
+                cur.setdefault(f"pcp_{key}", val)               # the first CPU's
         elif part == "node":
             cur["node"][key] = val
         elif part == "pages" and key not in ZONE_FIELDS:

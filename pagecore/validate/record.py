@@ -40,7 +40,8 @@ NODE_STATS = ("nr_slab_reclaimable", "nr_slab_unreclaimable", "nr_kernel_stack",
               "nr_page_table_pages", "nr_anon_pages", "nr_file_pages", "nr_shmem",
               "nr_active_anon", "nr_inactive_anon", "nr_active_file", "nr_inactive_file",
               "nr_unevictable")
-ZONE_KEEP = procparse.ZONE_FIELDS + ("protection", "pcp_count", "start_pfn", "nr_free_pages")
+ZONE_KEEP = procparse.ZONE_FIELDS + ("protection", "pcp_count", "pcp_high", "pcp_batch",
+                                     "stat_threshold", "start_pfn", "nr_free_pages")
 
 
 def sections(text):
