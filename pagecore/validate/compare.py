@@ -4,7 +4,8 @@
 quantity of every operation:
 
     exact      must be equal: each zone's spanned, present, managed, start_pfn, min,
-               low, high and protection; MemTotal; nr_memmap_pages; min_free_kbytes;
+               low, high (the kernel's less its watermark_boost, which pagecore does not
+               model) and protection; MemTotal; nr_memmap_pages; min_free_kbytes;
                every block's state and valid_zones; whether the operation failed and
                with which errno
     tolerance  MemFree and each zone's free pages, as their change across the
@@ -44,6 +45,14 @@ def _zone(obs, key):
     if z is None:
         return None
     z = dict(z)
+    # zoneinfo prints min/low/high/promo_wmark_pages(), which add zone->watermark_boost
+    # (include/linux/mmzone.h) to the watermarks __setup_per_zone_wmarks() set; pagecore
+    # models the latter and no boosting, so the kernel's boost comes off (a fallback steal
+    # boosts a small guest's DMA32 by 512 pages: boost_watermark(), mm/page_alloc.c)
+    boost = z.get("boost") or 0
+    for f in ("min", "low", "high", "promo"):
+        if boost and f in z:
+            z[f] -= boost
     if "protection" in z:
         z["protection"] = list(z["protection"][:len(ZONES)])
     if not z.get("spanned"):
