@@ -152,6 +152,9 @@ def validate_config(cfg):
         if not (isinstance(nc.cpus, (bool, np.bool_)) or is_int(nc.cpus)) or nc.cpus < 0:
             raise ConfigError(f"node {nid} cpus={nc.cpus!r}: expected true/false or a number "
                               "of CPUs >= 0 (cpumask_of_node())")
+    if cfg.nodes and not any(nc.cpus for nc in cfg.nodes):
+        raise ConfigError("MachineConfig.nodes: no node has a CPU (cpus); a kernel needs one "
+                          "to boot, and the pcp limits split over them (zone_highsize())")
     n = len(cfg.nodes)
     if cfg.distance is not None:
         d = cfg.distance

@@ -711,7 +711,7 @@ def test_pcp_limits_follow_online_and_survive_a_failed_offline():
 
 
 def test_cpus_must_be_a_count():
-    for bad in (-1, 1.5, "2"):
+    for bad in (-1, 1.5, "2", 0, False):
         with pytest.raises(ConfigError, match="cpus"):
             Machine(nodes=[NodeConfig(boot=[(0, 2 * GiB)], cpus=bad)])
 
