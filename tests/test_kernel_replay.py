@@ -191,3 +191,17 @@ def test_small_guest_fails_at_the_same_dimm(path):
         assert p_fail is None, f"the kernel took every DIMM, pagecore failed at #{p_fail}"
     else:
         assert p_fail is not None and abs(p_fail - k_fail) <= 1, (k_fail, p_fail)
+
+
+def test_kernel_watermarks_are_compared_without_their_boost():
+    # kv-small-movable 6.1 mom0, op 109: zoneinfo printed DMA32 "boost 512" and min/low/high
+    # with it (min_wmark_pages() = _watermark[WMARK_MIN] + watermark_boost); pagecore models
+    # no boosting, so the compare takes 512 off, and the DMA32 rows of that op are equal.
+    path = os.path.join(RUNS_DIR, "kv-small-movable--6.1--mom0.json")
+    rec, res = _result(path)
+    kz = rec["ops"][109]["zones"]["Node 0 DMA32"]
+    assert kz["boost"] == 512
+    rows = {r["what"]: r for r in res["ops"][109]["rows"]}
+    for f in ("min", "low", "high"):
+        assert rows[f"DMA32 {f}"]["kernel"] == kz[f] - 512
+        assert rows[f"DMA32 {f}"]["status"] == "="
