@@ -336,8 +336,8 @@ def zone_highsize(m, zone, batch, cpu_online, high_fraction=0):
     total = zone.managed_pages // high_fraction if high_fraction else zone.watermark[1]
     nr_split_cpus = m.nodes[zone.nid].nr_cpus + cpu_online
     if not nr_split_cpus:
-        nr_split_cpus = num_online_cpus(m)
-    return max(total // nr_split_cpus if nr_split_cpus else total, batch << 2)
+        nr_split_cpus = num_online_cpus(m)      # >= 1: validate_config() wants a CPU
+    return max(total // nr_split_cpus, batch << 2)
 
 
 def pageset_update(m, pcp, high_min, high_max, batch):
@@ -354,9 +354,7 @@ def zone_set_pageset_high_and_batch(m, zone, cpu_online=0):
     pageset set up since then keeps per_cpu_pages_init()'s values until they change."""
     batch = max(1, zone_batchsize(m, zone))
     fraction = m.config.percpu_pagelist_high_fraction
-    if m.kernel < PCP_HIGH_AUTOTUNE_SINCE:
-        high_min = high_max = zone_highsize(m, zone, batch, cpu_online, fraction)
-    elif fraction:
+    if m.kernel < PCP_HIGH_AUTOTUNE_SINCE or fraction:
         high_min = high_max = zone_highsize(m, zone, batch, cpu_online, fraction)
     else:
         high_min = zone_highsize(m, zone, batch, cpu_online, 0)
@@ -385,7 +383,6 @@ def zone_pcp_disable(m, zone):
     """zone_pcp_disable() (offline_pages() keeps it for the isolation): high 0, batch 1 on
     every CPU and the lists drained (they are always empty in pagecore)."""
     pageset_update(m, zone.per_cpu_pageset, 0, 0, 1)
-    zone.per_cpu_pageset.high = 0
 
 
 def zone_pcp_enable(m, zone):
