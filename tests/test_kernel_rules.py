@@ -657,6 +657,15 @@ def test_pcp_high_max_is_an_eighth_of_managed_on_6_12():
     assert z["pcp_high"] == z["low"] == rec["ops"][first_online]["zones"]["Node 0 DMA32"]["low"]
 
 
+def test_pcp_of_6_1_has_one_high():
+    # v6.1's struct per_cpu_pages has `high` alone (high_min/high_max came with v6.7's
+    # auto-tuning): zone_highsize() = low / 1 CPU, which pagecore keeps in all three.
+    m = Machine(kernel=(6, 1))
+    z = m.zone(0, 1)                                       # DMA32, low > 4 * batch
+    pcp = z.per_cpu_pageset
+    assert pcp.high == pcp.high_min == pcp.high_max == z.watermark[1] > 4 * 63
+
+
 @pytest.mark.parametrize("kernel", [(6, 1), (6, 12)])
 def test_percpu_pagelist_high_fraction_takes_a_share_of_managed(kernel):
     # fraction 8: high = managed // 8 for one CPU (high_min = high_max on 6.12)

@@ -75,6 +75,16 @@ SELECTIONS = {
     "altmap": ["tests/test_engine.py",
                "tests/test_calibrate.py::test_strategy_for_each_memmap_on_memory_mode",
                *replay("kv-one-block", "kv-multi-block", "kv-large", "default")],
+    # the per-cpu pageset limits and the vmstat thresholds: the hand-worked answers, the
+    # zoneinfo lines of a recorded boot, the scenario keys, then every pageset row of
+    # recorded runs of both versions and every memmap_on_memory mode (a 256 MiB guest,
+    # a multi-node guest, a CPU-less node among them)
+    "pagesets": ["tests/test_kernel_rules.py",
+                 "tests/test_procfs.py::test_zoneinfo_pagesets_print_as_the_kernel_prints_them",
+                 "tests/test_scenarios.py::test_node_cpus_and_pcp_fraction_reach_the_machine",
+                 "tests/test_calibrate.py::test_cpus_come_from_the_pagesets",
+                 *replay("kv-one-block", "default", "kv-large", "kv-small-offline", "one-block-dimms",
+                         tests=("test_pagesets_are_the_kernels",))],
     # MemAvailable (si_mem_available()) and totalreserve_pages
     "meminfo": ["tests/test_procfs.py",
                 "tests/test_kernel_rules.py::test_mem_available_halves_the_page_cache_up_to_the_low_watermarks",
@@ -82,22 +92,31 @@ SELECTIONS = {
                 "tests/test_kernel_rules.py::test_mem_available_of_a_recorded_baseline"],
 }
 
-#: file -> (selection, functions: name, Class.method, or a module-level NAME = constant).
-TARGETS = {
-    "pagecore/mm/page_alloc.py": ("watermarks", [
-        "MOVABLE_WMARK_CLAMP_SINCE", "LOWMEM_RESERVE_RATIO", "calculate_min_free_kbytes", "setup_per_zone_wmarks",
-        "setup_per_zone_lowmem_reserve", "nr_free_buffer_pages"]),
-    "pagecore/mm/khugepaged.py": ("watermarks", ["set_recommended_min_free_kbytes"]),
-    "pagecore/mm/huge_memory.py": ("watermarks", ["hugepage_init"]),
-    "pagecore/mm/memory_hotplug.py": ("zones", [
+#: (file, selection, functions: name, Class.method, or a module-level NAME = constant);
+#: a file may appear more than once, each group of its functions with its own selection.
+TARGETS = [
+    ("pagecore/mm/page_alloc.py", "watermarks", [
+        "MOVABLE_WMARK_CLAMP_SINCE", "LOWMEM_RESERVE_RATIO", "calculate_min_free_kbytes",
+        "__setup_per_zone_wmarks", "setup_per_zone_wmarks", "setup_per_zone_lowmem_reserve",
+        "nr_free_buffer_pages"]),
+    ("pagecore/mm/page_alloc.py", "pagesets", [
+        "PCP_HIGH_AUTOTUNE_SINCE", "rounddown_pow_of_two", "zone_batchsize", "zone_highsize",
+        "pageset_update", "zone_set_pageset_high_and_batch", "setup_zone_pageset",
+        "zone_pcp_update", "zone_pcp_disable", "zone_pcp_enable", "zone_pcp_reset",
+        "pcp_high", "setup_per_cpu_pageset"]),
+    ("pagecore/mm/vmstat.py", "pagesets", [
+        "fls", "calculate_normal_threshold", "refresh_zone_stat_thresholds"]),
+    ("pagecore/mm/khugepaged.py", "watermarks", ["set_recommended_min_free_kbytes"]),
+    ("pagecore/mm/huge_memory.py", "watermarks", ["hugepage_init"]),
+    ("pagecore/mm/memory_hotplug.py", "zones", [
         "zone_for_pfn_range", "default_kernel_zone_for_pfn", "auto_movable_zone_for_pfn",
         "auto_movable_can_online_movable", "mhp_get_default_online_type"]),
-    "pagecore/strategies.py": ("altmap", [
+    ("pagecore/strategies.py", "altmap", [
         "memory_block_memmap_pages", "arch_supports_memmap_on_memory", "supports_v66",
         "Boot.plan", "SeedRange.plan", "Block513.supported", "Block513.plan",
         "Block66.plan", "Block68.plan"]),
-    "pagecore/mm/show_mem.py": ("meminfo", ["meminfo", "totalreserve_pages"]),
-}
+    ("pagecore/mm/show_mem.py", "meminfo", ["meminfo", "totalreserve_pages"]),
+]
 
 #: Mutants judged equivalent by reading: (function, mutated source as printed) -> why.
 EQUIVALENT = {
@@ -105,6 +124,12 @@ EQUIVALENT = {
         "ratio[ZONE_MOVABLE] is never read: no zone lies above Movable, so its loop is empty",
     ("LOWMEM_RESERVE_RATIO", "LOWMEM_RESERVE_RATIO = (256, 256, 32, (-1))"):
         "ratio[ZONE_MOVABLE] is never read: no zone lies above Movable, so its loop is empty",
+    ("PCP_HIGH_AUTOTUNE_SINCE", "PCP_HIGH_AUTOTUNE_SINCE = (6, 6)"):
+        "the recorded kernels are 6.1 and 6.12: a boundary anywhere in 6.2..6.12 splits "
+        "them alike (the release is that of the commit the comment names)",
+    ("PCP_HIGH_AUTOTUNE_SINCE", "PCP_HIGH_AUTOTUNE_SINCE = (6, 8)"):
+        "the recorded kernels are 6.1 and 6.12: a boundary anywhere in 6.2..6.12 splits "
+        "them alike (the release is that of the commit the comment names)",
     ("set_recommended_min_free_kbytes", "if (rec >= m.min_free_kbytes):"):
         "when rec == min_free_kbytes the assignment writes the value already there",
     ("auto_movable_zone_for_pfn",
@@ -194,7 +219,7 @@ def _expr(node):
     return "(" + ast.unparse(node) + ")"
 
 
-def mutants_of(file, funcs):
+def mutants_of(file, funcs, sel):
     with open(os.path.join(ROOT, file)) as f:
         src = f.read()
     lines = src.splitlines()
@@ -259,14 +284,15 @@ def mutants_of(file, funcs):
                 add(node, "(not " + _expr(node) + ")", "negate")
     for m in out:                                   # every mutant must still compile
         compile(m.apply(src), file, "exec")
+        m.sel = sel
     return out
 
 
 def enumerate_all(only=None):
     muts = []
-    for file, (_, funcs) in TARGETS.items():
+    for file, sel, funcs in TARGETS:
         chosen = [f for f in funcs if not only or f in only]
-        muts += mutants_of(file, chosen)
+        muts += mutants_of(file, chosen, sel)
     return muts
 
 
@@ -345,7 +371,6 @@ def main(argv=None):
         rng = random.Random(a.seed)
         keep = set(rng.sample(range(total), a.limit))
         muts = [m for i, m in enumerate(muts) if i in keep]
-    sel_of = {f: TARGETS[f][0] for f in TARGETS}
     if a.list:
         for m in muts:
             eq = "  [equivalent]" if m.key in EQUIVALENT else ""
@@ -359,7 +384,7 @@ def main(argv=None):
     try:
         _copy_tree(d)
         base = {}
-        for sel in sorted({sel_of[m.file] for m in muts}):
+        for sel in sorted({m.sel for m in muts}):
             status, first, dt = run_selection(d, sel, 1800)
             if status != "pass":
                 raise SystemExit(f"selection {sel} fails unmutated: {first}")
@@ -379,7 +404,7 @@ def main(argv=None):
                 orig = f.read()
             try:
                 _write(path, m.apply(orig))
-                sel = sel_of[m.file]
+                sel = m.sel
                 status, first, dt = run_selection(d, sel, base[sel] * 2 + 20)
             finally:
                 _write(path, orig)
