@@ -239,6 +239,10 @@ def alloc_contig_range(m, start_pfn, end_pfn, *, owner=CONTIG_OWNER, backend=Non
     report = {"start_pfn": start_pfn, "nr_pages": end_pfn - start_pfn, "migrated_pages": 0,
               "migrate_scanned": 0}
     isolated = m.start_isolate_page_range(start_pfn, end_pfn, zone, memory_offline=False)
+    # drain_all_pages(cc.zone) once the range is isolated (v6.1, v6.12): pages of the
+    # range on pcp lists go to its isolated free lists, where test_pages_isolated() and
+    # isolate_freepages_range() find them
+    page_alloc.drain_all_pages(m, zone)
     migrated = []
     try:
         _alloc_contig_migrate_range(m, k, zone, start_pfn, end_pfn, migrated, report)

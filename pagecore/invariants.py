@@ -39,6 +39,51 @@ def _zone_key(nid, zid):
     return (zid << 8) | nid
 
 
+def _check_pcp_lists(m, zones, free_heads, free_ends):
+    """Every block on a pcp list is aligned, in online memory of its zone, unreferenced
+    and untyped (not PageBuddy: rmqueue_bulk() took it off the free lists; its head
+    carries the list's order), listed once, overlapping no free block; pcp->count is
+    their pages."""
+    mm = m.mem_map
+    pps = m.arch.pages_per_section
+    online = (m.sections & SECTION_IS_ONLINE) != 0
+    heads, ends = [free_heads], [free_ends]
+    for z in zones:
+        fa = z.free_area
+        zkey = _zone_key(z.nid, z.zid)
+        name = f"node {z.nid} {z.name}"
+        pages = 0
+        for pindex, h in fa.pcp_lists().items():
+            o = fa.pcp_list_order(pindex)
+            pages += len(h) << o
+            if (h < 0).any() or (h + (1 << o) > m.max_pfn).any() or (h & ((1 << o) - 1)).any():
+                _fail("pcp block outside the address space or not aligned to its order",
+                      zone=name, order=o, pfn=int(h[0]))
+            pfns = (h[:, None] + np.arange(1 << o)).ravel()
+            pg = mm[pfns]
+            bad = ((pg["refcount"] != 0) | (pg["page_type"] != P.PGTY_NONE)
+                   | ((pg["flags"] & np.uint32(P.FLAGS_MASK)) != 0)
+                   | ((pg["flags"] >> np.uint32(16)) != zkey) | ~online[pfns // pps])
+            if bad.any():
+                _fail("pcp page is referenced, typed, flagged, offline or of another zone",
+                      zone=name, order=o, pfn=int(pfns[np.argmax(bad)]))
+            if (mm["order"][h] != o).any():
+                _fail("pcp block's head does not carry its list's order", zone=name, order=o,
+                      pfn=int(h[np.argmax(mm["order"][h] != o)]))
+            heads.append(h)
+            ends.append(h + (1 << o))
+        if pages != fa.pcp_count:
+            _fail("pcp->count disagrees with the pages on the lists", zone=name,
+                  count=fa.pcp_count, listed=pages)
+    h, e = np.concatenate(heads), np.concatenate(ends)
+    srt = np.argsort(h, kind="stable")
+    h, e = h[srt], e[srt]
+    if len(h) > 1 and (e[:-1] > h[1:]).any():
+        i = int(np.argmax(e[:-1] > h[1:]))
+        _fail("pcp block overlaps a free block or another pcp block (listed twice?)",
+              pfn=int(h[i + 1]), other_pfn=int(h[i]))
+
+
 def check_machine(m):
     a = m.arch
     pps, nb, pbo = a.pages_per_section, m.block_pages, a.pageblock_order
@@ -296,6 +341,8 @@ def check_machine(m):
         i = int(np.argmax(ends[:-1] > heads[1:]))
         _fail("free blocks overlap (or one is listed twice)", pfn=int(heads[i + 1]),
               other_pfn=int(heads[i]))
+    # ---- the per-cpu lists: blocks taken off the free lists, not handed out -------------
+    _check_pcp_lists(m, zones, heads, ends)
     # __free_one_page() merges every free buddy pair it can: none may be left unmerged
     if len(heads):
         cand = horders < max_order
@@ -489,8 +536,9 @@ def check_machine(m):
             _fail("zone pagesets hold neither the zone's limits nor per_cpu_pages_init()'s "
                   "(zone_pcp_disable() without zone_pcp_enable()?)", zone=name,
                   pcp=(pcp.high_min, pcp.high_max, pcp.batch), limits=limits)
-        if pcp.count:
-            _fail("pages left on a per-cpu list", zone=name, count=pcp.count)
+        if pcp is m.boot_pageset and z.free_area.pcp_count:
+            _fail("pages on the per-cpu lists of a zone on boot_pageset", zone=name,
+                  count=z.free_area.pcp_count)
     if present_cnt:
         k_ = next(iter(present_cnt))
         _fail("online pages carry a node/zone of no zone", nid=k_ & 0xFF, zone=k_ >> 8)

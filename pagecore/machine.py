@@ -358,8 +358,24 @@ class Machine:
 
     @property
     def mem_free_pages(self):
-        """NR_FREE_PAGES: buddy pages outside isolated pageblocks."""
+        """NR_FREE_PAGES: buddy pages outside isolated pageblocks (the pages on per-cpu
+        lists are not in it, as in the kernel's MemFree)."""
         return sum(z.free_pages for z in self.zones())
+
+    @property
+    def free_pcp_pages(self):
+        """Pages on the per-cpu lists of every zone (show_free_areas()' free_pcp): free
+        pages the buddy does not hold, handed out before it is asked again."""
+        return sum(z.free_area.pcp_count for z in self.zones())
+
+    def drain_all_pages(self, zone=None):
+        """drain_all_pages(): the pages on the per-cpu lists of `zone` (every populated
+        zone when None) back to the buddy, where they merge. Returns the pages drained.
+
+        pagecore/mm/page_alloc.py: drain_all_pages()."""
+        if zone is not None:
+            self.own_zone(zone, "drain_all_pages: zone")
+        return page_alloc.drain_all_pages(self, zone)
 
     def meminfo(self):
         """The /proc/meminfo fields pagecore models, in kB (pagecore/mm/show_mem.py:
@@ -394,11 +410,14 @@ class Machine:
         against the arrays. Changes nothing; see pagecore/invariants.py."""
         check_machine(self)
 
-    def snapshot(self):
-        """Everything observable, for before/after comparisons of failed operations."""
-        return self._snapshot(digest=True)
+    def snapshot(self, pcp=True):
+        """Everything observable, for before/after comparisons of failed operations. With
+        pcp=False the per-cpu lists' run-time state (their pages, pcp->high on v6.7+,
+        the free/alloc factors, ZONE_BELOW_HIGH) is left out: what a refused operation
+        may change besides draining the lists, as the kernel's does."""
+        return self._snapshot(digest=True, pcp=pcp)
 
-    def _snapshot(self, digest):
+    def _snapshot(self, digest, pcp=True):
         """snapshot(); with digest=False the pages are kept as arrays (one per run of
         sections) instead of hashed, for callers that compare often (the fuzz tests)."""
         h = hashlib.sha256()
@@ -428,6 +447,9 @@ class Machine:
         zones = [(z.counters(), tuple(z.watermark), sorted(z.free_area.snapshot().items()),
                   (z.pageset_high_min, z.pageset_high_max, z.pageset_batch, z.stat_threshold),
                   z.per_cpu_pageset.state() if z.populated else None)
+                 + ((z.free_area.pcp_state(), z.free_area.below_high,
+                     sorted((k, v.tobytes()) for k, v in z.free_area.pcp_lists().items()))
+                    if pcp else ())
                  for z in self.zones()]
         return {"hash": h.hexdigest() if digest else (pieces, tail), "zones": zones,
                 "granules": dict(self.vmemmap_granules), "tables": dict(self.vmemmap_tables),

@@ -11,7 +11,7 @@ the maximum over its pages:
 
     0 hole        not present (no section, or a pfn outside the boot ranges of a section)
     1 offline     present, in an offline memory block
-    2 free        in the buddy (refcount 0, not reserved)
+    2 free        in the buddy or on a pcp list (refcount 0, not reserved)
     3 movable     LRU or non-LRU movable (PG_lru / PG_movable)
     4 unmovable   any other allocated or reserved page (kernel image, slab, page tables)
     5 boot memmap the boot memory's own struct pages (memblock, at the top of each

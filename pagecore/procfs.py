@@ -23,9 +23,9 @@ What is modelled, and what is not:
 * zoneinfo (mm/vmstat.c zoneinfo_show_print(), v6.x): every zone of every node, with
   pages free/boost/min/low/high/promo/spanned/present/managed/cma, protection
   (lowmem_reserve, 4 zones: pagecore has no ZONE_DEVICE), nr_free_pages as the only zone
-  stat item, the pagesets block (per online CPU: count, which is 0 as pagecore keeps no
-  pages on pcp lists, high and batch from mm/page_alloc.c's rules, the vmstat
-  threshold), node_unreclaimable and start_pfn. The per-node stats block and the other
+  stat item, the pagesets block (per online CPU: count, the pages on the lists of the
+  CPU pagecore runs on and 0 on the others, high and batch from mm/page_alloc.c's rules,
+  the vmstat threshold), node_unreclaimable and start_pfn. The per-node stats block and the other
   zone stat items are not printed (not modelled). `promo`
   (WMARK_PROMO = high + the watermark step) is not printed by v6.1's
   zoneinfo_show_print() and is by v6.12's (both sources, and the recorded guests);
@@ -145,14 +145,17 @@ def zoneinfo_dict(m):
 
 def pagesets(m, zone):
     """The pagesets block of a populated zone, one row per online CPU (CPU ids in node
-    order): count (always 0: pagecore keeps no pages on pcp lists), high
-    (page_alloc.pcp_high()), batch, and the zone's vmstat threshold."""
+    order): count (pages on the lists of the CPU pagecore runs on, page_alloc.RUNNING_CPU;
+    0 on the others), high (page_alloc.pcp_high()), batch, and the zone's vmstat
+    threshold."""
     if not zone.populated:
         return []
     pcp = zone.per_cpu_pageset
     high = page_alloc.pcp_high(m, zone)
-    return [{"cpu": cpu, "count": pcp.count, "high": high, "batch": pcp.batch,
-             "stat_threshold": zone.stat_threshold} for cpu in range(num_online_cpus(m))]
+    count = zone.free_area.pcp_count
+    return [{"cpu": cpu, "count": count if cpu == page_alloc.RUNNING_CPU else 0, "high": high,
+             "batch": pcp.batch, "stat_threshold": zone.stat_threshold}
+            for cpu in range(num_online_cpus(m))]
 
 
 def zoneinfo(m):

@@ -313,6 +313,7 @@ class Scenario:
         kfree = sum(z.free_pages for z in m.zones() if z.zid != ZONE_MOVABLE)
         rec = {"index": index, "action": action, "MemTotal_kB": m.mem_total_pages * kb,
                "MemFree_kB": m.mem_free_pages * kb, "MemFree_kernel_zones_kB": kfree * kb,
+               "free_pcp_kB": m.free_pcp_pages * kb,
                "seconds": round(seconds, 6), "detail": detail}
         run.records.append(rec)
         if on_step is not None:

@@ -96,7 +96,8 @@ class Workload:
 
     @staticmethod
     def _used(zones):
-        return sum(z.managed_pages - z.free_pages for z in zones)
+        # pages in use: managed, neither free in the buddy nor waiting on a pcp list
+        return sum(z.managed_pages - z.free_pages - z.free_area.pcp_count for z in zones)
 
     #: pages per scan chunk: bounds the temporaries of a scan (a few bytes per page of
     #: the chunk), so a 4 TiB zone costs no more than a 4 GiB one.
@@ -176,7 +177,8 @@ class Workload:
         """Run the draws through the buddy (_buddy.fill_draws); returns the new use."""
         return fill_zones(plan.areas, plan.keep, plan.first, plan.mt, plan.page_flags,
                           plan.owner, kinds, orders, plan.chunk, used, target,
-                          exhausted.reshape(-1), allocated)
+                          exhausted.reshape(-1), allocated,
+                          [z.free_area for z in m.zones() if z.populated])
 
     def _fill_to(self, m, nid, zones, rng, target, report):
         """Allocate chunks of random kind and order until the zones' use reaches `target`

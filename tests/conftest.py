@@ -13,12 +13,18 @@ def small_vm(arch="x86_64", boot=2 * GiB, **kw):
 
 
 def assert_fails_unchanged(machine, exc, fn, *args, **kwargs):
-    """`fn(*args, **kwargs)` must raise `exc` and leave machine.snapshot() as it was.
-    Returns the exception for further checks of its message."""
-    before = machine.snapshot()
+    """`fn(*args, **kwargs)` must raise `exc` and leave machine.snapshot() as it was,
+    but for the per-cpu lists: a refused offline drains them (zone_pcp_disable()), a
+    failed allocation too (the slow path's drain_all_pages()), and the traffic of the
+    call moves their tuning counters, as in the kernel. So the lists are drained before
+    and after, and snapshot(pcp=False) compared. Returns the exception for further
+    checks of its message."""
+    machine.drain_all_pages()
+    before = machine.snapshot(pcp=False)
     with pytest.raises(exc) as info:
         fn(*args, **kwargs)
-    after = machine.snapshot()
+    machine.drain_all_pages()
+    after = machine.snapshot(pcp=False)
     for key in before:
         assert after[key] == before[key], f"failed call changed the machine: {key}"
     return info.value

@@ -541,17 +541,146 @@ def test_alloc_bulk_watermark_and_folios(area):
         m.free_area.alloc_bulk(0, MIGRATE_MOVABLE, 5, 0, 0, 0, out)
 
 
+def _pcp_zone(area, kernel, high_min, high_max, batch, n=4096):
+    """x86_64 geometry, one free order-10 block per 1024 pages, the running CPU's
+    pageset given limits by `kernel`'s rules."""
+    m = bare(n, 9, 11, area=area)
+    for pfn in reversed(range(0, n, 1024)):          # a stack: the block at 0 on top
+        free(m, pfn, 10)
+    fa = m.free_area
+    fa.pcp_autotune = kernel >= (6, 7)
+    fa.pageset_update(high_min, high_max, batch)
+    return m, fa
+
+
+def _alloc(fa, order, count, keep=0, mt=MIGRATE_MOVABLE):
+    out = np.full(count, -1, np.int64)
+    n = fa.alloc_bulk(order, mt, count, 0, 7, keep, out)
+    return out[:n].tolist()
+
+
+def test_pcp_refill_of_6_1_is_batch_scaled_by_the_order(area):
+    # v6.1 __rmqueue_pcplist(): a refill takes batch blocks, batch > 1 scaled down to
+    # max(batch >> order, 2). batch 7: 7 order-0 pages (one handed out, 6 wait: count 6,
+    # NR_FREE_PAGES 4096 - 7), the next 6 come off the list with no refill, the 8th
+    # refills; order 2: max(7 >> 2, 2) = 2 blocks = 8 pages, one block waits (count +4);
+    # order 9: max(7 >> 9, 2) = 2 blocks, one waits (+512): the order-9 half at 512 that
+    # the first split left, then 1024, the lower half of the next order-10 block.
+    m, fa = _pcp_zone(area, (6, 1), 20, 20, 7)
+    assert _alloc(fa, 0, 1) == [0] and fa.pcp_count == 6
+    assert fa.nr_free_pages() == 4096 - 7
+    assert _alloc(fa, 0, 6) == [1, 2, 3, 4, 5, 6] and fa.pcp_count == 0
+    assert fa.nr_free_pages() == 4096 - 7
+    assert _alloc(fa, 0, 1) == [7] and fa.pcp_count == 6
+    assert _alloc(fa, 2, 1) == [16] and fa.pcp_count == 6 + 4
+    assert _alloc(fa, 9, 1) == [512] and fa.pcp_count == 6 + 4 + 512
+    # the pages on the lists: unreferenced, not PageBuddy, the head carries the order
+    assert {i: h.tolist() for i, h in fa.pcp_lists().items()} == {
+        1: list(range(8, 14)), 7: [20], 13: [1024]}     # pindex 3 * order + mt; THP movable
+    assert m.mem_map["page_type"][20] == PGTY_NONE and m.mem_map["order"][20] == 2
+    assert m.mem_map["refcount"][8:14].tolist() == [0] * 6
+
+
+def test_pcp_frees_of_6_1_double_while_nothing_is_allocated(area):
+    # v6.1 free_unref_page_commit(): at count >= high (20), free_pcppages_bulk() of
+    # nr_pcp_free(): batch << free_factor clamped to [batch, high - batch] = [7, 13],
+    # free_factor rising by one while batch << free_factor < high - batch, up to 5.
+    # 42 pages allocated (6 refills of 7, count 0), then freed one by one: the 20th free
+    # gives back 7 << 0 = 7 (free_factor -> 1): count 13; 7 more reach 20 and give back
+    # clamp(14, 7, 13) = 13: count 7 (free_factor stays 1: 14 < 13 is false); 13 more
+    # reach 20 again: 13 back, count 7. 40 frees in all (the 20th, 27th and 40th flush).
+    m, fa = _pcp_zone(area, (6, 1), 20, 20, 7)
+    heads = _alloc(fa, 0, 42)
+    assert fa.pcp_count == 0 and fa.nr_free_pages() == 4096 - 42
+    counts = []
+    for pfn in heads[:40]:
+        fa.free_bulk(np.array([pfn], np.int64))
+        counts.append(fa.pcp_count)
+    assert counts[18:21] == [19, 13, 14] and counts[25:27] == [19, 7]
+    assert counts[39] == 7 and fa.pcp_state()[6] == 1            # free_factor
+    # the pages given back are the oldest (the tail): the first 20 - 7 freed, merged
+    assert fa.nr_free_pages() == 4096 - 42 + 33
+    # an allocation halves free_factor (rmqueue_pcplist()) and takes the newest page
+    assert _alloc(fa, 0, 1) == [heads[39]] and fa.pcp_state()[6] == 0
+    # a drain gives everything back
+    assert fa.drain_pages() == 6 and fa.pcp_count == 0
+
+
+def test_pcp_refills_of_6_12_double_and_raise_high(area):
+    # v6.7+ nr_pcp_alloc(), batch 7, high_min 40, high_max 400: each order-0 refill with
+    # no free between asks for batch << alloc_factor (alloc_factor +1 per refill up to
+    # CONFIG_PCP_BATCH_SCALE_MAX = 5) within max(high - count - batch, batch), after
+    # raising pcp->high by that batch (the zone is above its high watermark):
+    #   high 40 -> 47,  refill 7;   47 -> 61, 14;   61 -> 89, 28;   89 -> 145, 56;
+    #   145 -> 257, 112;   257 -> min(481, 400) = 400, 224 (alloc_factor stays 5).
+    m, fa = _pcp_zone(area, (6, 12), 40, 400, 7)
+    assert len(_alloc(fa, 0, 7 + 14 + 28 + 56 + 112)) == 217
+    assert fa.pcp_count == 0 and fa.nr_free_pages() == 4096 - 217
+    st = fa.pcp_state()
+    assert (st[1], st[7]) == (257, 5)                              # high, alloc_factor
+    assert len(_alloc(fa, 0, 1)) == 1 and fa.pcp_count == 223 and fa.pcp_state()[1] == 400
+    # a free halves alloc_factor (free_unref_page_commit()) and counts itself
+    fa.free_bulk(np.array([0], np.int64))
+    st = fa.pcp_state()
+    assert (st[0], st[5], st[7]) == (224, 1, 2)                    # count, free_count
+
+
+def test_pcp_of_6_12_below_the_high_watermark(area):
+    # get_page_from_freelist(): a zone at or below its high watermark (4096 free, high
+    # 4096, min 0: 4096 - 2^0 + 1 > 4096 fails) gets ZONE_BELOW_HIGH, and nr_pcp_alloc() then
+    # leaves pcp->high where it is (40), the refill still 7. A free that leaves the zone
+    # above the high mark plus lowmem_reserve[MOVABLE] clears it, once it gives pages back.
+    m, fa = _pcp_zone(area, (6, 12), 40, 400, 7)
+    fa.wmark_min, fa.wmark_high = 0, 4096
+    assert len(_alloc(fa, 0, 1)) == 1
+    assert fa.below_high and fa.pcp_state()[1] == 40 and fa.pcp_count == 6
+    fa.wmark_high = 100
+    fa.free_bulk(np.array(_alloc(fa, 0, 6), np.int64))      # count 6 of high 40: no flush
+    assert fa.below_high
+    fa.drain_pages()
+    assert fa.below_high                                     # a drain is not a free
+
+
+def test_pcp_passes_isolated_pageblocks_by(area):
+    # free_unref_page(): a block whose pageblock is MIGRATE_ISOLATE goes straight to the
+    # buddy (free_one_page()), onto the ISOLATE list; others wait on the pcp list.
+    m, fa = _pcp_zone(area, (6, 1), 20, 20, 7)
+    heads = _alloc(fa, 0, 7)
+    fa.py_move_freepages_block(0, MIGRATE_ISOLATE)
+    fa.free_bulk(np.array(heads[:2], np.int64))        # pfns 0 and 1: they merge there
+    assert fa.pcp_count == 0 and fa.blocks(MIGRATE_ISOLATE, 1).tolist() == [0]
+    fa.free_bulk(np.array(heads[2:3], np.int64))        # its pageblock too
+    # (7, the free rest of the split 8-page block, was isolated with the pageblock)
+    assert fa.pcp_count == 0 and fa.blocks(MIGRATE_ISOLATE, 0).tolist() == [7, 2]
+
+
+def test_boot_pageset_keeps_nothing(area):
+    # per_cpu_pages_init()'s high 0, batch 1: a refill is one block, handed out; a free
+    # reaches high at once and nr_pcp_free() (high < batch) gives back one: the lists stay
+    # empty, and the buddy is what it would be without them.
+    m, fa = _pcp_zone(area, (6, 1), 0, 0, 1)
+    heads = _alloc(fa, 0, 5)
+    assert fa.pcp_count == 0 and fa.nr_free_pages() == 4096 - 5
+    fa.free_bulk(np.array(heads, np.int64))
+    assert fa.pcp_count == 0 and fa.nr_free_pages() == 4096
+    assert fa.counts()[MIGRATE_MOVABLE, 10] == 4
+
+
 # ---------------------------------------------------------------------------------------
 # 3. the state machine
 # ---------------------------------------------------------------------------------------
 class BuddyMachine(RuleBasedStateMachine):
     """FreeArea and its twin, each over its own copy of one small zone, driven by the
     same random steps. Pages are either free (on a list) or held by the test (allocated
-    blocks, by head and order); nothing else, so free + held = every page."""
+    blocks, by head and order) or on the running CPU's pcp lists; nothing else, so free +
+    pcp + held = every page."""
 
     @initialize(pbo=st.integers(1, 5), above=st.integers(0, 3), units=st.integers(1, 3),
-                split_zone=st.booleans(), types=st.randoms(use_true_random=False))
-    def setup(self, pbo, above, units, split_zone, types):
+                split_zone=st.booleans(), types=st.randoms(use_true_random=False),
+                pcp=st.sampled_from([None, "6.1", "6.12"]), batch=st.integers(1, 7),
+                high=st.integers(0, 48), spread=st.sampled_from([0, 0, 16, 200]),
+                wmarks=st.sampled_from([(0, 0), (2, 20), (5, 300)]))
+    def setup(self, pbo, above, units, split_zone, types, pcp, batch, high, spread, wmarks):
         nr_orders = pbo + above + 1
         n = units << (nr_orders - 1)
         mm = np.zeros(n, PAGE_DTYPE)
@@ -566,6 +695,14 @@ class BuddyMachine(RuleBasedStateMachine):
         self.m = Machine(mm, pbf, FreeArea(mm, pbf, nr_orders, pbo), pbo, nr_orders)
         self.t = Machine(mm.copy(), pbf.copy(), None, pbo, nr_orders)
         self.t.free_area = Twin(self.t.mem_map, self.t.pageblock_flags, nr_orders, pbo)
+        # the running CPU's pcp lists: none (boot pageset: high 0, batch 1), or limits by
+        # the v6.1 or the v6.7+ rules (high_min..high_max, ZONE_BELOW_HIGH against the
+        # watermarks), set before the first frees so that they go through the lists too
+        for fa in (self.m.free_area, self.t.free_area):
+            if pcp is not None:
+                fa.pcp_autotune = pcp == "6.12"
+                fa.wmark_min, fa.wmark_high = wmarks
+                fa.pageset_update(high, high + (spread if pcp == "6.12" else 0), batch)
         # every page starts allocated at order 0; then, per MAX_PAGE_ORDER unit, whole
         # aligned blocks are freed, others split in two and the halves drawn again, so
         # that large free blocks (several pageblocks) are there from the first step
@@ -618,6 +755,20 @@ class BuddyMachine(RuleBasedStateMachine):
             n = fa.alloc_bulk(order, mt, count, 0, 1, keep, out)
             return out[:n].tolist()
         self.held += self.both(call, f"alloc order {order} mt {mt} x{count}")
+
+    @rule()
+    def drain(self):
+        """drain_pages_zone(): the pcp lists back to the buddy."""
+        self.both(lambda fa: fa.drain_pages(), "drain")
+
+    @rule(high=st.integers(0, 48), spread=st.sampled_from([0, 16, 200]),
+          batch=st.integers(1, 7))
+    def pageset(self, high, spread, batch):
+        """pageset_update() with new limits (zone_pcp_update(), or high 0 and batch 1 as
+        zone_pcp_disable() sets them)."""
+        hi_max = high + (spread if self.m.free_area.pcp_autotune else 0)
+        self.both(lambda fa: fa.pageset_update(high, hi_max, batch),
+                  f"pageset {high}..{hi_max} batch {batch}")
 
     @rule(data=st.data())
     def isolate(self, data):
@@ -680,7 +831,9 @@ class BuddyMachine(RuleBasedStateMachine):
         on_lists = sum(len(fa.blocks(mt, o)) << o for mt in range(MIGRATE_TYPES)
                        for o in range(self.m.nr_orders))
         assert fa.nr_free_pages(True) == on_lists
-        assert on_lists + held == self.n
+        pcp = sum(len(h) << fa.pcp_list_order(i) for i, h in fa.pcp_lists().items())
+        assert pcp == fa.pcp_count
+        assert on_lists + pcp + held == self.n
         isolated = sum(len(fa.blocks(MIGRATE_ISOLATE, o)) << o
                        for o in range(self.m.nr_orders))
         assert fa.nr_free_pages() == on_lists - isolated

@@ -45,7 +45,11 @@ def test_spec_6_5_table(vm, strategy):
     m = vm
     blk = m.block_id(m.pfn(HOT))
     z = normal(m)
-    mem = lambda: (m.meminfo()["MemTotal"], m.meminfo()["MemFree"])     # noqa: E731
+    # MemFree + the per-cpu lists: the boot strategy's order-9 memmap block comes through
+    # rmqueue_pcplist(), whose refill takes max(batch >> 9, 2) = 2 blocks and leaves one
+    # on the list, free but not in MemFree (checked below)
+    mem = lambda: (m.meminfo()["MemTotal"],                              # noqa: E731
+                   m.meminfo()["MemFree"] + m.free_pcp_pages * m.arch.page_size // KB)
     assert m.block_size == 128 * MiB          # docs/model.md#memory-block-size: boot ends at 2 GiB < 64 GiB
     assert (z.present_pages, z.spanned_pages) == (0, 0)   # 2 GiB of boot RAM is DMA/DMA32
     tables0 = m.pagetable_pages
@@ -59,6 +63,7 @@ def test_spec_6_5_table(vm, strategy):
     boot = strategy == "boot"
     # add: traditional takes the memmap (512 pages = 2 MiB = 2048 kB) from the buddy.
     assert (t1 - t0, f1 - f0) == ((0, -2 * MiB // KB) if boot else (0, 0))
+    assert m.free_pcp_pages == (512 if boot else 0)
     row = m.blocks[blk]
     assert row["state"] == MEM_OFFLINE
     assert row["nr_vmemmap"] == (0 if boot else X86_V)
@@ -267,14 +272,14 @@ def _boot_gap(m):
 def test_ppc64_64k_without_force_falls_back_to_boot_path(strategy):
     m = small_vm("ppc64-64k", boot=1 * GiB)
     s = m.pfn(HOT)
-    f0, tables0 = m.mem_free_pages, m.pagetable_pages
+    f0, tables0 = m.mem_free_pages + m.free_pcp_pages, m.pagetable_pages
     m.add_memory(0, HOT, 256 * MiB, strategy=strategy)
     row = m.blocks[m.block_id(s)]
     # V = 4 is not a multiple of pageblock_nr_pages = 32: unsupported, silent fallback
     assert (row["nr_vmemmap"], row["altmap_alloc"], row["waste"]) == (0, 0, 0)
     # the memmap (4 x 64 KiB pages) comes from the buddy of boot memory instead
     assert m.memmap_summary()["boot_memory_pages"] == 4
-    assert m.mem_free_pages - f0 == -(4 + (m.pagetable_pages - tables0))
+    assert m.mem_free_pages + m.free_pcp_pages - f0 == -(4 + (m.pagetable_pages - tables0))
     assert not (m.mem_map["page_type"][s:s + 4096] == P.PGTY_VMEMMAP).any()
     m.online_memory_block(m.block_id(s))
     assert normal(m).present_pages - normal(m).managed_pages == _boot_gap(small_vm("ppc64-64k", boot=1 * GiB))[P.ZONE_NORMAL]
@@ -691,11 +696,13 @@ def test_classic_memmap_of_a_memoryless_node_is_off_node():
     # GFP_KERNEL on node 1 finds nothing there and falls back along the zonelist to node 0
     m.add_memory(1, HOT, 128 * MiB, strategy="boot")
     assert m.memmap_summary()["boot_memory_by_node"] == {0: X86_V}
-    assert f0 - m.mem_free_pages == X86_V
+    # the order-9 block's refill takes 2 (max(63 >> 9, 2)): one on node 0's list
+    assert f0 - m.mem_free_pages - m.free_pcp_pages == X86_V
+    assert m.zone(0, P.ZONE_DMA32).free_area.pcp_count == X86_V
     assert not m.nodes[1].has_memory                 # added, not online: no N_MEMORY yet
     # self-hosted: the memmap sits on the new memory itself, on node 1; nothing taken
     m.add_memory(1, HOT + 128 * MiB, 128 * MiB, strategy="block")
-    assert f0 - m.mem_free_pages == X86_V
+    assert f0 - m.mem_free_pages - m.free_pcp_pages == X86_V
     b = m.block_id(m.pfn(HOT))
     assert m.valid_zones(b) == "Normal Movable"     # default zone first, then Movable
     m.online_memory_block(b + 1, "online_movable")
@@ -730,13 +737,18 @@ def test_claimed_block_stays_in_buddy_form():
     block above pageblock_order, try_to_claim_block() (mm/page_alloc.c, v6.10+) retypes all
     of its pageblocks and expand()s it: an order-0 UNMOVABLE request from an order-8 MOVABLE
     block on ppc64 (pageblock_order 5) leaves exactly one free block of each order 0..7
-    (2^8 - 1 = 255 pages) on the UNMOVABLE lists."""
+    (2^8 - 1 = 255 pages) on the UNMOVABLE lists. The request goes through
+    rmqueue_pcplist(): the refill asks for batch = 3 pages (16384 managed pages >> 10 =
+    16, / 4 = 4, rdp2(6) - 1 = 3), so two more __rmqueue() follow the steal: the order-0
+    block, then half of the order-1 block, leaving its other half; both pages wait on
+    the pcp list."""
     m = small_vm("ppc64-64k", boot=1 * GiB)
     fa = normal(m).free_area
     assert fa.counts()[P.MIGRATE_UNMOVABLE].sum() == 0
     assert fa.counts()[P.MIGRATE_MOVABLE, 8] > 0
     m.alloc_pages(0, 0, "kernel", 1)
-    assert fa.counts()[P.MIGRATE_UNMOVABLE].tolist() == [1] * 8 + [0]
+    assert fa.counts()[P.MIGRATE_UNMOVABLE].tolist() == [1, 0] + [1] * 6 + [0]
+    assert fa.pcp_count == 2
 
 
 def test_offline_refused_after_a_claim_changes_nothing():

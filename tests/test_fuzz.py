@@ -86,7 +86,15 @@ class Fuzz(RuleBasedStateMachine):
         `partial`, whatever the kernel keeps). `refuse`: the call must raise this."""
         Fuzz.calls += 1
         m = self.m
-        before = m._snapshot(digest=False)      # snapshot(), pages unhashed: cheaper
+        # A refused hotplug or compaction call may drain the per-cpu lists (offline's
+        # zone_pcp_disable(), the allocator's slow path) as the kernel's does: those calls
+        # start drained and are compared drained, without the lists' run-time state.
+        # Allocations and frees keep what the lists hold (they are refused only for bad
+        # input, before anything changes) and are compared strictly.
+        pcp = label.startswith(("alloc", "free", "double_free"))
+        if not pcp:
+            m.drain_all_pages()
+        before = m._snapshot(digest=False, pcp=pcp)     # snapshot(), pages unhashed: cheaper
         try:
             out = fn(*args, **kw)
         except PagecoreError as e:
@@ -94,7 +102,9 @@ class Fuzz(RuleBasedStateMachine):
             if refuse is not None:
                 assert isinstance(e, refuse), f"{label}{args}: {e!r} is not a {refuse.__name__}"
             if not partial:
-                after = m._snapshot(digest=False)
+                if not pcp:
+                    m.drain_all_pages()
+                after = m._snapshot(digest=False, pcp=pcp)
                 (r0, t0), (r1, t1) = before.pop("hash"), after.pop("hash")
                 assert t0 == t1 and len(r0) == len(r1) and all(
                     a[0] == b[0] and np.array_equal(a[1], b[1]) for a, b in zip(r0, r1)), \

@@ -93,6 +93,13 @@ def assert_same_machine(a, b, label):
                                   err_msg=f"{label}: pageblock flags differ")
     assert a.free_lists() == b.free_lists(), f"{label}: free lists differ"
     np.testing.assert_array_equal(a.free_area.counts(), b.free_area.counts())
+    fa, fb = a.free_area, b.free_area
+    if hasattr(fa, "pcp_state") and hasattr(fb, "pcp_state"):
+        assert fa.pcp_state() == fb.pcp_state(), f"{label}: pcp state differs"
+        assert fa.below_high == fb.below_high, f"{label}: ZONE_BELOW_HIGH differs"
+        la, lb = fa.pcp_lists(), fb.pcp_lists()
+        assert {k: v.tolist() for k, v in la.items()} == {k: v.tolist() for k, v in lb.items()}, \
+            f"{label}: pcp lists differ"
 
 
 def zone_bits(nid, zone):

@@ -368,11 +368,18 @@ def test_mem_available_is_zero_when_free_memory_is_below_the_reserve():
     # (marks DMA (7, 10, 13), DMA32 (1016, 1515, 2014), DMA's reserve 1952 against Normal,
     # totalreserve 3979) filled with GFP_KERNEL pages: __zone_watermark_ok() stops each
     # zone at min + lowmem_reserve[ZONE_NORMAL] free pages, DMA32 at 1016 + 0 and DMA at
-    # 7 + 1952 = 1959. Free 2975 pages = 11900 kB; 2975 - 3979 = -1004, no page cache or
+    # 7 + 1952 = 1959. Through the pcp lists: the call whose refill (b pages, taken under
+    # no watermark) brings DMA32 from F > 1016 to F - b <= 1016 gets one page, the calls
+    # after it fail there with b - 1 pages left on the list and go to DMA (batch 1: page
+    # by page down to 1959); then every call fails in both zones, drains the list
+    # (drain_all_pages()) and retries: DMA32 passes at F - 1, refills, hands out one...,
+    # until a drain leaves it at exactly 1016 and the retry fails, the list empty.
+    # Free 1016 + 1959 = 2975 pages = 11900 kB; 2975 - 3979 = -1004, no page cache or
     # reclaimable slab -> MemAvailable 0.
     m = Machine(kernel=(6, 12), min_free_kbytes=4096)
     m.alloc_pages(0, 0, "kernel", count=m.mem_free_pages)
     got = meminfo_dict(m, pagecache_pages=0, reclaimable_pages=0)
+    assert m.free_pcp_pages == 0
     assert got["MemFree"] == 11900
     assert got["MemAvailable"] == 0
 
@@ -472,11 +479,12 @@ def test_block_devices_cost_existing_memory_in_every_mode():
     # given back when the range is removed. The recorded runs show 40-47 pages for 32
     # blocks and 5-9 for 4 (free + pcp pages, beyond the memmap).
     m = Machine(kernel=(6, 12), strategy="block", hotplug_kobj_bytes_per_block=5 * 1024)
-    free0 = m.mem_free_pages
+    free = lambda: m.mem_free_pages + m.free_pcp_pages      # noqa: E731  (pcp: free too)
+    free0 = free()
     m.add_memory(0, 4 * GiB, 1 * GiB)
-    assert free0 - m.mem_free_pages == 10
+    assert free0 - free() == 10
     m.remove_memory(4 * GiB, 1 * GiB)
-    assert m.mem_free_pages == free0
+    assert free() == free0
 
 
 @pytest.mark.parametrize("run", ["kv-large--6.12--mom1", "kv-multi-block--6.12--mom1",
@@ -702,9 +710,12 @@ def test_pcp_limits_follow_online_and_survive_a_failed_offline():
     m.add_memory(0, 4 * GiB, 128 * MiB, online="online_kernel")
     low, sets = _pcp(m, "Normal")
     assert [(c["high"], c["batch"]) for c in sets] == [(max(low, 28), 7)]
+    # the 80 pages came in 12 refills of 7 (84): 4 wait on the list
+    assert [c["count"] for c in sets] == [4]
     with pytest.raises(BusyError):
         m.offline_memory_block(32)
-    assert _pcp(m, "Normal") == (low, sets)
+    # the limits are back; the lists were drained by zone_pcp_disable()
+    assert _pcp(m, "Normal") == (low, [{**c, "count": 0} for c in sets])
     # offline_pages() resets the pagesets of a zone it leaves unpopulated; with
     # memmap_on_memory the block's vmemmap pages are still present then (they leave in
     # memory_block_offline(), after offline_pages()), so the zone keeps them.

@@ -36,6 +36,31 @@ cdef struct prep_queue:
     Py_ssize_t n, cap
     prep_item *items
 
+# The per-cpu lists of the CPU pagecore runs on (struct per_cpu_pages, include/linux/
+# mmzone.h; mm/page_alloc.c). A list holds blocks of one (order, migratetype); the
+# kernel threads them through page->pcp_list, pagecore keeps a ring of runs of
+# consecutive blocks (rmqueue_bulk() appends what one split hands out as one run; a free
+# adds one block at the head). Invariants: a block on a list is not on a free list; its
+# head page is PGTY_NONE with refcount 0 and `order` = the list's; count = the pages on
+# all lists.
+cdef enum:
+    NR_PCP_LISTS = 14                 # MIGRATE_PCPTYPES * (PAGE_ALLOC_COSTLY_ORDER + 1) + NR_PCP_THP
+
+cdef struct pcp_run:
+    pfn_t pfn
+    count_t n                         # blocks at pfn, pfn + 2^order, ...
+
+cdef struct pcp_list:
+    pcp_run *runs                     # ring: runs[(head + i) % cap], i = 0 the list head
+    count_t head, len, cap
+
+cdef struct per_cpu_pages:
+    count_t count, high, high_min, high_max, batch
+    count_t free_count                # v6.7+
+    int free_factor                   # v6.1
+    int alloc_factor, flags           # v6.7+
+    pcp_list lists[NR_PCP_LISTS]
+
 # final: nothing subclasses the buddy, so cdef calls bind directly and inline (a fill
 # runs rmqueue -> rmqueue_smallest -> pop/expand once per block).
 @cython.final
@@ -58,6 +83,13 @@ cdef class FreeArea:
     cdef readonly int side_order
     cdef uint32_t *side[MAX_ORDERS]
     cdef size_t side_bytes[MAX_ORDERS]
+    # the running CPU's pageset of this zone; the v6.7+ rules (auto-tuned pcp->high);
+    # ZONE_BELOW_HIGH; the min and high watermarks and lowmem_reserve[ZONE_MOVABLE]
+    # (page_alloc.py keeps them in step with struct zone)
+    cdef per_cpu_pages pcp
+    cdef public bint pcp_autotune
+    cdef public bint below_high
+    cdef public count_t wmark_min, wmark_high, reserve_movable
 
     cdef count_t push(self, pfn_t pfn, int order, int mt) except -1 nogil
     cdef int add(self, pfn_t pfn, int order, int mt) except -1 nogil
@@ -87,6 +119,24 @@ cdef class FreeArea:
     cdef pfn_t rmqueue_smallest(self, int order, int mt) except -2 nogil
     cdef void retag_range(self, pfn_t pfn, pfn_t nr_pages, int mt) noexcept nogil
     cdef int claim_blocks(self, pfn_t pfn, int order, int mt) except -1 nogil
+    cdef bint pcp_allowed_order(self, int order) noexcept nogil
+    cdef int order_to_pindex(self, int mt, int order) noexcept nogil
+    cdef int pindex_to_order(self, int pindex) noexcept nogil
+    cdef int pcp_grow(self, pcp_list *l) except -1 nogil
+    cdef int pcp_add(self, int pindex, pfn_t pfn, int order) except -1 nogil
+    cdef int pcp_add_tail(self, int pindex, pfn_t pfn, count_t n, int order) except -1 nogil
+    cdef count_t pcp_take_head(self, int pindex, int order, count_t want, pfn_t *pfn) noexcept nogil
+    cdef pfn_t pcp_take_tail(self, int pindex, int order) noexcept nogil
+    cdef count_t rmqueue_bulk(self, int order, count_t count, int mt, int pindex) except -1 nogil
+    cdef count_t nr_pcp_alloc(self, int order) noexcept nogil
+    cdef count_t rmqueue_pcplist(self, int order, int mt, count_t count, uint32_t page_flags,
+                                 uint64_t owner, count_t keep_free, pfn_t *out,
+                                 prep_queue *queue) except -1 nogil
+    cdef int free_pcppages_bulk(self, count_t count, int pindex) except -1 nogil
+    cdef count_t nr_pcp_high(self, count_t batch, bint free_high) noexcept nogil
+    cdef count_t nr_pcp_free(self, count_t batch, count_t high, bint free_high) noexcept nogil
+    cdef int free_unref_page_commit(self, pfn_t pfn, int mt, int order) except -1 nogil
+    cdef int drain_pages_zone(self) except -1 nogil
 
 # A workload's fill loop over pre-drawn (kind, order) draws; `areas` are borrowed FreeArea
 # references (the caller holds them). except -1: a free list may fail to grow (MemoryError).
@@ -95,7 +145,7 @@ cdef count_t fill_draws(PyObject **areas, const count_t[::1] keep, const count_t
                         const uint64_t[::1] owner, const uint8_t[::1] kinds,
                         const uint8_t[::1] orders, count_t chunk, count_t used, count_t target,
                         uint8_t[::1] exhausted, count_t[::1] allocated,
-                        prep_queue *queue) except -1 nogil
+                        prep_queue *queue, PyObject **drain, Py_ssize_t nr_drain) except -1 nogil
 
 # The blocks a workload owns in a run of pages (owner id in private), for its frees.
 cdef count_t owned_blocks(const page_t[::1] pages, uint32_t zone_bits, uint64_t owner,

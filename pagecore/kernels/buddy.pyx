@@ -37,6 +37,20 @@ FALLBACKS[MIGRATE_RECLAIMABLE][0] = MIGRATE_UNMOVABLE
 FALLBACKS[MIGRATE_RECLAIMABLE][1] = MIGRATE_MOVABLE
 
 
+cdef enum:
+    PAGE_ALLOC_COSTLY_ORDER = 3
+    MIGRATE_PCPTYPES = 3
+    NR_LOWORDER_PCP_LISTS = MIGRATE_PCPTYPES * (PAGE_ALLOC_COSTLY_ORDER + 1)
+    PCP_BATCH_SCALE_MAX = 5           # CONFIG_PCP_BATCH_SCALE_MAX (Debian 6.1 and 6.12)
+    PCPF_PREV_FREE_HIGH_ORDER = 1
+    PCPF_FREE_HIGH_BATCH = 2
+
+
+cdef inline count_t clamp(count_t v, count_t lo, count_t hi) noexcept nogil:
+    # the kernel's clamp(): min(max(v, lo), hi)
+    return min(max(v, lo), hi)
+
+
 cdef inline bint mergeable(int mt) noexcept nogil:
     # migratetype_is_mergeable(): only the pcp types merge across pageblocks.
     return mt < MIGRATE_HIGHATOMIC
@@ -93,6 +107,8 @@ cdef class FreeArea:
         memset(self.side, 0, sizeof(self.side))
         memset(self.side_bytes, 0, sizeof(self.side_bytes))
         self.side_order = min(pageblock_order, nr_orders)
+        memset(&self.pcp, 0, sizeof(per_cpu_pages))
+        self.pcp.batch = 1                      # per_cpu_pages_init(): BOOT_PAGESET_BATCH
         cdef int o
         cdef void *got
         for o in range(self.side_order, nr_orders):
@@ -112,6 +128,8 @@ cdef class FreeArea:
         for o in range(MAX_ORDERS):
             if self.side[o] != NULL:
                 munmap(self.side[o], self.side_bytes[o])
+        for o in range(NR_PCP_LISTS):
+            free(self.pcp.lists[o].runs)
 
     # ---- list primitives ------------------------------------------------------------
     cdef count_t push(self, pfn_t pfn, int order, int mt) except -1 nogil:
@@ -472,6 +490,11 @@ cdef class FreeArea:
         page but the fallback path (move_freepages_block() reads the pageblock), so the
         queue is written out before it; the caller writes out the rest.
         """
+        if self.pcp_allowed_order(order) and mt < MIGRATE_PCPTYPES:
+            # (a request for another migratetype is pagecore's own: the kernel asks the
+            # pcp lists for the pcp types only, gfp_migratetype())
+            return self.rmqueue_pcplist(order, mt, count, page_flags, owner, keep_free, out,
+                                        queue)
         cdef count_t n = 0, free_now = self.nr_free(False), take, i
         cdef pfn_t pfn
         cdef int o
@@ -566,6 +589,16 @@ cdef class FreeArea:
             p.refcount = 0
             p.private = 0
             p.order = 0
+        cdef int mt
+        if self.pcp_allowed_order(order):
+            # free_unref_page(): MIGRATE_ISOLATE straight to the buddy (free_one_page()),
+            # HIGHATOMIC and CMA on the movable list, the pcp types on their own
+            mt = self.get_mt(pfn)
+            if mt != MIGRATE_ISOLATE:
+                self.mem_map[pfn].order = order
+                self.free_unref_page_commit(pfn, mt if mt < MIGRATE_PCPTYPES else MIGRATE_MOVABLE,
+                                            order)
+                return <count_t> 1 << order
         if order <= self.pageblock_order:
             # free_one_page() of a block within one pageblock: no split_large_buddy()
             self._free_one_page(pfn, order, self.get_mt(pfn))
@@ -582,6 +615,416 @@ cdef class FreeArea:
             for i in range(pfns.shape[0]):
                 freed += self.free_pages(pfns[i])
         return freed
+
+    # ---- the per-cpu lists (mm/page_alloc.c) ----------------------------------------
+    # One CPU's lists: pagecore runs every allocation and free on one CPU. v6.1 and
+    # v6.12 are modelled (pcp_autotune: the v6.7+ rules, "mm: add framework for PCP high
+    # auto-tuning" and the series after it). Not modelled: the vmstat worker's
+    # decay_pcp_high() and drain_zone_pages() (no clock), ZONE_RECLAIM_ACTIVE (no
+    # reclaim), the trylock failing (one CPU, no interrupts).
+    cdef bint pcp_allowed_order(self, int order) noexcept nogil:
+        # pcp_allowed_order(): up to PAGE_ALLOC_COSTLY_ORDER, and pageblock_order
+        # (CONFIG_TRANSPARENT_HUGEPAGE, set in every distro kernel)
+        return order <= PAGE_ALLOC_COSTLY_ORDER or order == self.pageblock_order
+
+    cdef int order_to_pindex(self, int mt, int order) noexcept nogil:
+        if order > PAGE_ALLOC_COSTLY_ORDER:
+            return NR_LOWORDER_PCP_LISTS + (mt == MIGRATE_MOVABLE)
+        return MIGRATE_PCPTYPES * order + mt
+
+    cdef int pindex_to_order(self, int pindex) noexcept nogil:
+        if pindex >= NR_LOWORDER_PCP_LISTS:
+            return self.pageblock_order
+        return pindex // MIGRATE_PCPTYPES
+
+    cdef int pcp_grow(self, pcp_list *l) except -1 nogil:
+        cdef count_t cap = 2 * l.cap + 8, i
+        cdef pcp_run *runs = <pcp_run *> malloc(cap * sizeof(pcp_run))
+        if runs == NULL:
+            with gil:
+                raise MemoryError("pcp list growth")
+        for i in range(l.len):
+            runs[i] = l.runs[(l.head + i) % l.cap]
+        free(l.runs)
+        l.runs, l.head, l.cap = runs, 0, cap
+        return 0
+
+    cdef int pcp_add(self, int pindex, pfn_t pfn, int order) except -1 nogil:
+        # list_add(): the block goes to the head (joining the head run when it is the
+        # block just below it)
+        cdef pcp_list *l = &self.pcp.lists[pindex]
+        cdef pcp_run *r
+        if l.len and l.runs[l.head].pfn == pfn + (<pfn_t> 1 << order):
+            r = &l.runs[l.head]
+            r.pfn = pfn
+            r.n += 1
+            return 0
+        if l.len == l.cap:
+            self.pcp_grow(l)
+        l.head = (l.head + l.cap - 1) % l.cap
+        l.runs[l.head].pfn = pfn
+        l.runs[l.head].n = 1
+        l.len += 1
+        return 0
+
+    cdef int pcp_add_tail(self, int pindex, pfn_t pfn, count_t n, int order) except -1 nogil:
+        # list_add_tail() of n consecutive blocks (rmqueue_bulk())
+        cdef pcp_list *l = &self.pcp.lists[pindex]
+        cdef pcp_run *r
+        if l.len:
+            r = &l.runs[(l.head + l.len - 1) % l.cap]
+            if r.pfn + ((<pfn_t> r.n) << order) == pfn:
+                r.n += n
+                return 0
+        if l.len == l.cap:
+            self.pcp_grow(l)
+        r = &l.runs[(l.head + l.len) % l.cap]
+        r.pfn, r.n = pfn, n
+        l.len += 1
+        return 0
+
+    cdef count_t pcp_take_head(self, int pindex, int order, count_t want,
+                               pfn_t *pfn) noexcept nogil:
+        # list_first_entry() + list_del(), up to `want` times from the head run: the
+        # blocks are pfn[0], pfn[0] + 2^order, ...; returns how many (0: list empty)
+        cdef pcp_list *l = &self.pcp.lists[pindex]
+        cdef pcp_run *r
+        cdef count_t k
+        if not l.len:
+            return 0
+        r = &l.runs[l.head]
+        k = want if want < r.n else r.n
+        pfn[0] = r.pfn
+        r.pfn += (<pfn_t> k) << order
+        r.n -= k
+        if not r.n:
+            l.head = (l.head + 1) % l.cap
+            l.len -= 1
+        return k
+
+    cdef pfn_t pcp_take_tail(self, int pindex, int order) noexcept nogil:
+        # list_last_entry() + list_del(); -1 when empty
+        cdef pcp_list *l = &self.pcp.lists[pindex]
+        cdef pcp_run *r
+        if not l.len:
+            return -1
+        r = &l.runs[(l.head + l.len - 1) % l.cap]
+        r.n -= 1
+        if not r.n:
+            l.len -= 1
+        return r.pfn + ((<pfn_t> r.n) << order)
+
+    cdef count_t rmqueue_bulk(self, int order, count_t count, int mt,
+                              int pindex) except -1 nogil:
+        """rmqueue_bulk(): up to `count` __rmqueue() to the tail of the list, under no
+        watermark; returns how many. NR_FREE_PAGES loses them (nr_free() reads the
+        lists). A block handed out of a split goes as one run, as alloc_blocks()."""
+        cdef count_t n = 0, take
+        cdef pfn_t pfn
+        cdef int o
+        cdef page_t *p
+        while n < count:
+            o = self.smallest_listed(order, mt)
+            if o >= 0:
+                take = count - n
+                if take > (<count_t> 1) << (o - order):
+                    take = (<count_t> 1) << (o - order)
+                pfn = self.pop(o, mt)
+                self.rmqueue_split_run(pfn, order, o, take, mt)
+            else:
+                take = 1
+                pfn = self.rmqueue(order, mt)
+                if pfn < 0:
+                    break
+            for o in range(<int> take):
+                p = &self.mem_map[pfn + (<pfn_t> o << order)]
+                p.page_type = PGTY_NONE
+                p.order = order
+                p.private = 0
+            self.pcp_add_tail(pindex, pfn, take, order)
+            n += take
+        return n
+
+    cdef count_t nr_pcp_alloc(self, int order) noexcept nogil:
+        """The blocks one refill asks for. v6.1 (__rmqueue_pcplist()): batch, scaled down
+        by the order, at least 2 (1 for a pageset of batch 1). v6.7+ nr_pcp_alloc(): 1
+        while high < batch (disabled or boot pageset); order 0 doubles it on every refill
+        with no free between (alloc_factor, up to CONFIG_PCP_BATCH_SCALE_MAX), within
+        high - count - batch; each refill raises pcp->high by batch towards high_max
+        unless the zone is below its high watermark."""
+        cdef per_cpu_pages *pcp = &self.pcp
+        cdef count_t batch = pcp.batch, base_batch = pcp.batch, high, max_nr_alloc
+        if not self.pcp_autotune:
+            if batch > 1:
+                batch = max(batch >> order, <count_t> 2)
+            return batch
+        high = pcp.high = clamp(pcp.high, pcp.high_min, pcp.high_max)
+        if high < base_batch:
+            return 1
+        if order:
+            batch = base_batch
+        else:
+            batch = base_batch << pcp.alloc_factor
+        if pcp.high_min != pcp.high_max and not self.below_high:
+            high = pcp.high = min(high + batch, pcp.high_max)
+        if not order:
+            max_nr_alloc = max(high - pcp.count - base_batch, base_batch)
+            if batch <= max_nr_alloc and pcp.alloc_factor < PCP_BATCH_SCALE_MAX:
+                pcp.alloc_factor += 1
+            batch = min(batch, max_nr_alloc)
+        if batch > 1:
+            batch = max(batch >> order, <count_t> 2)
+        return batch
+
+    cdef count_t rmqueue_pcplist(self, int order, int mt, count_t count, uint32_t page_flags,
+                                 uint64_t owner, count_t keep_free, pfn_t *out,
+                                 prep_queue *queue) except -1 nogil:
+        """`count` get_page_from_freelist() -> rmqueue_pcplist() of one zone: each call
+        passes the zone's watermark test on NR_FREE_PAGES (the pcp pages are not in it)
+        or gets nothing here, then takes the head of its list, refilling an empty list
+        first (__rmqueue_pcplist()). NR_FREE_PAGES changes only at refills: the call
+        that refills was tested before it, the calls after it see the refill, and those
+        between two refills all see the same and go as one run. So a refill that takes
+        the zone to its watermark leaves the rest of the list to the slow path's drain
+        (page_alloc.__alloc_pages()). v6.7+: a call that finds the zone at or below its
+        high watermark sets ZONE_BELOW_HIGH (get_page_from_freelist()). Returns the
+        blocks handed out, prepared as alloc_blocks() prepares them."""
+        cdef per_cpu_pages *pcp = &self.pcp
+        cdef int pindex = self.order_to_pindex(mt, order)
+        cdef count_t n = 0, k, i, got
+        cdef count_t free_now = self.nr_free(False)
+        # high_wmark_pages() + lowmem_reserve[highest_zoneidx]: the caller's min + reserve
+        cdef count_t keep_high = keep_free - self.wmark_min + self.wmark_high, b
+        cdef pfn_t pfn
+        cdef int o
+        while n < count and free_now - (1 << order) + 1 > keep_free:
+            if self.pcp_autotune and not self.below_high \
+                    and free_now - (1 << order) + 1 <= keep_high:
+                self.below_high = True
+            if not self.pcp.lists[pindex].len:
+                b = self.nr_pcp_alloc(order)
+                o = self.smallest_listed(order, mt)
+                if queue != NULL and (o < 0 or ((<count_t> 1) << (o - order)) < b):
+                    # the fallback path reads pages (move_freepages_block()): write
+                    # out the queued ones first, as alloc_blocks() does
+                    prep_flush(queue)
+                got = self.rmqueue_bulk(order, b, mt, pindex)
+                pcp.count += got << order
+                free_now -= got << order
+                if not got:
+                    # the call failed after rmqueue_pcplist()'s halving
+                    if self.pcp_autotune:
+                        pcp.free_count >>= 1
+                    else:
+                        pcp.free_factor >>= 1
+                    break
+                k = self.pcp_take_head(pindex, order, 1, &pfn)      # this call's block
+            else:
+                k = self.pcp_take_head(pindex, order, count - n, &pfn)
+            pcp.count -= k << order
+            # every call: v6.1 pcp->free_factor >>= 1, v6.7+ pcp->free_count >>= 1
+            if self.pcp_autotune:
+                pcp.free_count = pcp.free_count >> k if k < 64 else 0
+            else:
+                pcp.free_factor = pcp.free_factor >> k if k < 32 else 0
+            if queue != NULL and (k << order) >= PREP_LATER_PAGES:
+                prep_later(queue, pfn, order, k, page_flags, owner)
+            else:
+                prep_run(self.mem_map, pfn, order, k, page_flags, owner)
+            if out != NULL:
+                for i in range(k):
+                    out[n + i] = pfn + (i << order)
+            n += k
+        return n
+
+    cdef int free_pcppages_bulk(self, count_t count, int pindex) except -1 nogil:
+        """free_pcppages_bulk(): `count` pages back to the buddy, from the tail of each
+        list in turn, the list at `pindex` first, each block under its pageblock's
+        migratetype (v6.12 reads it there; v6.1 reads the one recorded at free time
+        unless the zone has isolated pageblocks, which pagecore's v6.9+ free lists
+        cannot hold apart: both follow the pageblock)."""
+        cdef per_cpu_pages *pcp = &self.pcp
+        cdef int order
+        cdef pfn_t pfn
+        if count > pcp.count:
+            count = pcp.count
+        pindex -= 1
+        while count > 0:
+            while True:
+                pindex += 1
+                if pindex > NR_PCP_LISTS - 1:
+                    pindex = 0
+                if pcp.lists[pindex].len:
+                    break
+            order = self.pindex_to_order(pindex)
+            while True:
+                pfn = self.pcp_take_tail(pindex, order)
+                count -= 1 << order
+                pcp.count -= 1 << order
+                if order <= self.pageblock_order:
+                    self._free_one_page(pfn, order, self.get_mt(pfn))
+                else:
+                    # only on a test arch with pageblock_order < 3: split_large_buddy()'s
+                    # rule, no free block across pageblocks of two types
+                    self.free_one_page(pfn, order)
+                if count <= 0 or not pcp.lists[pindex].len:
+                    break
+        return 0
+
+    cdef count_t nr_pcp_high(self, count_t batch, bint free_high) noexcept nogil:
+        cdef per_cpu_pages *pcp = &self.pcp
+        cdef count_t high, fc
+        if not self.pcp_autotune:
+            # v6.1 nr_pcp_high()
+            if not pcp.high or free_high:
+                return 0
+            return pcp.high
+        # v6.7+ nr_pcp_high()
+        high = pcp.high = clamp(pcp.high, pcp.high_min, pcp.high_max)
+        if not high:
+            return 0
+        if free_high:
+            pcp.high = max(high - (batch << PCP_BATCH_SCALE_MAX), pcp.high_min)
+            return 0
+        if pcp.high_min == pcp.high_max:
+            return high
+        if self.below_high:
+            fc = max(pcp.free_count, batch)
+            pcp.high = max(high - fc, pcp.high_min)
+            high = max(pcp.count, pcp.high_min)
+        elif pcp.count >= high:
+            if pcp.high < pcp.free_count + batch:
+                pcp.high = clamp(pcp.free_count + batch, pcp.high_min, pcp.high_max)
+        return high
+
+    cdef count_t nr_pcp_free(self, count_t batch, count_t high, bint free_high) noexcept nogil:
+        cdef per_cpu_pages *pcp = &self.pcp
+        cdef count_t min_nr_free, max_nr_free
+        if free_high:
+            # v6.1: everything; v6.7+: at most batch << CONFIG_PCP_BATCH_SCALE_MAX
+            if not self.pcp_autotune:
+                return pcp.count
+            return min(pcp.count, batch << PCP_BATCH_SCALE_MAX)
+        if high < batch:                        # disabled or boot pageset
+            return 1
+        min_nr_free = batch
+        max_nr_free = high - batch
+        if self.pcp_autotune:
+            return clamp(pcp.free_count, min_nr_free, max_nr_free)
+        # v6.1: double the pages freed on each free with no allocation between
+        batch <<= pcp.free_factor
+        if batch < max_nr_free and pcp.free_factor < PCP_BATCH_SCALE_MAX:
+            pcp.free_factor += 1
+        return clamp(batch, min_nr_free, max_nr_free)
+
+    cdef int free_unref_page_commit(self, pfn_t pfn, int mt, int order) except -1 nogil:
+        """free_unref_page_commit(): the block to the head of its list; at pcp->high
+        (nr_pcp_high()) free_pcppages_bulk() of nr_pcp_free() pages. free_high: v6.1
+        frees every page when orders 1..3 come while frees outnumber allocations
+        (free_factor); v6.7+ when they come in a row past batch pages (free_count,
+        PCPF_PREV_FREE_HIGH_ORDER; PCPF_FREE_HIGH_BATCH, set when the CPU's cache slice
+        exceeds 3 * batch pages, setup_pcp_cacheinfo(), is taken as set), and on
+        v6.7+ a free that leaves the zone above its high watermark clears
+        ZONE_BELOW_HIGH."""
+        cdef per_cpu_pages *pcp = &self.pcp
+        cdef int pindex = self.order_to_pindex(mt, order)
+        cdef bint free_high = False
+        cdef count_t high, batch = pcp.batch
+        if self.pcp_autotune:
+            pcp.alloc_factor >>= 1
+        self.pcp_add(pindex, pfn, order)
+        pcp.count += 1 << order
+        if not self.pcp_autotune:
+            free_high = pcp.free_factor and order and order <= PAGE_ALLOC_COSTLY_ORDER
+        else:
+            if order and order <= PAGE_ALLOC_COSTLY_ORDER:
+                free_high = (pcp.free_count >= batch and (pcp.flags & PCPF_PREV_FREE_HIGH_ORDER)
+                             and pcp.count >= batch)
+                pcp.flags |= PCPF_PREV_FREE_HIGH_ORDER
+            else:
+                pcp.flags &= ~PCPF_PREV_FREE_HIGH_ORDER
+            if pcp.free_count < (batch << PCP_BATCH_SCALE_MAX):
+                pcp.free_count += 1 << order
+        high = self.nr_pcp_high(batch, free_high)
+        if pcp.count >= high:
+            self.free_pcppages_bulk(self.nr_pcp_free(batch, high, free_high), pindex)
+            if self.pcp_autotune and self.below_high \
+                    and self.nr_free(False) > self.wmark_high + self.reserve_movable:
+                self.below_high = False         # zone_watermark_ok(high, ZONE_MOVABLE)
+        return 0
+
+    cdef int drain_pages_zone(self) except -1 nogil:
+        """drain_pages_zone() of the running CPU: every page back to the buddy (v6.12
+        in rounds of batch << CONFIG_PCP_BATCH_SCALE_MAX, each from list 0: the same
+        order of frees)."""
+        self.free_pcppages_bulk(self.pcp.count, 0)
+        return 0
+
+    def drain_pages(self):
+        """drain_pages_zone() (drain_all_pages() and __drain_all_pages() of this zone:
+        the other CPUs' lists are empty). Returns the pages drained."""
+        cdef count_t n = self.pcp.count
+        with nogil:
+            self.drain_pages_zone()
+        return n
+
+    def pageset_update(self, count_t high_min, count_t high_max, count_t batch):
+        """pageset_update() of the running CPU's pageset: v6.1 writes pcp->high
+        (high_min), v6.7+ high_min and high_max (pcp->high is clamped into them when
+        next read)."""
+        if batch < 1:
+            raise ValueError(f"pcp batch {batch} < 1")
+        self.pcp.batch = batch
+        self.pcp.high_min, self.pcp.high_max = high_min, high_max
+        if not self.pcp_autotune:
+            self.pcp.high = high_min
+
+    def per_cpu_pages_init(self):
+        """per_cpu_pages_init(): fresh pageset, high 0 and batch 1 (BOOT_PAGESET_*), no
+        tuning state. The lists must be empty (a zone gets new pagesets only while it
+        has none: setup_zone_pageset(), zone_pcp_reset() after a drain)."""
+        if self.pcp.count:
+            raise ValueError(f"per_cpu_pages_init: {self.pcp.count} pages on the lists")
+        self.pcp.high = self.pcp.high_min = self.pcp.high_max = 0
+        self.pcp.batch = 1
+        self.pcp.free_count = self.pcp.free_factor = self.pcp.alloc_factor = 0
+        self.pcp.flags = 0
+        self.below_high = False
+
+    def pcp_state(self):
+        """(count, high, high_min, high_max, batch, free_count, free_factor,
+        alloc_factor, flags) of the running CPU's pageset."""
+        p = self.pcp
+        return (p.count, p.high, p.high_min, p.high_max, p.batch, p.free_count,
+                p.free_factor, p.alloc_factor, p.flags)
+
+    @property
+    def pcp_count(self):
+        """pcp->count: pages on the running CPU's lists."""
+        return self.pcp.count
+
+    def pcp_lists(self):
+        """The blocks on each list, head first: {pindex: int64 array of pfns} of the
+        non-empty lists; the order of list `pindex` is pindex_to_order()."""
+        out = {}
+        cdef int pindex, order
+        cdef count_t i, j, k
+        cdef pcp_list *l
+        cdef pcp_run *r
+        for pindex in range(NR_PCP_LISTS):
+            l = &self.pcp.lists[pindex]
+            if not l.len:
+                continue
+            order = self.pindex_to_order(pindex)
+            pf = []
+            for i in range(l.len):
+                r = &l.runs[(l.head + i) % l.cap]
+                pf.append(r.pfn + (np.arange(r.n, dtype=np.int64) << order))
+            out[pindex] = np.concatenate(pf)
+        return out
+
+    def pcp_list_order(self, int pindex):
+        return self.pindex_to_order(pindex)
 
     # ---- Python face (used by the numpy twins, accounting and tests) ----------------
     def counts(self):
@@ -758,7 +1201,7 @@ cdef count_t fill_draws(PyObject **areas, const count_t[::1] keep, const count_t
                         const uint64_t[::1] owner, const uint8_t[::1] kinds,
                         const uint8_t[::1] orders, count_t chunk, count_t used, count_t target,
                         uint8_t[::1] exhausted, count_t[::1] allocated,
-                        prep_queue *queue) except -1 nogil:
+                        prep_queue *queue, PyObject **drain, Py_ssize_t nr_drain) except -1 nogil:
     """Allocate for the pre-drawn (kind, order) draws in turn until `used` reaches `target`
     or every (kind, order) is exhausted; returns the new `used`.
 
@@ -773,10 +1216,14 @@ cdef count_t fill_draws(PyObject **areas, const count_t[::1] keep, const count_t
     batches; `used` is tracked here as the pages allocated, since a successful __rmqueue
     takes exactly 2^order pages off NR_FREE_PAGES of non-isolated lists. The pages of
     the blocks may be left in `queue` (alloc_blocks()); the caller writes them out.
+    A draw that falls short takes the slow path's remedy before giving up
+    (__alloc_pages_direct_reclaim()): the pcp lists of the `drain` areas (every populated
+    zone: drain_all_pages(NULL)) go back to the buddy and the zonelist is tried again,
+    as long as a drain finds pages and the retry gets some (page_alloc.__alloc_pages()).
     """
     cdef Py_ssize_t i, z
     cdef int k, o, nr_orders = exhausted.shape[0] // mt.shape[0]
-    cdef count_t left = 0, want, got
+    cdef count_t left = 0, want, got, more, pending
     for i in range(exhausted.shape[0]):
         left += exhausted[i] == 0
     for i in range(kinds.shape[0]):
@@ -795,6 +1242,26 @@ cdef count_t fill_draws(PyObject **areas, const count_t[::1] keep, const count_t
                                                       owner[k], keep[z], NULL, queue)
             if got == want:
                 break
+        while got < want:
+            pending = 0
+            for z in range(nr_drain):
+                pending += (<FreeArea> drain[z]).pcp.count
+            if not pending:
+                break
+            if queue != NULL:
+                prep_flush(queue)
+            for z in range(nr_drain):
+                (<FreeArea> drain[z]).drain_pages_zone()
+            more = 0
+            for z in range(first[k], first[k + 1]):
+                more += (<FreeArea> areas[z]).alloc_blocks(o, mt[k], want - got - more,
+                                                           page_flags[k], owner[k], keep[z],
+                                                           NULL, queue)
+                if got + more == want:
+                    break
+            if not more:
+                break
+            got += more
         used += got << o
         allocated[k] += got << o
         if got < want:
@@ -806,9 +1273,11 @@ cdef count_t fill_draws(PyObject **areas, const count_t[::1] keep, const count_t
 def fill_zones(areas, const count_t[::1] keep, const count_t[::1] first,
                const int32_t[::1] mt, const uint32_t[::1] page_flags, const uint64_t[::1] owner,
                const uint8_t[::1] kinds, const uint8_t[::1] orders, count_t chunk,
-               count_t used, count_t target, uint8_t[::1] exhausted, count_t[::1] allocated):
-    """fill_draws() over the FreeAreas `areas` (sequence), after checking that every
-    index the kernel follows is in range. Returns the new `used`."""
+               count_t used, count_t target, uint8_t[::1] exhausted, count_t[::1] allocated,
+               drain=()):
+    """fill_draws() over the FreeAreas `areas` (sequence), `drain` the FreeAreas of every
+    populated zone (the slow path's drain_all_pages()), after checking that every index
+    the kernel follows is in range. Returns the new `used`."""
     cdef Py_ssize_t nk = mt.shape[0], na, i
     cdef int nr_orders
     cdef PyObject **ptrs
@@ -840,9 +1309,15 @@ def fill_zones(areas, const count_t[::1] keep, const count_t[::1] first,
     queue.n = 0
     queue.cap = 4096                            # runs: about 32 MiB of pages at 512 a run
     queue.items = <prep_item *> malloc(queue.cap * sizeof(prep_item))
+    drain = tuple(drain)                        # held, like areas
+    if not all(isinstance(a, FreeArea) for a in drain):
+        raise TypeError("fill_zones: drain must be FreeArea objects")
+    cdef Py_ssize_t nd = len(drain)
+    cdef PyObject **dptrs = <PyObject **> malloc((nd + 1) * sizeof(PyObject *))
     ptrs = <PyObject **> malloc(na * sizeof(PyObject *))
-    if ptrs == NULL or queue.items == NULL:
+    if ptrs == NULL or queue.items == NULL or dptrs == NULL:
         free(ptrs)
+        free(dptrs)
         free(queue.items)
         raise MemoryError("fill_zones")
     try:
@@ -850,13 +1325,16 @@ def fill_zones(areas, const count_t[::1] keep, const count_t[::1] first,
             ptrs[i] = <PyObject *> areas[i]
             if (<FreeArea> areas[i]).mem_map != queue.mem_map:
                 q = NULL                        # not one page array: write pages at once
+        for i in range(nd):
+            dptrs[i] = <PyObject *> drain[i]
         with nogil:
             out = fill_draws(ptrs, keep, first, mt, page_flags, owner, kinds, orders, chunk,
-                             used, target, exhausted, allocated, q)
+                             used, target, exhausted, allocated, q, dptrs, nd)
     finally:
         prep_flush(&queue)                      # also when a free list could not grow
         free(queue.items)
         free(ptrs)
+        free(dptrs)
     return out
 
 

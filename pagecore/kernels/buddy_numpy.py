@@ -24,7 +24,9 @@ that hold for the whole class:
     onlining, buddy_merge_likely(), move_to_free_list()) and the order that list_del()
     keeps have no counterpart: which block of a list is taken next may differ from the
     kernel, never which list.
-  * No per-cpu lists, no MIGRATE_HIGHATOMIC reserves, no CMA fallback
+  * One CPU's per-cpu lists (the CPU pagecore runs on), as Python lists of head pfns,
+    list head first; the kernel function per call (no runs). No MIGRATE_HIGHATOMIC
+    reserves, no CMA fallback
     (__rmqueue_cma_fallback()), no ALLOC_NOFRAGMENT, no watermark boost, no guard pages,
     no compaction capture, no page reporting, no shuffling.
   * NR_FREE_PAGES is not a counter kept by account_freepages(): nr_free_pages() sums the
@@ -38,6 +40,19 @@ from pagecore.kernels.page import (FLAGS_MASK, MIGRATE_HIGHATOMIC, MIGRATE_ISOLA
                             PG_tail, PGTY_BUDDY, PGTY_NONE)
 
 __all__ = ["FreeArea", "FALLBACKS", "MAX_ORDERS", "migratetype_is_mergeable"]
+
+# The per-cpu lists (include/linux/mmzone.h, mm/page_alloc.c; the Cython class's enums)
+PAGE_ALLOC_COSTLY_ORDER = 3
+MIGRATE_PCPTYPES = 3
+NR_LOWORDER_PCP_LISTS = MIGRATE_PCPTYPES * (PAGE_ALLOC_COSTLY_ORDER + 1)
+NR_PCP_LISTS = NR_LOWORDER_PCP_LISTS + 2          # + NR_PCP_THP
+PCP_BATCH_SCALE_MAX = 5                           # CONFIG_PCP_BATCH_SCALE_MAX
+PCPF_PREV_FREE_HIGH_ORDER = 1
+
+
+def clamp(v, lo, hi):
+    """The kernel's clamp(): min(max(v, lo), hi)."""
+    return min(max(v, lo), hi)
 
 #: Free lists per migratetype (MAX_ORDERS in _buddy.pxd): >= NR_PAGE_ORDERS of every preset.
 MAX_ORDERS = 16
@@ -89,6 +104,13 @@ class FreeArea:
         # The Cython class keeps 4-byte offsets until a pfn leaves a 2^32 window (a
         # storage detail with no effect on the state); Python lists have no width.
         self.wide = False
+        # struct per_cpu_pages of the running CPU (per_cpu_pages_init()) and its lists
+        self.pcp = dict(count=0, high=0, high_min=0, high_max=0, batch=1, free_count=0,
+                        free_factor=0, alloc_factor=0, flags=0)
+        self.pcp_heads = [[] for _ in range(NR_PCP_LISTS)]
+        self.pcp_autotune = False           # the v6.7+ rules
+        self.below_high = False             # ZONE_BELOW_HIGH
+        self.wmark_min = self.wmark_high = self.reserve_movable = 0
 
     # ---- helpers --------------------------------------------------------------------
     def _is_head(self, pfn, order):
@@ -225,15 +247,224 @@ class FreeArea:
     def free_pages(self, pfn):
         """__free_pages() of the allocated block headed at `pfn`, its order read from the
         head: every page loses its PG_* bits (zone and node bits stay), refcount, owner
-        and order, then the block goes to free_one_page(). Returns its pages."""
+        and order, then free_the_page(): orders the pcp lists hold go to
+        free_unref_page() (MIGRATE_ISOLATE straight to the buddy, HIGHATOMIC and CMA on
+        the movable list), the others to free_one_page(). Returns its pages."""
         order = int(self._order[pfn])
         end = pfn + (1 << order)
         self._flags[pfn:end] &= np.uint32(ZONE_NODE_BITS)
         self._ref[pfn:end] = 0
         self._private[pfn:end] = 0
         self._order[pfn:end] = 0
+        if self.pcp_allowed_order(order):
+            mt = self.get_mt(pfn)
+            if mt != MIGRATE_ISOLATE:
+                self._order[pfn] = order
+                self.free_unref_page_commit(pfn, mt if mt < MIGRATE_PCPTYPES else MIGRATE_MOVABLE,
+                                            order)
+                return 1 << order
         self.free_one_page(pfn, order)
         return 1 << order
+
+    # ---- the per-cpu lists: mm/page_alloc.c, v6.1 and v6.7+ (pcp_autotune) -----------
+    def pcp_allowed_order(self, order):
+        """pcp_allowed_order(): up to PAGE_ALLOC_COSTLY_ORDER, and pageblock_order (THP)."""
+        return order <= PAGE_ALLOC_COSTLY_ORDER or order == self.pageblock_order
+
+    def order_to_pindex(self, mt, order):
+        if order > PAGE_ALLOC_COSTLY_ORDER:
+            return NR_LOWORDER_PCP_LISTS + (mt == MIGRATE_MOVABLE)
+        return MIGRATE_PCPTYPES * order + mt
+
+    def pindex_to_order(self, pindex):
+        return self.pageblock_order if pindex >= NR_LOWORDER_PCP_LISTS else pindex // MIGRATE_PCPTYPES
+
+    def rmqueue_bulk(self, order, count, mt, pindex):
+        """rmqueue_bulk(): up to `count` __rmqueue() to the tail of the list (no
+        watermark); each block's head loses PageBuddy and carries the order."""
+        n = 0
+        while n < count:
+            pfn = self.rmqueue(order, mt)
+            if pfn < 0:
+                break
+            self._type[pfn] = PGTY_NONE
+            self._order[pfn] = order
+            self._private[pfn] = 0
+            self.pcp_heads[pindex].append(pfn)
+            n += 1
+        return n
+
+    def nr_pcp_alloc(self, order):
+        """The blocks one refill asks for (v6.1: __rmqueue_pcplist(); v6.7+:
+        nr_pcp_alloc(), which also tunes pcp->high and alloc_factor)."""
+        pcp = self.pcp
+        base_batch = batch = pcp["batch"]
+        if not self.pcp_autotune:
+            return max(batch >> order, 2) if batch > 1 else batch
+        high = pcp["high"] = clamp(pcp["high"], pcp["high_min"], pcp["high_max"])
+        if high < base_batch:
+            return 1
+        batch = base_batch if order else base_batch << pcp["alloc_factor"]
+        if pcp["high_min"] != pcp["high_max"] and not self.below_high:
+            high = pcp["high"] = min(high + batch, pcp["high_max"])
+        if not order:
+            max_nr_alloc = max(high - pcp["count"] - base_batch, base_batch)
+            if batch <= max_nr_alloc and pcp["alloc_factor"] < PCP_BATCH_SCALE_MAX:
+                pcp["alloc_factor"] += 1
+            batch = min(batch, max_nr_alloc)
+        return max(batch >> order, 2) if batch > 1 else batch
+
+    def rmqueue_pcplist_calls(self, order, mt, count, keep_free):
+        """`count` get_page_from_freelist() calls of one zone for blocks the pcp lists
+        hold, one by one: the watermark test on NR_FREE_PAGES (v6.7+: at or below the
+        high mark sets ZONE_BELOW_HIGH), then rmqueue_pcplist(): the list head, refilled
+        first when empty. Returns the head pfns (not yet prepared)."""
+        pcp = self.pcp
+        pindex = self.order_to_pindex(mt, order)
+        lst = self.pcp_heads[pindex]
+        out = []
+        while len(out) < count:
+            free_now = self.nr_free_pages()
+            if not free_now - (1 << order) + 1 > keep_free:
+                break
+            keep_high = keep_free - self.wmark_min + self.wmark_high
+            if self.pcp_autotune and not self.below_high and \
+                    free_now - (1 << order) + 1 <= keep_high:
+                self.below_high = True
+            if self.pcp_autotune:
+                pcp["free_count"] >>= 1
+            else:
+                pcp["free_factor"] >>= 1
+            if not lst:
+                got = self.rmqueue_bulk(order, self.nr_pcp_alloc(order), mt, pindex)
+                pcp["count"] += got << order
+                if not lst:
+                    break
+            out.append(lst.pop(0))
+            pcp["count"] -= 1 << order
+        return out
+
+    def free_pcppages_bulk(self, count, pindex):
+        """free_pcppages_bulk(): `count` pages from the tails of the lists, the one at
+        `pindex` first, each block under its pageblock's migratetype."""
+        pcp = self.pcp
+        count = min(count, pcp["count"])
+        pindex -= 1
+        while count > 0:
+            while True:
+                pindex = pindex + 1 if pindex < NR_PCP_LISTS - 1 else 0
+                if self.pcp_heads[pindex]:
+                    break
+            order = self.pindex_to_order(pindex)
+            lst = self.pcp_heads[pindex]
+            while True:
+                pfn = lst.pop()
+                count -= 1 << order
+                pcp["count"] -= 1 << order
+                self.free_one_page(pfn, order)
+                if count <= 0 or not lst:
+                    break
+
+    def nr_pcp_high(self, batch, free_high):
+        pcp = self.pcp
+        if not self.pcp_autotune:
+            return 0 if not pcp["high"] or free_high else pcp["high"]
+        high = pcp["high"] = clamp(pcp["high"], pcp["high_min"], pcp["high_max"])
+        if not high:
+            return 0
+        if free_high:
+            pcp["high"] = max(high - (batch << PCP_BATCH_SCALE_MAX), pcp["high_min"])
+            return 0
+        if pcp["high_min"] == pcp["high_max"]:
+            return high
+        if self.below_high:
+            pcp["high"] = max(high - max(pcp["free_count"], batch), pcp["high_min"])
+            high = max(pcp["count"], pcp["high_min"])
+        elif pcp["count"] >= high:
+            need_high = pcp["free_count"] + batch
+            if pcp["high"] < need_high:
+                pcp["high"] = clamp(need_high, pcp["high_min"], pcp["high_max"])
+        return high
+
+    def nr_pcp_free(self, batch, high, free_high):
+        pcp = self.pcp
+        if free_high:
+            return pcp["count"] if not self.pcp_autotune else \
+                min(pcp["count"], batch << PCP_BATCH_SCALE_MAX)
+        if high < batch:
+            return 1
+        min_nr_free, max_nr_free = batch, high - batch
+        if self.pcp_autotune:
+            return clamp(pcp["free_count"], min_nr_free, max_nr_free)
+        batch <<= pcp["free_factor"]
+        if batch < max_nr_free and pcp["free_factor"] < PCP_BATCH_SCALE_MAX:
+            pcp["free_factor"] += 1
+        return clamp(batch, min_nr_free, max_nr_free)
+
+    def free_unref_page_commit(self, pfn, mt, order):
+        """free_unref_page_commit(): to the head of the list; at pcp->high, the bulk
+        free (PCPF_FREE_HIGH_BATCH taken as set, as in the Cython class)."""
+        pcp = self.pcp
+        pindex = self.order_to_pindex(mt, order)
+        batch = pcp["batch"]
+        if self.pcp_autotune:
+            pcp["alloc_factor"] >>= 1
+        self.pcp_heads[pindex].insert(0, pfn)
+        pcp["count"] += 1 << order
+        free_high = False
+        if not self.pcp_autotune:
+            free_high = bool(pcp["free_factor"] and order and order <= PAGE_ALLOC_COSTLY_ORDER)
+        else:
+            if order and order <= PAGE_ALLOC_COSTLY_ORDER:
+                free_high = (pcp["free_count"] >= batch
+                             and bool(pcp["flags"] & PCPF_PREV_FREE_HIGH_ORDER)
+                             and pcp["count"] >= batch)
+                pcp["flags"] |= PCPF_PREV_FREE_HIGH_ORDER
+            else:
+                pcp["flags"] &= ~PCPF_PREV_FREE_HIGH_ORDER
+            if pcp["free_count"] < (batch << PCP_BATCH_SCALE_MAX):
+                pcp["free_count"] += 1 << order
+        high = self.nr_pcp_high(batch, free_high)
+        if pcp["count"] >= high:
+            self.free_pcppages_bulk(self.nr_pcp_free(batch, high, free_high), pindex)
+            if self.pcp_autotune and self.below_high and \
+                    self.nr_free_pages() > self.wmark_high + self.reserve_movable:
+                self.below_high = False
+
+    def drain_pages(self):
+        """drain_pages_zone(): every pcp page back to the buddy; returns how many."""
+        n = self.pcp["count"]
+        self.free_pcppages_bulk(n, 0)
+        return n
+
+    def pageset_update(self, high_min, high_max, batch):
+        if batch < 1:
+            raise ValueError(f"pcp batch {batch} < 1")
+        self.pcp.update(batch=batch, high_min=high_min, high_max=high_max)
+        if not self.pcp_autotune:
+            self.pcp["high"] = high_min
+
+    def per_cpu_pages_init(self):
+        if self.pcp["count"]:
+            raise ValueError(f"per_cpu_pages_init: {self.pcp['count']} pages on the lists")
+        self.pcp.update(count=0, high=0, high_min=0, high_max=0, batch=1, free_count=0,
+                        free_factor=0, alloc_factor=0, flags=0)
+        self.below_high = False
+
+    def pcp_state(self):
+        p = self.pcp
+        return (p["count"], p["high"], p["high_min"], p["high_max"], p["batch"],
+                p["free_count"], p["free_factor"], p["alloc_factor"], p["flags"])
+
+    @property
+    def pcp_count(self):
+        return self.pcp["count"]
+
+    def pcp_lists(self):
+        return {i: np.array(h, dtype=np.int64) for i, h in enumerate(self.pcp_heads) if h}
+
+    def pcp_list_order(self, pindex):
+        return self.pindex_to_order(pindex)
 
     def free_bulk(self, pfns):
         """free_pages() of each head in `pfns`, in order. Returns the pages freed."""
@@ -337,16 +568,23 @@ class FreeArea:
         order 0 the block is a folio (PG_head on the first page, PG_tail on the others).
         Returns the head pfns.
 
-        One rmqueue() per block, as written. The Cython class hands out each block it
+        The orders the pcp lists hold go call by call through rmqueue_pcplist_calls().
+        Otherwise one rmqueue() per block, as written. The Cython class hands out each block it
         takes off a list as a run of consecutive blocks (rmqueue_bulk() style:
         rmqueue_split_run()) and may write the pages later in pfn order; this loop is
         what it must equal, list slots included."""
-        out = []
-        free_now = self.nr_free_pages()
-        while len(out) < count and free_now - (1 << order) + 1 > keep_free:
-            pfn = self.rmqueue(order, mt)
-            if pfn < 0:
-                break
+        if self.pcp_allowed_order(order) and mt < MIGRATE_PCPTYPES:
+            heads = self.rmqueue_pcplist_calls(order, mt, count, keep_free)
+        else:
+            heads = []
+            free_now = self.nr_free_pages()
+            while len(heads) < count and free_now - (1 << order) + 1 > keep_free:
+                pfn = self.rmqueue(order, mt)
+                if pfn < 0:
+                    break
+                heads.append(pfn)
+                free_now -= 1 << order
+        for pfn in heads:
             end = pfn + (1 << order)
             bits = self._flags[pfn:end] & np.uint32(ZONE_NODE_BITS)
             self._flags[pfn:end] = bits | np.uint32(page_flags)
@@ -357,9 +595,7 @@ class FreeArea:
             self._order[pfn:end] = order
             self._ref[pfn:end] = 1
             self._private[pfn:end] = owner
-            out.append(pfn)
-            free_now -= 1 << order
-        return out
+        return heads
 
     def alloc_bulk(self, order, mt, count, page_flags, owner, keep_free, out):
         """alloc_blocks() into `out`; returns how many (the Cython face, same checks)."""

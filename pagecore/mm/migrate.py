@@ -51,7 +51,7 @@ def do_migrate_range(m, start, end, zone, report, migrated):
     plan = []
     for order in sorted(set(orders.tolist()), reverse=True):
         src = heads[orders == order]
-        dst = page_alloc.get_page_from_freelist(m, nid, order, "movable", len(src), 0, exclude=exclude)
+        dst = page_alloc.__alloc_pages(m, nid, order, "movable", len(src), 0, exclude=exclude)
         plan.append((order, src, dst))
         if len(dst) < len(src):
             for _, _, d in plan:

@@ -190,18 +190,23 @@ def mm_core_init(m, cfg):
         for gfp, nbytes in (("kernel", cfg.boot_used_unmovable), ("movable", cfg.boot_used_movable)):
             n = int(m.pfn(int(nbytes * share)))
             if n:
-                got = page_alloc.get_page_from_freelist(m, nid, 0, gfp, n, OWNER_BOOT, strict_node=True)
+                got = page_alloc.__alloc_pages(m, nid, 0, gfp, n, OWNER_BOOT, strict_node=True)
                 if len(got) < n:
                     raise ConfigError(f"boot_used_{gfp}={nbytes:#x} does not fit in node {nid}'s "
                                       "free memory above the min watermark")
     for nid, nc in enumerate(cfg.nodes):
         for zname, n in zone_table(m, nid, nc, "used").items():
             zid = ZONE_NAMES.index(zname)
-            got = page_alloc.get_page_from_freelist(m, nid, 0, "kernel", n, OWNER_BOOT, strict_node=True,
+            got = page_alloc.__alloc_pages(m, nid, 0, "kernel", n, OWNER_BOOT, strict_node=True,
                                     exclude=lambda z, zid=zid: z.zid != zid)
             if len(got) < n:
                 raise ConfigError(f"node {nid} used {zname}={n} pages: the zone has only "
                                   f"{len(got)} free pages above its min watermark")
+    # The boot state stands for what a running kernel holds, not for its traffic: what
+    # its allocations left on the running CPU's lists goes back to the buddy, so a
+    # machine starts with empty lists and exactly `used` pages fewer free (calibrate
+    # counts a recorded kernel's own pcp pages in its boot_used).
+    page_alloc.drain_all_pages(m)
 
 
 def zone_table(m, nid, nc, key):

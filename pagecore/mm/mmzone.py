@@ -3,10 +3,10 @@ flags of struct mem_section, and the page -> node / zone lookups.
 
 Modelled: a zone's span, present/present_early/managed counters, watermarks,
 lowmem_reserve and its buddy free area (a FreeArea, pagecore/kernels/buddy.pyx); the
-per-cpu pageset limits (struct per_cpu_pages high/batch, set by mm/page_alloc.c) and the
-vmstat threshold; a node's zones, CPUs and N_MEMORY. Not modelled: pages on the per-cpu
-lists (every pcp list is empty: count 0), per-cpu vmstat deltas, zone locks, the LRU
-lists (pages carry PG_lru; there is no list).
+per-cpu pageset limits (struct per_cpu_pages high/batch, set by mm/page_alloc.c), the
+lists of the CPU pagecore runs on (in the FreeArea), and the vmstat threshold; a node's
+zones, CPUs and N_MEMORY. Not modelled: the lists of the other CPUs (empty), per-cpu
+vmstat deltas, zone locks, the LRU lists (pages carry PG_lru; there is no list).
 """
 from __future__ import annotations
 
@@ -23,23 +23,30 @@ SECTION_IS_EARLY = 1 << 3
 SECTION_USE_VMEMMAP = 1 << 4
 
 MIGRATE_PCPTYPES = 3        # UNMOVABLE, MOVABLE, RECLAIMABLE
+#: v6.7 ("mm: add framework for PCP high auto-tuning") replaced the one pcp->high with
+#: high_min (the old value, from the low watermark) and high_max (managed / 8 by default)
+#: and moves pcp->high between them at run time (alloc_factor, free_count,
+#: ZONE_BELOW_HIGH came in the same series).
+PCP_HIGH_AUTOTUNE_SINCE = (6, 7)
 
 
 class PerCpuPages:
-    """struct per_cpu_pages (include/linux/mmzone.h): the limits of one CPU's lists. Every
+    """struct per_cpu_pages (include/linux/mmzone.h): the limits of a zone's CPUs. Every
     possible CPU of a zone is given the same values (__zone_set_pageset_high_and_batch()),
-    so pagecore keeps one per zone. v6.7+ ("mm: add framework for PCP high auto-tuning")
-    has high_min/high_max, between which the kernel moves `high` as pages come and go;
-    v6.1 has `high` alone (pagecore keeps it in high_min = high_max)."""
+    so pagecore keeps one set per zone; the lists and run-time state of the CPU pagecore
+    runs on are in the zone's FreeArea (pagecore/kernels/buddy.pxd), whose other CPUs'
+    lists stay empty. v6.7+ ("mm: add framework for PCP high auto-tuning") has
+    high_min/high_max, between which the kernel moves `high` as pages come and go; v6.1
+    has `high` alone (pagecore keeps it in high_min = high_max)."""
 
-    __slots__ = ("count", "high", "high_min", "high_max", "batch")
+    __slots__ = ("high", "high_min", "high_max", "batch")
 
     def __init__(self):
         # per_cpu_pages_init(): BOOT_PAGESET_HIGH 0, BOOT_PAGESET_BATCH 1
-        self.count, self.high, self.high_min, self.high_max, self.batch = 0, 0, 0, 0, 1
+        self.high, self.high_min, self.high_max, self.batch = 0, 0, 0, 1
 
     def state(self):
-        return (self.count, self.high, self.high_min, self.high_max, self.batch)
+        return (self.high, self.high_min, self.high_max, self.batch)
 
 
 class Zone:
@@ -63,6 +70,7 @@ class Zone:
         self.stat_threshold = 0                     # per_cpu_zonestats->stat_threshold
         self.free_area = FreeArea(machine.mem_map, machine.pageblock_flags,
                                   machine.arch.nr_page_orders, machine.arch.pageblock_order)
+        self.free_area.pcp_autotune = machine.kernel >= PCP_HIGH_AUTOTUNE_SINCE
 
     @property
     def zone_end_pfn(self):

@@ -7,11 +7,13 @@ hot-added memory, init_per_zone_wmark_min() with calculate_min_free_kbytes(),
 __setup_per_zone_wmarks() and setup_per_zone_lowmem_reserve(), each as v6.1 and v6.12
 have them, and the per-cpu pageset limits they update (zone_batchsize(),
 zone_highsize(), zone_pcp_update(), zone_pcp_disable()/enable()/reset(); the high_min /
-high_max pair of v6.7+). The free lists themselves are a FreeArea
-(pagecore/kernels/buddy.pyx). Not modelled: pages on the per-cpu lists
-(rmqueue_pcplist(), free_pcppages_bulk(): every pcp list is empty, so NR_FREE_PAGES is
-every free page), the runtime tuning of pcp->high on v6.7+, highatomic reserves, CMA,
-watermark boosting, kswapd.
+high_max pair of v6.7+), and the pages on the per-cpu lists of the CPU pagecore runs
+on (RUNNING_CPU): rmqueue_pcplist() with rmqueue_bulk() refills, free_unref_page() with
+free_pcppages_bulk(), both versions' batch and high rules, the drains of offline,
+alloc_contig_range() and the allocator's slow path. The free lists and the pcp lists are
+a FreeArea (pagecore/kernels/buddy.pyx). Not modelled: the other CPUs' lists (empty), the
+vmstat worker's decay_pcp_high() and drain_zone_pages() (no clock), highatomic reserves,
+CMA, watermark boosting, kswapd.
 """
 from __future__ import annotations
 
@@ -22,7 +24,8 @@ import numpy as np
 from pagecore.kernels import page as P
 from pagecore.errors import ConfigError, RangeError, StateError
 from pagecore.mm import khugepaged, page_owner, vmstat
-from pagecore.mm.mmzone import SECTION_MARKED_PRESENT, PerCpuPages, num_online_cpus
+from pagecore.mm.mmzone import (PCP_HIGH_AUTOTUNE_SINCE, SECTION_MARKED_PRESENT, PerCpuPages,
+                                num_online_cpus)
 from pagecore.mm.page_owner import OWNER_VMEMMAP, Allocation
 from pagecore.util import first_duplicate, int_arg, int_array
 
@@ -129,14 +132,37 @@ def alloc_pages(m, nid, order, gfp="kernel", count=1, owner=None, strict_node=Fa
     if exclude is not None and not callable(exclude):
         raise ConfigError(f"alloc_pages: exclude={exclude!r} is not callable")
     extra_flags = int_arg(extra_flags, "alloc_pages: extra_flags", 0, 1 << 32)
-    got = get_page_from_freelist(m, nid, order, gfp, count, owner, strict_node, exclude, extra_flags)
+    got = __alloc_pages(m, nid, order, gfp, count, owner, strict_node, exclude, extra_flags)
     return Allocation(got, owner, order)
+
+
+def __alloc_pages(m, nid, order, gfp, count, owner, strict_node=False, exclude=None,
+                  extra_flags=0):
+    """__alloc_pages() `count` times without alloc_pages()' argument checks (the
+    machine's own allocations: vmemmap, page tables, migration targets): the fast path
+    get_page_from_freelist(), then of the slow path what pagecore models: direct reclaim
+    frees nothing, and a call that still fails drains the pcp lists of every zone
+    (__alloc_pages_direct_reclaim(): drain_all_pages(NULL), once per call, v6.1 and
+    v6.12) and tries again. The calls after a failed one fail the same way unless the
+    drain gave pages back, so the bulk loop stops at the first retry that gets none.
+    Returns a plain array of head pfns."""
+    got = get_page_from_freelist(m, nid, order, gfp, count, owner, strict_node, exclude,
+                                 extra_flags)
+    while len(got) < count and any(z.free_area.pcp_count for z in m.zones()):
+        drain_all_pages(m)
+        more = get_page_from_freelist(m, nid, order, gfp, count - len(got), owner,
+                                      strict_node, exclude, extra_flags)
+        if not len(more):
+            break
+        got = np.concatenate([got, more])
+    return got
 
 
 def get_page_from_freelist(m, nid, order, gfp, count, owner, strict_node=False, exclude=None,
                  extra_flags=0):
-    """alloc_pages() without the argument checks, for the machine's own allocations
-    (vmemmap, page tables, migration targets). Returns a plain array of head pfns."""
+    """get_page_from_freelist() `count` times over the zonelist: each zone gives blocks
+    while its watermark test passes (FreeArea.alloc_blocks(), through the running CPU's
+    pcp lists for the orders they hold). Returns a plain array of head pfns."""
     highest, mt, flags = GFP[gfp]
     flags |= extra_flags
     out = np.empty(count, dtype=np.int64)
@@ -305,13 +331,13 @@ def setup_per_zone_wmarks(m):
     __setup_per_zone_wmarks(m)
     for z in m.zones():
         zone_pcp_update(m, z, 0)
+    zone_sync_watermarks(m)
 
 
-#: v6.7 ("mm: add framework for PCP high auto-tuning") replaced the one pcp->high with
-#: high_min (the old value, from the low watermark) and high_max (managed / 8 by default)
-#: and moves pcp->high between them at run time.
-PCP_HIGH_AUTOTUNE_SINCE = (6, 7)
 MIN_PERCPU_PAGELIST_HIGH_FRACTION = 8       # mm/page_alloc.c, v6.1 and v6.12
+#: The CPU every allocation and free of pagecore runs on: its lists are the zone's
+#: FreeArea's (pagecore/kernels/buddy.pyx); the other CPUs' lists stay empty.
+RUNNING_CPU = 0
 SZ_1M = 1 << 20
 
 
@@ -340,12 +366,17 @@ def zone_highsize(m, zone, batch, cpu_online, high_fraction=0):
     return max(total // nr_split_cpus, batch << 2)
 
 
-def pageset_update(m, pcp, high_min, high_max, batch):
-    """pageset_update(): v6.1 writes pcp->high; v6.7+ high_min and high_max, pcp->high
-    being the run-time value between them (see pcp_high())."""
+def pageset_update(m, zone, high_min, high_max, batch):
+    """pageset_update() of every CPU's pageset of `zone` (the shared boot_pageset while
+    the zone has none of its own): v6.1 writes pcp->high; v6.7+ high_min and high_max,
+    pcp->high being the run-time value between them (see pcp_high()). The running
+    CPU's lists, in the zone's FreeArea, get the same limits."""
+    pcp = zone.per_cpu_pageset
     pcp.batch, pcp.high_min, pcp.high_max = batch, high_min, high_max
     if m.kernel < PCP_HIGH_AUTOTUNE_SINCE:
         pcp.high = high_min
+    if pcp is not m.boot_pageset:
+        zone.free_area.pageset_update(high_min, high_max, batch)
 
 
 def zone_set_pageset_high_and_batch(m, zone, cpu_online=0):
@@ -363,7 +394,7 @@ def zone_set_pageset_high_and_batch(m, zone, cpu_online=0):
     if (zone.pageset_high_min, zone.pageset_high_max, zone.pageset_batch) == new:
         return
     zone.pageset_high_min, zone.pageset_high_max, zone.pageset_batch = new
-    pageset_update(m, zone.per_cpu_pageset, *new)
+    pageset_update(m, zone, *new)
 
 
 def setup_zone_pageset(m, zone):
@@ -371,6 +402,7 @@ def setup_zone_pageset(m, zone):
     limits; online_pages() calls it when it populates an empty zone, boot's
     setup_per_cpu_pageset() for every populated zone."""
     zone.per_cpu_pageset = PerCpuPages()
+    zone.free_area.per_cpu_pages_init()
     zone_set_pageset_high_and_batch(m, zone, 0)
 
 
@@ -381,27 +413,47 @@ def zone_pcp_update(m, zone, cpu_online=0):
 
 def zone_pcp_disable(m, zone):
     """zone_pcp_disable() (offline_pages() keeps it for the isolation): high 0, batch 1 on
-    every CPU and the lists drained (they are always empty in pagecore)."""
-    pageset_update(m, zone.per_cpu_pageset, 0, 0, 1)
+    every CPU, then __drain_all_pages(zone, true). With high 0 a free goes straight
+    through the list to the buddy and a refill hands out its one page, so the lists
+    stay empty until zone_pcp_enable()."""
+    pageset_update(m, zone, 0, 0, 1)
+    zone.free_area.drain_pages()
 
 
 def zone_pcp_enable(m, zone):
     """zone_pcp_enable(): back to the zone's last computed limits."""
-    pageset_update(m, zone.per_cpu_pageset, zone.pageset_high_min, zone.pageset_high_max,
-                   zone.pageset_batch)
+    pageset_update(m, zone, zone.pageset_high_min, zone.pageset_high_max, zone.pageset_batch)
 
 
 def zone_pcp_reset(m, zone):
     """zone_pcp_reset(): a zone offline_pages() emptied goes back to boot_pageset
-    (zone->pageset_* keep their values)."""
+    (zone->pageset_* keep their values); its lists were drained by zone_pcp_disable()."""
     zone.per_cpu_pageset = m.boot_pageset
+    zone.free_area.per_cpu_pages_init()
+
+
+def drain_all_pages(m, zone=None):
+    """drain_all_pages(): every page on the pcp lists of `zone` (all populated zones when
+    None) back to the buddy. Returns the pages drained."""
+    zones = [zone] if zone is not None else [z for z in m.zones() if z.populated]
+    return sum(z.free_area.drain_pages() for z in zones)
+
+
+def zone_sync_watermarks(m):
+    """The min and high watermarks and lowmem_reserve[ZONE_MOVABLE] of every zone, where
+    the pcp rules of its FreeArea read them (v6.7+ ZONE_BELOW_HIGH)."""
+    for z in m.zones():
+        fa = z.free_area
+        fa.wmark_min, fa.wmark_high = z.watermark[0], z.watermark[2]
+        fa.reserve_movable = z.lowmem_reserve[P.ZONE_MOVABLE]
 
 
 def pcp_high(m, zone):
     """The `high:` /proc/zoneinfo prints for a populated zone. v6.1: pcp->high. v6.7+:
     pcp->high moves at run time (nr_pcp_alloc() raises it towards high_max on refills,
     decay_pcp_high() lowers it back to high_min every vmstat interval, it is 0 on a CPU
-    that never used the zone); pagecore has no pcp traffic and prints high_min, where
+    that never used the zone). pagecore's running CPU tunes its own pcp->high (in the
+    FreeArea) but has no vmstat worker to decay it, so every CPU prints high_min, where
     a quiet pcp settles."""
     pcp = zone.per_cpu_pageset
     return pcp.high if m.kernel < PCP_HIGH_AUTOTUNE_SINCE else pcp.high_min
@@ -428,4 +480,5 @@ def setup_per_zone_lowmem_reserve(m):
             for j in range(i + 1, P.MAX_NR_ZONES):
                 acc += node.zones[j].managed_pages
                 z.lowmem_reserve[j] = 0 if clear else acc // ratio[i]
+    zone_sync_watermarks(m)
 

@@ -95,7 +95,7 @@ def sparse_add_section(m, nid, units, rng, done):
         for j, lo in enumerate(opens):
             hi = opens[j + 1] if j + 1 < len(opens) else nsec
             for t in nt_ids[nt_sec == lo].tolist():
-                got = page_alloc.get_page_from_freelist(m, nid, 0, "kernel", 1, OWNER_VMEMMAP)
+                got = page_alloc.__alloc_pages(m, nid, 0, "kernel", 1, OWNER_VMEMMAP)
                 if not len(got):
                     stop = lo
                     break
@@ -114,7 +114,7 @@ def sparse_add_section(m, nid, units, rng, done):
             else:
                 # vmemmap_populate() allocates one leaf at a time; a bulk call takes
                 # the same pages (same zonelist, same watermark, same rmqueue order)
-                got = page_alloc.get_page_from_freelist(m, nid, gorder, "kernel", gj - gi, OWNER_VMEMMAP)
+                got = page_alloc.__alloc_pages(m, nid, gorder, "kernel", gj - gi, OWNER_VMEMMAP)
                 ok = gi + len(got)
                 g_nid[gi:ok] = (m.mem_map["flags"][got] >> P.NODES_PGSHIFT) & P.NODES_MASK
                 vals = zip(repeat("buddy"), got.tolist(), repeat(gorder),
@@ -187,7 +187,7 @@ def sparse_add_section(m, nid, units, rng, done):
                 done.append((sec, new_g, new_tl))
             for t in sparse_vmemmap.tables_of_section(m, sec):
                 if t not in tables:
-                    got = page_alloc.get_page_from_freelist(m, nid, 0, "kernel", 1, OWNER_VMEMMAP)
+                    got = page_alloc.__alloc_pages(m, nid, 0, "kernel", 1, OWNER_VMEMMAP)
                     if not len(got):
                         raise OutOfMemoryError(f"add_memory: no page for a vmemmap page table "
                                                f"(section {sec}): -ENOMEM")

@@ -124,11 +124,11 @@ def vmemmap_populate(m, nid, alt, sec):
             raise OutOfMemoryError(f"add_memory: altmap of {alt} exhausted populating "
                                    f"section {sec}: -ENOMEM")
         return ("altmap", pfn, order, alt.base_pfn // m.block_pages)
-    got = page_alloc.get_page_from_freelist(m, nid, order, "kernel", 1, OWNER_VMEMMAP)
+    got = page_alloc.__alloc_pages(m, nid, order, "kernel", 1, OWNER_VMEMMAP)
     if len(got):
         return ("buddy", int(got[0]), order, int(mmzone.page_to_nid(m, got[0])))
     if order:
-        base = page_alloc.get_page_from_freelist(m, nid, 0, "kernel", gp + 1, OWNER_VMEMMAP)   # + the PTE table
+        base = page_alloc.__alloc_pages(m, nid, 0, "kernel", gp + 1, OWNER_VMEMMAP)   # + the PTE table
         if len(base) == gp + 1:
             return ("buddy-base", base.tolist(), 0, int(mmzone.page_to_nid(m, base[0])))
         page_alloc.free_pages_ok(m, base)

@@ -64,6 +64,7 @@ def observe(m):
                        stat_threshold=c["stat_threshold"])
             zone = m.zone(z["node"], ZONE_NAMES.index(z["zone"]))
             obs["pcp_high_max"] = zone.per_cpu_pageset.high_max
+            obs["pcp_count"] = sum(c["count"] for c in z["pagesets"])
     blocks = {}
     present = (m.blocks["state"] != 0).nonzero()[0]
     for b in present.tolist():

@@ -99,8 +99,9 @@ TARGETS = [
         "MOVABLE_WMARK_CLAMP_SINCE", "LOWMEM_RESERVE_RATIO", "calculate_min_free_kbytes",
         "__setup_per_zone_wmarks", "setup_per_zone_wmarks", "setup_per_zone_lowmem_reserve",
         "nr_free_buffer_pages"]),
+    ("pagecore/mm/mmzone.py", "pagesets", ["PCP_HIGH_AUTOTUNE_SINCE"]),
     ("pagecore/mm/page_alloc.py", "pagesets", [
-        "PCP_HIGH_AUTOTUNE_SINCE", "rounddown_pow_of_two", "zone_batchsize", "zone_highsize",
+        "rounddown_pow_of_two", "zone_batchsize", "zone_highsize",
         "pageset_update", "zone_set_pageset_high_and_batch", "setup_zone_pageset",
         "zone_pcp_update", "zone_pcp_disable", "zone_pcp_enable", "zone_pcp_reset",
         "pcp_high", "setup_per_cpu_pageset"]),
