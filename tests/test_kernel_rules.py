@@ -16,7 +16,8 @@ from pagecore import Machine, NodeConfig
 from pagecore.arch import GiB, MiB
 from pagecore.errors import BusyError, ConfigError, PagecoreError
 from pagecore.mm import page_alloc
-from pagecore.procfs import meminfo_dict
+from pagecore.kernels import page as P
+from pagecore.procfs import meminfo_dict, zoneinfo
 from pagecore.validate import calibrate as cal
 
 RUNS = os.environ.get("PAGECORE_RUNS") or os.path.join(os.path.dirname(cal.__file__), "runs")
@@ -728,6 +729,29 @@ def test_pcp_limits_follow_online_and_survive_a_failed_offline():
         m2.online_memory_block(32, "online_kernel")
         # boot: managed 32768 (batch 7 as above); block: 32256, also 7
         assert [c["batch"] for c in _pcp(m2, "Normal")[1]] == [7]
+
+
+def test_pcp_pages_show_on_cpu_0_and_an_offline_drains_them():
+    # Two 128 MiB blocks online_movable ("boot" strategy): Movable managed 65536, batch
+    # 65536 >> 10 = 64, / 4 = 16, rdp2(24) - 1 = 15. Ten movable pages: one refill of 15,
+    # 5 wait on the list of the CPU pagecore runs on (CPU 0 of 2), not in MemFree.
+    # offline_pages() of either block starts with zone_pcp_disable(): high 0, batch 1
+    # and __drain_all_pages(): the 5 go back, and the migration targets it allocates
+    # with the lists disabled leave none; then the limits follow the smaller zone (32768
+    # managed: 32 / 4 = 8, rdp2(12) - 1 = 7).
+    m = Machine(kernel=(6, 1), strategy="boot",
+                nodes=[NodeConfig(boot=[(0, 2 * GiB)], cpus=2)])
+    m.add_memory(0, 4 * GiB, 256 * MiB, online="online_movable")
+    mov = m.zone(0, P.ZONE_MOVABLE)
+    assert mov.per_cpu_pageset.batch == 15
+    free0 = mov.free_pages
+    m.alloc_pages(0, 0, "movable", 10)
+    assert (mov.free_pages, m.free_pcp_pages) == (free0 - 15, 5)
+    assert [c["count"] for c in _pcp(m, "Movable")[1]] == [5, 0]
+    assert "count: 5\n" in zoneinfo(m)
+    m.offline_memory_block(33)
+    assert m.free_pcp_pages == 0 and mov.per_cpu_pageset.batch == 7
+    m.check()
 
 
 def test_cpus_must_be_a_count():

@@ -59,6 +59,35 @@ MUTANTS = [
     ("remove-stale-slot",                   # the moved entry's slot in private
      "        self.mem_map[moved].private = (<uint64_t> slot << 3) | mt\n",
      ""),
+    # the per-cpu lists (FreeArea.rmqueue_pcplist() and friends)
+    ("pcp-refill-not-scaled",               # v6.1: max(batch >> order, 2)
+     "            if batch > 1:\n                batch = max(batch >> order, <count_t> 2)\n            return batch",
+     "            return batch"),
+    ("pcp-alloc-factor-never-grows",        # v6.7+ nr_pcp_alloc(): doubling refills
+     "                pcp.alloc_factor += 1",
+     "                pass"),
+    ("pcp-high-not-raised-on-refill",       # v6.7+: high + batch towards high_max
+     "            high = pcp.high = min(high + batch, pcp.high_max)",
+     "            high = pcp.high"),
+    ("pcp-free-factor-never-grows",         # v6.1 nr_pcp_free(): batch << free_factor
+     "            pcp.free_factor += 1",
+     "            pass"),
+    ("pcp-frees-from-the-head",             # free_pcppages_bulk(): list_last_entry()
+     "                pfn = self.pcp_take_tail(pindex, order)",
+     "                self.pcp_take_head(pindex, order, 1, &pfn)"),
+    ("pcp-isolated-frees-kept",             # free_unref_page(): ISOLATE to the buddy
+     "            if mt != MIGRATE_ISOLATE:\n                self.mem_map[pfn].order = order",
+     "            if True:\n                self.mem_map[pfn].order = order"),
+    ("pcp-no-watermark-after-refill",       # the calls after a refill see it
+     "                k = self.pcp_take_head(pindex, order, 1, &pfn)      # this call's block",
+     "                k = self.pcp_take_head(pindex, order, count - n, &pfn)"),
+    ("pcp-below-high-never-set",            # get_page_from_freelist(): ZONE_BELOW_HIGH
+     "                self.below_high = True\n            if not self.pcp.lists[pindex].len:",
+     "                pass\n            if not self.pcp.lists[pindex].len:"),
+    ("pcp-no-free-high",                    # v6.1 free_high: orders 1..3 all given back
+     "            free_high = pcp.free_factor and order and order <= PAGE_ALLOC_COSTLY_ORDER",
+     "            free_high = False"),
+
 ]
 
 
