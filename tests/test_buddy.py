@@ -606,6 +606,36 @@ def test_pcp_frees_of_6_1_double_while_nothing_is_allocated(area):
     assert fa.drain_pages() == 6 and fa.pcp_count == 0
 
 
+def test_pcp_free_high_gives_back_every_page(area):
+    # free_unref_page_commit()'s free_high. v6.1: an order 1..3 block freed while
+    # free_factor > 0 (frees have outrun allocations): nr_pcp_high() 0 and nr_pcp_free()
+    # every page on the lists. v6.7+: such a block right after another
+    # (PCPF_PREV_FREE_HIGH_ORDER) with free_count >= batch and count >= batch:
+    # min(count, batch << 5) pages back. high 20 = high_min = high_max, batch 7; three
+    # order-1 blocks come in one refill of max(7 >> 1, 2) = 3.
+    m, fa = _pcp_zone(area, (6, 1), 20, 20, 7)
+    pairs = _alloc(fa, 1, 3)
+    singles = _alloc(fa, 0, 21)                   # 3 refills of 7: the list empty
+    fa.free_bulk(np.array(singles[:12], np.int64))
+    fa.free_bulk(np.array(pairs[:1], np.int64))   # free_factor 0: the block waits
+    assert fa.pcp_count == 12 + 2 and fa.pcp_state()[6] == 0
+    fa.free_bulk(np.array(singles[12:], np.int64))
+    # the 6th of those reached 20: 7 back (free_factor -> 1), count 13, +3 = 16
+    assert fa.pcp_count == 16 and fa.pcp_state()[6] == 1
+    fa.free_bulk(np.array(pairs[1:2], np.int64))  # free_factor 1: everything back
+    assert fa.pcp_count == 0
+    # v6.12: refills of 7, then min(14, max(20 - 0 - 7, 7)) = 13 (alloc_factor 1 -> stays)
+    m, fa = _pcp_zone(area, (6, 12), 20, 20, 7)
+    pairs = _alloc(fa, 1, 3)
+    singles = _alloc(fa, 0, 14)                   # 7 + 13 = 20 taken: 6 wait
+    assert fa.pcp_count == 6
+    fa.free_bulk(np.array(singles[:6], np.int64))          # count 12, free_count 6
+    fa.free_bulk(np.array(pairs[:1], np.int64))   # 6 < batch: kept; free_count 8
+    assert fa.pcp_count == 14
+    fa.free_bulk(np.array(pairs[1:2], np.int64))  # in a row, 8 >= 7, 16 >= 7: all 16 back
+    assert fa.pcp_count == 0
+
+
 def test_pcp_refills_of_6_12_double_and_raise_high(area):
     # v6.7+ nr_pcp_alloc(), batch 7, high_min 40, high_max 400: each order-0 refill with
     # no free between asks for batch << alloc_factor (alloc_factor +1 per refill up to
