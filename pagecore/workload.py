@@ -28,6 +28,7 @@ from pagecore.kernels.buddy import (fill_zones, free_owned_passes, free_owned_ra
 from pagecore.arch import ZONE_NAMES
 from pagecore.errors import ConfigError
 from pagecore.mm.page_alloc import GFP
+from pagecore.mm import vmstat
 
 #: page->private of workload allocations: movable, and unmovable (+1).
 WORKLOAD_OWNER = 0x5157
@@ -272,10 +273,17 @@ class Workload:
         report = {"zones": [f"node{z.nid}/{z.name}" for z in zones], "managed_pages": managed,
                   "target_used_pages": target, "allocated_pages": 0, "freed_pages": 0,
                   "movable_pages": 0, "kernel_pages": 0, "rounds": 0}
+        # Each phase stands for seconds of a real workload: the vmstat worker runs
+        # between them until the running CPU's pcp lists settle (decay_pcp_high(), v6.7+:
+        # else a 6.12 pcp->high raised by the refills towards managed / 8 would keep that
+        # much on the lists). Settling has no effect on the use (pages stay free).
         self._fill_to(m, nid, zones, rng, target, report)
+        vmstat.vmstat_update(m)
         for _ in range(self.age_rounds):
             self._fill_to(m, nid, zones, rng, peak, report)
+            vmstat.vmstat_update(m)
             self._free_down_to(m, zones, rng, target, report)
+            vmstat.vmstat_update(m)
             report["rounds"] += 1
         report["used_pages"] = self._used(zones)
         return report

@@ -655,6 +655,29 @@ def test_pcp_refills_of_6_12_double_and_raise_high(area):
     assert (st[0], st[5], st[7]) == (224, 1, 2)                    # count, free_count
 
 
+def test_decay_pcp_high_brings_a_quiet_pcp_back_to_high_min(area):
+    # decay_pcp_high() (v6.7+, each vmstat pass): high = max(count - batch << 5,
+    # high - high / 8, high_min), then the pages above high go back. After the 217-page
+    # fill above, high is 257 with nothing listed; 100 frees (none reaches 257) leave
+    # count 100. Passes: high 257 -> 225 -> 197 -> 173 -> 152 -> 133 -> 117 -> 103 -> 91
+    # (9 pages drained: count 91) ... down to high_min 40 and count 40.
+    m, fa = _pcp_zone(area, (6, 12), 40, 400, 7)
+    heads = _alloc(fa, 0, 217)
+    for pfn in heads[:100]:
+        fa.free_bulk(np.array([pfn], np.int64))
+    assert fa.pcp_state()[:2] == (100, 257)
+    highs = []
+    while fa.py_decay_pcp_high():
+        highs.append(fa.pcp_state()[:2])
+    assert highs[:8] == [(100, 225), (100, 197), (100, 173), (100, 152), (100, 133),
+                         (100, 117), (100, 103), (91, 91)]
+    assert fa.pcp_state()[:2] == (40, 40)
+    # v6.1 has no such step
+    m, fa = _pcp_zone(area, (6, 1), 20, 20, 7)
+    _alloc(fa, 0, 1)
+    assert not fa.py_decay_pcp_high() and fa.pcp_count == 6
+
+
 def test_pcp_of_6_12_below_the_high_watermark(area):
     # get_page_from_freelist(): a zone at or below its high watermark (4096 free, high
     # 4096, min 0: 4096 - 2^0 + 1 > 4096 fails) gets ZONE_BELOW_HIGH, and nr_pcp_alloc() then

@@ -137,6 +137,7 @@ cdef class FreeArea:
     cdef count_t nr_pcp_free(self, count_t batch, count_t high, bint free_high) noexcept nogil
     cdef int free_unref_page_commit(self, pfn_t pfn, int mt, int order) except -1 nogil
     cdef int drain_pages_zone(self) except -1 nogil
+    cdef bint decay_pcp_high(self) except -1 nogil
 
 # A workload's fill loop over pre-drawn (kind, order) draws; `areas` are borrowed FreeArea
 # references (the caller holds them). except -1: a free list may fail to grow (MemoryError).

@@ -960,6 +960,35 @@ cdef class FreeArea:
         self.free_pcppages_bulk(self.pcp.count, 0)
         return 0
 
+    cdef bint decay_pcp_high(self) except -1 nogil:
+        """decay_pcp_high() (v6.7+, from the vmstat worker's refresh_cpu_vm_stats()):
+        pcp->high down by an eighth (no further than count - batch << 5, nor below
+        high_min), then the pages above it back in batches. True while there is more to
+        do (the worker runs again). v6.1 has no such step: False."""
+        cdef per_cpu_pages *pcp = &self.pcp
+        cdef bint todo = False
+        cdef count_t to_drain, k
+        if not self.pcp_autotune:
+            return False
+        if pcp.high > pcp.high_min:
+            pcp.high = max(max(pcp.count - (pcp.batch << PCP_BATCH_SCALE_MAX),
+                               pcp.high - (pcp.high >> 3)), pcp.high_min)
+            if pcp.high > pcp.high_min:
+                todo = True
+        to_drain = pcp.count - pcp.high
+        while to_drain > 0:
+            k = min(to_drain, pcp.batch)
+            self.free_pcppages_bulk(k, 0)
+            todo = True
+            to_drain -= k
+        return todo
+
+    def py_decay_pcp_high(self):
+        cdef bint todo
+        with nogil:
+            todo = self.decay_pcp_high()
+        return todo
+
     def drain_pages(self):
         """drain_pages_zone() (drain_all_pages() and __drain_all_pages() of this zone:
         the other CPUs' lists are empty). Returns the pages drained."""

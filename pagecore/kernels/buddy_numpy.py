@@ -431,6 +431,24 @@ class FreeArea:
                     self.nr_free_pages() > self.wmark_high + self.reserve_movable:
                 self.below_high = False
 
+    def py_decay_pcp_high(self):
+        """decay_pcp_high() (v6.7+): high down by an eighth, bounded below by count -
+        batch << 5 and high_min; what lies above it drained a batch at a time."""
+        if not self.pcp_autotune:
+            return False
+        pcp, todo = self.pcp, False
+        if pcp["high"] > pcp["high_min"]:
+            pcp["high"] = max(pcp["count"] - (pcp["batch"] << PCP_BATCH_SCALE_MAX),
+                              pcp["high"] - (pcp["high"] >> 3), pcp["high_min"])
+            todo = pcp["high"] > pcp["high_min"]
+        to_drain = pcp["count"] - pcp["high"]
+        while to_drain > 0:
+            k = min(to_drain, pcp["batch"])
+            self.free_pcppages_bulk(k, 0)
+            todo = True
+            to_drain -= k
+        return todo
+
     def drain_pages(self):
         """drain_pages_zone(): every pcp page back to the buddy; returns how many."""
         n = self.pcp["count"]

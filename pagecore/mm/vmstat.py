@@ -28,3 +28,27 @@ def refresh_zone_stat_thresholds(m):
     for z in m.zones():
         if z.populated:
             z.stat_threshold = calculate_normal_threshold(m, z)
+
+
+def refresh_cpu_vm_stats(m):
+    """refresh_cpu_vm_stats(true) of the running CPU (mm/vmstat.c), its pageset half:
+    decay_pcp_high() of every populated zone (v6.7+; v6.1 has none). pagecore keeps no
+    per-cpu stat deltas, and the remote-node drain (drain_zone_pages() after 3 idle
+    seconds) is not modelled. Returns whether anything changed."""
+    changed = False
+    for z in m.zones():
+        if z.populated and z.free_area.py_decay_pcp_high():
+            changed = True
+    return changed
+
+
+def vmstat_update(m, max_passes=None):
+    """vmstat_update() every sysctl_stat_interval (1 s) while refresh_cpu_vm_stats()
+    finds work: `max_passes` seconds of a quiet CPU, or until it settles (pcp->high back
+    at high_min, the pages above it given back). Returns the passes run."""
+    n = 0
+    while max_passes is None or n < max_passes:
+        n += 1
+        if not refresh_cpu_vm_stats(m):
+            break
+    return n

@@ -88,6 +88,9 @@ MUTANTS = [
      "            free_high = pcp.free_factor and order and order <= PAGE_ALLOC_COSTLY_ORDER",
      "            free_high = False"),
 
+    ("pcp-decay-by-a-quarter",              # decay_pcp_high(): high - high >> 3
+     "                               pcp.high - (pcp.high >> 3)), pcp.high_min)",
+     "                               pcp.high - (pcp.high >> 2)), pcp.high_min)"),
 ]
 
 
