@@ -37,7 +37,7 @@ from pagecore.drivers.base.memory import (BLOCK_DTYPE, MEM_GOING_OFFLINE, MEM_OF
 from pagecore.errors import ConfigError
 from pagecore.invariants import check_machine
 from pagecore.mm import (huge_memory, memory_hotplug, mm_init, page_alloc, page_isolation,
-                         page_owner, show_mem)
+                         page_owner, show_mem, vmstat)
 from pagecore.mm.huge_memory import THP_MODES
 from pagecore.mm.memory_hotplug import (MMOP_OFFLINE, MMOP_ONLINE, MMOP_ONLINE_KERNEL,
                                         MMOP_ONLINE_MOVABLE, ONLINE_POLICIES, ONLINE_TYPES,
@@ -367,6 +367,17 @@ class Machine:
         """Pages on the per-cpu lists of every zone (show_free_areas()' free_pcp): free
         pages the buddy does not hold, handed out before it is asked again."""
         return sum(z.free_area.pcp_count for z in self.zones())
+
+    def vmstat_update(self, max_passes=None):
+        """The vmstat worker on the running CPU (vmstat_update() every second while
+        refresh_cpu_vm_stats() finds work): decay_pcp_high() of every populated zone,
+        `max_passes` times or until it settles. v6.1 has nothing to do. Returns the
+        passes run.
+
+        pagecore/mm/vmstat.py: vmstat_update()."""
+        if max_passes is not None:
+            max_passes = int_arg(max_passes, "vmstat_update: max_passes", 1)
+        return vmstat.vmstat_update(self, max_passes)
 
     def drain_all_pages(self, zone=None):
         """drain_all_pages(): the pages on the per-cpu lists of `zone` (every populated

@@ -754,6 +754,28 @@ def test_pcp_pages_show_on_cpu_0_and_an_offline_drains_them():
     m.check()
 
 
+def test_vmstat_worker_settles_a_6_12_pcp_at_high_min():
+    # Allocate then free 20000 movable pages of a 1 GiB Movable zone (6.12): the refills
+    # raised pcp->high above high_min (nr_pcp_alloc()) and the frees left pages on the
+    # list. Machine.vmstat_update() runs decay_pcp_high() until it settles: high back at
+    # high_min, the pages above it given back; the zone's free + listed pages unchanged.
+    m = Machine(kernel=(6, 12), strategy="boot")
+    m.add_memory(0, 4 * GiB, 1 * GiB, online="online_movable")
+    mov = m.zone(0, P.ZONE_MOVABLE)
+    m.free_pages(m.alloc_pages(0, 0, "movable", 20000))
+    fa = mov.free_area
+    count, high, high_min = fa.pcp_state()[:3]
+    assert high > high_min and count > 0
+    total = mov.free_pages + fa.pcp_count
+    assert m.vmstat_update() > 1
+    assert fa.pcp_state()[1] == high_min and fa.pcp_count <= high_min
+    assert mov.free_pages + fa.pcp_count == total
+    assert m.vmstat_update() == 1                   # settled: the first pass finds nothing
+    with pytest.raises(PagecoreError, match="max_passes"):
+        m.vmstat_update(0)
+    m.check()
+
+
 def test_cpus_must_be_a_count():
     for bad in (-1, 1.5, "2", 0, False):
         with pytest.raises(ConfigError, match="cpus"):
