@@ -522,7 +522,8 @@ def check_machine(m):
             _fail("zone has online pages but spans nothing", zone=name, present=present)
         # pagesets: a populated zone has its own (setup_zone_pageset() at its first
         # online), outside an offline they hold the zone's last computed limits
-        # (zone_pcp_enable() on every path), and no page is ever left on a pcp list.
+        # (zone_pcp_enable() on every path), the running CPU's lists (the FreeArea) have
+        # the same, and a zone on boot_pageset lists no page.
         # Exception: a fresh pageset keeps per_cpu_pages_init()'s (0, 0, 1) while the
         # limits stay what they were for the empty zone, which needs batch 1 (a zone
         # under 12288 managed pages).
@@ -536,6 +537,11 @@ def check_machine(m):
             _fail("zone pagesets hold neither the zone's limits nor per_cpu_pages_init()'s "
                   "(zone_pcp_disable() without zone_pcp_enable()?)", zone=name,
                   pcp=(pcp.high_min, pcp.high_max, pcp.batch), limits=limits)
+        st = z.free_area.pcp_state()
+        if pcp is not m.boot_pageset and (st[2], st[3], st[4]) != (pcp.high_min, pcp.high_max,
+                                                                  pcp.batch):
+            _fail("the running CPU's pcp limits differ from the zone's pagesets", zone=name,
+                  cpu0=(st[2], st[3], st[4]), pagesets=(pcp.high_min, pcp.high_max, pcp.batch))
         if pcp is m.boot_pageset and z.free_area.pcp_count:
             _fail("pages on the per-cpu lists of a zone on boot_pageset", zone=name,
                   count=z.free_area.pcp_count)
