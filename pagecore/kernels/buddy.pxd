@@ -51,7 +51,7 @@ cdef struct pcp_run:
     count_t n                         # blocks at pfn, pfn + 2^order, ...
 
 cdef struct pcp_list:
-    pcp_run *runs                     # ring: runs[(head + i) % cap], i = 0 the list head
+    pcp_run *runs                     # ring: runs[(head + i) & (cap - 1)], i = 0 the list head; cap 2^k
     count_t head, len, cap
 
 cdef struct per_cpu_pages:

@@ -638,13 +638,13 @@ cdef class FreeArea:
         return pindex // MIGRATE_PCPTYPES
 
     cdef int pcp_grow(self, pcp_list *l) except -1 nogil:
-        cdef count_t cap = 2 * l.cap + 8, i
+        cdef count_t cap = 2 * l.cap if l.cap else 16, i      # a power of two: & masks
         cdef pcp_run *runs = <pcp_run *> malloc(cap * sizeof(pcp_run))
         if runs == NULL:
             with gil:
                 raise MemoryError("pcp list growth")
         for i in range(l.len):
-            runs[i] = l.runs[(l.head + i) % l.cap]
+            runs[i] = l.runs[(l.head + i) & (l.cap - 1)]
         free(l.runs)
         l.runs, l.head, l.cap = runs, 0, cap
         return 0
@@ -661,7 +661,7 @@ cdef class FreeArea:
             return 0
         if l.len == l.cap:
             self.pcp_grow(l)
-        l.head = (l.head + l.cap - 1) % l.cap
+        l.head = (l.head + l.cap - 1) & (l.cap - 1)
         l.runs[l.head].pfn = pfn
         l.runs[l.head].n = 1
         l.len += 1
@@ -672,13 +672,13 @@ cdef class FreeArea:
         cdef pcp_list *l = &self.pcp.lists[pindex]
         cdef pcp_run *r
         if l.len:
-            r = &l.runs[(l.head + l.len - 1) % l.cap]
+            r = &l.runs[(l.head + l.len - 1) & (l.cap - 1)]
             if r.pfn + ((<pfn_t> r.n) << order) == pfn:
                 r.n += n
                 return 0
         if l.len == l.cap:
             self.pcp_grow(l)
-        r = &l.runs[(l.head + l.len) % l.cap]
+        r = &l.runs[(l.head + l.len) & (l.cap - 1)]
         r.pfn, r.n = pfn, n
         l.len += 1
         return 0
@@ -698,7 +698,7 @@ cdef class FreeArea:
         r.pfn += (<pfn_t> k) << order
         r.n -= k
         if not r.n:
-            l.head = (l.head + 1) % l.cap
+            l.head = (l.head + 1) & (l.cap - 1)
             l.len -= 1
         return k
 
@@ -708,7 +708,7 @@ cdef class FreeArea:
         cdef pcp_run *r
         if not l.len:
             return -1
-        r = &l.runs[(l.head + l.len - 1) % l.cap]
+        r = &l.runs[(l.head + l.len - 1) & (l.cap - 1)]
         r.n -= 1
         if not r.n:
             l.len -= 1
@@ -1047,7 +1047,7 @@ cdef class FreeArea:
             order = self.pindex_to_order(pindex)
             pf = []
             for i in range(l.len):
-                r = &l.runs[(l.head + i) % l.cap]
+                r = &l.runs[(l.head + i) & (l.cap - 1)]
                 pf.append(r.pfn + (np.arange(r.n, dtype=np.int64) << order))
             out[pindex] = np.concatenate(pf)
         return out
