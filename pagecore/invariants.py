@@ -40,10 +40,9 @@ def _zone_key(nid, zid):
 
 
 def _check_pcp_lists(m, zones, free_heads, free_ends):
-    """Every block on a pcp list is aligned, in online memory of its zone, unreferenced
-    and untyped (not PageBuddy: rmqueue_bulk() took it off the free lists; its head
-    carries the list's order), listed once, overlapping no free block; pcp->count is
-    their pages."""
+    """Every block on a pcp list is aligned, in online memory of its zone, unreferenced,
+    untyped (not PageBuddy: rmqueue_bulk() took it off the free lists) and unflagged,
+    listed once, overlapping no free block; pcp->count is their pages."""
     mm = m.mem_map
     pps = m.arch.pages_per_section
     online = (m.sections & SECTION_IS_ONLINE) != 0
@@ -67,9 +66,6 @@ def _check_pcp_lists(m, zones, free_heads, free_ends):
             if bad.any():
                 _fail("pcp page is referenced, typed, flagged, offline or of another zone",
                       zone=name, order=o, pfn=int(pfns[np.argmax(bad)]))
-            if (mm["order"][h] != o).any():
-                _fail("pcp block's head does not carry its list's order", zone=name, order=o,
-                      pfn=int(h[np.argmax(mm["order"][h] != o)]))
             heads.append(h)
             ends.append(h + (1 << o))
         if pages != fa.pcp_count:

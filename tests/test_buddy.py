@@ -574,10 +574,10 @@ def test_pcp_refill_of_6_1_is_batch_scaled_by_the_order(area):
     assert _alloc(fa, 0, 1) == [7] and fa.pcp_count == 6
     assert _alloc(fa, 2, 1) == [16] and fa.pcp_count == 6 + 4
     assert _alloc(fa, 9, 1) == [512] and fa.pcp_count == 6 + 4 + 512
-    # the pages on the lists: unreferenced, not PageBuddy, the head carries the order
+    # the pages on the lists: unreferenced, not PageBuddy
     assert {i: h.tolist() for i, h in fa.pcp_lists().items()} == {
         1: list(range(8, 14)), 7: [20], 13: [1024]}     # pindex 3 * order + mt; THP movable
-    assert m.mem_map["page_type"][20] == PGTY_NONE and m.mem_map["order"][20] == 2
+    assert m.mem_map["page_type"][20] == PGTY_NONE
     assert m.mem_map["refcount"][8:14].tolist() == [0] * 6
 
 

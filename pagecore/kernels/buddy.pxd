@@ -41,8 +41,8 @@ cdef struct prep_queue:
 # kernel threads them through page->pcp_list, pagecore keeps a ring of runs of
 # consecutive blocks (rmqueue_bulk() appends what one split hands out as one run; a free
 # adds one block at the head). Invariants: a block on a list is not on a free list; its
-# head page is PGTY_NONE with refcount 0 and `order` = the list's; count = the pages on
-# all lists.
+# pages are PGTY_NONE with refcount 0 and no PG_* flag (`order` of the head is not kept:
+# the list's pindex gives it); count = the pages on all lists.
 cdef enum:
     NR_PCP_LISTS = 14                 # MIGRATE_PCPTYPES * (PAGE_ALLOC_COSTLY_ORDER + 1) + NR_PCP_THP
 

@@ -718,11 +718,14 @@ cdef class FreeArea:
                               int pindex) except -1 nogil:
         """rmqueue_bulk(): up to `count` __rmqueue() to the tail of the list, under no
         watermark; returns how many. NR_FREE_PAGES loses them (nr_free() reads the
-        lists). A block handed out of a split goes as one run, as alloc_blocks()."""
+        lists). A block handed out of a split goes as one run, as alloc_blocks(). No page
+        is written: the blocks left the free lists unreferenced, untyped and with no
+        slot in `private` (pop(), remove(), the untouched inside of a split block), and
+        `order` of such a page is not state (buddy_order() needs PageBuddy): the list
+        says it. A block handed out is prepared then, as alloc_blocks() does."""
         cdef count_t n = 0, take
         cdef pfn_t pfn
         cdef int o
-        cdef page_t *p
         while n < count:
             o = self.smallest_listed(order, mt)
             if o >= 0:
@@ -736,11 +739,6 @@ cdef class FreeArea:
                 pfn = self.rmqueue(order, mt)
                 if pfn < 0:
                     break
-            for o in range(<int> take):
-                p = &self.mem_map[pfn + (<pfn_t> o << order)]
-                p.page_type = PGTY_NONE
-                p.order = order
-                p.private = 0
             self.pcp_add_tail(pindex, pfn, take, order)
             n += take
         return n

@@ -281,15 +281,13 @@ class FreeArea:
 
     def rmqueue_bulk(self, order, count, mt, pindex):
         """rmqueue_bulk(): up to `count` __rmqueue() to the tail of the list (no
-        watermark); each block's head loses PageBuddy and carries the order."""
+        watermark). The pages are left as rmqueue() leaves them: unreferenced, untyped,
+        no list slot; the head's `order` is not kept (the list's pindex gives it)."""
         n = 0
         while n < count:
             pfn = self.rmqueue(order, mt)
             if pfn < 0:
                 break
-            self._type[pfn] = PGTY_NONE
-            self._order[pfn] = order
-            self._private[pfn] = 0
             self.pcp_heads[pindex].append(pfn)
             n += 1
         return n
