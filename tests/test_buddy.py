@@ -513,6 +513,21 @@ def test_claim_range_gives_back_the_rest_in_aligned_chunks(area):
                         (MIGRATE_MOVABLE, 2): [0, 12]}
 
 
+def test_alloc_bulk_watermark_above_the_pcp_orders(area):
+    # Order 4 goes to the buddy directly (pcp_allowed_order(): above
+    # PAGE_ALLOC_COSTLY_ORDER and not pageblock_order 7). 64 free pages, keep_free 32:
+    # 64 - 16 + 1 = 49 > 32, 48 - 15 = 33 > 32 (by one), 32 - 15 = 17: two blocks.
+    m = bare(256, 7, 8, area=area)
+    free(m, 0, 6)
+    out = np.full(4, -1, np.int64)
+    assert m.free_area.alloc_bulk(4, MIGRATE_MOVABLE, 4, 0, 1, 32, out) == 2
+    assert out[:2].tolist() == [0, 16] and m.free_area.pcp_count == 0
+    # keep_free 48: 64 - 16 + 1 = 49 > 48 passes by the + 1 alone: one block
+    m = bare(256, 7, 8, area=area)
+    free(m, 0, 6)
+    assert m.free_area.alloc_bulk(4, MIGRATE_MOVABLE, 4, 0, 1, 48, out) == 1
+
+
 def test_alloc_bulk_watermark_and_folios(area):
     # 16 free pages (one order-4 block at 0). Order-2 blocks while the zone keeps more
     # than keep_free = 8 afterwards: __zone_watermark_ok() is free - 2^2 + 1 > 8, so

@@ -54,10 +54,13 @@ MUTANTS = [
      "        if f & PB_migrate_isolate:\n            return MIGRATE_ISOLATE",
      "        if False:\n            return MIGRATE_ISOLATE"),
     ("watermark-off-by-one",                # __zone_watermark_ok(): free - 2^o + 1 > min
-     "free_now - (1 << order) + 1 > keep_free",
-     "free_now - (1 << order) > keep_free"),
+     "free_now - (1 << order) + 1 > keep_free:\n            o = self.smallest_listed",
+     "free_now - (1 << order) > keep_free:\n            o = self.smallest_listed"),
+    ("pcp-watermark-off-by-one",            # the same test before a pcp list is read
+     "free_now - (1 << order) + 1 > keep_free:\n            if self.pcp_autotune",
+     "free_now - (1 << order) > keep_free:\n            if self.pcp_autotune"),
     ("remove-stale-slot",                   # the moved entry's slot in private
-     "        self.mem_map[moved].private = (<uint64_t> slot << 3) | mt\n",
+     "        set_slot(self, moved, &self.mem_map[moved], order, slot, mt)\n",
      ""),
     # the per-cpu lists (FreeArea.rmqueue_pcplist() and friends)
     ("pcp-refill-not-scaled",               # v6.1: max(batch >> order, 2)
