@@ -127,7 +127,12 @@ cdef class FreeArea:
     cdef int pcp_add_tail(self, int pindex, pfn_t pfn, count_t n, int order) except -1 nogil
     cdef count_t pcp_take_head(self, int pindex, int order, count_t want, pfn_t *pfn) noexcept nogil
     cdef pfn_t pcp_take_tail(self, int pindex, int order) noexcept nogil
-    cdef count_t rmqueue_bulk(self, int order, count_t count, int mt, int pindex) except -1 nogil
+    cdef count_t rmqueue_bulk(self, int order, count_t count, int mt, int pindex,
+                              prep_queue *queue) except -1 nogil
+    cdef count_t rmqueue_run(self, int order, int mt, count_t limit, pfn_t *pfn,
+                             prep_queue *queue) except -1 nogil
+    cdef int hand_out(self, pfn_t pfn, int order, count_t k, uint32_t page_flags,
+                      uint64_t owner, pfn_t *out, count_t n, prep_queue *queue) except -1 nogil
     cdef count_t nr_pcp_alloc(self, int order) noexcept nogil
     cdef count_t rmqueue_pcplist(self, int order, int mt, count_t count, uint32_t page_flags,
                                  uint64_t owner, count_t keep_free, pfn_t *out,

@@ -495,38 +495,55 @@ cdef class FreeArea:
             # pcp lists for the pcp types only, gfp_migratetype())
             return self.rmqueue_pcplist(order, mt, count, page_flags, owner, keep_free, out,
                                         queue)
-        cdef count_t n = 0, free_now = self.nr_free(False), take, i
+        cdef count_t n = 0, free_now = self.nr_free(False), take
         cdef pfn_t pfn
-        cdef int o
         while n < count and free_now - (1 << order) + 1 > keep_free:
-            o = self.smallest_listed(order, mt)
-            if o >= 0:
-                # blocks the watermark still allows: k more while free - k * 2^order >=
-                # keep_free (the loop's test, block by block); at least 1 here
-                take = (free_now - keep_free) >> order
-                if take > count - n:
-                    take = count - n
-                if take > (<count_t> 1) << (o - order):
-                    take = (<count_t> 1) << (o - order)
-                pfn = self.pop(o, mt)
-                self.rmqueue_split_run(pfn, order, o, take, mt)
-            else:
-                take = 1
-                if queue != NULL:
-                    prep_flush(queue)
-                pfn = self.rmqueue(order, mt)           # __rmqueue_fallback() and friends
-                if pfn < 0:
-                    break
-            if queue != NULL and (take << order) >= PREP_LATER_PAGES:
-                prep_later(queue, pfn, order, take, page_flags, owner)
-            else:
-                prep_run(self.mem_map, pfn, order, take, page_flags, owner)
-            if out != NULL:
-                for i in range(take):
-                    out[n + i] = pfn + (i << order)
+            # blocks the watermark still allows: k more while free - k * 2^order >=
+            # keep_free (the loop's test, block by block); at least 1 here
+            take = (free_now - keep_free) >> order
+            take = self.rmqueue_run(order, mt, take if take < count - n else count - n,
+                                    &pfn, queue)
+            if not take:
+                break
+            self.hand_out(pfn, order, take, page_flags, owner, out, n, queue)
             n += take
             free_now -= take << order
         return n
+
+    cdef count_t rmqueue_run(self, int order, int mt, count_t limit, pfn_t *pfn,
+                             prep_queue *queue) except -1 nogil:
+        """Up to `limit` (>= 1) __rmqueue() in a row that take consecutive blocks: the
+        pieces of one block off the smallest non-empty list (rmqueue_split_run()), or one
+        block by the fallback path, which reads pages (move_freepages_block()), so the
+        queued pages are written out first. The first block at *pfn; returns how many
+        (0: the zone has no block of `order` for `mt`)."""
+        cdef int o = self.smallest_listed(order, mt)
+        cdef count_t take
+        if o >= 0:
+            take = limit
+            if take > (<count_t> 1) << (o - order):
+                take = (<count_t> 1) << (o - order)
+            pfn[0] = self.pop(o, mt)
+            self.rmqueue_split_run(pfn[0], order, o, take, mt)
+            return take
+        if queue != NULL:
+            prep_flush(queue)
+        pfn[0] = self.rmqueue(order, mt)               # __rmqueue_fallback() and friends
+        return 1 if pfn[0] >= 0 else 0
+
+    cdef int hand_out(self, pfn_t pfn, int order, count_t k, uint32_t page_flags,
+                      uint64_t owner, pfn_t *out, count_t n, prep_queue *queue) except -1 nogil:
+        # prep_new_page() of k consecutive blocks from pfn, now or queued (a long run), and
+        # their heads to out[n:] unless out is NULL
+        cdef count_t i
+        if queue != NULL and (k << order) >= PREP_LATER_PAGES:
+            prep_later(queue, pfn, order, k, page_flags, owner)
+        else:
+            prep_run(self.mem_map, pfn, order, k, page_flags, owner)
+        if out != NULL:
+            for i in range(k):
+                out[n + i] = pfn + (i << order)
+        return 0
 
     cdef int smallest_listed(self, int order, int mt) noexcept nogil:
         # the order __rmqueue_smallest() would take from: the first non-empty list of
@@ -714,8 +731,8 @@ cdef class FreeArea:
             l.len -= 1
         return r.pfn + ((<pfn_t> r.n) << order)
 
-    cdef count_t rmqueue_bulk(self, int order, count_t count, int mt,
-                              int pindex) except -1 nogil:
+    cdef count_t rmqueue_bulk(self, int order, count_t count, int mt, int pindex,
+                              prep_queue *queue) except -1 nogil:
         """rmqueue_bulk(): up to `count` __rmqueue() to the tail of the list, under no
         watermark; returns how many. NR_FREE_PAGES loses them (nr_free() reads the
         lists). A block handed out of a split goes as one run, as alloc_blocks(). No page
@@ -725,20 +742,10 @@ cdef class FreeArea:
         says it. A block handed out is prepared then, as alloc_blocks() does."""
         cdef count_t n = 0, take
         cdef pfn_t pfn
-        cdef int o
         while n < count:
-            o = self.smallest_listed(order, mt)
-            if o >= 0:
-                take = count - n
-                if take > (<count_t> 1) << (o - order):
-                    take = (<count_t> 1) << (o - order)
-                pfn = self.pop(o, mt)
-                self.rmqueue_split_run(pfn, order, o, take, mt)
-            else:
-                take = 1
-                pfn = self.rmqueue(order, mt)
-                if pfn < 0:
-                    break
+            take = self.rmqueue_run(order, mt, count - n, &pfn, queue)
+            if not take:
+                break
             self.pcp_add_tail(pindex, pfn, take, order)
             n += take
         return n
@@ -789,24 +796,17 @@ cdef class FreeArea:
         blocks handed out, prepared as alloc_blocks() prepares them."""
         cdef per_cpu_pages *pcp = &self.pcp
         cdef int pindex = self.order_to_pindex(mt, order)
-        cdef count_t n = 0, k, i, got
+        cdef count_t n = 0, k, got
         cdef count_t free_now = self.nr_free(False)
         # high_wmark_pages() + lowmem_reserve[highest_zoneidx]: the caller's min + reserve
-        cdef count_t keep_high = keep_free - self.wmark_min + self.wmark_high, b
+        cdef count_t keep_high = keep_free - self.wmark_min + self.wmark_high
         cdef pfn_t pfn
-        cdef int o
         while n < count and free_now - (1 << order) + 1 > keep_free:
             if self.pcp_autotune and not self.below_high \
                     and free_now - (1 << order) + 1 <= keep_high:
                 self.below_high = True
             if not self.pcp.lists[pindex].len:
-                b = self.nr_pcp_alloc(order)
-                o = self.smallest_listed(order, mt)
-                if queue != NULL and (o < 0 or ((<count_t> 1) << (o - order)) < b):
-                    # the fallback path reads pages (move_freepages_block()): write
-                    # out the queued ones first, as alloc_blocks() does
-                    prep_flush(queue)
-                got = self.rmqueue_bulk(order, b, mt, pindex)
+                got = self.rmqueue_bulk(order, self.nr_pcp_alloc(order), mt, pindex, queue)
                 pcp.count += got << order
                 free_now -= got << order
                 if not got:
@@ -825,13 +825,7 @@ cdef class FreeArea:
                 pcp.free_count = pcp.free_count >> k if k < 64 else 0
             else:
                 pcp.free_factor = pcp.free_factor >> k if k < 32 else 0
-            if queue != NULL and (k << order) >= PREP_LATER_PAGES:
-                prep_later(queue, pfn, order, k, page_flags, owner)
-            else:
-                prep_run(self.mem_map, pfn, order, k, page_flags, owner)
-            if out != NULL:
-                for i in range(k):
-                    out[n + i] = pfn + (i << order)
+            self.hand_out(pfn, order, k, page_flags, owner, out, n, queue)
             n += k
         return n
 

@@ -54,8 +54,8 @@ MUTANTS = [
      "        if f & PB_migrate_isolate:\n            return MIGRATE_ISOLATE",
      "        if False:\n            return MIGRATE_ISOLATE"),
     ("watermark-off-by-one",                # __zone_watermark_ok(): free - 2^o + 1 > min
-     "free_now - (1 << order) + 1 > keep_free:\n            o = self.smallest_listed",
-     "free_now - (1 << order) > keep_free:\n            o = self.smallest_listed"),
+     "free_now - (1 << order) + 1 > keep_free:\n            # blocks the watermark",
+     "free_now - (1 << order) > keep_free:\n            # blocks the watermark"),
     ("pcp-watermark-off-by-one",            # the same test before a pcp list is read
      "free_now - (1 << order) + 1 > keep_free:\n            if self.pcp_autotune",
      "free_now - (1 << order) > keep_free:\n            if self.pcp_autotune"),
