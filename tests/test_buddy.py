@@ -121,6 +121,19 @@ def check_lists(m):
     for pfn in seen:
         covered[pfn:pfn + (1 << int(m.mem_map["order"][pfn]))] += 1
     assert covered.max(initial=0) <= 1, "free blocks overlap"
+    # listed_block(), read off the lists, against the heads read off the pages: the
+    # free block of order >= side_order holding each page, or none
+    side = min(pbo, m.nr_orders)
+    want = np.full(m.n, -1, np.int64)
+    for pfn in seen:
+        o = int(m.mem_map["order"][pfn])
+        if o >= side:
+            want[pfn:pfn + (1 << o)] = pfn
+    for pfn in range(m.n):
+        got = fa._listed_block(pfn)
+        assert (got[0] if got else -1) == want[pfn], f"listed_block({pfn}) = {got}"
+        if got:
+            assert got[1] == int(m.mem_map["order"][got[0]]), pfn
 
 
 def unmerged_buddies(m):

@@ -98,6 +98,7 @@ cdef class FreeArea:
     cdef void remove(self, pfn_t pfn) noexcept nogil
     cdef pfn_t pop(self, int order, int mt) noexcept nogil
     cdef int get_mt(self, pfn_t pfn) noexcept nogil
+    cdef pfn_t listed_block(self, pfn_t pfn, int *order) noexcept nogil
     cdef int free_one_page(self, pfn_t pfn, int order) except -1 nogil
     cdef int _free_one_page(self, pfn_t pfn, int order, int mt) except -1 nogil
     cdef count_t free_pages(self, pfn_t pfn) except -1 nogil

@@ -225,6 +225,35 @@ cdef class FreeArea:
         self.mem_map[pfn].private = 0
         return pfn
 
+    cdef pfn_t listed_block(self, pfn_t pfn, int *order) noexcept nogil:
+        # The head of the free block of order >= side_order on a free list that holds
+        # `pfn`, its order in *order; -1 if none. Read off the side slots and the lists,
+        # not the page array, so a scan can pass a large free block without touching the
+        # struct pages under it (a memmap image stays unread). A stale side slot proves
+        # nothing: the list entry it names must be the head itself.
+        cdef int o, mt
+        cdef pfn_t h
+        cdef count_t s
+        for o in range(self.nr_orders - 1, self.side_order - 1, -1):
+            h = pfn & ~((<pfn_t> 1 << o) - 1)
+            s = self.side[o][h >> o]
+            for mt in range(MIGRATE_TYPES):
+                if s < self.nr[mt][o] and slot_get(self, mt, o, s) == h:
+                    order[0] = o
+                    return h
+        return -1
+
+    def _listed_block(self, pfn_t pfn):
+        """listed_block() for tests: (head, order) or None."""
+        cdef int o = -1
+        cdef pfn_t h
+        if pfn < 0 or (self.side_order < self.nr_orders
+                       and <size_t> (pfn >> self.side_order) * sizeof(uint32_t)
+                       >= self.side_bytes[self.side_order]):
+            raise ValueError(f"_listed_block: pfn {pfn} outside the page array")
+        h = self.listed_block(pfn, &o)
+        return None if h < 0 else (h, o)
+
     cdef int get_mt(self, pfn_t pfn) noexcept nogil:
         # get_pfnblock_migratetype(): the isolate bit wins over the stored migratetype.
         cdef pbflags_t f = self.pageblock_flags[pfn >> self.pageblock_order]
@@ -1537,24 +1566,40 @@ cdef struct owned_map:
     uint64_t *words
 
 
-cdef count_t scan_owned(const page_t *mem_map, owned_map *z, uint64_t owner,
+cdef count_t scan_owned(FreeArea fa, const page_t *mem_map, owned_map *z, uint64_t owner,
                         uint64_t nr_owners, bint *nested) noexcept nogil:
     """The one read of the page array: set z's bits, return the pages of the blocks.
     `nested` is set when a block's free (free_pages(): 2^order pages from its head) would
     reach past the zone or take another owned head (of any zone) with it, which no
     consistent page array has: then only a block-by-block walk of the bits (which
-    re-reads them after each free) frees as a scan of the page array would."""
-    cdef pfn_t n = z.end - z.start, w, j, lim, i, cover = 0
+    re-reads them after each free) frees as a scan of the page array would.
+    The words of 64 pages inside a free block of order >= pageblock_order on the
+    zone's lists (FreeArea.listed_block(), one look per pageblock) hold no owned head
+    and are not read: a mostly free 16 TiB zone leaves its memmap images unread."""
+    cdef pfn_t n = z.end - z.start, w, j, lim, i, cover = 0, lo
+    cdef pfn_t free_lo = 0, free_hi = 0, looked = -1, h
     cdef count_t total = 0, k
     cdef uint64_t acc
     cdef const page_t *p = mem_map + z.start
     cdef const page_t *q
     cdef bint inside = False
+    cdef bint sided = fa.side_order < fa.nr_orders
+    cdef int o
     for w in range((n + 63) >> 6):
         acc = 0
         lim = n - (w << 6)
         if lim > 64:
             lim = 64
+        lo = z.start + (w << 6)
+        if sided:
+            if lo >= free_hi and (lo >> fa.side_order) != looked:
+                looked = lo >> fa.side_order
+                h = fa.listed_block(lo, &o)
+                if h >= 0:
+                    free_lo, free_hi = h, h + ((<pfn_t> 1) << o)
+            if free_lo <= lo and lo + lim <= free_hi:
+                z.words[w] = 0
+                continue
         for j in range(lim):
             i = (w << 6) + j
             q = &p[i]
@@ -1753,7 +1798,8 @@ def free_owned_passes(zones, const page_t[::1] mem_map, uint64_t owner, uint64_t
             try:
                 with nogil:
                     for i in range(nz):
-                        total += scan_owned(&mem_map[0], &maps[i], owner, nr_owners, &nested)
+                        total += scan_owned(<FreeArea> areas[i], &mem_map[0], &maps[i], owner,
+                                             nr_owners, &nested)
                     while excess > 0 and total > 0:
                         p = <double> excess / <double> total
                         if p > 1.0:
@@ -1791,3 +1837,4 @@ def free_owned_passes(zones, const page_t[::1] mem_map, uint64_t owner, uint64_t
         free(areas)
         free(src.pcg)
     return freed
+

@@ -125,6 +125,19 @@ class FreeArea:
         """No-op: the twin's lists have no narrow form."""
         self.wide = True
 
+    def _listed_block(self, pfn):
+        """listed_block() of the Cython class: (head, order) of the free block of order
+        >= side_order on a list that holds `pfn`, or None; here from the side slots."""
+        if pfn < 0 or pfn >= len(self.mem_map):
+            raise ValueError(f"_listed_block: pfn {pfn} outside the page array")
+        for o in range(self.nr_orders - 1, self.side_order - 1, -1):
+            h = pfn & ~((1 << o) - 1)
+            slot = self.side[o].get(h)
+            if slot is not None and any(slot < len(self.lists[mt][o]) and self.lists[mt][o][slot] == h
+                                        for mt in range(MIGRATE_TYPES)):
+                return h, o
+        return None
+
     # ---- list primitives: __add_to_free_list(), __del_page_from_free_list() ---------
     def add(self, pfn, order, mt):
         """__add_to_free_list() at the head + set_buddy_order(): push `pfn` on the
