@@ -79,11 +79,42 @@ def _online(m, start_pfn, end_pfn):
 
 def _valid_pageblocks(m, zone):
     """pageblock_pfn_to_page() for every pageblock of the zone span: first and last page
-    online and in the zone. Returns (first pageblock index, bool mask)."""
+    online and in the zone. Returns (first pageblock index, bool mask).
+
+    A pageblock inside a free block of order >= pageblock_order on the zone's lists
+    passes without a page read (so a mostly free zone's memmap images stay unread): a
+    page on a zone's free lists is online and of that zone, and so is every page of its
+    block, since online_pages() frees whole blocks of one zone and
+    page_is_buddy() merges only within a zone. _valid_pageblocks_read() is the twin
+    that reads every first and last page."""
+    return _valid_pageblocks_read(m, zone, ~_listed_pageblocks(m, zone))
+
+
+def _listed_pageblocks(m, zone):
+    """The pageblocks of the zone span inside a free block of order >= pageblock_order
+    on the zone's free lists (any migratetype), as a bool mask from the lists alone."""
+    pbo = m.arch.pageblock_order
+    first = zone.zone_start_pfn >> pbo
+    mask = np.zeros(((zone.zone_end_pfn - 1) >> pbo) - first + 1, dtype=bool)
+    fa = zone.free_area
+    for o in range(pbo, fa.nr_orders):
+        heads = np.concatenate([fa.blocks(mt, o) for mt in range(P.MIGRATE_TYPES)])
+        idx = (heads >> pbo) - first
+        for k in range(1 << (o - pbo)):
+            mask[idx + k] = True
+    return mask
+
+
+def _valid_pageblocks_read(m, zone, where=None):
+    """_valid_pageblocks() from the first and last page of every pageblock (of those
+    `where` selects; the others are given as valid)."""
     pbo = m.arch.pageblock_order
     first = zone.zone_start_pfn >> pbo
     last = (zone.zone_end_pfn - 1) >> pbo
+    ok = np.ones(last - first + 1, dtype=bool)
     pbs = np.arange(first, last + 1, dtype=np.int64)
+    if where is not None:
+        pbs = pbs[where]
     lo = np.maximum(pbs << pbo, zone.zone_start_pfn)
     hi = np.minimum((pbs + 1) << pbo, zone.zone_end_pfn) - 1
     pps = m.arch.pages_per_section
@@ -91,7 +122,7 @@ def _valid_pageblocks(m, zone):
              ((m.sections[hi // pps] & SECTION_IS_ONLINE) != 0)
     zb = np.uint32(_zone_bits(zone))
     flags = m.mem_map["flags"]
-    ok = online & ((flags[lo] & _ZMASK) == zb) & ((flags[hi] & _ZMASK) == zb)
+    ok[pbs - first] = online & ((flags[lo] & _ZMASK) == zb) & ((flags[hi] & _ZMASK) == zb)
     return first, ok
 
 

@@ -692,6 +692,85 @@ def test_async_direct_skips_unmovable_source_pageblocks():
         check_invariants(m, m.mem_total_pages)
 
 
+def _interleaved():
+    """A machine whose Normal and Movable spans interleave: 16 blocks of 128 MiB
+    onlined kernel and movable by turns (memmap from boot memory, so a Movable
+    block's first pageblock is free and the one below it is a Normal block's), then
+    the Normal zone aged."""
+    m = Machine(strategy="boot", phys_bits=36)
+    m.add_memory(0, 8 * GiB, 2 * GiB, online=None)
+    first = (8 * GiB >> m.arch.page_shift) // m.block_pages
+    for b in range(16):
+        m.online_memory_block(first + b, "online_kernel" if b % 2 else "online_movable")
+    Workload(fill=0.5, movable_fraction=0.7, orders={0: 0.9, 9: 0.1}, age_rounds=1,
+             free_fraction=0.4, seed=2).apply(m, 0, "Normal")
+    return m
+
+
+@pytest.mark.parametrize("build", ["fragmented", "fresh", "interleaved", "full"])
+def test_valid_pageblocks_from_the_lists_match_the_pages(build):
+    """_valid_pageblocks() passes a pageblock inside a listed free block of order >=
+    pageblock_order without reading it; on every zone it gives what the first and last
+    page of each pageblock give (_valid_pageblocks_read()), on an aged zone, a freshly
+    onlined one (256 MiB, 128 pageblocks of 2 MiB: all valid, all listed but the
+    vmemmap's pageblock at the start of each of the two blocks, 126), zones
+    that interleave (a Normal block's pages fail in the Movable span and the other way
+    round) and a full zone (nothing listed)."""
+    if build == "fragmented":
+        m = fragmented(seed=11)
+    elif build == "fresh":
+        m = machine("block", add=256 * MiB)
+    elif build == "interleaved":
+        m = _interleaved()
+    else:
+        m = machine("block", add=256 * MiB)
+        Workload(fill=1.0, orders={0: 1.0}, age_rounds=0, seed=1).apply(m, 0, "Movable")
+    listed_somewhere = False
+    for z in m.zones():
+        if not z.spanned_pages:
+            continue
+        first, ok = C._valid_pageblocks(m, z)
+        first_read, ok_read = C._valid_pageblocks_read(m, z)
+        assert first == first_read
+        np.testing.assert_array_equal(ok, ok_read)
+        listed = C._listed_pageblocks(m, z)
+        listed_somewhere |= bool(listed.any())
+        if build == "fresh" and z.zid == 3:
+            assert ok.sum() == 128 and listed.sum() == 126
+        if build == "full" and z.zid == 3:
+            assert not listed.any()
+    if build == "interleaved":
+        z = m.zone(0, 3)
+        assert not C._valid_pageblocks(m, z)[1].all()        # the Normal blocks fail
+    assert listed_somewhere                     # boot memory keeps large free blocks
+
+
+def test_listed_block_finds_the_free_block_from_the_lists():
+    """FreeArea.listed_block(): a pfn inside a free block of order >= pageblock_order
+    gives its head and order, read off the lists; once the block is split, the part
+    still listed. By hand: x86_64, one 128 MiB block at 8 GiB (pfn 0x200000) with its
+    memmap on it (strategy "block": 2 MiB, the first pageblock), so the free blocks
+    are the order-9 upper half of the first 4 MiB and order-10 blocks (1024 pages)
+    from 0x200400. An order-0 allocation (its pcp refill takes fewer than 512 pages)
+    splits the smallest block that fits, the order-9 one: none of its pages is in a
+    listed block of order >= pageblock_order any more, the order-10 blocks still are."""
+    m = machine("block", add=128 * MiB)
+    z = m.zone(0, 3)
+    fa = z.free_area
+    assert fa._listed_block(0x200000 + 5) is None             # the vmemmap
+    assert fa._listed_block(0x200000 + 512) == (0x200000 + 512, 9)
+    assert fa._listed_block(0x200000 + 1023) == (0x200000 + 512, 9)
+    assert fa._listed_block(0x200400 + 700) == (0x200400, 10)
+    assert fa._listed_block(0x1000) is None                   # not in this zone
+    pfn = int(m.alloc_pages(0, 0, "movable")[0])
+    assert 0x200200 <= pfn < 0x200400
+    assert fa._listed_block(pfn) is None
+    assert fa._listed_block(0x200200 + 511) is None
+    assert fa._listed_block(0x200400) == (0x200400, 10)
+    with pytest.raises(ValueError, match="outside the page array"):
+        fa._listed_block(-1)
+
+
 def test_compaction_backends_agree():
     """The whole run is the same machine, byte for byte, with every backend."""
     hashes = {}

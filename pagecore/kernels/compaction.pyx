@@ -769,11 +769,21 @@ cdef int cc_finished(const compact_control *cc, FreeArea fa) noexcept nogil:
     return COMPACT_CONTINUE
 
 
-cdef void cc_isolate_migratepages(compact_control *cc) noexcept nogil:
+cdef void cc_isolate_migratepages(compact_control *cc, FreeArea fa) noexcept nogil:
     # isolate_migratepages(): the first pageblock above migrate_pfn that is valid, not
     # skipped (a pageblock entered at its start: isolation_suitable()) and a suitable
     # source gets one isolate_migratepages_block() batch.
-    cdef pfn_t low = cc.migrate_pfn
+    #
+    # A pageblock entered at its start that lies in a free block of order >=
+    # pageblock_order on the lists (FreeArea.listed_block(), no page read) has a known
+    # outcome, so its pages are not read (a memmap image stays unread): the kernel's
+    # loop reads the head, PageBuddy, and passes the block (nr_scanned += 2^order), or,
+    # in a later pageblock of the block, fails every page alone (nr_scanned +=
+    # pageblock_nr_pages; a free page's tail is neither LRU nor movable); nothing is
+    # isolated, so the pageblock gets its skip bit (valid_page, !skip_updated). Not under
+    # skip_on_failure, whose order-aligned jumps scan fewer pages: that walk runs.
+    cdef pfn_t low = cc.migrate_pfn, head
+    cdef int o
     cdef pfn_t block_start = (low >> cc.pbo) << cc.pbo
     cdef pfn_t block_end = ((low >> cc.pbo) + 1) << cc.pbo
     cdef count_t n = 0, scanned = 0
@@ -785,6 +795,14 @@ cdef void cc_isolate_migratepages(compact_control *cc) noexcept nogil:
                          and cc.pbf[low >> cc.pbo] & PB_migrate_skip)
                 and suitable_migration_source_impl(cc.mm, cc.pbf, block_start, cc.pbo,
                                                    cc.async_direct)):
+            if low & (cc.pb - 1) == 0 and not (cc.async_direct and cc.order >= 0):
+                head = fa.listed_block(low, &o)
+                if head >= 0:
+                    cc.migrate_scanned += (<count_t> 1 << o) if head == low else cc.pb
+                    cc.pbf[low >> cc.pbo] |= PB_migrate_skip
+                    cc.migrate_pfn = block_end
+                    cc.mig_lo = cc.mig_hi = cc.mig_base
+                    return
             cc.migrate_pfn = isolate_migratepages_block_impl(
                 cc.mm, cc.pbf, low, block_end, cc.pbo, cc.ignore_skip_hint,
                 &cc.migratepages[cc.mig_base], COMPACT_CLUSTER_MAX, cc.order, False,
@@ -901,7 +919,7 @@ cdef int cc_run(compact_control *cc, FreeArea fa) except -1 nogil:
     # compact_zone()'s loop: one isolated batch, then its migration, until finished.
     cdef int result = cc_finished(cc, fa)
     while result == COMPACT_CONTINUE:
-        cc_isolate_migratepages(cc)
+        cc_isolate_migratepages(cc, fa)
         if cc.mig_lo < cc.mig_hi:
             if not cc_migrate_pages(cc, fa) and not cc_scanners_met(cc):
                 return COMPACT_CONTENDED            # -ENOMEM: no target left
