@@ -771,6 +771,34 @@ def test_listed_block_finds_the_free_block_from_the_lists():
         fa._listed_block(-1)
 
 
+def test_async_direct_compaction_passes_an_unmovable_free_block_alike():
+    """suitable_migration_source() of a free page (the Cython loop decides it from the
+    lists, not the page): async direct compaction takes only MOVABLE pageblocks, so a
+    free order-10 block whose pageblocks an unmovable allocation claimed is passed
+    whole, without a skip bit, as the twin that reads the pages passes it (a loop
+    that took it as a source would pass it too, but set the skip bit of its first
+    pageblock)."""
+    out = {}
+    for name in ("cython", "numpy"):
+        m = machine("block", add=256 * MiB, online="online_kernel")
+        zone = m.zone(0, 2)
+        Workload(fill=0.5, orders={0: 1.0}, age_rounds=1, free_fraction=0.5,
+                 seed=4).apply(m, 0, "Normal")
+        pfn = int(m.alloc_pages(0, 10, "kernel")[0])
+        m.free_pages([pfn])
+        pbo = m.arch.pageblock_order
+        assert int(m.pageblock_flags[pfn >> pbo]) & 7 == MIGRATE_UNMOVABLE
+        assert zone.free_area._listed_block(pfn + 700) == (pfn, 10)
+        # order -1 (no early success), ignore_skip_hint False (the bits are read)
+        report = C.compact_zone(m, zone, -1, "async", direct=True, ignore_skip_hint=False,
+                                backend=name)
+        out[name] = (report, m.pageblock_flags.tobytes(), m.snapshot()["hash"])
+        assert report["result"] == "complete" and report["migrate_scanned"] > 0
+        assert not m.pageblock_flags[pfn >> pbo] & PB_migrate_skip
+        assert not m.pageblock_flags[(pfn >> pbo) + 1] & PB_migrate_skip
+    assert out["cython"] == out["numpy"]
+
+
 def test_compaction_backends_agree():
     """The whole run is the same machine, byte for byte, with every backend."""
     hashes = {}

@@ -784,6 +784,7 @@ cdef void cc_isolate_migratepages(compact_control *cc, FreeArea fa) noexcept nog
     # skip_on_failure, whose order-aligned jumps scan fewer pages: that walk runs.
     cdef pfn_t low = cc.migrate_pfn, head
     cdef int o
+    cdef bint src
     cdef pfn_t block_start = (low >> cc.pbo) << cc.pbo
     cdef pfn_t block_end = ((low >> cc.pbo) + 1) << cc.pbo
     cdef count_t n = 0, scanned = 0
@@ -792,17 +793,26 @@ cdef void cc_isolate_migratepages(compact_control *cc, FreeArea fa) noexcept nog
     while block_end <= cc.free_pfn:
         if (cc_block_valid(cc, block_start)
                 and not (low % cc.pb == 0 and not cc.ignore_skip_hint
-                         and cc.pbf[low >> cc.pbo] & PB_migrate_skip)
-                and suitable_migration_source_impl(cc.mm, cc.pbf, block_start, cc.pbo,
-                                                   cc.async_direct)):
-            if low & (cc.pb - 1) == 0 and not (cc.async_direct and cc.order >= 0):
-                head = fa.listed_block(low, &o)
-                if head >= 0:
-                    cc.migrate_scanned += (<count_t> 1 << o) if head == low else cc.pb
-                    cc.pbf[low >> cc.pbo] |= PB_migrate_skip
-                    cc.migrate_pfn = block_end
-                    cc.mig_lo = cc.mig_hi = cc.mig_base
-                    return
+                         and cc.pbf[low >> cc.pbo] & PB_migrate_skip)):
+            head = fa.listed_block(low, &o) if low & (cc.pb - 1) == 0 else -1
+            if head >= 0:
+                # suitable_migration_source() of a free page, which is not compound
+                src = not cc.async_direct or is_migrate_movable(
+                    pageblock_migratetype(cc.pbf, block_start, cc.pbo))
+            else:
+                src = suitable_migration_source_impl(cc.mm, cc.pbf, block_start, cc.pbo,
+                                                     cc.async_direct)
+            if not src:
+                low = block_start = block_end
+                cc.migrate_pfn = low
+                block_end += cc.pb
+                continue
+            if head >= 0 and not (cc.async_direct and cc.order >= 0):
+                cc.migrate_scanned += (<count_t> 1 << o) if head == low else cc.pb
+                cc.pbf[low >> cc.pbo] |= PB_migrate_skip
+                cc.migrate_pfn = block_end
+                cc.mig_lo = cc.mig_hi = cc.mig_base
+                return
             cc.migrate_pfn = isolate_migratepages_block_impl(
                 cc.mm, cc.pbf, low, block_end, cc.pbo, cc.ignore_skip_hint,
                 &cc.migratepages[cc.mig_base], COMPACT_CLUSTER_MAX, cc.order, False,
@@ -820,23 +830,44 @@ cdef int cc_isolate_freepages(compact_control *cc, FreeArea fa) except -1 nogil:
     # isolate_freepages(): pageblocks down from free_pfn, above the migrate scanner's
     # pageblock, until the isolated free pages cover the folios still to migrate; every
     # pageblock scanned gets its skip bit (update_pageblock_skip()).
+    #
+    # A pageblock in a free block of order >= pageblock_order on the lists
+    # (FreeArea.listed_block()) is decided without a page read: the block's first
+    # pageblock fails suitable_migration_target() (such a block is never broken up);
+    # a later one passes it by its migratetype alone, and isolate_freepages_block()
+    # then finds neither a free head nor a compound page in it: every page scanned,
+    # nothing isolated. So a mostly free zone's memmap images stay unread here too.
     cdef count_t need = 0, i, nb, scanned, total
     cdef pfn_t low = ((cc.migrate_pfn >> cc.pbo) + 1) << cc.pbo
-    cdef pfn_t block_start = (cc.free_pfn >> cc.pbo) << cc.pbo, block_end, fail
+    cdef pfn_t block_start = (cc.free_pfn >> cc.pbo) << cc.pbo, block_end, fail, head
+    cdef int o
+    cdef bint target
     for i in range(cc.mig_lo, cc.mig_hi):
         need += <count_t> 1 << folio_order(cc.mm, cc.migratepages[i])
     while block_start >= low:
-        if (cc_block_valid(cc, block_start)
-                and suitable_migration_target_impl(cc.mm, cc.pbf, block_start, cc.pbo, False)
-                and (cc.ignore_skip_hint
-                     or not cc.pbf[block_start >> cc.pbo] & PB_migrate_skip)):
+        head = -1
+        if cc_block_valid(cc, block_start):
+            head = fa.listed_block(block_start, &o)
+            if head >= 0:
+                target = head != block_start and is_migrate_movable(
+                    pageblock_migratetype(cc.pbf, block_start, cc.pbo))
+            else:
+                target = suitable_migration_target_impl(cc.mm, cc.pbf, block_start, cc.pbo,
+                                                        False)
+        else:
+            target = False
+        if target and (cc.ignore_skip_hint
+                       or not cc.pbf[block_start >> cc.pbo] & PB_migrate_skip):
             block_end = block_start + cc.pb
             if block_end > cc.end:
                 block_end = cc.end
             nb = scanned = 0
-            total = isolate_freepages_block_impl(cc.mm, cc.pbf, block_start, block_end, False,
-                                                 cc.free_out, cc.free_orders, cc.pb, cc.pbo,
-                                                 &nb, &scanned, &fail)
+            if head >= 0:
+                total, scanned = 0, block_end - block_start
+            else:
+                total = isolate_freepages_block_impl(cc.mm, cc.pbf, block_start, block_end,
+                                                     False, cc.free_out, cc.free_orders, cc.pb,
+                                                     cc.pbo, &nb, &scanned, &fail)
             cc.free_scanned += scanned
             for i in range(nb):                     # __isolate_free_page()
                 fa.remove(cc.free_out[i])
