@@ -455,11 +455,18 @@ def find_section_pfn(m, zone, lo, hi, smallest):
     sub = m.arch.pages_per_subsection
     pfns = np.arange(lo, hi, sub, dtype=np.int64) if smallest else \
         np.arange(hi - 1, lo - 1, -sub, dtype=np.int64)
-    online = (m.sections[pfns // m.arch.pages_per_section] & SECTION_IS_ONLINE) != 0
     bits = (zone.nid << P.NODES_PGSHIFT) | (zone.zid << P.ZONES_PGSHIFT)
-    ok = online & ((m.mem_map["flags"][pfns] & ~np.uint32(P.FLAGS_MASK)) == bits)
-    i = np.flatnonzero(ok)
-    return int(pfns[i[0]]) if len(i) else None
+    # in the kernel's order, a stretch at a time, stopping at the first match as its
+    # loop does: only the pages up to it are read (a memmap image below stays unread)
+    step = 4096
+    for i in range(0, len(pfns), step):
+        part = pfns[i:i + step]
+        part = part[(m.sections[part // m.arch.pages_per_section] & SECTION_IS_ONLINE) != 0]
+        hit = np.flatnonzero((m.mem_map["flags"][part] & ~np.uint32(P.FLAGS_MASK)) == bits)
+        if len(hit):
+            return int(part[hit[0]])
+        step = min(step * 2, 1 << 20)
+    return None
 
 
 def remove_memory(m, start, size):
