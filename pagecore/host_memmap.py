@@ -21,7 +21,10 @@ host page (4 KiB: 256 struct pages) gives that block its own copy of that page a
 No kernel, view or test reads the page array any differently: the bytes are the bytes
 the ordinary path writes, and tests/test_host_memmap.py holds snapshot() of both paths
 equal. What remains to pay is a page-table entry per host page read (8 B per 4 KiB of
-memmap).
+memmap); and since ru_maxrss counts a shared page once per mapping that has read it,
+the whole-zone scans pass the pageblocks the free lists prove free without reading
+them (FreeArea.listed_block(): compaction, pageblock_pfn_to_page(), the workload's
+scan), so those images are never read.
 
 Which blocks qualify (online_pages_image_ok()): those whose free chunks all go to the
 buddy at order >= the free area's side order with no merge, that is nr_vmemmap a
