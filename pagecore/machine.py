@@ -370,9 +370,10 @@ class Machine:
 
     def vmstat_update(self, max_passes=None):
         """The vmstat worker on the running CPU (vmstat_update() every second while
-        refresh_cpu_vm_stats() finds work): decay_pcp_high() of every populated zone,
-        `max_passes` times or until it settles. v6.1 has nothing to do. Returns the
-        passes run.
+        refresh_cpu_vm_stats() finds work): the fold of the zones' counters,
+        decay_pcp_high() (v6.7+) and, for the zones of other nodes than the CPU's, the
+        drain of their lists a batch every third idle pass (v6.7+; v6.1's worker stops
+        before it), `max_passes` times or until it settles. Returns the passes run.
 
         pagecore/mm/vmstat.py: vmstat_update()."""
         if max_passes is not None:
@@ -424,7 +425,8 @@ class Machine:
     def snapshot(self, pcp=True):
         """Everything observable, for before/after comparisons of failed operations. With
         pcp=False the per-cpu lists' run-time state (their pages, pcp->high on v6.7+,
-        the free/alloc factors, ZONE_BELOW_HIGH) is left out: what a refused operation
+        the free/alloc factors, ZONE_BELOW_HIGH, pcp->expire and the vmstat worker's
+        last fold) is left out: what a refused operation
         may change besides draining the lists, as the kernel's does."""
         return self._snapshot(digest=True, pcp=pcp)
 
@@ -459,7 +461,8 @@ class Machine:
                   (z.pageset_high_min, z.pageset_high_max, z.pageset_batch, z.stat_threshold),
                   z.per_cpu_pageset.state() if z.populated else None)
                  + ((z.free_area.pcp_state(), z.free_area.below_high,
-                     sorted((k, v.tobytes()) for k, v in z.free_area.pcp_lists().items()))
+                     sorted((k, v.tobytes()) for k, v in z.free_area.pcp_lists().items()),
+                     z.pcp_expire, z.vm_stat_folded_free)
                     if pcp else ())
                  for z in self.zones()]
         return {"hash": h.hexdigest() if digest else (pieces, tail), "zones": zones,

@@ -634,6 +634,24 @@ def test_pcp_frees_of_6_1_double_while_nothing_is_allocated(area):
     assert fa.drain_pages() == 6 and fa.pcp_count == 0
 
 
+def test_drain_zone_pages_gives_back_a_batch_from_the_tail(area):
+    # drain_zone_pages(): free_pcppages_bulk() of min(count, batch = 7). 14 pages
+    # allocated (two refills of 7, count 0) and freed onto the list (under high 20):
+    # the list is head first [13, 12, ..., 0]; the first drain gives back the tail,
+    # the 7 freed first (0..6), then 7..13, then nothing.
+    m, fa = _pcp_zone(area, (6, 1), 20, 20, 7)
+    heads = _alloc(fa, 0, 14)
+    assert heads == list(range(14)) and fa.pcp_count == 0
+    for pfn in heads:
+        fa.free_bulk(np.array([pfn], np.int64))
+    assert fa.pcp_count == 14
+    assert fa.drain_zone_pages() == 7
+    assert fa.pcp_lists() and sorted(np.concatenate(list(fa.pcp_lists().values())).tolist()) == list(range(7, 14))
+    assert fa.drain_zone_pages() == 7 and fa.pcp_count == 0
+    assert fa.drain_zone_pages() == 0
+    assert fa.nr_free_pages() == 4096
+
+
 def test_pcp_free_high_gives_back_every_page(area):
     # free_unref_page_commit()'s free_high. v6.1: an order 1..3 block freed while
     # free_factor > 0 (frees have outrun allocations): nr_pcp_high() 0 and nr_pcp_free()
@@ -841,6 +859,12 @@ class BuddyMachine(RuleBasedStateMachine):
     def drain(self):
         """drain_pages_zone(): the pcp lists back to the buddy."""
         self.both(lambda fa: fa.drain_pages(), "drain")
+
+    @rule()
+    def drain_zone(self):
+        """drain_zone_pages(): a batch of the pcp lists back to the buddy (the vmstat
+        worker's drain of a remote zone)."""
+        self.both(lambda fa: fa.drain_zone_pages(), "drain_zone")
 
     @rule(high=st.integers(0, 48), spread=st.sampled_from([0, 16, 200]),
           batch=st.integers(1, 7))

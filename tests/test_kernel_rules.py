@@ -798,6 +798,68 @@ def test_vmstat_worker_settles_a_6_12_pcp_at_high_min():
     m.check()
 
 
+def _remote_zone_machine(kernel):
+    """CPU 0 on node 0; 1 GiB hot-added on CPU-less node 1, Movable: 258048 managed
+    pages, batch 63 (258048 / 1024 = 252, min(252, 256) / 4 = 63, rdp2(63 + 31) - 1)."""
+    from pagecore import MachineConfig
+    m = Machine(MachineConfig(kernel=kernel, phys_bits=36, nodes=[
+        NodeConfig(boot=[(0, 2 * GiB)]), NodeConfig(boot=[], cpus=False)]))
+    m.add_memory(1, 4 * GiB, 1 * GiB, online="online_movable")
+    z = m.zone(1, P.ZONE_MOVABLE)
+    assert z.managed_pages == 258048 and z.free_area.pcp_state()[4] == 63
+    return m, z
+
+
+def test_vmstat_worker_drains_a_remote_zone_a_batch_every_third_pass_6_12():
+    # refresh_cpu_vm_stats() (v6.12): node 1's zone is remote to CPU 0. Allocate 100
+    # pages there and settle the worker (its countdown drains what the refills left),
+    # then free the 100 onto CPU 0's list: count 100, pcp->expire 3 (set by the fold of
+    # the settle's last drain; a free onto a list moves no NR_FREE_PAGES). Pass by pass:
+    # expire 2, 1, then 0 and drain_zone_pages() gives back min(100, 63) = 63 (37 left);
+    # that drain is the next pass's fold: expire 3 -> 2, then 1, then 0 and the last 37
+    # go. Pass 7 folds that drain (expire 3, nothing listed), pass 8 finds nothing.
+    m, z = _remote_zone_machine((6, 12))
+    fa = z.free_area
+    pfns = m.alloc_pages(1, 0, "movable", 100)
+    m.vmstat_update()
+    assert fa.pcp_count == 0 and z.pcp_expire == 3
+    m.free_pages(pfns)
+    counts = []
+    for _ in range(6):
+        m.vmstat_update(1)
+        counts.append(fa.pcp_count)
+    assert counts == [100, 100, 37, 37, 37, 0]
+    assert m.vmstat_update() == 2                   # the fold, then nothing
+    # a local zone's list is never drained: node 0's DMA32 zone (all of its 2 GiB)
+    # keeps its pages
+    local = m.zone(0, P.ZONE_DMA32)
+    m.free_pages(m.alloc_pages(0, 0, "kernel", 10))
+    kept = local.free_area.pcp_count
+    assert kept > 0
+    m.vmstat_update()
+    assert local.free_area.pcp_count == kept and local.pcp_expire == 0
+    m.check()
+
+
+def test_vmstat_worker_stops_before_a_remote_drain_6_1():
+    # v6.1, before "mm: fix draining PCP of remote zone" (v6.7): the countdown is no
+    # work, so an idle CPU's worker stops with pages on a remote list. 100 pages
+    # allocated: two refills of 63, 26 left listed. The settle: pass 1 folds (expire 3
+    # -> 2), pass 2 counts down to 1 and finds nothing else: 2 passes. Free the 100:
+    # count 126. Then pass 1: expire 1 -> 0, drain 63 (63 left); pass 2 folds that drain
+    # (expire 3 -> 2); pass 3 counts down to 1 and stops: 63 stay on the list.
+    m, z = _remote_zone_machine((6, 1))
+    fa = z.free_area
+    pfns = m.alloc_pages(1, 0, "movable", 100)
+    assert fa.pcp_count == 26
+    assert m.vmstat_update() == 2 and z.pcp_expire == 1
+    m.free_pages(pfns)
+    assert fa.pcp_count == 126
+    assert m.vmstat_update() == 3
+    assert fa.pcp_count == 63 and z.pcp_expire == 1
+    m.check()
+
+
 def test_cpus_must_be_a_count():
     for bad in (-1, 1.5, "2", 0, False):
         with pytest.raises(ConfigError, match="cpus"):

@@ -1018,6 +1018,17 @@ cdef class FreeArea:
             self.drain_pages_zone()
         return n
 
+    def drain_zone_pages(self):
+        """drain_zone_pages() (mm/page_alloc.c, CONFIG_NUMA, v6.1 and v6.12: the vmstat
+        worker's drain of a remote zone): free_pcppages_bulk() of min(count, batch)
+        pages, from list 0 on. Returns the pages given back (a block of a higher order
+        counts whole)."""
+        cdef count_t n = self.pcp.count
+        if min(n, self.pcp.batch) > 0:
+            with nogil:
+                self.free_pcppages_bulk(min(n, self.pcp.batch), 0)
+        return n - self.pcp.count
+
     def pageset_update(self, count_t high_min, count_t high_max, count_t batch):
         """pageset_update() of the running CPU's pageset: v6.1 writes pcp->high
         (high_min), v6.7+ high_min and high_max (pcp->high is clamped into them when

@@ -466,6 +466,14 @@ class FreeArea:
         self.free_pcppages_bulk(n, 0)
         return n
 
+    def drain_zone_pages(self):
+        """drain_zone_pages(): free_pcppages_bulk() of min(count, batch) pages; returns
+        the pages given back."""
+        n = self.pcp["count"]
+        if min(n, self.pcp["batch"]) > 0:
+            self.free_pcppages_bulk(min(n, self.pcp["batch"]), 0)
+        return n - self.pcp["count"]
+
     def pageset_update(self, high_min, high_max, batch):
         if batch < 1:
             raise ValueError(f"pcp batch {batch} < 1")

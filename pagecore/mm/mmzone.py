@@ -68,6 +68,11 @@ class Zone:
         self.pageset_high_min = self.pageset_high_max = self.pageset_batch = 0
         self.per_cpu_pageset = machine.boot_pageset
         self.stat_threshold = 0                     # per_cpu_zonestats->stat_threshold
+        # the running CPU's pcp->expire (CONFIG_NUMA: passes of the vmstat worker left
+        # before a remote zone's pageset is drained), and NR_FREE_PAGES when its per-cpu
+        # diff was last folded (pagecore/mm/vmstat.py: refresh_cpu_vm_stats())
+        self.pcp_expire = 0
+        self.vm_stat_folded_free = -1
         self.free_area = FreeArea(machine.mem_map, machine.pageblock_flags,
                                   machine.arch.nr_page_orders, machine.arch.pageblock_order)
         self.free_area.pcp_autotune = machine.kernel >= PCP_HIGH_AUTOTUNE_SINCE
@@ -127,6 +132,21 @@ class Node:
         """N_MEMORY: the node has present pages in some zone."""
         return self.node_present_pages > 0
 
+
+
+#: The CPU every allocation and free of pagecore runs on: its lists are the zone's
+#: FreeArea's (pagecore/kernels/buddy.pyx); the other CPUs' lists stay empty.
+RUNNING_CPU = 0
+
+
+def cpu_to_node(m, cpu):
+    """cpu_to_node(): the node of CPU `cpu`, CPUs being numbered node by node in node
+    order (the first node with CPUs has CPU 0)."""
+    for n in m.nodes:
+        if cpu < n.nr_cpus:
+            return n.nid
+        cpu -= n.nr_cpus
+    raise ValueError(f"cpu_to_node: no CPU {cpu}")
 
 
 def num_online_cpus(m):

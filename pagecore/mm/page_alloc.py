@@ -11,9 +11,10 @@ high_max pair of v6.7+), and the pages on the per-cpu lists of the CPU pagecore 
 on (RUNNING_CPU): rmqueue_pcplist() with rmqueue_bulk() refills, free_unref_page() with
 free_pcppages_bulk(), both versions' batch and high rules, the drains of offline,
 alloc_contig_range() and the allocator's slow path. The free lists and the pcp lists are
-a FreeArea (pagecore/kernels/buddy.pyx). Not modelled: the other CPUs' lists (empty), the
-vmstat worker's decay_pcp_high() and drain_zone_pages() (no clock), highatomic reserves,
-CMA, watermark boosting, kswapd.
+a FreeArea (pagecore/kernels/buddy.pyx); the vmstat worker's decay_pcp_high() and
+remote drain_zone_pages() run in pagecore/mm/vmstat.py when asked (no clock). Not
+modelled: the other CPUs' lists (empty), highatomic reserves, CMA, watermark boosting,
+kswapd.
 """
 from __future__ import annotations
 
@@ -24,8 +25,8 @@ import numpy as np
 from pagecore.kernels import page as P
 from pagecore.errors import ConfigError, RangeError, StateError
 from pagecore.mm import khugepaged, page_owner, vmstat
-from pagecore.mm.mmzone import (PCP_HIGH_AUTOTUNE_SINCE, SECTION_MARKED_PRESENT, PerCpuPages,
-                                num_online_cpus)
+from pagecore.mm.mmzone import (PCP_HIGH_AUTOTUNE_SINCE, RUNNING_CPU, SECTION_MARKED_PRESENT,
+                                PerCpuPages, num_online_cpus)
 from pagecore.mm.page_owner import OWNER_VMEMMAP, Allocation
 from pagecore.util import first_duplicate, int_arg, int_array
 
@@ -335,9 +336,6 @@ def setup_per_zone_wmarks(m):
 
 
 MIN_PERCPU_PAGELIST_HIGH_FRACTION = 8       # mm/page_alloc.c, v6.1 and v6.12
-#: The CPU every allocation and free of pagecore runs on: its lists are the zone's
-#: FreeArea's (pagecore/kernels/buddy.pyx); the other CPUs' lists stay empty.
-RUNNING_CPU = 0
 SZ_1M = 1 << 20
 
 
