@@ -94,6 +94,12 @@ MUTANTS = [
     ("pcp-decay-by-a-quarter",              # decay_pcp_high(): high - high >> 3
      "                               pcp.high - (pcp.high >> 3)), pcp.high_min)",
      "                               pcp.high - (pcp.high >> 2)), pcp.high_min)"),
+    ("listed-block-trusts-stale-slot",      # a side slot proves nothing by itself
+     "                if s < self.nr[mt][o] and slot_get(self, mt, o, s) == h:",
+     "                if s < self.nr[mt][o]:"),
+    ("listed-block-top-order-only",         # every order from side_order up
+     "        for o in range(self.nr_orders - 1, self.side_order - 1, -1):\n            h = pfn",
+     "        for o in range(self.nr_orders - 1, self.nr_orders - 2, -1):\n            h = pfn"),
 ]
 
 
