@@ -301,10 +301,58 @@ def test_pfn_range_valid_contig_and_suitability(backends, data):
             (f & (PG_head | PG_tail) and not f & (PG_lru | PG_movable))
     for pb in range(0, a.n, 1 << a.pbo):
         for flag in (False, True):
-            run_all(backends, a, lambda k, arr: k.suitable_migration_target(
-                arr.mem_map, arr.pbf, pb, arr.pbo, flag))
+            for cc_order in (-1, 2, a.pbo + 1):
+                run_all(backends, a, lambda k, arr: k.suitable_migration_target(
+                    arr.mem_map, arr.pbf, pb, arr.pbo, flag, cc_order))
             run_all(backends, a, lambda k, arr: k.suitable_migration_source(
                 arr.mem_map, arr.pbf, pb, arr.pbo, flag))
+
+
+def test_suitable_migration_target_keeps_free_blocks_of_the_request_order(backends):
+    # suitable_migration_target() v6.9+ ("mm: compaction: limit the suitable target
+    # page order to be less than cc->order"): a pageblock whose first page heads a free
+    # block of cc->order or more (pageblock_order for cc->order <= 0) is no target, and
+    # isolate_freepages_block() passes it unscanned. x86_64 geometry, one movable
+    # pageblock of 512 pages headed by a free order-5 block (the rest allocated): a
+    # target for compact_memory (-1, 5 < 9) and order 6, not for orders 3 and 5.
+    mm = np.zeros(1024, PAGE_DTYPE)
+    mm["refcount"] = 1
+    mm["page_type"][0], mm["order"][0], mm["refcount"][0:32] = PGTY_BUDDY, 5, 0
+    pbf = np.full(2, MIGRATE_MOVABLE, np.uint8)
+    out, orders = np.zeros(8, np.int64), np.zeros(8, np.uint8)
+    for name, k in backends.items():
+        got = {o: k.suitable_migration_target(mm, pbf, 0, 9, False, o) for o in (-1, 0, 3, 5, 6)}
+        assert got == {-1: True, 0: True, 3: False, 5: False, 6: True}, name
+        # the free scanner over the pageblock: order 6 records the block, order 3 passes it
+        r6 = k.isolate_freepages_block(mm, pbf, 0, 512, False, out, orders, 8, 9, 6)
+        r3 = k.isolate_freepages_block(mm, pbf, 0, 512, False, out, orders, 8, 9, 3)
+        assert (r6[0], r6[3]) == (32, 1) and r3 == (0, 0, -1, 0), name
+
+
+def test_an_order_10_request_migrates_into_a_free_order_9_block(backends):
+    # The v6.9+ target rule inside compact_zone_run(), x86_64 geometry (pageblock_order
+    # 9, orders 0..10), 8 pageblocks of one Movable zone: pageblock 0 holds 512 LRU
+    # pages, 6 a free order-9 block (listed; 7 allocated, so it stays order 9), the
+    # rest allocated unmovable pages. For cc->order = 10 the order-9 block is a target
+    # (9 < 10; for v6.1, or order -1, it is not: nothing to migrate into). By hand: the
+    # free scanner scans pageblock 7 (512 pages, nothing free) and 6 (its block, 512),
+    # free_scanned 1024; all 512 LRU pages move, in 16 batches of 32, into it; the
+    # migrate scanner passes pageblocks 0-4 (5 * 512 = 2560) and meets the free scanner
+    # at 5: "complete"; pageblock 0 is then a free order-9 block.
+    for name, k in backends.items():
+        mm = np.zeros(4096, PAGE_DTYPE)
+        mm["flags"] = 3 << ZONES_PGSHIFT
+        mm["refcount"] = 1
+        mm["flags"][:512] |= PG_lru
+        pbf = np.full(8, MIGRATE_MOVABLE, np.uint8)
+        fa = FreeArea(mm, pbf, 11, 9)
+        mm["refcount"][3072:3584] = 0
+        fa.py_free_one_page(3072, 9)
+        assert fa._listed_block(3072 + 100) == (3072, 9)
+        r = k.compact_zone_run(fa, mm, pbf, np.ones(8, np.uint8), 0, 4096, 10, 9, False, False)
+        assert r == ("complete", 2560, 1024, 512, 512), name
+        assert fa.blocks(MIGRATE_MOVABLE, 9).tolist() == [0], name
+        assert (mm["refcount"][3072:3584] == 1).all(), name
 
 
 @SETTINGS

@@ -40,14 +40,23 @@ cdef inline bint is_migrate_movable(int mt) noexcept nogil:
     return mt == MIGRATE_MOVABLE or mt == MIGRATE_CMA
 
 
+cdef inline int target_free_order(int cc_order, int pageblock_order) noexcept nogil:
+    # suitable_migration_target() v6.9+ ("mm: compaction: limit the suitable target page
+    # order to be less than cc->order"): the free block order from which a pageblock is
+    # no target, cc->order when > 0, else pageblock_order (v6.1: pageblock_order always).
+    return cc_order if cc_order > 0 else pageblock_order
+
+
 cdef inline bint suitable_migration_target_impl(const page_t *mem_map,
                                                 const pbflags_t *pageblock_flags, pfn_t pfn,
                                                 int pageblock_order,
-                                                bint ignore_block_suitable) noexcept nogil:
-    # suitable_migration_target(): `pfn` is the first page of a pageblock. A free block of
-    # pageblock order or more is never broken up; otherwise MOVABLE/CMA blocks only.
+                                                bint ignore_block_suitable,
+                                                int cc_order) noexcept nogil:
+    # suitable_migration_target(): `pfn` is the first page of a pageblock. A free block
+    # there of target_free_order() or more is not broken up; otherwise MOVABLE/CMA
+    # blocks only.
     cdef const page_t *p = &mem_map[pfn]
-    if p.page_type == PGTY_BUDDY and p.order >= pageblock_order:
+    if p.page_type == PGTY_BUDDY and p.order >= target_free_order(cc_order, pageblock_order):
         return False
     if ignore_block_suitable:
         return True
@@ -92,7 +101,7 @@ cdef count_t isolate_freepages_block_impl(
         const page_t *mem_map, const pbflags_t *pageblock_flags, pfn_t start_pfn,
         pfn_t end_pfn, bint strict, pfn_t *out_pfns, uint8_t *out_orders, count_t max_blocks,
         int pageblock_order, count_t *nr_blocks, count_t *nr_scanned,
-        pfn_t *fail_pfn) noexcept nogil
+        pfn_t *fail_pfn, int cc_order) noexcept nogil
 
 cdef pfn_t pfn_range_valid_contig_impl(const page_t *mem_map, pfn_t start_pfn, pfn_t end_pfn,
                                        uint32_t zone_bits) noexcept nogil

@@ -14,7 +14,9 @@ caller, the whole compact_zone() loop in C over the zone's FreeArea; its twins r
 same loop in Python (reference_compaction.run_compact_zone).
 
 Kernel version modelled: v6.9+ mm/compaction.c (large folios below the target order and
-below pageblock order are migrated whole: skip_isolation_on_order()), plus the seed v3
+below pageblock order are migrated whole: skip_isolation_on_order(); a pageblock headed
+by a free block of the target order or more is no migration target:
+suitable_migration_target(), target_free_order() in compaction.pxd), plus the seed v3
 vmemmap skip in isolate_migratepages_block() (patch 4/5).
 """
 from pagecore.kernels.ktypes cimport uint8_t, uint32_t, uint64_t, pfn_t, pbflags_t, count_t
@@ -394,7 +396,7 @@ cdef count_t isolate_freepages_block_impl(
         const page_t *mem_map, const pbflags_t *pageblock_flags, pfn_t start_pfn,
         pfn_t end_pfn, bint strict, pfn_t *out_pfns, uint8_t *out_orders, count_t max_blocks,
         int pageblock_order, count_t *nr_blocks, count_t *nr_scanned,
-        pfn_t *fail_pfn) noexcept nogil:
+        pfn_t *fail_pfn, int cc_order) noexcept nogil:
     # A strict failure reports the pfn of the page that failed (for a compound page its
     # head side, where the kernel would already have moved to the folio's last page).
     #
@@ -422,7 +424,7 @@ cdef count_t isolate_freepages_block_impl(
             pb_end = block_end_pfn(blockpfn, pageblock_order)
             if not suitable_migration_target_impl(mem_map, pageblock_flags,
                                                   pb_end - (1 << pageblock_order),
-                                                  pageblock_order, False):
+                                                  pageblock_order, False, cc_order):
                 blockpfn = pb_end
                 continue
         if fast_ok and blockpfn >= slow_until and n < max_blocks:
@@ -489,16 +491,17 @@ cdef count_t isolate_freepages_block_impl(
 def isolate_freepages_block(page_t[::1] mem_map, pbflags_t[::1] pageblock_flags,
                             pfn_t start_pfn, pfn_t end_pfn, bint strict,
                             pfn_t[::1] out_pfns, uint8_t[::1] out_orders, count_t max_blocks,
-                            int pageblock_order):
+                            int pageblock_order, int cc_order=-1):
     """isolate_freepages_block() (mm/compaction.c, v6.9+: free blocks keep their order).
 
     Free scanner over [start_pfn, end_pfn): compound pages are passed whole; PageBuddy
     blocks are recorded (head pfn in out_pfns, int64; order in out_orders, uint8: 9 bytes
     per block instead of 16, the scanner's output stream is ~1/3 of what it reads),
     nothing else is taken.
-      * non-strict (compaction): each pageblock entered must pass
-        suitable_migration_target() - MOVABLE/CMA, not isolated, its first page not a free
-        block of pageblock order or more - else it is passed unscanned; the scan stops
+      * non-strict (compaction for a request of `cc_order`): each pageblock entered must
+        pass suitable_migration_target() - MOVABLE/CMA, not isolated, its first page not
+        a free block of cc_order or more (pageblock_order when cc_order <= 0) - else it
+        is passed unscanned; the scan stops
         after `max_blocks` blocks (enough free pages);
       * strict (isolate_freepages_range(), alloc_contig_range()): no pageblock test; the
         scan fails at the first pfn that is not free, or when a free block finds no room
@@ -522,7 +525,7 @@ def isolate_freepages_block(page_t[::1] mem_map, pbflags_t[::1] pageblock_flags,
         total = isolate_freepages_block_impl(&mem_map[0], &pageblock_flags[0], start_pfn,
                                              end_pfn, strict, op, oo, max_blocks,
                                              pageblock_order, &nr_blocks, &nr_scanned,
-                                             &fail_pfn)
+                                             &fail_pfn, cc_order)
     return total, nr_scanned, fail_pfn, nr_blocks
 
 
@@ -530,12 +533,16 @@ def isolate_freepages_block(page_t[::1] mem_map, pbflags_t[::1] pageblock_flags,
 # per-pageblock rules
 # ---------------------------------------------------------------------------------------
 def suitable_migration_target(page_t[::1] mem_map, pbflags_t[::1] pageblock_flags,
-                              pfn_t pfn, int pageblock_order, bint ignore_block_suitable):
-    """suitable_migration_target() (mm/compaction.c) of the pageblock starting at `pfn`:
-    never one whose first page is a free block of pageblock order or more; otherwise any
-    with `ignore_block_suitable`, else MOVABLE or CMA (an isolated one is neither)."""
+                              pfn_t pfn, int pageblock_order, bint ignore_block_suitable,
+                              int cc_order=-1):
+    """suitable_migration_target() (mm/compaction.c, v6.9+) of the pageblock starting at
+    `pfn` for a request of `cc_order`: never one whose first page is a free block of
+    cc_order or more (pageblock_order when cc_order <= 0: compact_memory, order -1);
+    otherwise any with `ignore_block_suitable`, else MOVABLE or CMA (an isolated one is
+    neither)."""
     return bool(suitable_migration_target_impl(&mem_map[0], &pageblock_flags[0], pfn,
-                                               pageblock_order, ignore_block_suitable))
+                                               pageblock_order, ignore_block_suitable,
+                                               cc_order))
 
 
 def suitable_migration_source(page_t[::1] mem_map, pbflags_t[::1] pageblock_flags,
@@ -833,27 +840,31 @@ cdef int cc_isolate_freepages(compact_control *cc, FreeArea fa) except -1 nogil:
     #
     # A pageblock in a free block of order >= pageblock_order on the lists
     # (FreeArea.listed_block()) is decided without a page read: the block's first
-    # pageblock fails suitable_migration_target() (such a block is never broken up);
-    # a later one passes it by its migratetype alone, and isolate_freepages_block()
-    # then finds neither a free head nor a compound page in it: every page scanned,
-    # nothing isolated. So a mostly free zone's memmap images stay unread here too.
+    # pageblock fails suitable_migration_target() when the block's order is at least
+    # target_free_order() (it is then not broken up; an order-9 block under an order-10
+    # request is a target and is scanned as any other); a later pageblock passes it by
+    # its migratetype alone, and isolate_freepages_block() then finds neither a free
+    # head nor a compound page in it: every page scanned, nothing isolated. So a mostly
+    # free zone's memmap images stay unread here too.
     cdef count_t need = 0, i, nb, scanned, total
     cdef pfn_t low = ((cc.migrate_pfn >> cc.pbo) + 1) << cc.pbo
     cdef pfn_t block_start = (cc.free_pfn >> cc.pbo) << cc.pbo, block_end, fail, head
     cdef int o
-    cdef bint target
+    cdef bint target, interior
     for i in range(cc.mig_lo, cc.mig_hi):
         need += <count_t> 1 << folio_order(cc.mm, cc.migratepages[i])
     while block_start >= low:
-        head = -1
+        head, interior = -1, False
         if cc_block_valid(cc, block_start):
             head = fa.listed_block(block_start, &o)
+            interior = head >= 0 and head != block_start
             if head >= 0:
-                target = head != block_start and is_migrate_movable(
-                    pageblock_migratetype(cc.pbf, block_start, cc.pbo))
+                target = ((interior or o < target_free_order(cc.order, cc.pbo))
+                          and is_migrate_movable(
+                              pageblock_migratetype(cc.pbf, block_start, cc.pbo)))
             else:
                 target = suitable_migration_target_impl(cc.mm, cc.pbf, block_start, cc.pbo,
-                                                        False)
+                                                        False, cc.order)
         else:
             target = False
         if target and (cc.ignore_skip_hint
@@ -862,12 +873,12 @@ cdef int cc_isolate_freepages(compact_control *cc, FreeArea fa) except -1 nogil:
             if block_end > cc.end:
                 block_end = cc.end
             nb = scanned = 0
-            if head >= 0:
+            if interior:
                 total, scanned = 0, block_end - block_start
             else:
                 total = isolate_freepages_block_impl(cc.mm, cc.pbf, block_start, block_end,
                                                      False, cc.free_out, cc.free_orders, cc.pb,
-                                                     cc.pbo, &nb, &scanned, &fail)
+                                                     cc.pbo, &nb, &scanned, &fail, cc.order)
             cc.free_scanned += scanned
             for i in range(nb):                     # __isolate_free_page()
                 fa.remove(cc.free_out[i])

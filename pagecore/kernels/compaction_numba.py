@@ -37,7 +37,8 @@ _ZMASK = ~int(FLAGS_MASK) & 0xFFFFFFFF
 
 
 from pagecore.kernels.hotplug_numba import folio_end, vmemmap_nr_pages  # noqa: E402  (shared with the page kernels)
-from pagecore.kernels.compaction_numpy import check_out_dtypes, run_compact_zone  # noqa: E402
+from pagecore.kernels.compaction_numpy import (check_out_dtypes, run_compact_zone,  # noqa: E402
+                                             target_free_order)
 
 
 def _union(mem_map):
@@ -52,9 +53,10 @@ def _movable_block(pbf, pfn, pbo):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _suitable_target(mm, pbf, pfn, pbo, ignore_block_suitable):
+def _suitable_target(mm, pbf, pfn, pbo, ignore_block_suitable, free_order):
+    # free_order: target_free_order() of the request (compaction_numpy.py)
     p = mm[pfn]
-    if p.page_type == _PGTY_BUDDY and np.int64(p.order) >= pbo:
+    if p.page_type == _PGTY_BUDDY and np.int64(p.order) >= free_order:
         return False
     if ignore_block_suitable:
         return True
@@ -189,7 +191,7 @@ def _isolate_migratepages_range(mm, pbf, start_pfn, end_pfn, pbo, zone_bits,
 
 @njit(cache=True, nogil=True)
 def _isolate_freepages_block(mm, pbf, start_pfn, end_pfn, strict, out_pfns, out_orders,
-                             max_blocks, pbo):
+                             max_blocks, pbo, free_order):
     blockpfn = start_pfn
     pb_end = np.int64(-1)
     n = 0
@@ -199,7 +201,8 @@ def _isolate_freepages_block(mm, pbf, start_pfn, end_pfn, strict, out_pfns, out_
     while blockpfn < end_pfn:
         if not strict and blockpfn >= pb_end:
             pb_end = ((blockpfn >> pbo) + 1) << pbo
-            if not _suitable_target(mm, pbf, pb_end - (np.int64(1) << pbo), pbo, False):
+            if not _suitable_target(mm, pbf, pb_end - (np.int64(1) << pbo), pbo, False,
+                                    free_order):
                 blockpfn = pb_end
                 continue
         scanned += 1
@@ -292,7 +295,7 @@ def isolate_migratepages_range(mem_map, pageblock_flags, start_pfn, end_pfn, pag
 
 
 def isolate_freepages_block(mem_map, pageblock_flags, start_pfn, end_pfn, strict, out_pfns,
-                            out_orders, max_blocks, pageblock_order):
+                            out_orders, max_blocks, pageblock_order, cc_order=-1):
     """numba twin of _compaction.isolate_freepages_block. Returns (nr_isolated_pages,
     nr_scanned, fail_pfn, nr_blocks)."""
     check_out_dtypes(out_pfns, out_orders)
@@ -301,15 +304,17 @@ def isolate_freepages_block(mem_map, pageblock_flags, start_pfn, end_pfn, strict
                          f"out arrays of {out_pfns.shape[0]} and {out_orders.shape[0]}")
     r = _isolate_freepages_block(_union(mem_map), pageblock_flags, np.int64(start_pfn),
                                  np.int64(end_pfn), bool(strict), out_pfns, out_orders,
-                                 np.int64(max_blocks), np.int64(pageblock_order))
+                                 np.int64(max_blocks), np.int64(pageblock_order),
+                                 np.int64(target_free_order(cc_order, pageblock_order)))
     return tuple(int(x) for x in r)
 
 
 def suitable_migration_target(mem_map, pageblock_flags, pfn, pageblock_order,
-                              ignore_block_suitable):
+                              ignore_block_suitable, cc_order=-1):
     """numba twin of _compaction.suitable_migration_target."""
     return bool(_suitable_target(_union(mem_map), pageblock_flags, np.int64(pfn),
-                                 np.int64(pageblock_order), bool(ignore_block_suitable)))
+                                 np.int64(pageblock_order), bool(ignore_block_suitable),
+                                 np.int64(target_free_order(cc_order, pageblock_order))))
 
 
 def suitable_migration_source(mem_map, pageblock_flags, pfn, pageblock_order, async_direct):

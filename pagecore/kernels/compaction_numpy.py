@@ -245,16 +245,25 @@ def isolate_migratepages_range(mem_map, pageblock_flags, start_pfn, end_pfn, pag
 # ---------------------------------------------------------------------------------------
 # the free scanner
 # ---------------------------------------------------------------------------------------
-def _unsuitable_blocks(mem_map, pageblock_flags, first_pb, last_pb, pbo):
+def target_free_order(cc_order, pageblock_order):
+    """suitable_migration_target() v6.9+ ("mm: compaction: limit the suitable target
+    page order to be less than cc->order"): the order of a free block at a pageblock's
+    first page from which the pageblock is no target: cc->order when > 0, else
+    pageblock_order (v6.1: pageblock_order always)."""
+    return int(cc_order) if cc_order > 0 else int(pageblock_order)
+
+
+def _unsuitable_blocks(mem_map, pageblock_flags, first_pb, last_pb, pbo, cc_order):
     """suitable_migration_target() is False, per pageblock first_pb..last_pb."""
     pbs = np.arange(first_pb, last_pb + 1, dtype=np.int64)
     heads = mem_map[pbs << pbo]
-    big_free = (heads["page_type"] == PGTY_BUDDY) & (heads["order"] >= pbo)
+    big_free = ((heads["page_type"] == PGTY_BUDDY)
+                & (heads["order"] >= target_free_order(cc_order, pbo)))
     return big_free | ~_movable(_pageblock_migratetype(pageblock_flags, pbs))
 
 
 def isolate_freepages_block(mem_map, pageblock_flags, start_pfn, end_pfn, strict, out_pfns,
-                            out_orders, max_blocks, pageblock_order):
+                            out_orders, max_blocks, pageblock_order, cc_order=-1):
     """Twin of _compaction.isolate_freepages_block (isolate_freepages_block(), v6.9+).
 
     Returns (nr_isolated_pages, nr_scanned, fail_pfn, nr_blocks); the free blocks found
@@ -285,7 +294,8 @@ def isolate_freepages_block(mem_map, pageblock_flags, start_pfn, end_pfn, strict
                          default=1)
         skipped = np.zeros(pfns.shape, dtype=bool)
         if not strict:
-            bad = _unsuitable_blocks(mem_map, pageblock_flags, pfn >> pbo, (stop - 1) >> pbo, pbo)
+            bad = _unsuitable_blocks(mem_map, pageblock_flags, pfn >> pbo, (stop - 1) >> pbo, pbo,
+                                     cc_order)
             skipped = bad[(pfns >> pbo) - (pfn >> pbo)]
             step = np.where(skipped, (((pfns >> pbo) + 1) << pbo) - pfns, step)
         at = _orbit(step)
@@ -328,11 +338,11 @@ def isolate_freepages_block(mem_map, pageblock_flags, start_pfn, end_pfn, strict
 # per-pageblock rules
 # ---------------------------------------------------------------------------------------
 def suitable_migration_target(mem_map, pageblock_flags, pfn, pageblock_order,
-                              ignore_block_suitable):
+                              ignore_block_suitable, cc_order=-1):
     """Twin of _compaction.suitable_migration_target (suitable_migration_target())."""
     pfn, pbo = int(pfn), int(pageblock_order)
     page = mem_map[pfn]
-    if page["page_type"] == PGTY_BUDDY and page["order"] >= pbo:
+    if page["page_type"] == PGTY_BUDDY and page["order"] >= target_free_order(cc_order, pbo):
         return False
     if ignore_block_suitable:
         return True
@@ -473,13 +483,13 @@ class _CompactControl:
             pb_index = block_start >> self.pbo
             if (self.block_valid(block_start)
                     and self.k.suitable_migration_target(self.mm, self.pbf, block_start,
-                                                         self.pbo, False)
+                                                         self.pbo, False, self.order)
                     and (self.ignore_skip_hint
                          or not self.pbf[pb_index] & PB_migrate_skip)):
                 block_end = min(block_start + self.pb, self.end)
                 total, scanned, _, nb = self.k.isolate_freepages_block(
                     self.mm, self.pbf, block_start, block_end, False, self.free_out,
-                    self.free_orders, self.pb, self.pbo)
+                    self.free_orders, self.pb, self.pbo, self.order)
                 self.free_scanned += scanned
                 for pfn, o in zip(self.free_out[:nb].tolist(), self.free_orders[:nb].tolist()):
                     self.fa.py_remove(pfn)                      # __isolate_free_page()
