@@ -234,7 +234,10 @@ def fragmentation_index(free_blocks_per_order: Any, order: int) -> int:
     Contrary to the kernel comment ("Index is between 0 and 1") the result is
     negative when the zone holds exactly one free block and it is smaller than
     the request: one order-0 page at order 1 gives 1000 - (1000 + 500) / 1 =
-    -500.  The results are -1000 or in [-500, 999].
+    -500.  Nor does it stay below 1: with very many small blocks the inner quotient
+    truncates to 0 and the index is 1000 (42667 free order-1 blocks at order 11:
+    85334000 // 2048 = 41666, (1000 + 41666) // 42667 = 0).  The results are -1000
+    or in [-500, 1000].
 
     ``order`` beyond the last order of the array (MAX_PAGE_ORDER) returns 0
     with a :class:`RuntimeWarning`, as the kernel's WARN_ON_ONCE does.

@@ -414,6 +414,19 @@ def test_minus_1000_iff_suitable_block_exists(co):
     assert (idx == -1000) == bool(counts[order:].any())
 
 
+def test_fragmentation_index_reaches_1000():
+    # __fragmentation_index() with 42667 free order-1 blocks (85334 pages) and a request
+    # of order 11 (2048 pages): 85334 * 1000 // 2048 = 41666, (1000 + 41666) // 42667
+    # = 0, so 1000 - 0 = 1000, past the "between 0 and 1" of the kernel's comment.
+    counts = np.zeros(12, np.int64)
+    counts[1] = 42667
+    assert fragmentation_index(counts, 11) == 1000
+    counts[1] = 42666                   # 85332000 // 2048 = 41666, 42666 // 42666 = 1
+    assert fragmentation_index(counts, 11) == 999
+    counts[1] = 4000                    # 8000000 // 2048 = 3906; 4906 // 4000 = 1
+    assert fragmentation_index(counts, 11) == 999
+
+
 @given(counts_and_order())
 def test_fragmentation_index_against_exact_formula(co):
     counts, order = co
@@ -428,7 +441,7 @@ def test_fragmentation_index_against_exact_formula(co):
     # raise the kernel's value, by less than 1 + 1/T <= 2
     ref = 1000 - (1000 + Fraction(1000 * _pages(counts), 2**order)) / total
     assert 0 <= idx - ref < 2
-    assert -500 <= idx <= 999
+    assert -500 <= idx <= 1000
     # negative only with a single free block smaller than the request
     assert (idx < 0) == (total == 1 and 1000 * _pages(counts) // 2**order > 0)
 
