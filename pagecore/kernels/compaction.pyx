@@ -789,7 +789,7 @@ cdef void cc_isolate_migratepages(compact_control *cc, FreeArea fa) noexcept nog
     # pageblock_nr_pages; a free page's tail is neither LRU nor movable); nothing is
     # isolated, so the pageblock gets its skip bit (valid_page, !skip_updated). Not under
     # skip_on_failure, whose order-aligned jumps scan fewer pages: that walk runs.
-    cdef pfn_t low = cc.migrate_pfn, head
+    cdef pfn_t low = cc.migrate_pfn, head = -1
     cdef int o
     cdef bint src
     cdef pfn_t block_start = (low >> cc.pbo) << cc.pbo
@@ -798,6 +798,7 @@ cdef void cc_isolate_migratepages(compact_control *cc, FreeArea fa) noexcept nog
     if block_start < cc.start:
         block_start = cc.start
     while block_end <= cc.free_pfn:
+        src = False
         if (cc_block_valid(cc, block_start)
                 and not (low % cc.pb == 0 and not cc.ignore_skip_hint
                          and cc.pbf[low >> cc.pbo] & PB_migrate_skip)):
@@ -809,11 +810,7 @@ cdef void cc_isolate_migratepages(compact_control *cc, FreeArea fa) noexcept nog
             else:
                 src = suitable_migration_source_impl(cc.mm, cc.pbf, block_start, cc.pbo,
                                                      cc.async_direct)
-            if not src:
-                low = block_start = block_end
-                cc.migrate_pfn = low
-                block_end += cc.pb
-                continue
+        if src:
             if head >= 0 and not (cc.async_direct and cc.order >= 0):
                 cc.migrate_scanned += (<count_t> 1 << o) if head == low else cc.pb
                 cc.pbf[low >> cc.pbo] |= PB_migrate_skip
