@@ -2,8 +2,10 @@
 
 Each entry: name, file, the exact source text (found exactly once) and its replacement,
 and optionally the tests to run (default DEFAULT_TESTS). The first six are the changes
-issue 12 found surviving the whole suite; the others break the altmap size and zone
-selection, which the recorded real-kernel runs pin.
+issue 12 found surviving the whole suite; the next three break the altmap size and zone
+selection, which the recorded real-kernel runs pin; the rest, grouped under comments,
+break the vmstat worker's remote drain, the scans that pass listed free blocks unread
+and compaction's v6.9+ target rule.
 """
 DEFAULT_TESTS = "tests/test_kernel_replay.py tests/test_calibrate.py tests/test_kernel_rules.py tests/test_procfs.py"
 
@@ -35,4 +37,30 @@ MUTANTS = [
     {"name": "online-kernel-to-dma32", "file": "pagecore/mm/memory_hotplug.py",
      "old": "    return node.zones[P.ZONE_NORMAL]\n",
      "new": "    return node.zones[P.ZONE_DMA32]\n"},
+    # the vmstat worker's remote drain (pagecore/mm/vmstat.py)
+    {"name": "remote-drain-countdown-no-work-on-6.12", "file": "pagecore/mm/vmstat.py",
+     "old": "REMOTE_EXPIRE_IS_WORK_SINCE = (6, 7)",
+     "new": "REMOTE_EXPIRE_IS_WORK_SINCE = (6, 13)",
+     "tests": "tests/test_kernel_rules.py"},
+    {"name": "remote-drain-local-zone-too", "file": "pagecore/mm/vmstat.py",
+     "old": "        if z.nid == nid:                            # never drain a local zone",
+     "new": "        if False:",
+     "tests": "tests/test_kernel_rules.py"},
+    {"name": "remote-drain-whole-list", "file": "pagecore/mm/vmstat.py",
+     "old": "        fa.drain_zone_pages()",
+     "new": "        fa.drain_pages()",
+     "tests": "tests/test_kernel_rules.py"},
+    # the scans that pass listed free blocks unread
+    {"name": "section-pfn-last-match", "file": "pagecore/mm/memory_hotplug.py",
+     "old": "            return int(part[hit[0]])",
+     "new": "            return int(part[hit[-1]])"},
+    {"name": "valid-pageblocks-listed-shifted", "file": "pagecore/compaction.py",
+     "old": "        heads = np.concatenate([fa.blocks(mt, o) for mt in range(P.MIGRATE_TYPES)])",
+     "new": "        heads = np.concatenate([fa.blocks(mt, o) for mt in range(P.MIGRATE_TYPES)]) - (1 << pbo)",
+     "tests": "tests/test_compaction.py"},
+    # v6.9+ suitable_migration_target() in the numpy twin
+    {"name": "target-order-is-pageblock-order", "file": "pagecore/kernels/compaction_numpy.py",
+     "old": "    return int(cc_order) if cc_order > 0 else int(pageblock_order)",
+     "new": "    return int(pageblock_order)",
+     "tests": "tests/test_compaction.py"},
 ]
