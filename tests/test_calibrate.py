@@ -209,3 +209,21 @@ def test_cpus_come_from_the_pagesets():
     z = next(r for r in zoneinfo_dict(Machine(cfg)) if r["zone"] == "DMA32")
     assert [c["cpu"] for c in z["pagesets"]] == [0, 1, 2, 3]
     assert z["pagesets"][0]["high"] == z["low"] // 4
+
+
+def test_boot_wmarks_leaves_the_free_areas_watermarks_as_they_were():
+    # _boot_wmarks() runs setup_per_zone_wmarks() on a trial managed count (which copies
+    # the trial watermarks into every FreeArea, where the pcp rules read them) and puts
+    # the zones' watermarks back: the FreeAreas' copies must go back with them. With
+    # 20000 of DMA32's pages held back the trial min is lower than the real one.
+    from pagecore import Machine
+    from pagecore.validate.calibrate import _boot_wmarks
+    m = Machine(kernel=(6, 12))
+    before = [(z.free_area.wmark_min, z.free_area.wmark_high, z.free_area.reserve_movable)
+              for z in m.zones()]
+    trial, _ = _boot_wmarks(m, 0, 1, 20000)
+    assert trial[1][0] < m.zone(0, 1).watermark[0]
+    after = [(z.free_area.wmark_min, z.free_area.wmark_high, z.free_area.reserve_movable)
+             for z in m.zones()]
+    assert after == before
+    assert [(z.watermark[0], z.watermark[2]) for z in m.zones()] == [b[:2] for b in before]

@@ -55,7 +55,7 @@ from dataclasses import replace
 from pagecore.arch import ZONE_NAMES, get_arch
 from pagecore.errors import ConfigError
 from pagecore.config import MachineConfig, NodeConfig
-from pagecore.mm import huge_memory
+from pagecore.mm import huge_memory, page_alloc
 from pagecore.mm.huge_memory import THP_MODES
 from pagecore.machine import Machine
 from pagecore.mm.page_alloc import LOWMEM_RESERVE_RATIO
@@ -376,6 +376,7 @@ def _boot_wmarks(m, nid, zid, late):
         z0.managed_pages += late
         for z, w, r in zip(m.zones(), saved[0], saved[5]):
             z.watermark, z.lowmem_reserve = w, r
+        page_alloc.zone_sync_watermarks(m)      # the FreeAreas' copies, as they were
         m.min_free_kbytes, m.khugepaged_running, m.user_min_free_kbytes, m.thp_mode = saved[1:5]
 
 
