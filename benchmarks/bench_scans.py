@@ -277,8 +277,13 @@ def test_pfn_range_valid_contig(benchmark, fragmented):
 
 def _offline_state(m, zone):
     """A copy of the zone's pages as offline_pages() leaves them once everything
-    movable has migrated: each page that was in use becomes an unreferenced PageOffline
-    page (zone bits kept), free blocks stay as they are."""
+    movable has migrated: its zone_pcp_disable() has drained the per-cpu lists into the
+    buddy (done here on the machine itself: drain_all_pages()), each page that was in
+    use becomes an unreferenced PageOffline page (zone bits kept), free blocks stay as
+    they are. Without the drain, the pages the workload left on the pcp lists (neither
+    PageBuddy nor PageOffline) fail test_pages_isolated()."""
+    from pagecore.mm import page_alloc
+    page_alloc.drain_all_pages(m, zone)
     mm = np.array(m.mem_map[zone.zone_start_pfn:zone.zone_end_pfn])
     used = ((mm["flags"] & (P.PG_lru | P.PG_head | P.PG_tail)) != 0) | (mm["refcount"] > 0)
     used &= mm["page_type"] != P.PGTY_BUDDY
