@@ -15,9 +15,9 @@ isolates the range in one pass and moves its folios in bulk (numpy). Simplificat
 against the kernel, all deliberate: no compaction caches or deferral (every compact_zone() is a whole-zone run), no
 fast_find_migrateblock()/fast_isolate_freepages(), no free-scanner stride, migration
 fails only for want of a target (a large LRU folio is then split and its pages retried,
-as trysplit_folio() does), and the free scanner takes a whole pageblock's free blocks
-at a time (the kernel may stop inside a pageblock once it has enough). A split is not
-undone when alloc_contig_range() rolls back.
+as trysplit_folio() does), and __isolate_free_page() skips its watermark check. The
+free scanner stops inside a pageblock once it has enough, as the kernel's does. A split
+is not undone when alloc_contig_range() rolls back.
 """
 from __future__ import annotations
 

@@ -355,6 +355,65 @@ def test_an_order_10_request_migrates_into_a_free_order_9_block(backends):
         assert (mm["refcount"][3072:3584] == 1).all(), name
 
 
+def _two_lru_pages_below_allocated_pageblocks(free_pfns, free_order):
+    """x86_64 geometry, 4 pageblocks of one Movable zone, every page allocated (unmovable:
+    refcount 1, not LRU) except LRU pages 0 and 1 (private 0xa, 0xb: which is which
+    after migration) and free blocks of `free_order` at `free_pfns` in pageblock 3."""
+    mm = np.zeros(2048, PAGE_DTYPE)
+    mm["flags"] = 3 << ZONES_PGSHIFT
+    mm["refcount"] = 1
+    mm["flags"][:2] |= PG_lru
+    mm["private"][:2] = [0xa, 0xb]
+    pbf = np.full(4, MIGRATE_MOVABLE, np.uint8)
+    fa = FreeArea(mm, pbf, 11, 9)
+    for pfn in free_pfns:
+        mm["refcount"][pfn:pfn + (1 << free_order)] = 0
+        fa.py_free_one_page(pfn, free_order)
+    return mm, pbf, fa
+
+
+def test_the_free_scanner_stops_inside_a_pageblock_and_hands_out_in_list_order(backends):
+    # isolate_freepages_block() (v6.12 mm/compaction.c) stops right after the block that
+    # makes cc->nr_freepages >= cc->nr_migratepages, and compaction_alloc() takes
+    # list_first_entry() of cc->freepages[0], where the blocks joined by list_add_tail().
+    # By hand, compact_memory (order -1, skip hints ignored): the migrate scanner takes
+    # pages 0 and 1 from pageblock 0 (nr_migratepages 2; all 512 pages scanned). The
+    # free scanner enters pageblock 3 at 1536: pages 1536-1546 (11 scanned), 1546
+    # isolated (1 < 2), 1547-1556 (10 more), 1556 isolated (2 >= 2): it stops at 1557
+    # with nr_scanned 21; 1566 is never reached, pageblock 3 was not scanned to its end
+    # (no skip bit), free_pfn stays 1557. Page 0 moves to 1546, page 1 to 1556 (FIFO).
+    # The migrate scanner then scans pageblocks 1 and 2 (block_end <= free_pfn) and meets
+    # the free scanner at pageblock 3: ("complete", 3 * 512, 21, 2, 2).
+    for name, k in backends.items():
+        mm, pbf, fa = _two_lru_pages_below_allocated_pageblocks([1546, 1556, 1566], 0)
+        r = k.compact_zone_run(fa, mm, pbf, np.ones(4, np.uint8), 0, 2048, -1, 9, True, False)
+        assert r == ("complete", 1536, 21, 2, 2), name
+        assert (mm["private"][1546], mm["private"][1556]) == (0xa, 0xb), name
+        assert fa.blocks(MIGRATE_MOVABLE, 0).tolist() == [1566], name
+        assert fa.blocks(MIGRATE_MOVABLE, 1).tolist() == [0], name     # 0 and 1 merged
+        assert not pbf[3] & PB_migrate_skip, name
+
+
+def test_compaction_gives_back_what_it_isolated_through_the_pcp_lists(backends):
+    # release_free_list() (v6.12) frees each block left on cc->freepages with
+    # __free_pages(), so an order-0 one lands on the pcp list, like the migrated source
+    # page. By hand: one LRU page (0); the free scanner isolates the order-1 block at
+    # 1546 (2 >= 1: it stops at 1548, nr_scanned 1548 - 1536 = 12); compaction_alloc()
+    # splits it, page 0 moves to 1546 and the half 1547 goes to the head of
+    # cc->freepages[0]; at the end 1547 is released. Pageset high 100, batch 10: both
+    # 0 and 1547 stay on the lists.
+    for name, k in backends.items():
+        mm, pbf, fa = _two_lru_pages_below_allocated_pageblocks([1546], 1)
+        mm["flags"][1] &= ~np.uint32(PG_lru)
+        fa.pcp_autotune = False
+        fa.pageset_update(100, 100, 10)
+        r = k.compact_zone_run(fa, mm, pbf, np.ones(4, np.uint8), 0, 2048, -1, 9, True, False)
+        assert r == ("complete", 1536, 12, 1, 1), name
+        assert mm["private"][1546] == 0xa, name
+        on_pcp = sorted(int(x) for h in fa.pcp_lists().values() for x in h)
+        assert on_pcp == [0, 1547] and fa.pcp_count == 2, name
+
+
 @SETTINGS
 @given(data=arrays(), seed=st.integers(0, 2**16))
 def test_migrate_folio(backends, data, seed):

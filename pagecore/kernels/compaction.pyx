@@ -702,13 +702,17 @@ def migrate_folio(page_t[::1] mem_map, pfn_t src, pfn_t dst):
 # compact_zone(): the whole run
 # ---------------------------------------------------------------------------------------
 cdef struct pfn_stack:
+    # A stack (push, pop at n) or a queue (push at n, take at lo): pfns[lo:n] are held.
     pfn_t *pfns
+    count_t lo
     count_t n
     count_t cap
 
 
 cdef int stack_push(pfn_stack *s, pfn_t pfn) except -1 nogil:
     cdef pfn_t *grown
+    if s.lo == s.n:                   # empty: reuse the buffer from its start
+        s.lo = s.n = 0
     if s.n == s.cap:
         grown = <pfn_t *> realloc(s.pfns, (2 * s.cap + 64) * sizeof(pfn_t))
         if grown == NULL:
@@ -726,8 +730,12 @@ cdef struct compact_control:
     #   * the isolated folio heads still to migrate are migratepages[mig_lo:mig_hi]; a
     #     batch lands at mig_base = the buffer's last COMPACT_CLUSTER_MAX slots, so a
     #     split at the front (lo -= 2^order - 1) always has room below it;
-    #   * freepages[o] holds the isolated free blocks of order o (stacks, like the
-    #     Python lists of the twin), nr_freepages the pages in them;
+    #   * cc->freepages[o], read from its head, is halves[o] (the halves
+    #     compaction_alloc() split off, list_add() at the head: a stack) then
+    #     isolated[o] (the blocks isolate_freepages_block() took, list_add_tail(): a
+    #     queue), as the twin's lists; nr_freepages is the pages in them;
+    #   * free_pfn may lie inside a pageblock: where the free scanner stopped once it
+    #     had enough (isolate_start_pfn), and where it goes on;
     #   * the run ends when free_pfn and migrate_pfn meet (compact_scanners_met()).
     page_t *mm
     pbflags_t *pbf
@@ -739,7 +747,8 @@ cdef struct compact_control:
     bint ignore_skip_hint, async_direct
     pfn_t *migratepages
     count_t mig_lo, mig_hi, mig_base
-    pfn_stack freepages[MAX_ORDERS]
+    pfn_stack halves[MAX_ORDERS]
+    pfn_stack isolated[MAX_ORDERS]
     count_t nr_freepages
     pfn_t *free_out
     uint8_t *free_orders
@@ -830,10 +839,21 @@ cdef void cc_isolate_migratepages(compact_control *cc, FreeArea fa) noexcept nog
         block_end += cc.pb
 
 
+cdef inline count_t max_blocks_for(count_t need, count_t have, count_t pb) noexcept nogil:
+    # How many free blocks the free scanner can take before it has `need` pages.
+    if need - have > pb:
+        return pb
+    return need - have if need > have else 1
+
+
 cdef int cc_isolate_freepages(compact_control *cc, FreeArea fa) except -1 nogil:
-    # isolate_freepages(): pageblocks down from free_pfn, above the migrate scanner's
-    # pageblock, until the isolated free pages cover the folios still to migrate; every
-    # pageblock scanned gets its skip bit (update_pageblock_skip()).
+    # isolate_freepages(): pageblocks down from free_pfn (inside a pageblock when the
+    # last call stopped there), above the migrate scanner's pageblock, until the
+    # isolated free pages cover the folios still to migrate. isolate_freepages_block()
+    # stops right after the free block that makes them enough ("cc->nr_migratepages <=
+    # cc->nr_freepages"): its nr_scanned ends there (every pfn passed counts once in a
+    # suitable pageblock), free_pfn stays there, and only a pageblock scanned to its end
+    # gets its skip bit (update_pageblock_skip()).
     #
     # A pageblock in a free block of order >= pageblock_order on the lists
     # (FreeArea.listed_block()) is decided without a page read: the block's first
@@ -845,7 +865,9 @@ cdef int cc_isolate_freepages(compact_control *cc, FreeArea fa) except -1 nogil:
     # free zone's memmap images stay unread here too.
     cdef count_t need = 0, i, nb, scanned, total
     cdef pfn_t low = ((cc.migrate_pfn >> cc.pbo) + 1) << cc.pbo
-    cdef pfn_t block_start = (cc.free_pfn >> cc.pbo) << cc.pbo, block_end, fail, head
+    cdef pfn_t isolate_start = cc.free_pfn
+    cdef pfn_t block_start = (isolate_start >> cc.pbo) << cc.pbo, block_end, fail, head
+    cdef pfn_t stop
     cdef int o
     cdef bint target, interior
     for i in range(cc.mig_lo, cc.mig_hi):
@@ -871,40 +893,56 @@ cdef int cc_isolate_freepages(compact_control *cc, FreeArea fa) except -1 nogil:
                 block_end = cc.end
             nb = scanned = 0
             if interior:
-                total, scanned = 0, block_end - block_start
+                total, scanned = 0, block_end - isolate_start
             else:
-                total = isolate_freepages_block_impl(cc.mm, cc.pbf, block_start, block_end,
-                                                     False, cc.free_out, cc.free_orders, cc.pb,
+                # every block holds a page, so the kernel's stop comes within the first
+                # need - nr_freepages blocks (within the first one when there are enough)
+                total = isolate_freepages_block_impl(cc.mm, cc.pbf, isolate_start, block_end,
+                                                     False, cc.free_out, cc.free_orders,
+                                                     max_blocks_for(need, cc.nr_freepages, cc.pb),
                                                      cc.pbo, &nb, &scanned, &fail, cc.order)
-            cc.free_scanned += scanned
+            stop = block_end
             for i in range(nb):                     # __isolate_free_page()
                 fa.remove(cc.free_out[i])
-                stack_push(&cc.freepages[cc.free_orders[i]], cc.free_out[i])
-            cc.nr_freepages += total
-            cc.pbf[block_start >> cc.pbo] |= PB_migrate_skip
+                stack_push(&cc.isolated[cc.free_orders[i]], cc.free_out[i])
+                cc.nr_freepages += <count_t> 1 << cc.free_orders[i]
+                if cc.nr_freepages >= need:         # the kernel's scan ends here
+                    stop = cc.free_out[i] + (<pfn_t> 1 << cc.free_orders[i])
+                    scanned = stop - isolate_start
+                    break
+            cc.free_scanned += scanned
+            if stop >= block_end:
+                cc.pbf[block_start >> cc.pbo] |= PB_migrate_skip
             if cc.nr_freepages >= need:
-                cc.free_pfn = block_start - cc.pb
+                cc.free_pfn = block_start - cc.pb if stop >= block_end else stop
                 return 0
         block_start -= cc.pb
+        isolate_start = block_start
     cc.free_pfn = block_start
     return 0
 
 
 cdef pfn_t cc_compaction_alloc(compact_control *cc, FreeArea fa, int order) except -2 nogil:
-    # compaction_alloc() (v6.9+): the smallest isolated free block of at least `order`,
-    # its upper halves kept for later; one free scan per call when none is there.
+    # compaction_alloc() (v6.9+): the first block of the smallest nonempty
+    # cc->freepages[] list of at least `order`, its upper halves put at the heads of the
+    # lists below; one free scan per call when none is there.
     cdef int attempt, o
-    cdef pfn_stack *s
+    cdef pfn_stack *h
+    cdef pfn_stack *q
     cdef pfn_t pfn
     for attempt in range(2):
         for o in range(order, cc.nr_orders):
-            s = &cc.freepages[o]
-            if s.n:
-                s.n -= 1
-                pfn = s.pfns[s.n]
-                while o > order:                    # split, keep the upper halves
+            h, q = &cc.halves[o], &cc.isolated[o]
+            if h.n > h.lo or q.n > q.lo:            # list_first_entry()
+                if h.n > h.lo:
+                    h.n -= 1
+                    pfn = h.pfns[h.n]
+                else:
+                    pfn = q.pfns[q.lo]
+                    q.lo += 1
+                while o > order:                    # split, the halves at the head
                     o -= 1
-                    stack_push(&cc.freepages[o], pfn + (<pfn_t> 1 << o))
+                    stack_push(&cc.halves[o], pfn + (<pfn_t> 1 << o))
                 cc.nr_freepages -= <count_t> 1 << order
                 return pfn
         if attempt == 0:
@@ -967,15 +1005,27 @@ cdef int cc_run(compact_control *cc, FreeArea fa) except -1 nogil:
 
 
 cdef int cc_release(compact_control *cc, FreeArea fa) except -1 nogil:
-    # release_free_list() and putback: isolated folios and free blocks go back, free
-    # blocks in list order per order, as the twin does.
+    # release_free_list() and putback: isolated folios and free blocks go back, order by
+    # order in list order (halves from the head, then the isolated blocks), through
+    # __free_pages() (v6.9+: mark_allocated(), then the pcp lists for their orders), as
+    # the twin does.
     cdef int o
     cdef count_t i
+    cdef pfn_t pfn
     cc_putback(cc)
     for o in range(cc.nr_orders):
-        for i in range(cc.freepages[o].n):
-            fa.free_one_page(cc.freepages[o].pfns[i], o)
-        cc.freepages[o].n = 0
+        i = cc.halves[o].n
+        while i > cc.halves[o].lo:
+            i -= 1
+            pfn = cc.halves[o].pfns[i]
+            cc.mm[pfn].order = o                    # set_page_private()
+            fa.free_pages(pfn)
+        for i in range(cc.isolated[o].lo, cc.isolated[o].n):
+            pfn = cc.isolated[o].pfns[i]
+            cc.mm[pfn].order = o
+            fa.free_pages(pfn)
+        cc.halves[o].lo = cc.halves[o].n = 0
+        cc.isolated[o].lo = cc.isolated[o].n = 0
     cc.nr_freepages = 0
     return 0
 
@@ -1044,7 +1094,8 @@ def compact_zone_run(FreeArea free_area, page_t[::1] mem_map, pbflags_t[::1] pag
         free(cc.free_out)
         free(cc.free_orders)
         for o in range(MAX_ORDERS):
-            free(cc.freepages[o].pfns)
+            free(cc.halves[o].pfns)
+            free(cc.isolated[o].pfns)
     return (_RESULT_NAMES[result], cc.migrate_scanned, cc.free_scanned, cc.migrated_pages,
             cc.migrated_folios)
 

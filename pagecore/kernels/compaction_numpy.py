@@ -19,6 +19,7 @@ How the walks are followed:
     struct compact_control), one step per batch and per folio; the numba backend runs
     the same loop over its own scanners (FreeArea is a Cython class numba cannot call).
 """
+import collections
 import sys
 
 import numpy as np
@@ -420,7 +421,12 @@ class _CompactControl:
         self.pb0 = start >> pbo
         self.migrate_pfn = start
         self.free_pfn = ((end - 1) >> pbo) << pbo
-        self.freepages = [[] for _ in range(self.nr_orders)]   # cc->freepages[order]
+        # cc->freepages[order], a list the kernel reads from its head: the blocks the free
+        # scanner isolated join at the tail (list_add_tail() in isolate_freepages_block()),
+        # the halves compaction_alloc() splits off at the head (list_add()). Kept as the
+        # head's stack of halves, then the queue of isolated blocks.
+        self.halves = [[] for _ in range(self.nr_orders)]
+        self.isolated = [collections.deque() for _ in range(self.nr_orders)]
         self.nr_freepages = 0
         self.migratepages = []
         self.migrate_scanned = self.free_scanned = 0
@@ -475,10 +481,16 @@ class _CompactControl:
             block_end += self.pb
 
     def isolate_freepages(self):
-        """isolate_freepages(): free blocks of pageblocks down from free_pfn."""
+        """isolate_freepages(): free blocks of pageblocks down from free_pfn, which may
+        lie inside a pageblock (where the last call stopped). isolate_freepages_block()
+        stops right after the block that makes nr_freepages cover the folios still to
+        migrate ("cc->nr_migratepages <= cc->nr_freepages"): the scan's count ends there,
+        the next call starts there, and the pageblock gets its skip bit only once it was
+        scanned to its end (update_pageblock_skip())."""
         need = sum(1 << folio_order(self.mm, h) for h in self.migratepages)
         low = ((self.migrate_pfn >> self.pbo) + 1) << self.pbo
-        block_start = (self.free_pfn >> self.pbo) << self.pbo
+        isolate_start = self.free_pfn
+        block_start = (isolate_start >> self.pbo) << self.pbo
         while block_start >= low:
             pb_index = block_start >> self.pbo
             if (self.block_valid(block_start)
@@ -487,19 +499,29 @@ class _CompactControl:
                     and (self.ignore_skip_hint
                          or not self.pbf[pb_index] & PB_migrate_skip)):
                 block_end = min(block_start + self.pb, self.end)
+                # every block holds a page: the stop comes within need - nr_freepages
+                # blocks (within the first one when there are enough already)
+                room = min(self.pb, max(1, need - self.nr_freepages))
                 total, scanned, _, nb = self.k.isolate_freepages_block(
-                    self.mm, self.pbf, block_start, block_end, False, self.free_out,
-                    self.free_orders, self.pb, self.pbo, self.order)
-                self.free_scanned += scanned
+                    self.mm, self.pbf, isolate_start, block_end, False, self.free_out,
+                    self.free_orders, room, self.pbo, self.order)
+                stop = block_end
                 for pfn, o in zip(self.free_out[:nb].tolist(), self.free_orders[:nb].tolist()):
                     self.fa.py_remove(pfn)                      # __isolate_free_page()
-                    self.freepages[o].append(pfn)
-                self.nr_freepages += total
-                self.pbf[pb_index] |= PB_migrate_skip          # update_pageblock_skip()
+                    self.isolated[o].append(pfn)
+                    self.nr_freepages += 1 << o
+                    if self.nr_freepages >= need:               # the kernel's scan ends here
+                        stop = pfn + (1 << o)
+                        scanned = stop - isolate_start          # every pfn passed counted once
+                        break
+                self.free_scanned += scanned
+                if stop >= block_end:
+                    self.pbf[pb_index] |= PB_migrate_skip      # update_pageblock_skip()
                 if self.nr_freepages >= need:
-                    self.free_pfn = block_start - self.pb
+                    self.free_pfn = block_start - self.pb if stop >= block_end else stop
                     return
             block_start -= self.pb
+            isolate_start = block_start
         self.free_pfn = block_start
 
     def compaction_alloc(self, order):
@@ -507,11 +529,11 @@ class _CompactControl:
         `order`, its upper halves kept for later; one free scan per call when empty."""
         for attempt in range(2):
             for o in range(order, self.nr_orders):
-                if self.freepages[o]:
-                    pfn = self.freepages[o].pop()
-                    while o > order:                            # split, keep the halves
+                if self.halves[o] or self.isolated[o]:          # list_first_entry()
+                    pfn = self.halves[o].pop() if self.halves[o] else self.isolated[o].popleft()
+                    while o > order:                            # split, halves at the head
                         o -= 1
-                        self.freepages[o].append(pfn + (1 << o))
+                        self.halves[o].append(pfn + (1 << o))
                     self.nr_freepages -= 1 << order
                     return pfn
             if attempt == 0:
@@ -544,12 +566,16 @@ class _CompactControl:
         return True
 
     def release(self):
-        """release_free_list() and putback: what is still isolated goes back."""
+        """release_free_list() and putback: what is still isolated goes back, order by
+        order in list order, through __free_pages() (the pcp lists for their orders)."""
         self.putback()
-        for o, pfns in enumerate(self.freepages):
+        for o in range(self.nr_orders):
+            pfns = self.halves[o][::-1] + list(self.isolated[o])
             for pfn in pfns:
-                self.fa.py_free_one_page(pfn, o)
-            pfns.clear()
+                self.mm[pfn]["order"] = o                       # set_page_private()
+                self.fa.free_bulk(np.array([pfn], dtype=np.int64))
+            self.halves[o].clear()
+            self.isolated[o].clear()
         self.nr_freepages = 0
 
     def run(self):

@@ -5,7 +5,7 @@ and optionally the tests to run (default DEFAULT_TESTS). The first six are the c
 issue 12 found surviving the whole suite; the next three break the altmap size and zone
 selection, which the recorded real-kernel runs pin; the rest, grouped under comments,
 break the vmstat worker's remote drain, the scans that pass listed free blocks unread
-and compaction's v6.9+ target rule.
+compaction's v6.9+ target rule, and the free scanner's stop and list order.
 """
 DEFAULT_TESTS = "tests/test_kernel_replay.py tests/test_calibrate.py tests/test_kernel_rules.py tests/test_procfs.py"
 
@@ -62,5 +62,14 @@ MUTANTS = [
     {"name": "target-order-is-pageblock-order", "file": "pagecore/kernels/compaction_numpy.py",
      "old": "    return int(cc_order) if cc_order > 0 else int(pageblock_order)",
      "new": "    return int(pageblock_order)",
+     "tests": "tests/test_compaction.py"},
+    # the twin's free scanner and compaction_alloc() (v6.12 mm/compaction.c)
+    {"name": "free-scanner-takes-whole-pageblock", "file": "pagecore/kernels/compaction_numpy.py",
+     "old": "                        scanned = stop - isolate_start          # every pfn passed counted once\n                        break",
+     "new": "                        scanned = stop - isolate_start          # every pfn passed counted once",
+     "tests": "tests/test_compaction.py"},
+    {"name": "compaction-alloc-last-isolated-first", "file": "pagecore/kernels/compaction_numpy.py",
+     "old": "self.halves[o].pop() if self.halves[o] else self.isolated[o].popleft()",
+     "new": "self.halves[o].pop() if self.halves[o] else self.isolated[o].pop()",
      "tests": "tests/test_compaction.py"},
 ]
