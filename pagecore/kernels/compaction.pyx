@@ -1045,8 +1045,9 @@ def compact_zone_run(FreeArea free_area, page_t[::1] mem_map, pbflags_t[::1] pag
     The migrate scanner walks pageblocks up from the zone start, isolating batches of
     COMPACT_CLUSTER_MAX folios (isolate_migratepages_block()); the free scanner walks
     down from the zone end isolating free blocks (isolate_freepages_block(), taken off
-    the free lists); each folio moves into the smallest isolated block that fits
-    (compaction_alloc()) and its old pages are freed. Ends when a free block of `order`
+    the free lists) until they cover the batch, stopping inside a pageblock if need be;
+    each folio moves into the first block of the smallest list of isolated blocks that
+    fits (compaction_alloc()) and its old pages are freed. Ends when a free block of `order`
     is there, the scanners meet, or no target is left (then "contended"); what is still
     isolated goes back (putback, release_free_list()).
 

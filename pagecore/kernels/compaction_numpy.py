@@ -525,8 +525,9 @@ class _CompactControl:
         self.free_pfn = block_start
 
     def compaction_alloc(self, order):
-        """compaction_alloc() (v6.9+): the smallest isolated free block of at least
-        `order`, its upper halves kept for later; one free scan per call when empty."""
+        """compaction_alloc() (v6.9+): the first block of the smallest nonempty
+        cc->freepages[] list of at least `order` (list_first_entry()), its upper halves
+        put at the heads of the lists below; one free scan per call when none is there."""
         for attempt in range(2):
             for o in range(order, self.nr_orders):
                 if self.halves[o] or self.isolated[o]:          # list_first_entry()
