@@ -863,7 +863,7 @@ cdef int cc_isolate_freepages(compact_control *cc, FreeArea fa) except -1 nogil:
     # its migratetype alone, and isolate_freepages_block() then finds neither a free
     # head nor a compound page in it: every page scanned, nothing isolated. So a mostly
     # free zone's memmap images stay unread here too.
-    cdef count_t need = 0, i, nb, scanned, total
+    cdef count_t need = 0, i, nb, scanned
     cdef pfn_t low = ((cc.migrate_pfn >> cc.pbo) + 1) << cc.pbo
     cdef pfn_t isolate_start = cc.free_pfn
     cdef pfn_t block_start = (isolate_start >> cc.pbo) << cc.pbo, block_end, fail, head
@@ -893,14 +893,14 @@ cdef int cc_isolate_freepages(compact_control *cc, FreeArea fa) except -1 nogil:
                 block_end = cc.end
             nb = scanned = 0
             if interior:
-                total, scanned = 0, block_end - isolate_start
+                scanned = block_end - isolate_start
             else:
                 # every block holds a page, so the kernel's stop comes within the first
                 # need - nr_freepages blocks (within the first one when there are enough)
-                total = isolate_freepages_block_impl(cc.mm, cc.pbf, isolate_start, block_end,
-                                                     False, cc.free_out, cc.free_orders,
-                                                     max_blocks_for(need, cc.nr_freepages, cc.pb),
-                                                     cc.pbo, &nb, &scanned, &fail, cc.order)
+                isolate_freepages_block_impl(cc.mm, cc.pbf, isolate_start, block_end, False,
+                                             cc.free_out, cc.free_orders,
+                                             max_blocks_for(need, cc.nr_freepages, cc.pb),
+                                             cc.pbo, &nb, &scanned, &fail, cc.order)
             stop = block_end
             for i in range(nb):                     # __isolate_free_page()
                 fa.remove(cc.free_out[i])

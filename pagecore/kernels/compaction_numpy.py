@@ -502,7 +502,7 @@ class _CompactControl:
                 # every block holds a page: the stop comes within need - nr_freepages
                 # blocks (within the first one when there are enough already)
                 room = min(self.pb, max(1, need - self.nr_freepages))
-                total, scanned, _, nb = self.k.isolate_freepages_block(
+                _, scanned, _, nb = self.k.isolate_freepages_block(
                     self.mm, self.pbf, isolate_start, block_end, False, self.free_out,
                     self.free_orders, room, self.pbo, self.order)
                 stop = block_end
