@@ -17,7 +17,9 @@ fast_find_migrateblock()/fast_isolate_freepages(), no free-scanner stride, migra
 fails only for want of a target (a large LRU folio is then split and its pages retried,
 as trysplit_folio() does), and __isolate_free_page() skips its watermark check. The
 free scanner stops inside a pageblock once it has enough, as the kernel's does. A split
-is not undone when alloc_contig_range() rolls back.
+is not undone when alloc_contig_range() rolls back. compact_zone() follows the machine's
+kernel version (LARGE_FOLIO_COMPACTION_SINCE: v6.9's large-folio compaction, or v6.1's
+order-0 rules); nr_scanned is counted as v6.12 does for both.
 """
 from __future__ import annotations
 
@@ -43,6 +45,16 @@ _ZMASK = np.uint32(~P.FLAGS_MASK & 0xFFFFFFFF)
 
 
 get_compaction_backend = _backends.get_compaction_backend
+
+#: compact_zone() follows v6.9's "mm: compaction: add support for >0 order folio memory
+#: compaction" (Zi Yan) from here: large folios below the target order and below
+#: pageblock order are migrated whole (skip_isolation_on_order()), cc->freepages[] is a
+#: list per order (compaction_alloc() splits a block for the folio), compaction_alloc()
+#: lowers cc->nr_migratepages, and a pageblock headed by a free block of cc->order or
+#: more is no target. Before (v6.1): every compound page is passed, the isolated free
+#: blocks are split to one list of order-0 pages (split_map_pages()), the free scanner
+#: stops once it holds the whole batch, and the target rule reads pageblock_order.
+LARGE_FOLIO_COMPACTION_SINCE = (6, 9)
 
 
 def _kernels_of(m, backend):
@@ -149,6 +161,7 @@ def compact_zone(m, zone, order, mode="sync", *, direct=False, ignore_skip_hint=
     pageblocks and gives up an order-aligned chunk at its first failure. Skip bits are
     honoured unless `ignore_skip_hint` (default: only for order=-1, as compact_node()).
 
+    The rules are those of the machine's kernel version (LARGE_FOLIO_COMPACTION_SINCE).
     Returns a report: result ("success", "complete" or "contended": out of targets),
     migrate_scanned / free_scanned (the kernel's nr_scanned sums), migrated_pages,
     migrated_folios, and free blocks per order (all migratetypes) before and after.
@@ -168,7 +181,8 @@ def compact_zone(m, zone, order, mode="sync", *, direct=False, ignore_skip_hint=
         result, *counts = _kernels_of(m, backend).compact_zone_run(
             zone.free_area, m.mem_map, m.pageblock_flags, valid.view(np.uint8),
             zone.zone_start_pfn, zone.zone_end_pfn, order, m.arch.pageblock_order,
-            bool(ignore_skip_hint), mode == "async" and direct)
+            bool(ignore_skip_hint), mode == "async" and direct,
+            m.kernel >= LARGE_FOLIO_COMPACTION_SINCE)
     report["result"] = result
     report.update(zip(("migrate_scanned", "free_scanned", "migrated_pages", "migrated_folios"),
                       counts))

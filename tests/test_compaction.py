@@ -210,9 +210,10 @@ def pick_range(a, rng):
 @SETTINGS
 @given(data=arrays(), ignore=st.booleans(), alloc_contig=st.booleans(),
        skip_on_failure=st.booleans(), cc_order=st.integers(-1, 10),
-       capacity=st.sampled_from([1, 3, 32, 600]), where=st.integers(0, 2**16))
+       capacity=st.sampled_from([1, 3, 32, 600]), where=st.integers(0, 2**16),
+       skip_compound=st.booleans())
 def test_isolate_migratepages_block(backends, data, ignore, alloc_contig, skip_on_failure,
-                                    cc_order, capacity, where):
+                                    cc_order, capacity, where, skip_compound):
     a, rng = data
     pb = 1 << a.pbo
     block = (where % (a.n // pb)) * pb
@@ -222,11 +223,14 @@ def test_isolate_migratepages_block(backends, data, ignore, alloc_contig, skip_o
     def call(k, arr):
         out = np.full(capacity, -7, np.int64)
         r = k.isolate_migratepages_block(arr.mem_map, arr.pbf, low, end, arr.pbo, ignore,
-                                         out, cc_order, alloc_contig, skip_on_failure)
+                                         out, cc_order, alloc_contig, skip_on_failure,
+                                         skip_compound)
         return r + (tuple(out.tolist()),)
 
     (nxt, n, scanned, out), after = run_all(backends, a, call)
     heads = list(out[:n])
+    if skip_compound and not alloc_contig:              # v6.1: no compound page isolated
+        assert not (a.mem_map["flags"][heads] & PG_head).any()
     assert low <= nxt <= max(end, low)
     assert all(after.mem_map["flags"][h] & PG_isolated for h in heads)
     # nothing vmemmap, free, a tail or already isolated is ever isolated
@@ -412,6 +416,131 @@ def test_compaction_gives_back_what_it_isolated_through_the_pcp_lists(backends):
         assert mm["private"][1546] == 0xa, name
         on_pcp = sorted(int(x) for h in fa.pcp_lists().values() for x in h)
         assert on_pcp == [0, 1547] and fa.pcp_count == 2, name
+
+
+# ---- compact_zone() before v6.9 (v6.1 mm/compaction.c: large_folios=False) -------------
+def test_v6_1_hands_out_the_split_pages_from_the_last_one(backends):
+    # v6.1 isolate_freepages() ends in split_map_pages(): each isolated block becomes
+    # order-0 pages, list_add() one after the other, so cc->freepages starts at the last
+    # page of the last block; v6.12 keeps the block on cc->freepages[1] and splits it
+    # for the first folio, its half going to the head of cc->freepages[0]. By hand, one
+    # order-1 block at 1546 and order-0 ones at 1556, 1566: the migrate scanner isolates
+    # pages 0 and 1 (every page of pageblock 0 visited: 512); the free scanner visits
+    # 1536-1546 (11), isolates the block (nr_scanned += 2 - 1) and holds 2 >= 2: it stops
+    # at 1548, nr_scanned 12 in both versions. v6.1: page 0 -> 1547, page 1 -> 1546;
+    # v6.12: page 0 -> 1546, page 1 -> 1547. Pageblocks 1 and 2 are scanned, the
+    # scanners meet: ("complete", 1536, 12, 2, 2); 1556 and 1566 stay free.
+    for name, k in backends.items():
+        for large_folios, where in ((False, (0xb, 0xa)), (True, (0xa, 0xb))):
+            mm, pbf, fa = _two_lru_pages_below_allocated_pageblocks([1546], 1)
+            for pfn in (1556, 1566):
+                mm["refcount"][pfn] = 0
+                fa.py_free_one_page(pfn, 0)
+            r = k.compact_zone_run(fa, mm, pbf, np.ones(4, np.uint8), 0, 2048, -1, 9, True,
+                                   False, large_folios)
+            assert r == ("complete", 1536, 12, 2, 2), (name, large_folios)
+            assert (mm["private"][1546], mm["private"][1547]) == where, (name, large_folios)
+            assert sorted(fa.blocks(MIGRATE_MOVABLE, 0).tolist()) == [1556, 1566], name
+
+
+def test_v6_1_refills_for_the_whole_batch(backends):
+    # v6.1 compaction_alloc() does not lower cc->nr_migratepages, so a free scan in the
+    # middle of a batch stops only once it holds the whole batch's pages; v6.12 counts
+    # what is left (v6.9: "mm: compaction: add support for >0 order folio memory
+    # compaction"). By hand: LRU pages 0, 1 (pageblock 0) and 512, 513, 514 (pageblock
+    # 1); free: an order-2 block at 1544 and order-0 pages at 1560, 1570, 1580.
+    #   batch 1 (0, 1): the free scan from 1536 isolates 1544 (4 >= 2), stops at 1548:
+    #     12 scanned. v6.1: 0 -> 1547, 1 -> 1546, left 1545, 1544 (in list order).
+    #     v6.12: 0 -> 1544 (halves 1546 to [1], 1545 to [0]), 1 -> 1545, left 1546 (o1).
+    #   batch 2 (512-514): v6.1: 512 -> 1545, 513 -> 1544, then a scan from 1548 that
+    #     needs the batch's 3: 1560, 1570, 1580, stops at 1581 (33 scanned); 514 -> 1580,
+    #     1570 and 1560 go back. v6.12: 512 -> 1546, 513 -> 1547, a scan needing 1:
+    #     1560, stops at 1561 (13 scanned); 514 -> 1560.
+    # The migrate scanner passes pageblocks 0-2 (1536) and meets the free scanner in 3.
+    # Freed sources: 0+1 and 512+513 merge to order 1, 514 stays order 0 (515 is in use).
+    want = {False: (45, [1547, 1546, 1545, 1544], 1580, [514, 1560, 1570]),
+            True: (25, [1544, 1545, 1546, 1547], 1560, [514, 1570, 1580])}
+    for name, k in backends.items():
+        for large_folios, (free_scanned, targets, at514, free0) in want.items():
+            mm, pbf, fa = _two_lru_pages_below_allocated_pageblocks([1544], 2)
+            mm["flags"][512:515] |= PG_lru
+            mm["private"][512:515] = [0x512, 0x513, 0x514]
+            for pfn in (1560, 1570, 1580):
+                mm["refcount"][pfn] = 0
+                fa.py_free_one_page(pfn, 0)
+            r = k.compact_zone_run(fa, mm, pbf, np.ones(4, np.uint8), 0, 2048, -1, 9, True,
+                                   False, large_folios)
+            assert r == ("complete", 1536, free_scanned, 5, 5), (name, large_folios)
+            # the targets of 0, 1, 512, 513 in turn, then 514's
+            assert mm["private"][targets].tolist() == [0xa, 0xb, 0x512, 0x513], (name, large_folios)
+            assert mm["private"][at514] == 0x514, (name, large_folios)
+            assert sorted(fa.blocks(MIGRATE_MOVABLE, 0).tolist()) == free0, (name, large_folios)
+
+
+def test_v6_1_passes_every_compound_page(backends):
+    # v6.1 isolate_migratepages_block(): "PageCompound(page) && !cc->alloc_contig" passes
+    # the folio, whatever its order; v6.12 migrates one below pageblock order
+    # (skip_isolation_on_order(), order -1). By hand: an order-2 LRU folio at 0 and a free
+    # order-2 block at 1544. v6.12: the folio is isolated (need 4), the free scan visits
+    # 1536-1544 and isolates the block: stop 1548, 12 scanned; the folio moves whole:
+    # ("complete", 1536, 12, 4, 1). v6.1: nothing is isolated, no free scan, nothing
+    # moves. (v6.1's nr_scanned does not count the three tails it jumps, 1533 in all;
+    # pagecore counts them as v6.12 does, 1536: not asserted here.)
+    for name, k in backends.items():
+        for large_folios in (False, True):
+            mm, pbf, fa = _two_lru_pages_below_allocated_pageblocks([1544], 2)
+            mm["flags"][0:4] |= PG_lru | PG_tail
+            mm["flags"][0] = (mm["flags"][0] & ~np.uint32(PG_tail)) | PG_head
+            mm["order"][0] = 2
+            r = k.compact_zone_run(fa, mm, pbf, np.ones(4, np.uint8), 0, 2048, -1, 9, True,
+                                   False, large_folios)
+            if large_folios:
+                assert r == ("complete", 1536, 12, 4, 1), name
+                assert mm["flags"][1544] & PG_head and mm["order"][1544] == 2, name
+            else:
+                assert (r[0], r[2], r[3], r[4]) == ("complete", 0, 0, 0), name
+                assert fa.blocks(MIGRATE_MOVABLE, 2).tolist() == [1544], name
+                assert mm["flags"][0] & PG_head and not mm["flags"][0] & PG_isolated, name
+
+
+def test_v6_1_targets_a_free_block_below_pageblock_order_only(backends):
+    # v6.1 suitable_migration_target(): a pageblock headed by a free block of
+    # pageblock_order or more is no target, whatever cc->order (v6.9+: cc->order when
+    # > 0; test_an_order_10_request_migrates_into_a_free_order_9_block). Same zone as
+    # there, order 10, v6.1 rules: pageblock 6 is passed; the first batch (pages 0-31,
+    # 32 scanned) gets no target: the free scan visits pageblocks 7 and 5..1 (6 * 512)
+    # and isolates nothing; free_pfn ends at 0, the scanners have met: "complete" with
+    # nothing migrated, and the order-9 block is still free.
+    for name, k in backends.items():
+        mm = np.zeros(4096, PAGE_DTYPE)
+        mm["flags"] = 3 << ZONES_PGSHIFT
+        mm["refcount"] = 1
+        mm["flags"][:512] |= PG_lru
+        pbf = np.full(8, MIGRATE_MOVABLE, np.uint8)
+        fa = FreeArea(mm, pbf, 11, 9)
+        mm["refcount"][3072:3584] = 0
+        fa.py_free_one_page(3072, 9)
+        r = k.compact_zone_run(fa, mm, pbf, np.ones(8, np.uint8), 0, 4096, 10, 9, False, False,
+                               False)
+        assert r == ("complete", 32, 3072, 0, 0), name
+        assert fa.blocks(MIGRATE_MOVABLE, 9).tolist() == [3072], name
+        assert not (mm["flags"] & PG_isolated).any(), name
+
+
+@pytest.mark.parametrize("kernel", [(6, 1), (6, 12)])
+def test_compact_zone_follows_the_machines_kernel(kernel):
+    # compact_zone() takes the rules of MachineConfig.kernel: a v6.1 machine moves no
+    # folio larger than a page (every compound page passed), a v6.12 one moves the
+    # workload's order-3 folios whole.
+    m = machine("block", add=256 * MiB, kernel=kernel)
+    Workload(fill=0.6, movable_fraction=1.0, orders={0: 0.8, 3: 0.2}, age_rounds=1,
+             free_fraction=0.3, seed=5).apply(m, 0, "Movable")
+    rep = C.compact_zone(m, m.zone(0, 3), -1)
+    assert rep["migrated_folios"] > 0
+    if kernel < (6, 9):
+        assert rep["migrated_pages"] == rep["migrated_folios"]
+    else:
+        assert rep["migrated_pages"] > rep["migrated_folios"]
 
 
 @SETTINGS
@@ -925,31 +1054,39 @@ _COMPACT_RUNS = dict(
     seed=st.integers(0, 2**16), fill=st.sampled_from([0.3, 0.6, 0.9, 0.98]),
     big=st.sampled_from([0.0, 0.1, 0.4]), order=st.sampled_from([-1, 2, 5, 9, 10]),
     how=st.sampled_from([("sync", False), ("async", True), ("async", False)]),
-    ignore=st.sampled_from([None, True, False]), normal=st.booleans(), twice=st.booleans())
+    ignore=st.sampled_from([None, True, False]), normal=st.booleans(), twice=st.booleans(),
+    kernel=st.sampled_from([(6, 1), (6, 12)]))
 
 
 @settings(SETTINGS, max_examples=8)
 @given(**_COMPACT_RUNS)
-def test_compact_zone_run_matches_the_twin(seed, fill, big, order, how, ignore, normal, twice):
+def test_compact_zone_run_matches_the_twin(seed, fill, big, order, how, ignore, normal, twice,
+                                           kernel):
     """The Cython compact_zone_run() and the Python twin loop leave the same machine:
     page array, pageblock flags and every free list in list order (the order later
     allocations see), with the same report; full zones run out of targets ("contended",
     large folios split), `order` >= 0 stops early ("success"), a second run meets the
-    skip bits of the first. Eight draws here; the `big` run takes SETTINGS' forty."""
-    _compact_zone_run_matches_the_twin(seed, fill, big, order, how, ignore, normal, twice)
+    skip bits of the first; v6.1 and v6.12 rules. Eight draws here; the `big` run takes
+    SETTINGS' forty."""
+    _compact_zone_run_matches_the_twin(seed, fill, big, order, how, ignore, normal, twice,
+                                       kernel)
 
 
 @pytest.mark.big
 @SETTINGS
 @given(**_COMPACT_RUNS)
-def test_compact_zone_run_matches_the_twin_big(seed, fill, big, order, how, ignore, normal, twice):
-    _compact_zone_run_matches_the_twin(seed, fill, big, order, how, ignore, normal, twice)
+def test_compact_zone_run_matches_the_twin_big(seed, fill, big, order, how, ignore, normal, twice,
+                                               kernel):
+    _compact_zone_run_matches_the_twin(seed, fill, big, order, how, ignore, normal, twice,
+                                       kernel)
 
 
-def _compact_zone_run_matches_the_twin(seed, fill, big, order, how, ignore, normal, twice):
+def _compact_zone_run_matches_the_twin(seed, fill, big, order, how, ignore, normal, twice,
+                                       kernel):
     out = {}
     for name in ("cython", "numpy"):
-        m = machine("block", add=256 * MiB, online="online_kernel" if normal else "online_movable")
+        m = machine("block", add=256 * MiB, online="online_kernel" if normal else "online_movable",
+                    kernel=kernel)
         zone = m.zone(0, 2 if normal else 3)
         Workload(fill=fill, movable_fraction=0.7 if normal else 1.0,
                  orders={0: 1 - big, 3: big / 2, 9: big / 2}, age_rounds=1,
@@ -1107,14 +1244,16 @@ def _scanner_pages(seed, n=4096, garbage=True):
 @given(seed=st.integers(0, 2**20), capacity=st.sampled_from([1, 3, 32, 4096]),
        alloc_contig=st.booleans(), cc_order=st.sampled_from([-1, 0, 2, 5, 9]),
        ignore=st.booleans(), garbage=st.booleans(), skip_bits=st.booleans(),
-       offset=st.integers(0, 511), level=st.sampled_from(SIMD_LEVELS))
+       offset=st.integers(0, 511), level=st.sampled_from(SIMD_LEVELS),
+       skip_compound=st.booleans())
 def test_migrate_scanner_block_path_matches_reference(seed, capacity, alloc_contig, cc_order,
                                                       ignore, garbage, skip_bits, offset,
-                                                      level):
+                                                      level, skip_compound):
     """The migrate scanner's 64-page block path (pc_mig_decide(), or the walk from
     jump to jump) walks like the kernel's loop, on every build of the block view: same
     isolated heads, PG_isolated bits, skip bits, stop pfn and nr_scanned as the numpy
-    twin, entering pageblocks at their start or anywhere."""
+    twin, entering pageblocks at their start or anywhere; v6.9+ and v6.1 (`skip_compound`)
+    rules."""
     from pagecore.kernels import page as _page
     n, pbo = 4096, 9
     mm0 = _scanner_pages(seed, n, garbage)
@@ -1128,20 +1267,20 @@ def test_migrate_scanner_block_path_matches_reference(seed, capacity, alloc_cont
         got = []
         with simd(level):
             _run_scanner_blocks(k, mm, pbf, n, pbo, offset, capacity, ignore, cc_order,
-                                alloc_contig, got)
+                                alloc_contig, got, skip_compound)
         results[name] = (got, mm.tobytes(), pbf.tobytes())
     assert results["cython"] == results["numpy"]
 
 
 def _run_scanner_blocks(k, mm, pbf, n, pbo, offset, capacity, ignore, cc_order,
-                        alloc_contig, got):
+                        alloc_contig, got, skip_compound=False):
     """Backend k's migrate scanner over each pageblock of mm (every other one entered at
     `offset`), then over the range from `offset`: results appended to `got`."""
     for pb in range(n >> pbo):
         lo = (pb << pbo) + (offset if pb % 2 else 0)
         out = np.full(capacity, -7, np.int64)
         r = k.isolate_migratepages_block(mm, pbf, lo, (pb + 1) << pbo, pbo, ignore, out,
-                                         cc_order, alloc_contig, False)
+                                         cc_order, alloc_contig, False, skip_compound)
         got.append((tuple(int(x) for x in r), out.tolist()))
     out = np.full(capacity, -7, np.int64)
     r = k.isolate_migratepages_range(mm, pbf, offset, n, pbo, 0, ignore, alloc_contig, out)

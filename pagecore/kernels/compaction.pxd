@@ -94,7 +94,7 @@ cdef inline pfn_t block_end_pfn(pfn_t pfn, int order) noexcept nogil:
 cdef pfn_t isolate_migratepages_block_impl(
         page_t *mem_map, pbflags_t *pageblock_flags, pfn_t low_pfn, pfn_t end_pfn,
         int pageblock_order, bint ignore_skip_hint, pfn_t *out_pfns, count_t capacity,
-        int cc_order, bint alloc_contig, bint skip_on_failure,
+        int cc_order, bint alloc_contig, bint skip_on_failure, bint skip_compound,
         count_t *nr_isolated, count_t *nr_scanned) noexcept nogil
 
 cdef count_t isolate_freepages_block_impl(

@@ -13,11 +13,14 @@ the caller takes them off the free lists; isolate_migratepages_block() lists fol
 caller, the whole compact_zone() loop in C over the zone's FreeArea; its twins run the
 same loop in Python (reference_compaction.run_compact_zone).
 
-Kernel version modelled: v6.9+ mm/compaction.c (large folios below the target order and
-below pageblock order are migrated whole: skip_isolation_on_order(); a pageblock headed
-by a free block of the target order or more is no migration target:
-suitable_migration_target(), target_free_order() in compaction.pxd), plus the seed v3
-vmemmap skip in isolate_migratepages_block() (patch 4/5).
+Kernel versions modelled: v6.9+ mm/compaction.c (large folios below the target order
+and below pageblock order are migrated whole: skip_isolation_on_order(); a pageblock
+headed by a free block of the target order or more is no migration target:
+suitable_migration_target(), target_free_order() in compaction.pxd), and v6.1's where
+they differ, as compact_zone_run(large_folios=False) and isolate_migratepages_block(
+skip_compound=True): every compound page passed, one list of order-0 free pages
+(split_map_pages()); plus the seed v3 vmemmap skip in isolate_migratepages_block()
+(patch 4/5). nr_scanned is counted the v6.12 way for both.
 """
 from pagecore.kernels.ktypes cimport uint8_t, uint32_t, uint64_t, pfn_t, pbflags_t, count_t
 from pagecore.kernels.atomic cimport pc_atomic_load, pc_atomic_min
@@ -128,8 +131,12 @@ cdef inline pfn_t jump_next(const page_t *p, pfn_t pfn, bint isolatable, bint al
 cdef pfn_t isolate_migratepages_block_impl(
         page_t *mem_map, pbflags_t *pageblock_flags, pfn_t low_pfn, pfn_t end_pfn,
         int pageblock_order, bint ignore_skip_hint, pfn_t *out_pfns, count_t capacity,
-        int cc_order, bint alloc_contig, bint skip_on_failure,
+        int cc_order, bint alloc_contig, bint skip_on_failure, bint skip_compound,
         count_t *nr_isolated, count_t *nr_scanned) noexcept nogil:
+    # `skip_compound`: the rule before v6.9, every compound page passed unless
+    # alloc_contig (isolate_migratepages_block() v6.1: "PageCompound(page) &&
+    # !cc->alloc_contig"), in place of skip_isolation_on_order().
+    #
     # Control flow is the kernel's: `low_pfn` is the last pfn an iteration dealt with and
     # the loop increment moves past it; `valid` plays valid_page (the pageblock's first
     # pfn, once its skip bit was checked); alloc_contig implies no_set_skip_hint.
@@ -160,6 +167,8 @@ cdef pfn_t isolate_migratepages_block_impl(
         skip_on_failure = False
     if not alloc_contig:
         skip_order = pageblock_order if cc_order < 0 or cc_order > pageblock_order else cc_order
+        if skip_compound:
+            skip_order = 1                  # every head: a compound page has order >= 1
     if skip_on_failure:
         next_skip = block_end_pfn(low_pfn, cc_order)
     while low_pfn < end_pfn:
@@ -257,7 +266,8 @@ cdef pfn_t isolate_migratepages_block_impl(
         if p.flags & PG_tail:                       # folio_get_nontail_page() fails
             nr = folio_end(p, low_pfn) - low_pfn
         elif (p.flags & PG_head and not alloc_contig
-              and skip_isolation_on_order(p.order, cc_order, pageblock_order)):
+              and (skip_compound
+                   or skip_isolation_on_order(p.order, cc_order, pageblock_order))):
             nr = folio_end(p, low_pfn) - low_pfn
         elif p.flags & PG_isolated:                 # already off its LRU / isolated
             pass
@@ -309,8 +319,10 @@ cdef pfn_t isolate_migratepages_block_impl(
 def isolate_migratepages_block(page_t[::1] mem_map, pbflags_t[::1] pageblock_flags,
                                pfn_t low_pfn, pfn_t end_pfn, int pageblock_order,
                                bint ignore_skip_hint, pfn_t[::1] out_pfns, int cc_order,
-                               bint alloc_contig, bint skip_on_failure):
-    """isolate_migratepages_block() (mm/compaction.c, v6.9+; seed v3 vmemmap skip).
+                               bint alloc_contig, bint skip_on_failure,
+                               bint skip_compound=False):
+    """isolate_migratepages_block() (mm/compaction.c, v6.9+; seed v3 vmemmap skip;
+    `skip_compound`: the rule before v6.9).
 
     Migrate scanner over [low_pfn, end_pfn), inside one pageblock. Per pfn, in the
     kernel's order:
@@ -318,7 +330,8 @@ def isolate_migratepages_block(page_t[::1] mem_map, pbflags_t[::1] pageblock_fla
       * at the pageblock's first pfn, the skip bit (unless `ignore_skip_hint`) aborts;
       * PageBuddy: pass 2^order;
       * a tail page, or (unless `alloc_contig`) a folio of order >= `cc_order` (when
-        `cc_order` != -1) or >= pageblock_order: pass the folio, isolation fails;
+        `cc_order` != -1) or >= pageblock_order (skip_isolation_on_order(), v6.9+; with
+        `skip_compound`, v6.1, a folio of any order): pass the folio, isolation fails;
       * an LRU page or folio, or a __PageMovable one, not PG_isolated: isolated whole -
         its head goes to `out_pfns` and gets PG_isolated; the first LRU isolation of a
         pageblock scanned from its start sets the skip bit (test_and_set_skip());
@@ -339,7 +352,7 @@ def isolate_migratepages_block(page_t[::1] mem_map, pbflags_t[::1] pageblock_fla
         next_pfn = isolate_migratepages_block_impl(
             &mem_map[0], &pageblock_flags[0], low_pfn, end_pfn, pageblock_order,
             ignore_skip_hint, &out_pfns[0], out_pfns.shape[0], cc_order, alloc_contig,
-            skip_on_failure, &nr_isolated, &nr_scanned)
+            skip_on_failure, skip_compound, &nr_isolated, &nr_scanned)
     return next_pfn, nr_isolated, nr_scanned
 
 
@@ -375,7 +388,7 @@ def isolate_migratepages_range(page_t[::1] mem_map, pbflags_t[::1] pageblock_fla
             s = 0
             pfn = isolate_migratepages_block_impl(
                 mm, &pageblock_flags[0], pfn, block_end, pageblock_order, ignore_skip_hint,
-                &out_pfns[total], capacity - total, -1, alloc_contig, False, &n, &s)
+                &out_pfns[total], capacity - total, -1, alloc_contig, False, False, &n, &s)
             total += n
             scanned += s
             if total >= capacity:
@@ -736,7 +749,11 @@ cdef struct compact_control:
     #     queue), as the twin's lists; nr_freepages is the pages in them;
     #   * free_pfn may lie inside a pageblock: where the free scanner stopped once it
     #     had enough (isolate_start_pfn), and where it goes on;
-    #   * the run ends when free_pfn and migrate_pfn meet (compact_scanners_met()).
+    #   * the run ends when free_pfn and migrate_pfn meet (compact_scanners_met());
+    #   * before v6.9 (not large_folios) only order-0 pages are isolated, and
+    #     cc->freepages is one list of order-0 pages, `pages` (a stack: its top is the
+    #     list's head), refilled only when empty; batch_pages is that kernel's
+    #     cc->nr_migratepages, the pages of the whole batch, not only those left.
     page_t *mm
     pbflags_t *pbf
     const uint8_t *valid              # pageblock_pfn_to_page() per pageblock of the span
@@ -744,11 +761,13 @@ cdef struct compact_control:
     pfn_t start, end, pb
     pfn_t migrate_pfn, free_pfn
     int order, pbo, nr_orders
-    bint ignore_skip_hint, async_direct
+    bint ignore_skip_hint, async_direct, large_folios
     pfn_t *migratepages
     count_t mig_lo, mig_hi, mig_base
     pfn_stack halves[MAX_ORDERS]
     pfn_stack isolated[MAX_ORDERS]
+    pfn_stack pages
+    count_t batch_pages
     count_t nr_freepages
     pfn_t *free_out
     uint8_t *free_orders
@@ -829,10 +848,11 @@ cdef void cc_isolate_migratepages(compact_control *cc, FreeArea fa) noexcept nog
             cc.migrate_pfn = isolate_migratepages_block_impl(
                 cc.mm, cc.pbf, low, block_end, cc.pbo, cc.ignore_skip_hint,
                 &cc.migratepages[cc.mig_base], COMPACT_CLUSTER_MAX, cc.order, False,
-                cc.async_direct, &n, &scanned)
+                cc.async_direct, not cc.large_folios, &n, &scanned)
             cc.migrate_scanned += scanned
             cc.mig_lo = cc.mig_base
             cc.mig_hi = cc.mig_base + n
+            cc.batch_pages = n                      # order-0 pages alone before v6.9
             return
         low = block_start = block_end
         cc.migrate_pfn = low
@@ -863,27 +883,38 @@ cdef int cc_isolate_freepages(compact_control *cc, FreeArea fa) except -1 nogil:
     # its migratetype alone, and isolate_freepages_block() then finds neither a free
     # head nor a compound page in it: every page scanned, nothing isolated. So a mostly
     # free zone's memmap images stay unread here too.
+    #
+    # Before v6.9 the stop compares with the whole batch (cc->nr_migratepages was not
+    # lowered by compaction_alloc() then), the target rule is suitable_migration_target()
+    # v6.1 (a free block of pageblock_order or more at the pageblock's start, whatever
+    # cc->order), and the blocks isolated by one call become order-0 pages in
+    # split_map_pages()'s order: list_add() of each page, block after block, so the
+    # list's head is the last page of the last block.
     cdef count_t need = 0, i, nb, scanned
     cdef pfn_t low = ((cc.migrate_pfn >> cc.pbo) + 1) << cc.pbo
     cdef pfn_t isolate_start = cc.free_pfn
     cdef pfn_t block_start = (isolate_start >> cc.pbo) << cc.pbo, block_end, fail, head
     cdef pfn_t stop
-    cdef int o
+    cdef int o, tfo_order = cc.order if cc.large_folios else -1
     cdef bint target, interior
-    for i in range(cc.mig_lo, cc.mig_hi):
-        need += <count_t> 1 << folio_order(cc.mm, cc.migratepages[i])
+    cdef pfn_t q
+    if cc.large_folios:
+        for i in range(cc.mig_lo, cc.mig_hi):
+            need += <count_t> 1 << folio_order(cc.mm, cc.migratepages[i])
+    else:
+        need = cc.batch_pages
     while block_start >= low:
         head, interior = -1, False
         if cc_block_valid(cc, block_start):
             head = fa.listed_block(block_start, &o)
             interior = head >= 0 and head != block_start
             if head >= 0:
-                target = ((interior or o < target_free_order(cc.order, cc.pbo))
+                target = ((interior or o < target_free_order(tfo_order, cc.pbo))
                           and is_migrate_movable(
                               pageblock_migratetype(cc.pbf, block_start, cc.pbo)))
             else:
                 target = suitable_migration_target_impl(cc.mm, cc.pbf, block_start, cc.pbo,
-                                                        False, cc.order)
+                                                        False, tfo_order)
         else:
             target = False
         if target and (cc.ignore_skip_hint
@@ -900,11 +931,15 @@ cdef int cc_isolate_freepages(compact_control *cc, FreeArea fa) except -1 nogil:
                 isolate_freepages_block_impl(cc.mm, cc.pbf, isolate_start, block_end, False,
                                              cc.free_out, cc.free_orders,
                                              max_blocks_for(need, cc.nr_freepages, cc.pb),
-                                             cc.pbo, &nb, &scanned, &fail, cc.order)
+                                             cc.pbo, &nb, &scanned, &fail, tfo_order)
             stop = block_end
             for i in range(nb):                     # __isolate_free_page()
                 fa.remove(cc.free_out[i])
-                stack_push(&cc.isolated[cc.free_orders[i]], cc.free_out[i])
+                if cc.large_folios:
+                    stack_push(&cc.isolated[cc.free_orders[i]], cc.free_out[i])
+                else:                               # split_map_pages()
+                    for q in range(cc.free_out[i], cc.free_out[i] + (<pfn_t> 1 << cc.free_orders[i])):
+                        stack_push(&cc.pages, q)
                 cc.nr_freepages += <count_t> 1 << cc.free_orders[i]
                 if cc.nr_freepages >= need:         # the kernel's scan ends here
                     stop = cc.free_out[i] + (<pfn_t> 1 << cc.free_orders[i])
@@ -930,6 +965,16 @@ cdef pfn_t cc_compaction_alloc(compact_control *cc, FreeArea fa, int order) exce
     cdef pfn_stack *h
     cdef pfn_stack *q
     cdef pfn_t pfn
+    if not cc.large_folios:
+        # v6.1: the head of the one list of order-0 pages (order is 0: nothing larger
+        # is isolated), refilled by a free scan when empty
+        if cc.pages.n == cc.pages.lo:
+            cc_isolate_freepages(cc, fa)
+        if cc.pages.n == cc.pages.lo:
+            return -1
+        cc.pages.n -= 1
+        cc.nr_freepages -= 1
+        return cc.pages.pfns[cc.pages.n]
     for attempt in range(2):
         for o in range(order, cc.nr_orders):
             h, q = &cc.halves[o], &cc.isolated[o]
@@ -1013,6 +1058,13 @@ cdef int cc_release(compact_control *cc, FreeArea fa) except -1 nogil:
     cdef count_t i
     cdef pfn_t pfn
     cc_putback(cc)
+    i = cc.pages.n
+    while i > cc.pages.lo:                          # v6.1 release_freepages(): __free_page()
+        i -= 1
+        pfn = cc.pages.pfns[i]
+        cc.mm[pfn].order = 0                        # split_page(): a free block's tail
+        fa.free_pages(pfn)                          # may hold the order it had as a head
+    cc.pages.lo = cc.pages.n = 0
     for o in range(cc.nr_orders):
         i = cc.halves[o].n
         while i > cc.halves[o].lo:
@@ -1036,8 +1088,10 @@ _RESULT_NAMES = {COMPACT_COMPLETE: "complete", COMPACT_SUCCESS: "success",
 
 def compact_zone_run(FreeArea free_area, page_t[::1] mem_map, pbflags_t[::1] pageblock_flags,
                      uint8_t[::1] valid, pfn_t zone_start_pfn, pfn_t zone_end_pfn, int order,
-                     int pageblock_order, bint ignore_skip_hint, bint async_direct):
-    """compact_zone() (mm/compaction.c, v6.9+) of the zone [zone_start_pfn, zone_end_pfn)
+                     int pageblock_order, bint ignore_skip_hint, bint async_direct,
+                     bint large_folios=True):
+    """compact_zone() (mm/compaction.c, v6.9+; v6.1 unless `large_folios`) of the zone
+    [zone_start_pfn, zone_end_pfn)
     whose buddy is `free_area`, for a MOVABLE request of `order` (-1: compact_memory,
     never "success"). `valid[i]` says whether pageblock (zone_start_pfn >> pageblock_order)
     + i passes pageblock_pfn_to_page() (first and last page online and in the zone).
@@ -1050,6 +1104,12 @@ def compact_zone_run(FreeArea free_area, page_t[::1] mem_map, pbflags_t[::1] pag
     fits (compaction_alloc()) and its old pages are freed. Ends when a free block of `order`
     is there, the scanners meet, or no target is left (then "contended"); what is still
     isolated goes back (putback, release_free_list()).
+
+    `large_folios` False: v6.1's rules, before "mm: compaction: add support for >0 order
+    folio memory compaction" (v6.9): compound pages are passed, each free scan's blocks
+    are split into one list of order-0 pages handed out from its head (the last page of
+    the last block), a scan stops once it holds the whole batch, and a pageblock headed
+    by a free block of pageblock_order or more is no target whatever `order`.
 
     Returns (result, migrate_scanned, free_scanned, migrated_pages, migrated_folios):
     result "complete", "success" or "contended", and the kernel's nr_scanned sums.
@@ -1076,6 +1136,7 @@ def compact_zone_run(FreeArea free_area, page_t[::1] mem_map, pbflags_t[::1] pag
     cc.free_pfn = ((zone_end_pfn - 1) >> pageblock_order) << pageblock_order
     cc.order = order
     cc.ignore_skip_hint, cc.async_direct = ignore_skip_hint, async_direct
+    cc.large_folios = large_folios
     cc.mig_base = <count_t> 1 << (cc.nr_orders - 1)
     cc.mig_lo = cc.mig_hi = cc.mig_base
     cc.migratepages = <pfn_t *> malloc((cc.mig_base + COMPACT_CLUSTER_MAX) * sizeof(pfn_t))
@@ -1094,6 +1155,7 @@ def compact_zone_run(FreeArea free_area, page_t[::1] mem_map, pbflags_t[::1] pag
         free(cc.migratepages)
         free(cc.free_out)
         free(cc.free_orders)
+        free(cc.pages.pfns)
         for o in range(MAX_ORDERS):
             free(cc.halves[o].pfns)
             free(cc.isolated[o].pfns)

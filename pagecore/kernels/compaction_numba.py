@@ -75,7 +75,8 @@ def _suitable_source(mm, pbf, pfn, pbo, async_direct):
 
 @njit(cache=True, nogil=True)
 def _isolate_migratepages_block(mm, pbf, low_pfn, end_pfn, pbo, ignore_skip_hint, out,
-                                out_start, capacity, cc_order, alloc_contig, skip_on_failure):
+                                out_start, capacity, cc_order, alloc_contig, skip_on_failure,
+                                skip_compound):
     n = 0
     scanned = 0
     valid = np.int64(-1)
@@ -115,7 +116,7 @@ def _isolate_migratepages_block(mm, pbf, low_pfn, end_pfn, pbo, ignore_skip_hint
         if flags & _PG_tail:
             nr = folio_end(order, low_pfn) - low_pfn
         elif ((flags & _PG_head) and not alloc_contig
-              and ((cc_order != -1 and order >= cc_order) or order >= pbo)):
+              and (skip_compound or (cc_order != -1 and order >= cc_order) or order >= pbo)):
             nr = folio_end(order, low_pfn) - low_pfn
         elif flags & _PG_isolated:
             pass
@@ -180,7 +181,7 @@ def _isolate_migratepages_range(mm, pbf, start_pfn, end_pfn, pbo, zone_bits,
         pfn, n, s = _isolate_migratepages_block(mm, pbf, pfn, block_end, pbo,
                                                 ignore_skip_hint, out, total,
                                                 capacity - total, np.int64(-1),
-                                                alloc_contig, False)
+                                                alloc_contig, False, False)
         total += n
         scanned += s
         if total >= capacity:
@@ -268,7 +269,7 @@ def _migrate_folio(mm, src, dst):
 # ---------------------------------------------------------------------------------------
 def isolate_migratepages_block(mem_map, pageblock_flags, low_pfn, end_pfn, pageblock_order,
                                ignore_skip_hint, out_pfns, cc_order, alloc_contig,
-                               skip_on_failure):
+                               skip_on_failure, skip_compound=False):
     """numba twin of _compaction.isolate_migratepages_block. Returns (next_pfn,
     nr_isolated, nr_scanned)."""
     if out_pfns.shape[0] < 1:
@@ -277,7 +278,8 @@ def isolate_migratepages_block(mem_map, pageblock_flags, low_pfn, end_pfn, pageb
                                     np.int64(end_pfn), np.int64(pageblock_order),
                                     bool(ignore_skip_hint), out_pfns, np.int64(0),
                                     np.int64(out_pfns.shape[0]), np.int64(cc_order),
-                                    bool(alloc_contig), bool(skip_on_failure))
+                                    bool(alloc_contig), bool(skip_on_failure),
+                                    bool(skip_compound))
     return tuple(int(x) for x in r)
 
 
@@ -336,10 +338,11 @@ def migrate_folio(mem_map, src, dst):
 
 
 def compact_zone_run(free_area, mem_map, pageblock_flags, valid, zone_start_pfn, zone_end_pfn,
-                     order, pageblock_order, ignore_skip_hint, async_direct):
+                     order, pageblock_order, ignore_skip_hint, async_direct,
+                     large_folios=True):
     """numba twin of _compaction.compact_zone_run: the twin's Python loop
     (reference_compaction.run_compact_zone) over this module's jitted scanners - the
     buddy allocator is a Cython class that jitted code cannot call."""
     return run_compact_zone(sys.modules[__name__], free_area, mem_map, pageblock_flags, valid,
                             zone_start_pfn, zone_end_pfn, order, pageblock_order,
-                            ignore_skip_hint, async_direct)
+                            ignore_skip_hint, async_direct, large_folios)

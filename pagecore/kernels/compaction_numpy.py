@@ -109,7 +109,7 @@ def _movable(mt):
 # ---------------------------------------------------------------------------------------
 # the migrate scanner
 # ---------------------------------------------------------------------------------------
-def _migrate_kinds(mem_map, low, end, pageblock_order, cc_order, alloc_contig):
+def _migrate_kinds(mem_map, low, end, pageblock_order, cc_order, alloc_contig, skip_compound):
     """Kind and step of every pfn of [low, end), the kernel's tests in order."""
     pages = mem_map[low:end]
     flags, ptype, order = pages["flags"], pages["page_type"], pages["order"].astype(np.int64)
@@ -122,7 +122,8 @@ def _migrate_kinds(mem_map, low, end, pageblock_order, cc_order, alloc_contig):
     if vm.any():
         # a run that ended before the page (corrupt): pass one, as the kernels do
         vm_step[vm] = np.maximum(vmemmap_nr_pages(mem_map, pfns[vm]), 1)
-    too_big = (((cc_order != -1) & (order >= cc_order)) | (order >= pageblock_order))
+    too_big = (skip_compound | ((cc_order != -1) & (order >= cc_order))
+               | (order >= pageblock_order))
     not_isolated = (flags & PG_isolated) == 0
     conditions = [vm,
                   ptype == PGTY_BUDDY,
@@ -142,9 +143,10 @@ def _migrate_kinds(mem_map, low, end, pageblock_order, cc_order, alloc_contig):
 
 def isolate_migratepages_block(mem_map, pageblock_flags, low_pfn, end_pfn, pageblock_order,
                                ignore_skip_hint, out_pfns, cc_order, alloc_contig,
-                               skip_on_failure):
+                               skip_on_failure, skip_compound=False):
     """Twin of _compaction.isolate_migratepages_block (isolate_migratepages_block(),
-    mm/compaction.c v6.9+, seed v3 vmemmap skip). Returns (next_pfn, nr_isolated,
+    mm/compaction.c v6.9+, seed v3 vmemmap skip; `skip_compound`: v6.1's rule, every
+    compound page passed unless alloc_contig). Returns (next_pfn, nr_isolated,
     nr_scanned); isolated heads in out_pfns[:nr_isolated] carry PG_isolated."""
     if out_pfns.shape[0] < 1:
         raise ValueError("isolate_migratepages_block: out_pfns must hold at least one pfn")
@@ -152,7 +154,8 @@ def isolate_migratepages_block(mem_map, pageblock_flags, low_pfn, end_pfn, pageb
     pbo, cc_order = int(pageblock_order), int(cc_order)
     capacity = out_pfns.shape[0]
     skip_on_failure = bool(skip_on_failure) and cc_order >= 0
-    kind, step = (_migrate_kinds(mem_map, low, end, pbo, cc_order, bool(alloc_contig))
+    kind, step = (_migrate_kinds(mem_map, low, end, pbo, cc_order, bool(alloc_contig),
+                                 bool(skip_compound))
                   if end > low else ([], []))
     flags = mem_map["flags"]
     isolated = []
@@ -409,10 +412,13 @@ def folio_order(mem_map, head):
 class _CompactControl:
     """struct compact_control (mm/internal.h) for one whole-zone run, over the scanner
     functions of a backend module `k`. Invariant: the run ends when the free scanner
-    meets the migrate scanner (compact_scanners_met())."""
+    meets the migrate scanner (compact_scanners_met()). `large_folios`: v6.9+ ("mm:
+    compaction: add support for >0 order folio memory compaction"); else v6.1's rules
+    (only order-0 pages isolated, one list of order-0 free pages, the target rule
+    without cc->order)."""
 
     def __init__(self, k, free_area, mem_map, pageblock_flags, valid, start, end, order,
-                 pbo, ignore_skip_hint, async_direct):
+                 pbo, ignore_skip_hint, async_direct, large_folios=True):
         self.k, self.fa, self.mm, self.pbf, self.valid = k, free_area, mem_map, pageblock_flags, valid
         self.order, self.pbo, self.pb = order, pbo, 1 << pbo
         self.nr_orders = free_area.nr_orders
@@ -427,6 +433,11 @@ class _CompactControl:
         # head's stack of halves, then the queue of isolated blocks.
         self.halves = [[] for _ in range(self.nr_orders)]
         self.isolated = [collections.deque() for _ in range(self.nr_orders)]
+        # v6.1: cc->freepages is one list of order-0 pages, its head at the end here;
+        # batch_pages is its cc->nr_migratepages, the pages of the whole batch
+        self.large_folios = bool(large_folios)
+        self.pages = []
+        self.batch_pages = 0
         self.nr_freepages = 0
         self.migratepages = []
         self.migrate_scanned = self.free_scanned = 0
@@ -472,9 +483,10 @@ class _CompactControl:
                                                          self.pbo, self.async_direct)):
                 nxt, n, scanned = self.k.isolate_migratepages_block(
                     self.mm, self.pbf, low, block_end, self.pbo, self.ignore_skip_hint,
-                    self.out, self.order, False, self.async_direct)
+                    self.out, self.order, False, self.async_direct, not self.large_folios)
                 self.migrate_scanned += scanned
                 self.migratepages = self.out[:n].tolist()
+                self.batch_pages = n                    # order-0 pages alone before v6.9
                 self.migrate_pfn = nxt
                 return
             low = self.migrate_pfn = block_start = block_end
@@ -486,8 +498,16 @@ class _CompactControl:
         stops right after the block that makes nr_freepages cover the folios still to
         migrate ("cc->nr_migratepages <= cc->nr_freepages"): the scan's count ends there,
         the next call starts there, and the pageblock gets its skip bit only once it was
-        scanned to its end (update_pageblock_skip())."""
-        need = sum(1 << folio_order(self.mm, h) for h in self.migratepages)
+        scanned to its end (update_pageblock_skip()).
+
+        Before v6.9: the stop compares with the whole batch, the target rule ignores
+        cc->order, and the isolated blocks become order-0 pages (split_map_pages():
+        list_add() of each page, block after block)."""
+        if self.large_folios:
+            need = sum(1 << folio_order(self.mm, h) for h in self.migratepages)
+        else:
+            need = self.batch_pages
+        tfo_order = self.order if self.large_folios else -1
         low = ((self.migrate_pfn >> self.pbo) + 1) << self.pbo
         isolate_start = self.free_pfn
         block_start = (isolate_start >> self.pbo) << self.pbo
@@ -495,7 +515,7 @@ class _CompactControl:
             pb_index = block_start >> self.pbo
             if (self.block_valid(block_start)
                     and self.k.suitable_migration_target(self.mm, self.pbf, block_start,
-                                                         self.pbo, False, self.order)
+                                                         self.pbo, False, tfo_order)
                     and (self.ignore_skip_hint
                          or not self.pbf[pb_index] & PB_migrate_skip)):
                 block_end = min(block_start + self.pb, self.end)
@@ -504,11 +524,14 @@ class _CompactControl:
                 room = min(self.pb, max(1, need - self.nr_freepages))
                 _, scanned, _, nb = self.k.isolate_freepages_block(
                     self.mm, self.pbf, isolate_start, block_end, False, self.free_out,
-                    self.free_orders, room, self.pbo, self.order)
+                    self.free_orders, room, self.pbo, tfo_order)
                 stop = block_end
                 for pfn, o in zip(self.free_out[:nb].tolist(), self.free_orders[:nb].tolist()):
                     self.fa.py_remove(pfn)                      # __isolate_free_page()
-                    self.isolated[o].append(pfn)
+                    if self.large_folios:
+                        self.isolated[o].append(pfn)
+                    else:                                       # split_map_pages()
+                        self.pages.extend(range(pfn, pfn + (1 << o)))
                     self.nr_freepages += 1 << o
                     if self.nr_freepages >= need:               # the kernel's scan ends here
                         stop = pfn + (1 << o)
@@ -527,7 +550,15 @@ class _CompactControl:
     def compaction_alloc(self, order):
         """compaction_alloc() (v6.9+): the first block of the smallest nonempty
         cc->freepages[] list of at least `order` (list_first_entry()), its upper halves
-        put at the heads of the lists below; one free scan per call when none is there."""
+        put at the heads of the lists below; one free scan per call when none is there.
+        v6.1: the head of the one list of order-0 pages, refilled when empty."""
+        if not self.large_folios:
+            if not self.pages:
+                self.isolate_freepages()
+            if not self.pages:
+                return None
+            self.nr_freepages -= 1
+            return self.pages.pop()
         for attempt in range(2):
             for o in range(order, self.nr_orders):
                 if self.halves[o] or self.isolated[o]:          # list_first_entry()
@@ -570,6 +601,10 @@ class _CompactControl:
         """release_free_list() and putback: what is still isolated goes back, order by
         order in list order, through __free_pages() (the pcp lists for their orders)."""
         self.putback()
+        for pfn in self.pages[::-1]:                # v6.1 release_freepages(): __free_page()
+            self.mm[pfn]["order"] = 0               # split_page(): a tail may hold an old order
+            self.fa.free_bulk(np.array([pfn], dtype=np.int64))
+        self.pages.clear()
         for o in range(self.nr_orders):
             pfns = self.halves[o][::-1] + list(self.isolated[o])
             for pfn in pfns:
@@ -607,21 +642,22 @@ def _check_compact_args(free_area, mem_map, valid, zone_start_pfn, zone_end_pfn,
 
 
 def run_compact_zone(k, free_area, mem_map, pageblock_flags, valid, zone_start_pfn,
-                     zone_end_pfn, order, pageblock_order, ignore_skip_hint, async_direct):
+                     zone_end_pfn, order, pageblock_order, ignore_skip_hint, async_direct,
+                     large_folios=True):
     """compact_zone_run() over the scanner functions of backend module `k`."""
     _check_compact_args(free_area, mem_map, valid, zone_start_pfn, zone_end_pfn, order,
                         pageblock_order)
     return _CompactControl(k, free_area, mem_map, pageblock_flags, valid, int(zone_start_pfn),
                            int(zone_end_pfn), int(order), int(pageblock_order),
-                           ignore_skip_hint, async_direct).run()
+                           ignore_skip_hint, async_direct, large_folios).run()
 
 
 def compact_zone_run(free_area, mem_map, pageblock_flags, valid, zone_start_pfn, zone_end_pfn,
-                     order, pageblock_order, ignore_skip_hint, async_direct):
+                     order, pageblock_order, ignore_skip_hint, async_direct, large_folios=True):
     """Twin of _compaction.compact_zone_run (compact_zone()): the same run, one Python
     step per batch and per folio over this module's scanners, the free lists changed
     through the FreeArea's Python face. Returns (result, migrate_scanned, free_scanned,
     migrated_pages, migrated_folios)."""
     return run_compact_zone(sys.modules[__name__], free_area, mem_map, pageblock_flags, valid,
                             zone_start_pfn, zone_end_pfn, order, pageblock_order,
-                            ignore_skip_hint, async_direct)
+                            ignore_skip_hint, async_direct, large_folios)

@@ -5,7 +5,8 @@ and optionally the tests to run (default DEFAULT_TESTS). The first six are the c
 issue 12 found surviving the whole suite; the next three break the altmap size and zone
 selection, which the recorded real-kernel runs pin; the rest, grouped under comments,
 break the vmstat worker's remote drain, the scans that pass listed free blocks unread
-compaction's v6.9+ target rule, and the free scanner's stop and list order.
+compaction's v6.9+ target rule, the free scanner's stop and list order, and compaction's
+v6.1 rules.
 """
 DEFAULT_TESTS = "tests/test_kernel_replay.py tests/test_calibrate.py tests/test_kernel_rules.py tests/test_procfs.py"
 
@@ -71,5 +72,26 @@ MUTANTS = [
     {"name": "compaction-alloc-last-isolated-first", "file": "pagecore/kernels/compaction_numpy.py",
      "old": "self.halves[o].pop() if self.halves[o] else self.isolated[o].popleft()",
      "new": "self.halves[o].pop() if self.halves[o] else self.isolated[o].pop()",
+     "tests": "tests/test_compaction.py"},
+    # compaction before v6.9 (the twin's v6.1 rules, and which machines get them)
+    {"name": "v6.1-refill-for-what-is-left", "file": "pagecore/kernels/compaction_numpy.py",
+     "old": "            need = self.batch_pages\n",
+     "new": "            need = sum(1 << folio_order(self.mm, h) for h in self.migratepages)\n",
+     "tests": "tests/test_compaction.py"},
+    {"name": "v6.1-split-pages-first-page-first", "file": "pagecore/kernels/compaction_numpy.py",
+     "old": "            return self.pages.pop()",
+     "new": "            return self.pages.pop(0)",
+     "tests": "tests/test_compaction.py"},
+    {"name": "v6.1-migrates-large-folios", "file": "pagecore/kernels/compaction_numpy.py",
+     "old": "    too_big = (skip_compound | ((cc_order != -1) & (order >= cc_order))",
+     "new": "    too_big = (((cc_order != -1) & (order >= cc_order))",
+     "tests": "tests/test_compaction.py"},
+    {"name": "v6.1-target-rule-reads-cc-order", "file": "pagecore/kernels/compaction_numpy.py",
+     "old": "        tfo_order = self.order if self.large_folios else -1",
+     "new": "        tfo_order = self.order",
+     "tests": "tests/test_compaction.py"},
+    {"name": "large-folio-compaction-since-6.1", "file": "pagecore/compaction.py",
+     "old": "LARGE_FOLIO_COMPACTION_SINCE = (6, 9)",
+     "new": "LARGE_FOLIO_COMPACTION_SINCE = (6, 1)",
      "tests": "tests/test_compaction.py"},
 ]
