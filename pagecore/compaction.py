@@ -19,7 +19,7 @@ as trysplit_folio() does), and __isolate_free_page() skips its watermark check. 
 free scanner stops inside a pageblock once it has enough, as the kernel's does. A split
 is not undone when alloc_contig_range() rolls back. compact_zone() follows the machine's
 kernel version (LARGE_FOLIO_COMPACTION_SINCE: v6.9's large-folio compaction, or v6.1's
-order-0 rules); nr_scanned is counted as v6.12 does for both.
+order-0 rules and nr_scanned of the pages visited).
 """
 from __future__ import annotations
 
@@ -53,7 +53,8 @@ get_compaction_backend = _backends.get_compaction_backend
 #: lowers cc->nr_migratepages, and a pageblock headed by a free block of cc->order or
 #: more is no target. Before (v6.1): every compound page is passed, the isolated free
 #: blocks are split to one list of order-0 pages (split_map_pages()), the free scanner
-#: stops once it holds the whole batch, and the target rule reads pageblock_order.
+#: stops once it holds the whole batch, the target rule reads pageblock_order, and
+#: nr_scanned leaves out the pages jumped from a free block's or compound page's head.
 LARGE_FOLIO_COMPACTION_SINCE = (6, 9)
 
 

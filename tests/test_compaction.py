@@ -211,9 +211,9 @@ def pick_range(a, rng):
 @given(data=arrays(), ignore=st.booleans(), alloc_contig=st.booleans(),
        skip_on_failure=st.booleans(), cc_order=st.integers(-1, 10),
        capacity=st.sampled_from([1, 3, 32, 600]), where=st.integers(0, 2**16),
-       skip_compound=st.booleans())
+       v6_1=st.booleans())
 def test_isolate_migratepages_block(backends, data, ignore, alloc_contig, skip_on_failure,
-                                    cc_order, capacity, where, skip_compound):
+                                    cc_order, capacity, where, v6_1):
     a, rng = data
     pb = 1 << a.pbo
     block = (where % (a.n // pb)) * pb
@@ -224,12 +224,12 @@ def test_isolate_migratepages_block(backends, data, ignore, alloc_contig, skip_o
         out = np.full(capacity, -7, np.int64)
         r = k.isolate_migratepages_block(arr.mem_map, arr.pbf, low, end, arr.pbo, ignore,
                                          out, cc_order, alloc_contig, skip_on_failure,
-                                         skip_compound)
+                                         v6_1)
         return r + (tuple(out.tolist()),)
 
     (nxt, n, scanned, out), after = run_all(backends, a, call)
     heads = list(out[:n])
-    if skip_compound and not alloc_contig:              # v6.1: no compound page isolated
+    if v6_1 and not alloc_contig:              # v6.1: no compound page isolated
         assert not (a.mem_map["flags"][heads] & PG_head).any()
     assert low <= nxt <= max(end, low)
     assert all(after.mem_map["flags"][h] & PG_isolated for h in heads)
@@ -258,8 +258,9 @@ def test_isolate_migratepages_range(backends, data, ignore, alloc_contig, capaci
 
 
 @SETTINGS
-@given(data=arrays(), strict=st.booleans(), room=st.sampled_from([0, 1, 2, 7, None]))
-def test_isolate_freepages_block(backends, data, strict, room):
+@given(data=arrays(), strict=st.booleans(), room=st.sampled_from([0, 1, 2, 7, None]),
+       v6_1=st.booleans())
+def test_isolate_freepages_block(backends, data, strict, room, v6_1):
     a, rng = data
     lo, hi = pick_range(a, rng)
     cap = max(hi - lo, 1)
@@ -268,7 +269,7 @@ def test_isolate_freepages_block(backends, data, strict, room):
     def call(k, arr):
         pfns, orders = np.full(cap, -7, np.int64), np.full(cap, 0xf9, np.uint8)
         r = k.isolate_freepages_block(arr.mem_map, arr.pbf, lo, hi, strict, pfns, orders,
-                                      max_blocks, arr.pbo)
+                                      max_blocks, arr.pbo, -1, v6_1)
         return r + (tuple(pfns.tolist()), tuple(orders.tolist()))
 
     (total, scanned, fail, nb, pfns, orders), after = run_all(backends, a, call)
@@ -484,8 +485,8 @@ def test_v6_1_passes_every_compound_page(backends):
     # order-2 block at 1544. v6.12: the folio is isolated (need 4), the free scan visits
     # 1536-1544 and isolates the block: stop 1548, 12 scanned; the folio moves whole:
     # ("complete", 1536, 12, 4, 1). v6.1: nothing is isolated, no free scan, nothing
-    # moves. (v6.1's nr_scanned does not count the three tails it jumps, 1533 in all;
-    # pagecore counts them as v6.12 does, 1536: not asserted here.)
+    # moves, and its nr_scanned does not count the three tails it jumps: 509 for
+    # pageblock 0, ("complete", 1533, 0, 0, 0).
     for name, k in backends.items():
         for large_folios in (False, True):
             mm, pbf, fa = _two_lru_pages_below_allocated_pageblocks([1544], 2)
@@ -498,9 +499,87 @@ def test_v6_1_passes_every_compound_page(backends):
                 assert r == ("complete", 1536, 12, 4, 1), name
                 assert mm["flags"][1544] & PG_head and mm["order"][1544] == 2, name
             else:
-                assert (r[0], r[2], r[3], r[4]) == ("complete", 0, 0, 0), name
+                assert r == ("complete", 1533, 0, 0, 0), name
                 assert fa.blocks(MIGRATE_MOVABLE, 2).tolist() == [1544], name
                 assert mm["flags"][0] & PG_head and not mm["flags"][0] & PG_isolated, name
+
+
+def test_v6_1_free_scan_stops_with_the_count_of_the_pages_it_visited(backends):
+    # Where the free scanner stops inside a pageblock, its count is of what it visited:
+    # v6.12 every pfn from the start to the stop, v6.1 less the tails of a compound page
+    # it jumped. By hand: LRU pages 0, 1; in pageblock 3 an allocated order-2 compound
+    # page at 1540 and free pages at 1546 and 1556. The scan from 1536 isolates 1546,
+    # then 1556 (2 >= 2) and stops at 1557: v6.12 21 scanned, v6.1 21 - 3 = 18.
+    # Targets: v6.12 0 -> 1546, 1 -> 1556; v6.1 (the list's head is 1556) the reverse.
+    want = {True: (21, (0xa, 0xb)), False: (18, (0xb, 0xa))}
+    for name, k in backends.items():
+        for large_folios, (free_scanned, where) in want.items():
+            mm, pbf, fa = _two_lru_pages_below_allocated_pageblocks([1546, 1556], 0)
+            mm["flags"][1541:1544] |= PG_tail
+            mm["flags"][1540] |= PG_head
+            mm["order"][1540:1544] = 2
+            r = k.compact_zone_run(fa, mm, pbf, np.ones(4, np.uint8), 0, 2048, -1, 9, True,
+                                   False, large_folios)
+            assert r == ("complete", 1536, free_scanned, 2, 2), (name, large_folios)
+            assert (mm["private"][1546], mm["private"][1556]) == where, (name, large_folios)
+
+
+def test_v6_1_migrate_scanner_passes_a_free_pageblock_for_one_page(backends):
+    # A pageblock that is one free order-9 block: the migrate scanner reads its head,
+    # PageBuddy, and jumps the block: v6.12 counts 512, v6.1 the head alone (1). By
+    # hand: LRU page 0 (pageblock 0), a free order-9 block at 512, pageblock 2
+    # allocated, a free page at 1546. Pageblock 0: 512 scanned, 0 isolated; the free
+    # scan visits 1536-1546 (11) and takes 1546; pageblock 1, then 2 (512): 1536 or
+    # 1025 in all, and the scanners meet in pageblock 3.
+    want = {True: 1536, False: 1025}
+    for name, k in backends.items():
+        for large_folios, migrate_scanned in want.items():
+            mm, pbf, fa = _two_lru_pages_below_allocated_pageblocks([1546], 0)
+            mm["flags"][1] &= ~np.uint32(PG_lru)
+            mm["refcount"][512:1024] = 0
+            fa.py_free_one_page(512, 9)
+            r = k.compact_zone_run(fa, mm, pbf, np.ones(4, np.uint8), 0, 2048, -1, 9, True,
+                                   False, large_folios)
+            assert r == ("complete", migrate_scanned, 11, 1, 1), (name, large_folios)
+            assert mm["private"][1546] == 0xa, name
+
+
+@pytest.mark.parametrize("level", SIMD_LEVELS)
+def test_v6_1_counts_the_pages_it_visits(backends, level):
+    # v6.1's scanners count a page per loop iteration: the pages of a free block or a
+    # passed compound page after its head are jumped uncounted; v6.12 adds them
+    # ("nr_scanned += (1UL << order) - 1"). By hand, one pageblock of allocated pages
+    # (refcount 1, not LRU) with an LRU page at 0, free order-3 blocks at 8 and 200 and
+    # an order-2 LRU folio at 300:
+    #   migrate scanner (order -1): v6.12 isolates 0 and the folio, 512 scanned; v6.1
+    #     passes the folio (3 uncounted) and both free blocks (7 each): 0 alone, 495;
+    #   free scanner: both count 8 + 8 for the free blocks they record; the folio is
+    #     512 - 3 = 509 scanned in v6.1, 512 in v6.12.
+    mm0 = np.zeros(512, PAGE_DTYPE)
+    mm0["flags"] = 3 << ZONES_PGSHIFT
+    mm0["refcount"] = 1
+    mm0["flags"][0] |= PG_lru
+    for pfn in (8, 200):
+        mm0[pfn:pfn + 8]["refcount"] = 0
+        mm0["page_type"][pfn], mm0["order"][pfn] = PGTY_BUDDY, 3
+    mm0["flags"][300:304] |= PG_lru | PG_tail
+    mm0["flags"][300] = (mm0["flags"][300] & ~np.uint32(PG_tail)) | PG_head
+    mm0["order"][300] = 2
+    want = {False: ((512, 2, 512), [0, 300], (16, 512, -1, 2)),
+            True: ((512, 1, 495), [0], (16, 509, -1, 2))}
+    for name, k in backends.items():
+        for v6_1, (mig, heads, free) in want.items():
+            mm, pbf = mm0.copy(), np.full(1, MIGRATE_MOVABLE, np.uint8)
+            out = np.full(600, -1, np.int64)
+            with simd(level):
+                r = k.isolate_migratepages_block(mm, pbf, 0, 512, 9, True, out, -1, False,
+                                                 False, v6_1)
+                assert (tuple(int(x) for x in r), out[:r[1]].tolist()) == (mig, heads), \
+                    (name, v6_1)
+                fo, oo = np.zeros(8, np.int64), np.zeros(8, np.uint8)
+                r = k.isolate_freepages_block(mm0.copy(), pbf, 0, 512, False, fo, oo, 8, 9,
+                                              -1, v6_1)
+                assert tuple(int(x) for x in r) == free, (name, v6_1)
 
 
 def test_v6_1_targets_a_free_block_below_pageblock_order_only(backends):
@@ -1171,9 +1250,10 @@ def test_parallel_pfn_range_valid_contig_matches_reference(bad, kind, chunk, thr
         assert got == want, (start, end, got, want)
 
 
+@pytest.mark.parametrize("v6_1", [False, True])
 @pytest.mark.parametrize("level", SIMD_LEVELS)
 @pytest.mark.parametrize("max_blocks", [1, 3, 50, 4096])
-def test_free_scanner_block_path_matches_reference(max_blocks, level):
+def test_free_scanner_block_path_matches_reference(max_blocks, level, v6_1):
     from pagecore.kernels import page as _page
     rng = np.random.default_rng(7)
     n, pbo = 4096, 9
@@ -1191,7 +1271,7 @@ def test_free_scanner_block_path_matches_reference(max_blocks, level):
             out, orders = np.zeros(n, np.int64), np.zeros(n, np.uint8)
             with simd(level):
                 r = k.isolate_freepages_block(mm, pbf, start, end, False, out, orders,
-                                              max_blocks, pbo)
+                                              max_blocks, pbo, -1, v6_1)
             res.append((tuple(int(x) for x in r), out[:r[3]].tolist(),
                         orders[:r[3]].tolist()))
         assert got == want
@@ -1245,14 +1325,14 @@ def _scanner_pages(seed, n=4096, garbage=True):
        alloc_contig=st.booleans(), cc_order=st.sampled_from([-1, 0, 2, 5, 9]),
        ignore=st.booleans(), garbage=st.booleans(), skip_bits=st.booleans(),
        offset=st.integers(0, 511), level=st.sampled_from(SIMD_LEVELS),
-       skip_compound=st.booleans())
+       v6_1=st.booleans())
 def test_migrate_scanner_block_path_matches_reference(seed, capacity, alloc_contig, cc_order,
                                                       ignore, garbage, skip_bits, offset,
-                                                      level, skip_compound):
+                                                      level, v6_1):
     """The migrate scanner's 64-page block path (pc_mig_decide(), or the walk from
     jump to jump) walks like the kernel's loop, on every build of the block view: same
     isolated heads, PG_isolated bits, skip bits, stop pfn and nr_scanned as the numpy
-    twin, entering pageblocks at their start or anywhere; v6.9+ and v6.1 (`skip_compound`)
+    twin, entering pageblocks at their start or anywhere; v6.9+ and v6.1 (`v6_1`)
     rules."""
     from pagecore.kernels import page as _page
     n, pbo = 4096, 9
@@ -1267,20 +1347,20 @@ def test_migrate_scanner_block_path_matches_reference(seed, capacity, alloc_cont
         got = []
         with simd(level):
             _run_scanner_blocks(k, mm, pbf, n, pbo, offset, capacity, ignore, cc_order,
-                                alloc_contig, got, skip_compound)
+                                alloc_contig, got, v6_1)
         results[name] = (got, mm.tobytes(), pbf.tobytes())
     assert results["cython"] == results["numpy"]
 
 
 def _run_scanner_blocks(k, mm, pbf, n, pbo, offset, capacity, ignore, cc_order,
-                        alloc_contig, got, skip_compound=False):
+                        alloc_contig, got, v6_1=False):
     """Backend k's migrate scanner over each pageblock of mm (every other one entered at
     `offset`), then over the range from `offset`: results appended to `got`."""
     for pb in range(n >> pbo):
         lo = (pb << pbo) + (offset if pb % 2 else 0)
         out = np.full(capacity, -7, np.int64)
         r = k.isolate_migratepages_block(mm, pbf, lo, (pb + 1) << pbo, pbo, ignore, out,
-                                         cc_order, alloc_contig, False, skip_compound)
+                                         cc_order, alloc_contig, False, v6_1)
         got.append((tuple(int(x) for x in r), out.tolist()))
     out = np.full(capacity, -7, np.int64)
     r = k.isolate_migratepages_range(mm, pbf, offset, n, pbo, 0, ignore, alloc_contig, out)

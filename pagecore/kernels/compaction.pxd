@@ -94,14 +94,14 @@ cdef inline pfn_t block_end_pfn(pfn_t pfn, int order) noexcept nogil:
 cdef pfn_t isolate_migratepages_block_impl(
         page_t *mem_map, pbflags_t *pageblock_flags, pfn_t low_pfn, pfn_t end_pfn,
         int pageblock_order, bint ignore_skip_hint, pfn_t *out_pfns, count_t capacity,
-        int cc_order, bint alloc_contig, bint skip_on_failure, bint skip_compound,
+        int cc_order, bint alloc_contig, bint skip_on_failure, bint v6_1,
         count_t *nr_isolated, count_t *nr_scanned) noexcept nogil
 
 cdef count_t isolate_freepages_block_impl(
         const page_t *mem_map, const pbflags_t *pageblock_flags, pfn_t start_pfn,
         pfn_t end_pfn, bint strict, pfn_t *out_pfns, uint8_t *out_orders, count_t max_blocks,
         int pageblock_order, count_t *nr_blocks, count_t *nr_scanned,
-        pfn_t *fail_pfn, int cc_order) noexcept nogil
+        pfn_t *fail_pfn, int cc_order, bint v6_1) noexcept nogil
 
 cdef pfn_t pfn_range_valid_contig_impl(const page_t *mem_map, pfn_t start_pfn, pfn_t end_pfn,
                                        uint32_t zone_bits) noexcept nogil

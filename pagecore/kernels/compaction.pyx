@@ -18,9 +18,10 @@ and below pageblock order are migrated whole: skip_isolation_on_order(); a pageb
 headed by a free block of the target order or more is no migration target:
 suitable_migration_target(), target_free_order() in compaction.pxd), and v6.1's where
 they differ, as compact_zone_run(large_folios=False) and isolate_migratepages_block(
-skip_compound=True): every compound page passed, one list of order-0 free pages
-(split_map_pages()); plus the seed v3 vmemmap skip in isolate_migratepages_block()
-(patch 4/5). nr_scanned is counted the v6.12 way for both.
+v6_1=True), isolate_freepages_block(v6_1=True): every compound page passed, one list of
+order-0 free pages (split_map_pages()), and nr_scanned counting only the pages the
+kernel's loop visits (v6.12 also counts those it jumps over); plus the seed v3 vmemmap
+skip in isolate_migratepages_block() (patch 4/5).
 """
 from pagecore.kernels.ktypes cimport uint8_t, uint32_t, uint64_t, pfn_t, pbflags_t, count_t
 from pagecore.kernels.atomic cimport pc_atomic_load, pc_atomic_min
@@ -128,14 +129,26 @@ cdef inline pfn_t jump_next(const page_t *p, pfn_t pfn, bint isolatable, bint al
     return pfn + 1
 
 
+cdef inline pfn_t jumped_uncounted(const page_t *p, pfn_t nr, bint isolatable) noexcept nogil:
+    # Of the `nr` pages jump_next() passed from the jump page `p`, those v6.1's loop
+    # jumps over without counting: a free block's, or a passed folio's from its head;
+    # a tail's walk (page by page in v6.1) and an isolated folio are counted whole.
+    if p.page_type == PGTY_BUDDY or (p.flags & PG_head and not isolatable):
+        return nr - 1
+    return 0
+
+
 cdef pfn_t isolate_migratepages_block_impl(
         page_t *mem_map, pbflags_t *pageblock_flags, pfn_t low_pfn, pfn_t end_pfn,
         int pageblock_order, bint ignore_skip_hint, pfn_t *out_pfns, count_t capacity,
-        int cc_order, bint alloc_contig, bint skip_on_failure, bint skip_compound,
+        int cc_order, bint alloc_contig, bint skip_on_failure, bint v6_1,
         count_t *nr_isolated, count_t *nr_scanned) noexcept nogil:
-    # `skip_compound`: the rule before v6.9, every compound page passed unless
-    # alloc_contig (isolate_migratepages_block() v6.1: "PageCompound(page) &&
-    # !cc->alloc_contig"), in place of skip_isolation_on_order().
+    # `v6_1`: v6.1's rules. Every compound page is passed unless alloc_contig
+    # ("PageCompound(page) && !cc->alloc_contig"), in place of skip_isolation_on_order(),
+    # and nr_scanned counts the pages the loop visits: a free block's or a passed
+    # folio's other pages are jumped uncounted (v6.12 adds them: "nr_scanned +=
+    # (1UL << order) - 1"). The block decision (pc_mig_block()) does not tell those
+    # apart, so v6.1 takes the walk from jump page to jump page, which does.
     #
     # Control flow is the kernel's: `low_pfn` is the last pfn an iteration dealt with and
     # the loop increment moves past it; `valid` plays valid_page (the pageblock's first
@@ -154,9 +167,10 @@ cdef pfn_t isolate_migratepages_block_impl(
     # or just past the folio that filled the batch. A block holding vmemmap pages is
     # walked page by page with the kernel's loop, to its end.
     cdef count_t n = 0, scanned = 0, nr, i
+    cdef pfn_t unc                          # v6.1: pages of a block's walk jumped uncounted
     cdef pfn_t valid = -1, next_skip = 0, slow_until = -1, b, h, q, stop
     cdef pfn_t pb_mask = (<pfn_t> 1 << pageblock_order) - 1
-    cdef bint skip_updated = False, aborted = False, failed, full = False
+    cdef bint skip_updated = False, aborted = False, failed, full = False, silent
     cdef bint fast_ok = not skip_on_failure and pageblock_order >= 6
     cdef uint32_t skip_order = 256          # none: alloc_contig skips no order
     cdef uint64_t msk, iso, jumps, take
@@ -167,7 +181,7 @@ cdef pfn_t isolate_migratepages_block_impl(
         skip_on_failure = False
     if not alloc_contig:
         skip_order = pageblock_order if cc_order < 0 or cc_order > pageblock_order else cc_order
-        if skip_compound:
+        if v6_1:
             skip_order = 1                  # every head: a compound page has order >= 1
     if skip_on_failure:
         next_skip = block_end_pfn(low_pfn, cc_order)
@@ -176,8 +190,12 @@ cdef pfn_t isolate_migratepages_block_impl(
                 and not (valid < 0 and (low_pfn & pb_mask) == 0)):
             b = low_pfn & ~(<pfn_t> FBLK - 1)
             if b + FBLK <= end_pfn:
-                cnt = pc_mig_block(&mem_map[b], b, <int> (low_pfn - b), skip_order,
-                                   capacity - n, &out_pfns[n], &take, &v)
+                if v6_1:
+                    pc_cview_at(pc_cblk_level, &mem_map[b], skip_order, &v)
+                    cnt = -1
+                else:
+                    cnt = pc_mig_block(&mem_map[b], b, <int> (low_pfn - b), skip_order,
+                                       capacity - n, &out_pfns[n], &take, &v)
                 if cnt >= 0:
                     n += cnt
                     scanned += b + FBLK - low_pfn
@@ -192,6 +210,7 @@ cdef pfn_t isolate_migratepages_block_impl(
                     # where the kernel's does
                     q = low_pfn
                     take = 0
+                    unc = 0
                     while q < b + FBLK:
                         msk = (jumps >> (q - b)) << (q - b)
                         if not msk:
@@ -204,13 +223,17 @@ cdef pfn_t isolate_migratepages_block_impl(
                         take |= iso & ((<uint64_t> 1) << (stop - b))
                         q = jump_next(&mem_map[stop], stop, (iso >> (stop - b)) & 1,
                                       alloc_contig, skip_order)
+                        if v6_1:
+                            unc += jumped_uncounted(&mem_map[stop], q - stop,
+                                                    (iso >> (stop - b)) & 1)
                     if pc_popcount64(take) < capacity - n:
                         n = isolate_bits(mem_map, b, take, out_pfns, n, capacity, &h)
-                        scanned += q - low_pfn
+                        scanned += q - low_pfn - unc
                         low_pfn = q
                         continue
                     # the walk that fills the batch
                     q = low_pfn
+                    unc = 0
                     while q < b + FBLK:
                         # pages [q, stop) are visited one by one: isolate their bits
                         msk = (jumps >> (q - b)) << (q - b)
@@ -228,6 +251,8 @@ cdef pfn_t isolate_migratepages_block_impl(
                         p = &mem_map[stop]
                         q = jump_next(p, stop, (iso >> (stop - b)) & 1, alloc_contig,
                                       skip_order)
+                        if v6_1:
+                            unc += jumped_uncounted(p, q - stop, (iso >> (stop - b)) & 1)
                         if (iso >> (stop - b)) & 1:             # an isolatable head
                             p.flags = p.flags | PG_isolated
                             out_pfns[n] = stop
@@ -235,7 +260,7 @@ cdef pfn_t isolate_migratepages_block_impl(
                             if n >= capacity:
                                 full = True
                                 break
-                    scanned += q - low_pfn
+                    scanned += q - low_pfn - unc
                     low_pfn = q
                     if full:
                         break
@@ -258,17 +283,20 @@ cdef pfn_t isolate_migratepages_block_impl(
                 break
             valid = low_pfn
         if p.page_type == PGTY_BUDDY:               # free: skip the whole block
-            scanned += (1 << p.order) - 1
+            if not v6_1:                            # v6.1 jumps it uncounted
+                scanned += (1 << p.order) - 1
             low_pfn += 1 << p.order
             continue
         failed = True
+        silent = False
         nr = 1
         if p.flags & PG_tail:                       # folio_get_nontail_page() fails
             nr = folio_end(p, low_pfn) - low_pfn
         elif (p.flags & PG_head and not alloc_contig
-              and (skip_compound
+              and (v6_1
                    or skip_isolation_on_order(p.order, cc_order, pageblock_order))):
             nr = folio_end(p, low_pfn) - low_pfn
+            silent = v6_1                           # v6.1 passes it uncounted
         elif p.flags & PG_isolated:                 # already off its LRU / isolated
             pass
         elif p.flags & PG_lru:
@@ -295,7 +323,8 @@ cdef pfn_t isolate_migratepages_block_impl(
             if n >= capacity:                       # the batch is full
                 break
             continue
-        scanned += nr - 1
+        if not silent:
+            scanned += nr - 1
         low_pfn += nr - 1
         if skip_on_failure:
             if n:                                   # putback_movable_pages()
@@ -320,9 +349,9 @@ def isolate_migratepages_block(page_t[::1] mem_map, pbflags_t[::1] pageblock_fla
                                pfn_t low_pfn, pfn_t end_pfn, int pageblock_order,
                                bint ignore_skip_hint, pfn_t[::1] out_pfns, int cc_order,
                                bint alloc_contig, bint skip_on_failure,
-                               bint skip_compound=False):
+                               bint v6_1=False):
     """isolate_migratepages_block() (mm/compaction.c, v6.9+; seed v3 vmemmap skip;
-    `skip_compound`: the rule before v6.9).
+    `v6_1`: v6.1's rules, before v6.9).
 
     Migrate scanner over [low_pfn, end_pfn), inside one pageblock. Per pfn, in the
     kernel's order:
@@ -331,7 +360,7 @@ def isolate_migratepages_block(page_t[::1] mem_map, pbflags_t[::1] pageblock_fla
       * PageBuddy: pass 2^order;
       * a tail page, or (unless `alloc_contig`) a folio of order >= `cc_order` (when
         `cc_order` != -1) or >= pageblock_order (skip_isolation_on_order(), v6.9+; with
-        `skip_compound`, v6.1, a folio of any order): pass the folio, isolation fails;
+        `v6_1`, v6.1, a folio of any order): pass the folio, isolation fails;
       * an LRU page or folio, or a __PageMovable one, not PG_isolated: isolated whole -
         its head goes to `out_pfns` and gets PG_isolated; the first LRU isolation of a
         pageblock scanned from its start sets the skip bit (test_and_set_skip());
@@ -342,7 +371,8 @@ def isolate_migratepages_block(page_t[::1] mem_map, pbflags_t[::1] pageblock_fla
     bit (set_pageblock_skip()); `alloc_contig` also means no_set_skip_hint.
 
     Returns (next_pfn, nr_isolated, nr_scanned): where the scan stopped (cc->migrate_pfn),
-    the folio heads in out_pfns[:nr_isolated], and the kernel's nr_scanned.
+    the folio heads in out_pfns[:nr_isolated], and the kernel's nr_scanned (v6.1: the
+    pages passed with a free block or a folio after its head are not counted).
     """
     if out_pfns.shape[0] < 1:
         raise ValueError("isolate_migratepages_block: out_pfns must hold at least one pfn")
@@ -352,7 +382,7 @@ def isolate_migratepages_block(page_t[::1] mem_map, pbflags_t[::1] pageblock_fla
         next_pfn = isolate_migratepages_block_impl(
             &mem_map[0], &pageblock_flags[0], low_pfn, end_pfn, pageblock_order,
             ignore_skip_hint, &out_pfns[0], out_pfns.shape[0], cc_order, alloc_contig,
-            skip_on_failure, skip_compound, &nr_isolated, &nr_scanned)
+            skip_on_failure, v6_1, &nr_isolated, &nr_scanned)
     return next_pfn, nr_isolated, nr_scanned
 
 
@@ -409,9 +439,12 @@ cdef count_t isolate_freepages_block_impl(
         const page_t *mem_map, const pbflags_t *pageblock_flags, pfn_t start_pfn,
         pfn_t end_pfn, bint strict, pfn_t *out_pfns, uint8_t *out_orders, count_t max_blocks,
         int pageblock_order, count_t *nr_blocks, count_t *nr_scanned,
-        pfn_t *fail_pfn, int cc_order) noexcept nogil:
+        pfn_t *fail_pfn, int cc_order, bint v6_1) noexcept nogil:
     # A strict failure reports the pfn of the page that failed (for a compound page its
     # head side, where the kernel would already have moved to the folio's last page).
+    # `v6_1`: v6.1's nr_scanned, which does not count the pages of a compound page it
+    # jumps from the head (v6.12: "nr_scanned += (1UL << order) - 1"). Compound pages
+    # are only ever passed by the per-page loop, so only it tells the two apart.
     #
     # Block path (non-strict): an aligned block of FBLK pages inside the pageblock with
     # no compound page and only naturally aligned free block heads is done from its
@@ -476,7 +509,8 @@ cdef count_t isolate_freepages_block_impl(
         p = &mem_map[blockpfn]
         if p.flags & (PG_head | PG_tail):           # PageCompound: pass the folio
             k = folio_end(p, blockpfn) - blockpfn
-            scanned += k - 1
+            if not (v6_1 and p.flags & PG_head):    # a tail: page by page, each counted
+                scanned += k - 1
             blockpfn += k - 1
         elif p.page_type == PGTY_BUDDY:
             if n >= max_blocks:                     # no room left to record it
@@ -504,8 +538,9 @@ cdef count_t isolate_freepages_block_impl(
 def isolate_freepages_block(page_t[::1] mem_map, pbflags_t[::1] pageblock_flags,
                             pfn_t start_pfn, pfn_t end_pfn, bint strict,
                             pfn_t[::1] out_pfns, uint8_t[::1] out_orders, count_t max_blocks,
-                            int pageblock_order, int cc_order=-1):
-    """isolate_freepages_block() (mm/compaction.c, v6.9+: free blocks keep their order).
+                            int pageblock_order, int cc_order=-1, bint v6_1=False):
+    """isolate_freepages_block() (mm/compaction.c, v6.9+: free blocks keep their order;
+    `v6_1`: v6.1's nr_scanned, a compound page counted by its head alone).
 
     Free scanner over [start_pfn, end_pfn): compound pages are passed whole; PageBuddy
     blocks are recorded (head pfn in out_pfns, int64; order in out_orders, uint8: 9 bytes
@@ -538,7 +573,7 @@ def isolate_freepages_block(page_t[::1] mem_map, pbflags_t[::1] pageblock_flags,
         total = isolate_freepages_block_impl(&mem_map[0], &pageblock_flags[0], start_pfn,
                                              end_pfn, strict, op, oo, max_blocks,
                                              pageblock_order, &nr_blocks, &nr_scanned,
-                                             &fail_pfn, cc_order)
+                                             &fail_pfn, cc_order, v6_1)
     return total, nr_scanned, fail_pfn, nr_blocks
 
 
@@ -840,7 +875,10 @@ cdef void cc_isolate_migratepages(compact_control *cc, FreeArea fa) noexcept nog
                                                      cc.async_direct)
         if src:
             if head >= 0 and not (cc.async_direct and cc.order >= 0):
-                cc.migrate_scanned += (<count_t> 1 << o) if head == low else cc.pb
+                # the head passes the block (v6.1: uncounted but the head), a later
+                # pageblock of it is failed page by page
+                cc.migrate_scanned += (((<count_t> 1 << o) if cc.large_folios else 1)
+                                       if head == low else cc.pb)
                 cc.pbf[low >> cc.pbo] |= PB_migrate_skip
                 cc.migrate_pfn = block_end
                 cc.mig_lo = cc.mig_hi = cc.mig_base
@@ -890,11 +928,11 @@ cdef int cc_isolate_freepages(compact_control *cc, FreeArea fa) except -1 nogil:
     # cc->order), and the blocks isolated by one call become order-0 pages in
     # split_map_pages()'s order: list_add() of each page, block after block, so the
     # list's head is the last page of the last block.
-    cdef count_t need = 0, i, nb, scanned
+    cdef count_t need = 0, i, nb, scanned, n1, s1, got
     cdef pfn_t low = ((cc.migrate_pfn >> cc.pbo) + 1) << cc.pbo
     cdef pfn_t isolate_start = cc.free_pfn
     cdef pfn_t block_start = (isolate_start >> cc.pbo) << cc.pbo, block_end, fail, head
-    cdef pfn_t stop
+    cdef pfn_t stop, pos
     cdef int o, tfo_order = cc.order if cc.large_folios else -1
     cdef bint target, interior
     cdef pfn_t q
@@ -925,13 +963,29 @@ cdef int cc_isolate_freepages(compact_control *cc, FreeArea fa) except -1 nogil:
             nb = scanned = 0
             if interior:
                 scanned = block_end - isolate_start
-            else:
+            elif cc.large_folios:
                 # every block holds a page, so the kernel's stop comes within the first
                 # need - nr_freepages blocks (within the first one when there are enough)
                 isolate_freepages_block_impl(cc.mm, cc.pbf, isolate_start, block_end, False,
                                              cc.free_out, cc.free_orders,
                                              max_blocks_for(need, cc.nr_freepages, cc.pb),
-                                             cc.pbo, &nb, &scanned, &fail, tfo_order)
+                                             cc.pbo, &nb, &scanned, &fail, tfo_order, False)
+            else:
+                # v6.1 counts visited pages, not the pfns passed: one block per call, so
+                # that the count of the call that finds the last block needed ends there
+                pos = isolate_start
+                got = cc.nr_freepages
+                while pos < block_end and got < need:
+                    n1 = s1 = 0
+                    isolate_freepages_block_impl(cc.mm, cc.pbf, pos, block_end, False,
+                                                 &cc.free_out[nb], &cc.free_orders[nb], 1,
+                                                 cc.pbo, &n1, &s1, &fail, tfo_order, True)
+                    scanned += s1
+                    if not n1:
+                        break
+                    got += <count_t> 1 << cc.free_orders[nb]
+                    pos = cc.free_out[nb] + (<pfn_t> 1 << cc.free_orders[nb])
+                    nb += 1
             stop = block_end
             for i in range(nb):                     # __isolate_free_page()
                 fa.remove(cc.free_out[i])
@@ -943,7 +997,8 @@ cdef int cc_isolate_freepages(compact_control *cc, FreeArea fa) except -1 nogil:
                 cc.nr_freepages += <count_t> 1 << cc.free_orders[i]
                 if cc.nr_freepages >= need:         # the kernel's scan ends here
                     stop = cc.free_out[i] + (<pfn_t> 1 << cc.free_orders[i])
-                    scanned = stop - isolate_start
+                    if cc.large_folios:             # every pfn passed counted once
+                        scanned = stop - isolate_start
                     break
             cc.free_scanned += scanned
             if stop >= block_end:
@@ -1108,8 +1163,9 @@ def compact_zone_run(FreeArea free_area, page_t[::1] mem_map, pbflags_t[::1] pag
     `large_folios` False: v6.1's rules, before "mm: compaction: add support for >0 order
     folio memory compaction" (v6.9): compound pages are passed, each free scan's blocks
     are split into one list of order-0 pages handed out from its head (the last page of
-    the last block), a scan stops once it holds the whole batch, and a pageblock headed
-    by a free block of pageblock_order or more is no target whatever `order`.
+    the last block), a scan stops once it holds the whole batch, a pageblock headed by
+    a free block of pageblock_order or more is no target whatever `order`, and
+    nr_scanned counts the pages the scanners' loops visit, not those they jump over.
 
     Returns (result, migrate_scanned, free_scanned, migrated_pages, migrated_folios):
     result "complete", "success" or "contended", and the kernel's nr_scanned sums.

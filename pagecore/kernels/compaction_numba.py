@@ -76,7 +76,7 @@ def _suitable_source(mm, pbf, pfn, pbo, async_direct):
 @njit(cache=True, nogil=True)
 def _isolate_migratepages_block(mm, pbf, low_pfn, end_pfn, pbo, ignore_skip_hint, out,
                                 out_start, capacity, cc_order, alloc_contig, skip_on_failure,
-                                skip_compound):
+                                v6_1):
     n = 0
     scanned = 0
     valid = np.int64(-1)
@@ -107,17 +107,20 @@ def _isolate_migratepages_block(mm, pbf, low_pfn, end_pfn, pbo, ignore_skip_hint
             valid = low_pfn
         order = np.int64(p.order)
         if p.page_type == _PGTY_BUDDY:
-            scanned += (np.int64(1) << order) - 1
+            if not v6_1:                            # v6.1 jumps it uncounted
+                scanned += (np.int64(1) << order) - 1
             low_pfn += np.int64(1) << order
             continue
         flags = np.int64(p.flags)
         failed = True
+        silent = False
         nr = np.int64(1)
         if flags & _PG_tail:
             nr = folio_end(order, low_pfn) - low_pfn
         elif ((flags & _PG_head) and not alloc_contig
-              and (skip_compound or (cc_order != -1 and order >= cc_order) or order >= pbo)):
+              and (v6_1 or (cc_order != -1 and order >= cc_order) or order >= pbo)):
             nr = folio_end(order, low_pfn) - low_pfn
+            silent = v6_1                           # v6.1 passes it uncounted
         elif flags & _PG_isolated:
             pass
         elif flags & _PG_lru:
@@ -143,7 +146,8 @@ def _isolate_migratepages_block(mm, pbf, low_pfn, end_pfn, pbo, ignore_skip_hint
             if n >= capacity:
                 break
             continue
-        scanned += nr - 1
+        if not silent:
+            scanned += nr - 1
         low_pfn += nr - 1
         if skip_on_failure:
             if n:
@@ -192,7 +196,7 @@ def _isolate_migratepages_range(mm, pbf, start_pfn, end_pfn, pbo, zone_bits,
 
 @njit(cache=True, nogil=True)
 def _isolate_freepages_block(mm, pbf, start_pfn, end_pfn, strict, out_pfns, out_orders,
-                             max_blocks, pbo, free_order):
+                             max_blocks, pbo, free_order, v6_1):
     blockpfn = start_pfn
     pb_end = np.int64(-1)
     n = 0
@@ -212,7 +216,8 @@ def _isolate_freepages_block(mm, pbf, start_pfn, end_pfn, strict, out_pfns, out_
         order = np.int64(p.order)
         if p.flags & _PG_folio:
             k = folio_end(order, blockpfn) - blockpfn
-            scanned += k - 1
+            if not (v6_1 and p.flags & _PG_head):   # v6.1: the head alone counts
+                scanned += k - 1
             blockpfn += k - 1
         elif p.page_type == _PGTY_BUDDY:
             if n >= max_blocks:
@@ -269,7 +274,7 @@ def _migrate_folio(mm, src, dst):
 # ---------------------------------------------------------------------------------------
 def isolate_migratepages_block(mem_map, pageblock_flags, low_pfn, end_pfn, pageblock_order,
                                ignore_skip_hint, out_pfns, cc_order, alloc_contig,
-                               skip_on_failure, skip_compound=False):
+                               skip_on_failure, v6_1=False):
     """numba twin of _compaction.isolate_migratepages_block. Returns (next_pfn,
     nr_isolated, nr_scanned)."""
     if out_pfns.shape[0] < 1:
@@ -279,7 +284,7 @@ def isolate_migratepages_block(mem_map, pageblock_flags, low_pfn, end_pfn, pageb
                                     bool(ignore_skip_hint), out_pfns, np.int64(0),
                                     np.int64(out_pfns.shape[0]), np.int64(cc_order),
                                     bool(alloc_contig), bool(skip_on_failure),
-                                    bool(skip_compound))
+                                    bool(v6_1))
     return tuple(int(x) for x in r)
 
 
@@ -297,7 +302,7 @@ def isolate_migratepages_range(mem_map, pageblock_flags, start_pfn, end_pfn, pag
 
 
 def isolate_freepages_block(mem_map, pageblock_flags, start_pfn, end_pfn, strict, out_pfns,
-                            out_orders, max_blocks, pageblock_order, cc_order=-1):
+                            out_orders, max_blocks, pageblock_order, cc_order=-1, v6_1=False):
     """numba twin of _compaction.isolate_freepages_block. Returns (nr_isolated_pages,
     nr_scanned, fail_pfn, nr_blocks)."""
     check_out_dtypes(out_pfns, out_orders)
@@ -307,7 +312,8 @@ def isolate_freepages_block(mem_map, pageblock_flags, start_pfn, end_pfn, strict
     r = _isolate_freepages_block(_union(mem_map), pageblock_flags, np.int64(start_pfn),
                                  np.int64(end_pfn), bool(strict), out_pfns, out_orders,
                                  np.int64(max_blocks), np.int64(pageblock_order),
-                                 np.int64(target_free_order(cc_order, pageblock_order)))
+                                 np.int64(target_free_order(cc_order, pageblock_order)),
+                                 bool(v6_1))
     return tuple(int(x) for x in r)
 
 

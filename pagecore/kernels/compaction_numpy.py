@@ -40,7 +40,7 @@ CHUNK = 1 << 20
 _ZMASK = ~FLAGS_MASK & 0xFFFFFFFF
 
 # the migrate scanner's kinds of page
-_VMEMMAP, _BUDDY, _FAIL, _LRU, _MOVABLE = range(5)
+_VMEMMAP, _BUDDY, _FAIL, _LRU, _MOVABLE, _SKIP = range(6)   # _SKIP: a folio passed whole
 
 
 # ---------------------------------------------------------------------------------------
@@ -109,7 +109,7 @@ def _movable(mt):
 # ---------------------------------------------------------------------------------------
 # the migrate scanner
 # ---------------------------------------------------------------------------------------
-def _migrate_kinds(mem_map, low, end, pageblock_order, cc_order, alloc_contig, skip_compound):
+def _migrate_kinds(mem_map, low, end, pageblock_order, cc_order, alloc_contig, v6_1):
     """Kind and step of every pfn of [low, end), the kernel's tests in order."""
     pages = mem_map[low:end]
     flags, ptype, order = pages["flags"], pages["page_type"], pages["order"].astype(np.int64)
@@ -122,7 +122,7 @@ def _migrate_kinds(mem_map, low, end, pageblock_order, cc_order, alloc_contig, s
     if vm.any():
         # a run that ended before the page (corrupt): pass one, as the kernels do
         vm_step[vm] = np.maximum(vmemmap_nr_pages(mem_map, pfns[vm]), 1)
-    too_big = (skip_compound | ((cc_order != -1) & (order >= cc_order))
+    too_big = (v6_1 | ((cc_order != -1) & (order >= cc_order))
                | (order >= pageblock_order))
     not_isolated = (flags & PG_isolated) == 0
     conditions = [vm,
@@ -132,7 +132,7 @@ def _migrate_kinds(mem_map, low, end, pageblock_order, cc_order, alloc_contig, s
                   ~not_isolated,
                   (flags & PG_lru) != 0,
                   (flags & PG_movable) != 0]
-    kind = np.select(conditions, [_VMEMMAP, _BUDDY, _FAIL, _FAIL, _FAIL, _LRU, _MOVABLE],
+    kind = np.select(conditions, [_VMEMMAP, _BUDDY, _FAIL, _SKIP, _FAIL, _LRU, _MOVABLE],
                      default=_FAIL)
     step = np.select(conditions,
                      [vm_step, np.left_shift(1, order), folio, folio, 1,
@@ -143,11 +143,13 @@ def _migrate_kinds(mem_map, low, end, pageblock_order, cc_order, alloc_contig, s
 
 def isolate_migratepages_block(mem_map, pageblock_flags, low_pfn, end_pfn, pageblock_order,
                                ignore_skip_hint, out_pfns, cc_order, alloc_contig,
-                               skip_on_failure, skip_compound=False):
+                               skip_on_failure, v6_1=False):
     """Twin of _compaction.isolate_migratepages_block (isolate_migratepages_block(),
-    mm/compaction.c v6.9+, seed v3 vmemmap skip; `skip_compound`: v6.1's rule, every
-    compound page passed unless alloc_contig). Returns (next_pfn, nr_isolated,
-    nr_scanned); isolated heads in out_pfns[:nr_isolated] carry PG_isolated."""
+    mm/compaction.c v6.9+, seed v3 vmemmap skip; `v6_1`: v6.1's rules, every
+    compound page passed unless alloc_contig, and nr_scanned without the pages jumped
+    over from a free block's or a passed folio's head). Returns (next_pfn,
+    nr_isolated, nr_scanned); isolated heads in out_pfns[:nr_isolated] carry
+    PG_isolated."""
     if out_pfns.shape[0] < 1:
         raise ValueError("isolate_migratepages_block: out_pfns must hold at least one pfn")
     low, end = int(low_pfn), int(end_pfn)
@@ -155,7 +157,7 @@ def isolate_migratepages_block(mem_map, pageblock_flags, low_pfn, end_pfn, pageb
     capacity = out_pfns.shape[0]
     skip_on_failure = bool(skip_on_failure) and cc_order >= 0
     kind, step = (_migrate_kinds(mem_map, low, end, pbo, cc_order, bool(alloc_contig),
-                                 bool(skip_compound))
+                                 bool(v6_1))
                   if end > low else ([], []))
     flags = mem_map["flags"]
     isolated = []
@@ -180,7 +182,8 @@ def isolate_migratepages_block(mem_map, pageblock_flags, low_pfn, end_pfn, pageb
                 break
             valid = pfn
         if k == _BUDDY:
-            scanned += nr - 1
+            if not v6_1:
+                scanned += nr - 1
             pfn += nr
             continue
         if k == _LRU and valid >= 0 and not skip_updated:
@@ -200,7 +203,8 @@ def isolate_migratepages_block(mem_map, pageblock_flags, low_pfn, end_pfn, pageb
             if len(isolated) >= capacity:
                 break
             continue
-        scanned += nr - 1
+        if not (v6_1 and k == _SKIP):
+            scanned += nr - 1
         pfn += nr - 1
         if skip_on_failure:
             for head in isolated:               # putback_movable_pages()
@@ -267,8 +271,9 @@ def _unsuitable_blocks(mem_map, pageblock_flags, first_pb, last_pb, pbo, cc_orde
 
 
 def isolate_freepages_block(mem_map, pageblock_flags, start_pfn, end_pfn, strict, out_pfns,
-                            out_orders, max_blocks, pageblock_order, cc_order=-1):
-    """Twin of _compaction.isolate_freepages_block (isolate_freepages_block(), v6.9+).
+                            out_orders, max_blocks, pageblock_order, cc_order=-1, v6_1=False):
+    """Twin of _compaction.isolate_freepages_block (isolate_freepages_block(), v6.9+;
+    `v6_1`: v6.1's nr_scanned, a compound page counted by its head alone).
 
     Returns (nr_isolated_pages, nr_scanned, fail_pfn, nr_blocks); the free blocks found
     are in out_pfns/out_orders[:nr_blocks]. The scan follows the walk chunk by chunk: in
@@ -296,6 +301,8 @@ def isolate_freepages_block(mem_map, pageblock_flags, start_pfn, end_pfn, strict
         buddy = ~compound & (ptype == PGTY_BUDDY)
         step = np.select([compound, buddy], [_folio_step(pfns, order), np.left_shift(1, order)],
                          default=1)
+        # what each visit counts: v6.1 jumps from a compound head uncounted
+        count = np.where(compound & ((flags & PG_head) != 0), 1, step) if v6_1 else step
         skipped = np.zeros(pfns.shape, dtype=bool)
         if not strict:
             bad = _unsuitable_blocks(mem_map, pageblock_flags, pfn >> pbo, (stop - 1) >> pbo, pbo,
@@ -320,12 +327,12 @@ def isolate_freepages_block(mem_map, pageblock_flags, start_pfn, end_pfn, strict
             cut, stopped = int(fails[0]), True
             # the failing pfn counts as scanned: a compound page whole, else one page
             here = int(at[cut])
-            scanned += int(step[here]) if compound[here] else 1
+            scanned += int(count[here]) if compound[here] else 1
             if strict:
                 fail = pfn + here
         taken = at[:cut]
         counted = taken[~skipped[taken]]
-        scanned += int(step[counted].sum())
+        scanned += int(count[counted].sum())
         heads = taken[buddy[taken] & ~skipped[taken]]
         k = heads.size
         out_pfns[n:n + k] = pfn + heads
@@ -521,12 +528,16 @@ class _CompactControl:
                 block_end = min(block_start + self.pb, self.end)
                 # every block holds a page: the stop comes within need - nr_freepages
                 # blocks (within the first one when there are enough already)
-                room = min(self.pb, max(1, need - self.nr_freepages))
-                _, scanned, _, nb = self.k.isolate_freepages_block(
-                    self.mm, self.pbf, isolate_start, block_end, False, self.free_out,
-                    self.free_orders, room, self.pbo, tfo_order)
+                if self.large_folios:
+                    room = min(self.pb, max(1, need - self.nr_freepages))
+                    _, scanned, _, nb = self.k.isolate_freepages_block(
+                        self.mm, self.pbf, isolate_start, block_end, False, self.free_out,
+                        self.free_orders, room, self.pbo, tfo_order)
+                    found = zip(self.free_out[:nb].tolist(), self.free_orders[:nb].tolist())
+                else:
+                    scanned, found = self._scan_v6_1(isolate_start, block_end, need)
                 stop = block_end
-                for pfn, o in zip(self.free_out[:nb].tolist(), self.free_orders[:nb].tolist()):
+                for pfn, o in found:
                     self.fa.py_remove(pfn)                      # __isolate_free_page()
                     if self.large_folios:
                         self.isolated[o].append(pfn)
@@ -535,7 +546,8 @@ class _CompactControl:
                     self.nr_freepages += 1 << o
                     if self.nr_freepages >= need:               # the kernel's scan ends here
                         stop = pfn + (1 << o)
-                        scanned = stop - isolate_start          # every pfn passed counted once
+                        if self.large_folios:                   # every pfn passed counted once
+                            scanned = stop - isolate_start
                         break
                 self.free_scanned += scanned
                 if stop >= block_end:
@@ -546,6 +558,24 @@ class _CompactControl:
             block_start -= self.pb
             isolate_start = block_start
         self.free_pfn = block_start
+
+    def _scan_v6_1(self, pos, end, need):
+        """v6.1's count is of the pages visited, not the pfns passed: one block per
+        scanner call, so that the count of the call that finds the last block needed
+        ends there. Returns (nr_scanned, [(pfn, order) of the blocks found])."""
+        scanned, found, got = 0, [], self.nr_freepages
+        while pos < end and got < need:
+            _, s, _, n = self.k.isolate_freepages_block(
+                self.mm, self.pbf, pos, end, False, self.free_out, self.free_orders, 1,
+                self.pbo, -1, True)
+            scanned += s
+            if not n:
+                break
+            pfn, o = int(self.free_out[0]), int(self.free_orders[0])
+            found.append((pfn, o))
+            got += 1 << o
+            pos = pfn + (1 << o)
+        return scanned, found
 
     def compaction_alloc(self, order):
         """compaction_alloc() (v6.9+): the first block of the smallest nonempty
