@@ -472,11 +472,13 @@ def _zones_of_step(m, s):
 
 
 def _do_compact(run, s, tags):
-    out = {"zones": {}, "migrated_pages": 0}
+    # the sums /proc/vmstat's compact_migrate_scanned and compact_free_scanned grow by
+    out = {"zones": {}, "migrated_pages": 0, "migrate_scanned": 0, "free_scanned": 0}
     for z in _zones_of_step(run.machine, s):
         rep = compaction.compact_zone(run.machine, z, s["order"], s["mode"])
         out["zones"][z.name] = rep["result"]
-        out["migrated_pages"] += rep["migrated_pages"]
+        for k in ("migrated_pages", "migrate_scanned", "free_scanned"):
+            out[k] += rep[k]
     return out
 
 
