@@ -13,7 +13,7 @@ the zone's FreeArea (one buddy allocator for every backend). This module validat
 prepares (which pageblocks are valid) and reports; for contiguous allocation it
 isolates the range in one pass and moves its folios in bulk (numpy). Simplifications
 against the kernel, all deliberate: no compaction caches or deferral (every compact_zone() is a whole-zone run), no
-fast_find_migrateblock()/fast_isolate_freepages(), no free-scanner stride, migration
+fast_find_migrateblock()/fast_isolate_freepages(), migration
 fails only for want of a target (a large LRU folio is then split and its pages retried,
 as trysplit_folio() does), and __isolate_free_page() skips its watermark check. The
 free scanner stops inside a pageblock once it has enough, as the kernel's does. A split
@@ -183,7 +183,7 @@ def compact_zone(m, zone, order, mode="sync", *, direct=False, ignore_skip_hint=
             zone.free_area, m.mem_map, m.pageblock_flags, valid.view(np.uint8),
             zone.zone_start_pfn, zone.zone_end_pfn, order, m.arch.pageblock_order,
             bool(ignore_skip_hint), mode == "async" and direct,
-            m.kernel >= LARGE_FOLIO_COMPACTION_SINCE)
+            m.kernel >= LARGE_FOLIO_COMPACTION_SINCE, mode == "async")
     report["result"] = result
     report.update(zip(("migrate_scanned", "free_scanned", "migrated_pages", "migrated_folios"),
                       counts))

@@ -259,8 +259,8 @@ def test_isolate_migratepages_range(backends, data, ignore, alloc_contig, capaci
 
 @SETTINGS
 @given(data=arrays(), strict=st.booleans(), room=st.sampled_from([0, 1, 2, 7, None]),
-       v6_1=st.booleans())
-def test_isolate_freepages_block(backends, data, strict, room, v6_1):
+       v6_1=st.booleans(), stride=st.sampled_from([1, 1, 2, 5, 32]))
+def test_isolate_freepages_block(backends, data, strict, room, v6_1, stride):
     a, rng = data
     lo, hi = pick_range(a, rng)
     cap = max(hi - lo, 1)
@@ -269,7 +269,7 @@ def test_isolate_freepages_block(backends, data, strict, room, v6_1):
     def call(k, arr):
         pfns, orders = np.full(cap, -7, np.int64), np.full(cap, 0xf9, np.uint8)
         r = k.isolate_freepages_block(arr.mem_map, arr.pbf, lo, hi, strict, pfns, orders,
-                                      max_blocks, arr.pbo, -1, v6_1)
+                                      max_blocks, arr.pbo, -1, v6_1, stride)
         return r + (tuple(pfns.tolist()), tuple(orders.tolist()))
 
     (total, scanned, fail, nb, pfns, orders), after = run_all(backends, a, call)
@@ -397,6 +397,52 @@ def test_the_free_scanner_stops_inside_a_pageblock_and_hands_out_in_list_order(b
         assert fa.blocks(MIGRATE_MOVABLE, 0).tolist() == [1566], name
         assert fa.blocks(MIGRATE_MOVABLE, 1).tolist() == [0], name     # 0 and 1 merged
         assert not pbf[3] & PB_migrate_skip, name
+
+
+@pytest.mark.parametrize("async_mode", [False, True])
+def test_the_free_scanner_samples_pageblocks_after_an_empty_one(backends, async_mode):
+    # isolate_freepages() (v5.1+, "mm, compaction: sample pageblocks for free pages"; the
+    # same in v6.1 and v6.12) visits every stride-th pfn: stride 1 (sync) or
+    # COMPACT_CLUSTER_MAX (async) at the start, 1 after a pageblock that yields a free
+    # block, doubled (at most 32) after one that yields none. By hand: LRU page 0,
+    # pageblocks 1-3 allocated but for free pages at 1025, 1028 and 1056 (pageblock 2).
+    #   sync: pageblock 3, stride 1: 512 visits, nothing; pageblock 2, stride 2: 1024,
+    #     1026, 1028 (taken, enough): 3 more, 515; 1025 is never visited;
+    #   async: stride 32: 16 visits of pageblock 3; pageblock 2 at 1024, 1056 (taken):
+    #     18; 1025 and 1028 are never visited.
+    # The migrate scanner passes pageblocks 0 and 1 (1024) and meets the free scanner
+    # inside pageblock 2: ("complete", 1024, free_scanned, 1, 1).
+    free_scanned, target = (18, 1056) if async_mode else (515, 1028)
+    for name, k in backends.items():
+        mm, pbf, fa = _two_lru_pages_below_allocated_pageblocks([1025, 1028, 1056], 0)
+        mm["flags"][1] &= ~np.uint32(PG_lru)
+        r = k.compact_zone_run(fa, mm, pbf, np.ones(4, np.uint8), 0, 2048, -1, 9, True,
+                               False, True, async_mode)
+        assert r == ("complete", 1024, free_scanned, 1, 1), name
+        assert mm["private"][target] == 0xa, name
+        free = sorted({1025, 1028, 1056} - {target})
+        assert [p for p in sorted(fa.blocks(MIGRATE_MOVABLE, 0).tolist()) if p > 1000] == free
+
+
+@pytest.mark.parametrize("async_mode", [False, True])
+def test_the_free_scanner_samples_the_pageblocks_inside_a_free_block(backends, async_mode):
+    # A pageblock inside a free block of order > pageblock_order (v6.12
+    # suitable_migration_target(): its first page is not PageBuddy, so it is a target by
+    # its migratetype) is sampled like any other: every visit is a tail page. By hand:
+    # LRU page 0; a free order-10 block at 1024 (pageblocks 2 and 3), the rest allocated.
+    # The migrate scanner isolates page 0 and ends pageblock 0 (migrate_pfn 512), so the
+    # free scanner's low end is pageblock_end_pfn(512) = 1024: it scans pageblock 3 only
+    # (pageblock 2, the block's head of order 10 >= pageblock_order, is no target):
+    # sync 512 visits (stride 1), async 16 (stride 32). Page 0 gets no target and the
+    # scanners have met: ("complete", 512, free_scanned, 0, 0).
+    free_scanned = 16 if async_mode else 512
+    for name, k in backends.items():
+        mm, pbf, fa = _two_lru_pages_below_allocated_pageblocks([1024], 10)
+        mm["flags"][1] &= ~np.uint32(PG_lru)
+        r = k.compact_zone_run(fa, mm, pbf, np.ones(4, np.uint8), 0, 2048, -1, 9, True,
+                               False, True, async_mode)
+        assert r == ("complete", 512, free_scanned, 0, 0), name
+        assert fa.blocks(MIGRATE_MOVABLE, 10).tolist() == [1024], name
 
 
 def test_compaction_gives_back_what_it_isolated_through_the_pcp_lists(backends):
@@ -587,8 +633,10 @@ def test_v6_1_targets_a_free_block_below_pageblock_order_only(backends):
     # pageblock_order or more is no target, whatever cc->order (v6.9+: cc->order when
     # > 0; test_an_order_10_request_migrates_into_a_free_order_9_block). Same zone as
     # there, order 10, v6.1 rules: pageblock 6 is passed; the first batch (pages 0-31,
-    # 32 scanned) gets no target: the free scan visits pageblocks 7 and 5..1 (6 * 512)
-    # and isolates nothing; free_pfn ends at 0, the scanners have met: "complete" with
+    # 32 scanned) gets no target: the free scan visits pageblock 7 (512), then 5..1
+    # with the stride doubling after each empty one (2, 4, 8, 16, 32: 256 + 128 + 64 +
+    # 32 + 16; the pageblock it passes leaves the stride alone), 1008 in all, and
+    # isolates nothing; free_pfn ends at 0, the scanners have met: "complete" with
     # nothing migrated, and the order-9 block is still free.
     for name, k in backends.items():
         mm = np.zeros(4096, PAGE_DTYPE)
@@ -601,7 +649,7 @@ def test_v6_1_targets_a_free_block_below_pageblock_order_only(backends):
         fa.py_free_one_page(3072, 9)
         r = k.compact_zone_run(fa, mm, pbf, np.ones(8, np.uint8), 0, 4096, 10, 9, False, False,
                                False)
-        assert r == ("complete", 32, 3072, 0, 0), name
+        assert r == ("complete", 32, 1008, 0, 0), name
         assert fa.blocks(MIGRATE_MOVABLE, 9).tolist() == [3072], name
         assert not (mm["flags"] & PG_isolated).any(), name
 

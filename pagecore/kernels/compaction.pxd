@@ -101,7 +101,7 @@ cdef count_t isolate_freepages_block_impl(
         const page_t *mem_map, const pbflags_t *pageblock_flags, pfn_t start_pfn,
         pfn_t end_pfn, bint strict, pfn_t *out_pfns, uint8_t *out_orders, count_t max_blocks,
         int pageblock_order, count_t *nr_blocks, count_t *nr_scanned,
-        pfn_t *fail_pfn, int cc_order, bint v6_1) noexcept nogil
+        pfn_t *fail_pfn, int cc_order, bint v6_1, pfn_t stride) noexcept nogil
 
 cdef pfn_t pfn_range_valid_contig_impl(const page_t *mem_map, pfn_t start_pfn, pfn_t end_pfn,
                                        uint32_t zone_bits) noexcept nogil

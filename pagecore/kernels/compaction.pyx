@@ -439,12 +439,19 @@ cdef count_t isolate_freepages_block_impl(
         const page_t *mem_map, const pbflags_t *pageblock_flags, pfn_t start_pfn,
         pfn_t end_pfn, bint strict, pfn_t *out_pfns, uint8_t *out_orders, count_t max_blocks,
         int pageblock_order, count_t *nr_blocks, count_t *nr_scanned,
-        pfn_t *fail_pfn, int cc_order, bint v6_1) noexcept nogil:
+        pfn_t *fail_pfn, int cc_order, bint v6_1, pfn_t stride) noexcept nogil:
     # A strict failure reports the pfn of the page that failed (for a compound page its
     # head side, where the kernel would already have moved to the folio's last page).
     # `v6_1`: v6.1's nr_scanned, which does not count the pages of a compound page it
     # jumps from the head (v6.12: "nr_scanned += (1UL << order) - 1"). Compound pages
     # are only ever passed by the per-page loop, so only it tells the two apart.
+    #
+    # `stride`: isolate_freepages()'s sampling (v5.1+: grown while pageblocks yield
+    # nothing, COMPACT_CLUSTER_MAX from the start when async): the loop visits
+    # blockpfn, blockpfn + stride, ...,
+    # a free block or a compound page moving it to its last page first; each visit
+    # counts as at stride 1. Strict mode forces 1, as the kernel does. Sparse visits
+    # are not what the block path decides: a stride > 1 takes the per-page loop.
     #
     # Block path (non-strict): an aligned block of FBLK pages inside the pageblock with
     # no compound page and only naturally aligned free block heads is done from its
@@ -463,7 +470,9 @@ cdef count_t isolate_freepages_block_impl(
     cdef count_t pages
     cdef int pos, cnt
     cdef pc_cview_t v
-    cdef bint fast_ok = not strict and pageblock_order >= 6
+    if strict or stride < 1:
+        stride = 1
+    cdef bint fast_ok = not strict and pageblock_order >= 6 and stride == 1
     fail_pfn[0] = -1
     while blockpfn < end_pfn:
         if not strict and blockpfn >= pb_end:       # the caller's per-pageblock test
@@ -522,14 +531,15 @@ cdef count_t isolate_freepages_block_impl(
             n += 1
             total += 1 << p.order
             scanned += (1 << p.order) - 1
-            blockpfn += 1 << p.order
             if not strict and n >= max_blocks:      # enough free pages
+                blockpfn += 1 << p.order
                 break
+            blockpfn += (1 << p.order) - 1 + stride
             continue
         if strict:                                  # isolate_fail in strict mode
             fail_pfn[0] = here
             break
-        blockpfn += 1
+        blockpfn += stride
     nr_blocks[0] = n
     nr_scanned[0] = scanned
     return total
@@ -538,9 +548,12 @@ cdef count_t isolate_freepages_block_impl(
 def isolate_freepages_block(page_t[::1] mem_map, pbflags_t[::1] pageblock_flags,
                             pfn_t start_pfn, pfn_t end_pfn, bint strict,
                             pfn_t[::1] out_pfns, uint8_t[::1] out_orders, count_t max_blocks,
-                            int pageblock_order, int cc_order=-1, bint v6_1=False):
+                            int pageblock_order, int cc_order=-1, bint v6_1=False,
+                            pfn_t stride=1):
     """isolate_freepages_block() (mm/compaction.c, v6.9+: free blocks keep their order;
-    `v6_1`: v6.1's nr_scanned, a compound page counted by its head alone).
+    `v6_1`: v6.1's nr_scanned, a compound page counted by its head alone; `stride`:
+    isolate_freepages()'s sampling, every stride-th pfn visited after each jump,
+    non-strict only).
 
     Free scanner over [start_pfn, end_pfn): compound pages are passed whole; PageBuddy
     blocks are recorded (head pfn in out_pfns, int64; order in out_orders, uint8: 9 bytes
@@ -573,7 +586,7 @@ def isolate_freepages_block(page_t[::1] mem_map, pbflags_t[::1] pageblock_flags,
         total = isolate_freepages_block_impl(&mem_map[0], &pageblock_flags[0], start_pfn,
                                              end_pfn, strict, op, oo, max_blocks,
                                              pageblock_order, &nr_blocks, &nr_scanned,
-                                             &fail_pfn, cc_order, v6_1)
+                                             &fail_pfn, cc_order, v6_1, stride)
     return total, nr_scanned, fail_pfn, nr_blocks
 
 
@@ -796,7 +809,7 @@ cdef struct compact_control:
     pfn_t start, end, pb
     pfn_t migrate_pfn, free_pfn
     int order, pbo, nr_orders
-    bint ignore_skip_hint, async_direct, large_folios
+    bint ignore_skip_hint, async_direct, large_folios, async_mode
     pfn_t *migratepages
     count_t mig_lo, mig_hi, mig_base
     pfn_stack halves[MAX_ORDERS]
@@ -922,6 +935,13 @@ cdef int cc_isolate_freepages(compact_control *cc, FreeArea fa) except -1 nogil:
     # head nor a compound page in it: every page scanned, nothing isolated. So a mostly
     # free zone's memmap images stay unread here too.
     #
+    # The free scanner samples ("mm, compaction: sample pageblocks for free pages",
+    # v5.1): it visits every stride-th pfn of a pageblock, stride 1 (sync) or
+    # COMPACT_CLUSTER_MAX (async) at each call's start, back to 1 after a pageblock that
+    # yields a free block, doubled (at most COMPACT_CLUSTER_MAX) after one that yields
+    # none; a pageblock passed unscanned leaves it as it is. With a stride the count is
+    # not the pfns passed either: one block per scanner call, as for v6.1 below.
+    #
     # Before v6.9 the stop compares with the whole batch (cc->nr_migratepages was not
     # lowered by compaction_alloc() then), the target rule is suitable_migration_target()
     # v6.1 (a free block of pageblock_order or more at the pageblock's start, whatever
@@ -932,7 +952,7 @@ cdef int cc_isolate_freepages(compact_control *cc, FreeArea fa) except -1 nogil:
     cdef pfn_t low = ((cc.migrate_pfn >> cc.pbo) + 1) << cc.pbo
     cdef pfn_t isolate_start = cc.free_pfn
     cdef pfn_t block_start = (isolate_start >> cc.pbo) << cc.pbo, block_end, fail, head
-    cdef pfn_t stop, pos
+    cdef pfn_t stop, pos, stride = COMPACT_CLUSTER_MAX if cc.async_mode else 1
     cdef int o, tfo_order = cc.order if cc.large_folios else -1
     cdef bint target, interior
     cdef pfn_t q
@@ -961,31 +981,38 @@ cdef int cc_isolate_freepages(compact_control *cc, FreeArea fa) except -1 nogil:
             if block_end > cc.end:
                 block_end = cc.end
             nb = scanned = 0
-            if interior:
-                scanned = block_end - isolate_start
-            elif cc.large_folios:
+            if interior:                            # every visit fails
+                scanned = (block_end - isolate_start + stride - 1) // stride
+            elif cc.large_folios and stride == 1:
                 # every block holds a page, so the kernel's stop comes within the first
                 # need - nr_freepages blocks (within the first one when there are enough)
                 isolate_freepages_block_impl(cc.mm, cc.pbf, isolate_start, block_end, False,
                                              cc.free_out, cc.free_orders,
                                              max_blocks_for(need, cc.nr_freepages, cc.pb),
-                                             cc.pbo, &nb, &scanned, &fail, tfo_order, False)
+                                             cc.pbo, &nb, &scanned, &fail, tfo_order, False,
+                                             1)
             else:
-                # v6.1 counts visited pages, not the pfns passed: one block per call, so
-                # that the count of the call that finds the last block needed ends there
+                # v6.1 and a stride count visited pages, not the pfns passed: one block
+                # per call, so that the count of the call that finds the last block
+                # needed ends there; the next visit is stride after the block's last page
                 pos = isolate_start
                 got = cc.nr_freepages
-                while pos < block_end and got < need:
+                # (enough is tested after each block, not before the first: a call
+                # that starts with enough, in blocks too small for the folio, takes one)
+                while pos < block_end:
                     n1 = s1 = 0
                     isolate_freepages_block_impl(cc.mm, cc.pbf, pos, block_end, False,
                                                  &cc.free_out[nb], &cc.free_orders[nb], 1,
-                                                 cc.pbo, &n1, &s1, &fail, tfo_order, True)
+                                                 cc.pbo, &n1, &s1, &fail, tfo_order,
+                                                 not cc.large_folios, stride)
                     scanned += s1
                     if not n1:
                         break
                     got += <count_t> 1 << cc.free_orders[nb]
-                    pos = cc.free_out[nb] + (<pfn_t> 1 << cc.free_orders[nb])
+                    pos = cc.free_out[nb] + (<pfn_t> 1 << cc.free_orders[nb]) - 1 + stride
                     nb += 1
+                    if got >= need:
+                        break
             stop = block_end
             for i in range(nb):                     # __isolate_free_page()
                 fa.remove(cc.free_out[i])
@@ -997,7 +1024,7 @@ cdef int cc_isolate_freepages(compact_control *cc, FreeArea fa) except -1 nogil:
                 cc.nr_freepages += <count_t> 1 << cc.free_orders[i]
                 if cc.nr_freepages >= need:         # the kernel's scan ends here
                     stop = cc.free_out[i] + (<pfn_t> 1 << cc.free_orders[i])
-                    if cc.large_folios:             # every pfn passed counted once
+                    if cc.large_folios and stride == 1:     # every pfn passed counted once
                         scanned = stop - isolate_start
                     break
             cc.free_scanned += scanned
@@ -1006,6 +1033,7 @@ cdef int cc_isolate_freepages(compact_control *cc, FreeArea fa) except -1 nogil:
             if cc.nr_freepages >= need:
                 cc.free_pfn = block_start - cc.pb if stop >= block_end else stop
                 return 0
+            stride = 1 if nb else min(<pfn_t> COMPACT_CLUSTER_MAX, 2 * stride)
         block_start -= cc.pb
         isolate_start = block_start
     cc.free_pfn = block_start
@@ -1144,7 +1172,7 @@ _RESULT_NAMES = {COMPACT_COMPLETE: "complete", COMPACT_SUCCESS: "success",
 def compact_zone_run(FreeArea free_area, page_t[::1] mem_map, pbflags_t[::1] pageblock_flags,
                      uint8_t[::1] valid, pfn_t zone_start_pfn, pfn_t zone_end_pfn, int order,
                      int pageblock_order, bint ignore_skip_hint, bint async_direct,
-                     bint large_folios=True):
+                     bint large_folios=True, bint async_mode=False):
     """compact_zone() (mm/compaction.c, v6.9+; v6.1 unless `large_folios`) of the zone
     [zone_start_pfn, zone_end_pfn)
     whose buddy is `free_area`, for a MOVABLE request of `order` (-1: compact_memory,
@@ -1154,7 +1182,8 @@ def compact_zone_run(FreeArea free_area, page_t[::1] mem_map, pbflags_t[::1] pag
     The migrate scanner walks pageblocks up from the zone start, isolating batches of
     COMPACT_CLUSTER_MAX folios (isolate_migratepages_block()); the free scanner walks
     down from the zone end isolating free blocks (isolate_freepages_block(), taken off
-    the free lists) until they cover the batch, stopping inside a pageblock if need be;
+    the free lists) until they cover the batch, stopping inside a pageblock if need be,
+    sampling every stride-th pfn after pageblocks that yielded nothing;
     each folio moves into the first block of the smallest list of isolated blocks that
     fits (compaction_alloc()) and its old pages are freed. Ends when a free block of `order`
     is there, the scanners meet, or no target is left (then "contended"); what is still
@@ -1166,6 +1195,9 @@ def compact_zone_run(FreeArea free_area, page_t[::1] mem_map, pbflags_t[::1] pag
     the last block), a scan stops once it holds the whole batch, a pageblock headed by
     a free block of pageblock_order or more is no target whatever `order`, and
     nr_scanned counts the pages the scanners' loops visit, not those they jump over.
+
+    `async_mode` (implied by `async_direct`): MIGRATE_ASYNC, whose free scanner starts
+    each call at stride COMPACT_CLUSTER_MAX (isolate_freepages()), not 1.
 
     Returns (result, migrate_scanned, free_scanned, migrated_pages, migrated_folios):
     result "complete", "success" or "contended", and the kernel's nr_scanned sums.
@@ -1193,6 +1225,7 @@ def compact_zone_run(FreeArea free_area, page_t[::1] mem_map, pbflags_t[::1] pag
     cc.order = order
     cc.ignore_skip_hint, cc.async_direct = ignore_skip_hint, async_direct
     cc.large_folios = large_folios
+    cc.async_mode = async_mode or async_direct
     cc.mig_base = <count_t> 1 << (cc.nr_orders - 1)
     cc.mig_lo = cc.mig_hi = cc.mig_base
     cc.migratepages = <pfn_t *> malloc((cc.mig_base + COMPACT_CLUSTER_MAX) * sizeof(pfn_t))

@@ -196,7 +196,7 @@ def _isolate_migratepages_range(mm, pbf, start_pfn, end_pfn, pbo, zone_bits,
 
 @njit(cache=True, nogil=True)
 def _isolate_freepages_block(mm, pbf, start_pfn, end_pfn, strict, out_pfns, out_orders,
-                             max_blocks, pbo, free_order, v6_1):
+                             max_blocks, pbo, free_order, v6_1, stride):
     blockpfn = start_pfn
     pb_end = np.int64(-1)
     n = 0
@@ -229,14 +229,15 @@ def _isolate_freepages_block(mm, pbf, start_pfn, end_pfn, strict, out_pfns, out_
             n += 1
             total += np.int64(1) << order
             scanned += (np.int64(1) << order) - 1
-            blockpfn += np.int64(1) << order
             if not strict and n >= max_blocks:
+                blockpfn += np.int64(1) << order
                 break
+            blockpfn += (np.int64(1) << order) - 1 + stride
             continue
         if strict:
             fail = here
             break
-        blockpfn += 1
+        blockpfn += stride
     return total, scanned, fail, n
 
 
@@ -302,7 +303,8 @@ def isolate_migratepages_range(mem_map, pageblock_flags, start_pfn, end_pfn, pag
 
 
 def isolate_freepages_block(mem_map, pageblock_flags, start_pfn, end_pfn, strict, out_pfns,
-                            out_orders, max_blocks, pageblock_order, cc_order=-1, v6_1=False):
+                            out_orders, max_blocks, pageblock_order, cc_order=-1, v6_1=False,
+                            stride=1):
     """numba twin of _compaction.isolate_freepages_block. Returns (nr_isolated_pages,
     nr_scanned, fail_pfn, nr_blocks)."""
     check_out_dtypes(out_pfns, out_orders)
@@ -313,7 +315,7 @@ def isolate_freepages_block(mem_map, pageblock_flags, start_pfn, end_pfn, strict
                                  np.int64(end_pfn), bool(strict), out_pfns, out_orders,
                                  np.int64(max_blocks), np.int64(pageblock_order),
                                  np.int64(target_free_order(cc_order, pageblock_order)),
-                                 bool(v6_1))
+                                 bool(v6_1), np.int64(1 if strict else max(1, int(stride))))
     return tuple(int(x) for x in r)
 
 
@@ -345,10 +347,10 @@ def migrate_folio(mem_map, src, dst):
 
 def compact_zone_run(free_area, mem_map, pageblock_flags, valid, zone_start_pfn, zone_end_pfn,
                      order, pageblock_order, ignore_skip_hint, async_direct,
-                     large_folios=True):
+                     large_folios=True, async_mode=False):
     """numba twin of _compaction.compact_zone_run: the twin's Python loop
     (reference_compaction.run_compact_zone) over this module's jitted scanners - the
     buddy allocator is a Cython class that jitted code cannot call."""
     return run_compact_zone(sys.modules[__name__], free_area, mem_map, pageblock_flags, valid,
                             zone_start_pfn, zone_end_pfn, order, pageblock_order,
-                            ignore_skip_hint, async_direct, large_folios)
+                            ignore_skip_hint, async_direct, large_folios, async_mode)

@@ -40,6 +40,7 @@ CHUNK = 1 << 20
 _ZMASK = ~FLAGS_MASK & 0xFFFFFFFF
 
 # the migrate scanner's kinds of page
+COMPACT_CLUSTER_MAX = 32       # SWAP_CLUSTER_MAX (compaction.pxd)
 _VMEMMAP, _BUDDY, _FAIL, _LRU, _MOVABLE, _SKIP = range(6)   # _SKIP: a folio passed whole
 
 
@@ -271,9 +272,12 @@ def _unsuitable_blocks(mem_map, pageblock_flags, first_pb, last_pb, pbo, cc_orde
 
 
 def isolate_freepages_block(mem_map, pageblock_flags, start_pfn, end_pfn, strict, out_pfns,
-                            out_orders, max_blocks, pageblock_order, cc_order=-1, v6_1=False):
+                            out_orders, max_blocks, pageblock_order, cc_order=-1, v6_1=False,
+                            stride=1):
     """Twin of _compaction.isolate_freepages_block (isolate_freepages_block(), v6.9+;
-    `v6_1`: v6.1's nr_scanned, a compound page counted by its head alone).
+    `v6_1`: v6.1's nr_scanned, a compound page counted by its head alone; `stride`:
+    isolate_freepages()'s sampling, every stride-th pfn visited after each jump,
+    non-strict only).
 
     Returns (nr_isolated_pages, nr_scanned, fail_pfn, nr_blocks); the free blocks found
     are in out_pfns/out_orders[:nr_blocks]. The scan follows the walk chunk by chunk: in
@@ -287,6 +291,7 @@ def isolate_freepages_block(mem_map, pageblock_flags, start_pfn, end_pfn, strict
                          f"out arrays of {out_pfns.shape[0]} and {out_orders.shape[0]}")
     start, end, pbo = int(start_pfn), int(end_pfn), int(pageblock_order)
     strict = bool(strict)
+    stride = 1 if strict else max(1, int(stride))
     n = total = scanned = 0
     fail = -1
     pfn = start
@@ -303,6 +308,8 @@ def isolate_freepages_block(mem_map, pageblock_flags, start_pfn, end_pfn, strict
                          default=1)
         # what each visit counts: v6.1 jumps from a compound head uncounted
         count = np.where(compound & ((flags & PG_head) != 0), 1, step) if v6_1 else step
+        if stride > 1:                  # past the jump's last page, then stride on
+            step = step - 1 + stride
         skipped = np.zeros(pfns.shape, dtype=bool)
         if not strict:
             bad = _unsuitable_blocks(mem_map, pageblock_flags, pfn >> pbo, (stop - 1) >> pbo, pbo,
@@ -425,7 +432,7 @@ class _CompactControl:
     without cc->order)."""
 
     def __init__(self, k, free_area, mem_map, pageblock_flags, valid, start, end, order,
-                 pbo, ignore_skip_hint, async_direct, large_folios=True):
+                 pbo, ignore_skip_hint, async_direct, large_folios=True, async_mode=False):
         self.k, self.fa, self.mm, self.pbf, self.valid = k, free_area, mem_map, pageblock_flags, valid
         self.order, self.pbo, self.pb = order, pbo, 1 << pbo
         self.nr_orders = free_area.nr_orders
@@ -443,13 +450,14 @@ class _CompactControl:
         # v6.1: cc->freepages is one list of order-0 pages, its head at the end here;
         # batch_pages is its cc->nr_migratepages, the pages of the whole batch
         self.large_folios = bool(large_folios)
+        self.async_mode = bool(async_mode or async_direct)     # MIGRATE_ASYNC
         self.pages = []
         self.batch_pages = 0
         self.nr_freepages = 0
         self.migratepages = []
         self.migrate_scanned = self.free_scanned = 0
         self.migrated_pages = self.migrated_folios = 0
-        self.out = np.empty(32, dtype=np.int64)                 # COMPACT_CLUSTER_MAX
+        self.out = np.empty(COMPACT_CLUSTER_MAX, dtype=np.int64)
         self.free_out = np.empty(self.pb, dtype=np.int64)
         self.free_orders = np.empty(self.pb, dtype=np.uint8)
 
@@ -509,12 +517,17 @@ class _CompactControl:
 
         Before v6.9: the stop compares with the whole batch, the target rule ignores
         cc->order, and the isolated blocks become order-0 pages (split_map_pages():
-        list_add() of each page, block after block)."""
+        list_add() of each page, block after block).
+
+        Sampling (v5.1+): every stride-th pfn is visited, stride 1 (COMPACT_CLUSTER_MAX
+        when async) at the start, 1 after a pageblock that yields a block, doubled (at
+        most COMPACT_CLUSTER_MAX) after one that yields none."""
         if self.large_folios:
             need = sum(1 << folio_order(self.mm, h) for h in self.migratepages)
         else:
             need = self.batch_pages
         tfo_order = self.order if self.large_folios else -1
+        stride = COMPACT_CLUSTER_MAX if self.async_mode else 1
         low = ((self.migrate_pfn >> self.pbo) + 1) << self.pbo
         isolate_start = self.free_pfn
         block_start = (isolate_start >> self.pbo) << self.pbo
@@ -528,14 +541,15 @@ class _CompactControl:
                 block_end = min(block_start + self.pb, self.end)
                 # every block holds a page: the stop comes within need - nr_freepages
                 # blocks (within the first one when there are enough already)
-                if self.large_folios:
+                if self.large_folios and stride == 1:
                     room = min(self.pb, max(1, need - self.nr_freepages))
                     _, scanned, _, nb = self.k.isolate_freepages_block(
                         self.mm, self.pbf, isolate_start, block_end, False, self.free_out,
                         self.free_orders, room, self.pbo, tfo_order)
-                    found = zip(self.free_out[:nb].tolist(), self.free_orders[:nb].tolist())
+                    found = list(zip(self.free_out[:nb].tolist(), self.free_orders[:nb].tolist()))
                 else:
-                    scanned, found = self._scan_v6_1(isolate_start, block_end, need)
+                    scanned, found = self._scan_block_by_block(isolate_start, block_end, need,
+                                                               stride)
                 stop = block_end
                 for pfn, o in found:
                     self.fa.py_remove(pfn)                      # __isolate_free_page()
@@ -546,7 +560,7 @@ class _CompactControl:
                     self.nr_freepages += 1 << o
                     if self.nr_freepages >= need:               # the kernel's scan ends here
                         stop = pfn + (1 << o)
-                        if self.large_folios:                   # every pfn passed counted once
+                        if self.large_folios and stride == 1:   # every pfn passed counted once
                             scanned = stop - isolate_start
                         break
                 self.free_scanned += scanned
@@ -555,26 +569,33 @@ class _CompactControl:
                 if self.nr_freepages >= need:
                     self.free_pfn = block_start - self.pb if stop >= block_end else stop
                     return
+                stride = 1 if found else min(COMPACT_CLUSTER_MAX, 2 * stride)
             block_start -= self.pb
             isolate_start = block_start
         self.free_pfn = block_start
 
-    def _scan_v6_1(self, pos, end, need):
-        """v6.1's count is of the pages visited, not the pfns passed: one block per
-        scanner call, so that the count of the call that finds the last block needed
-        ends there. Returns (nr_scanned, [(pfn, order) of the blocks found])."""
+    def _scan_block_by_block(self, pos, end, need, stride):
+        """v6.1's count, and a stride's, are of the pages visited, not the pfns passed:
+        one block per scanner call, so that the count of the call that finds the last
+        block needed ends there; the next visit is `stride` after the block's last page.
+        Returns (nr_scanned, [(pfn, order) of the blocks found])."""
         scanned, found, got = 0, [], self.nr_freepages
-        while pos < end and got < need:
+        tfo_order = self.order if self.large_folios else -1
+        # the kernel tests for enough after each isolated block, not before the first:
+        # a call that starts with enough (blocks too small for the folio) takes one more
+        while pos < end:
             _, s, _, n = self.k.isolate_freepages_block(
                 self.mm, self.pbf, pos, end, False, self.free_out, self.free_orders, 1,
-                self.pbo, -1, True)
+                self.pbo, tfo_order, not self.large_folios, stride)
             scanned += s
             if not n:
                 break
             pfn, o = int(self.free_out[0]), int(self.free_orders[0])
             found.append((pfn, o))
             got += 1 << o
-            pos = pfn + (1 << o)
+            if got >= need:
+                break
+            pos = pfn + (1 << o) - 1 + stride
         return scanned, found
 
     def compaction_alloc(self, order):
@@ -673,21 +694,22 @@ def _check_compact_args(free_area, mem_map, valid, zone_start_pfn, zone_end_pfn,
 
 def run_compact_zone(k, free_area, mem_map, pageblock_flags, valid, zone_start_pfn,
                      zone_end_pfn, order, pageblock_order, ignore_skip_hint, async_direct,
-                     large_folios=True):
+                     large_folios=True, async_mode=False):
     """compact_zone_run() over the scanner functions of backend module `k`."""
     _check_compact_args(free_area, mem_map, valid, zone_start_pfn, zone_end_pfn, order,
                         pageblock_order)
     return _CompactControl(k, free_area, mem_map, pageblock_flags, valid, int(zone_start_pfn),
                            int(zone_end_pfn), int(order), int(pageblock_order),
-                           ignore_skip_hint, async_direct, large_folios).run()
+                           ignore_skip_hint, async_direct, large_folios, async_mode).run()
 
 
 def compact_zone_run(free_area, mem_map, pageblock_flags, valid, zone_start_pfn, zone_end_pfn,
-                     order, pageblock_order, ignore_skip_hint, async_direct, large_folios=True):
+                     order, pageblock_order, ignore_skip_hint, async_direct, large_folios=True,
+                     async_mode=False):
     """Twin of _compaction.compact_zone_run (compact_zone()): the same run, one Python
     step per batch and per folio over this module's scanners, the free lists changed
     through the FreeArea's Python face. Returns (result, migrate_scanned, free_scanned,
     migrated_pages, migrated_folios)."""
     return run_compact_zone(sys.modules[__name__], free_area, mem_map, pageblock_flags, valid,
                             zone_start_pfn, zone_end_pfn, order, pageblock_order,
-                            ignore_skip_hint, async_direct, large_folios)
+                            ignore_skip_hint, async_direct, large_folios, async_mode)

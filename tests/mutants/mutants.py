@@ -5,8 +5,8 @@ and optionally the tests to run (default DEFAULT_TESTS). The first six are the c
 issue 12 found surviving the whole suite; the next three break the altmap size and zone
 selection, which the recorded real-kernel runs pin; the rest, grouped under comments,
 break the vmstat worker's remote drain, the scans that pass listed free blocks unread
-compaction's v6.9+ target rule, the free scanner's stop and list order, and compaction's
-v6.1 rules.
+compaction's v6.9+ target rule, the free scanner's stop, list order and sampling, and
+compaction's v6.1 rules.
 """
 DEFAULT_TESTS = "tests/test_kernel_replay.py tests/test_calibrate.py tests/test_kernel_rules.py tests/test_procfs.py"
 
@@ -66,12 +66,29 @@ MUTANTS = [
      "tests": "tests/test_compaction.py"},
     # the twin's free scanner and compaction_alloc() (v6.12 mm/compaction.c)
     {"name": "free-scanner-takes-whole-pageblock", "file": "pagecore/kernels/compaction_numpy.py",
-     "old": "                        scanned = stop - isolate_start          # every pfn passed counted once\n                        break",
-     "new": "                        scanned = stop - isolate_start          # every pfn passed counted once",
+     "old": "                            scanned = stop - isolate_start\n                        break\n",
+     "new": "                            scanned = stop - isolate_start\n",
      "tests": "tests/test_compaction.py"},
     {"name": "compaction-alloc-last-isolated-first", "file": "pagecore/kernels/compaction_numpy.py",
      "old": "self.halves[o].pop() if self.halves[o] else self.isolated[o].popleft()",
      "new": "self.halves[o].pop() if self.halves[o] else self.isolated[o].pop()",
+     "tests": "tests/test_compaction.py"},
+    # the free scanner's sampling (v5.1+ isolate_freepages(), the same in v6.1 and v6.12)
+    {"name": "sampling-async-starts-at-1", "file": "pagecore/kernels/compaction_numpy.py",
+     "old": "        stride = COMPACT_CLUSTER_MAX if self.async_mode else 1\n",
+     "new": "        stride = 1\n",
+     "tests": "tests/test_compaction.py"},
+    {"name": "sampling-never-grows", "file": "pagecore/kernels/compaction_numpy.py",
+     "old": "                stride = 1 if found else min(COMPACT_CLUSTER_MAX, 2 * stride)",
+     "new": "                stride = 1",
+     "tests": "tests/test_compaction.py"},
+    {"name": "sampling-never-resets", "file": "pagecore/kernels/compaction_numpy.py",
+     "old": "                stride = 1 if found else min(COMPACT_CLUSTER_MAX, 2 * stride)",
+     "new": "                stride = min(COMPACT_CLUSTER_MAX, 2 * stride)",
+     "tests": "tests/test_compaction.py"},
+    {"name": "sampling-strides-from-the-jump-end", "file": "pagecore/kernels/compaction_numpy.py",
+     "old": "            step = step - 1 + stride",
+     "new": "            step = step + stride",
      "tests": "tests/test_compaction.py"},
     # compaction before v6.9 (the twin's v6.1 rules, and which machines get them)
     {"name": "v6.1-refill-for-what-is-left", "file": "pagecore/kernels/compaction_numpy.py",
@@ -99,8 +116,8 @@ MUTANTS = [
      "new": "        count = step",
      "tests": "tests/test_compaction.py"},
     {"name": "v6.1-free-scan-counts-pfns-passed", "file": "pagecore/kernels/compaction_numpy.py",
-     "old": "                        if self.large_folios:                   # every pfn passed counted once\n",
-     "new": "                        if True:\n",
+     "old": "                        if self.large_folios and stride == 1:   # every pfn passed counted once\n",
+     "new": "                        if stride == 1:\n",
      "tests": "tests/test_compaction.py"},
     {"name": "large-folio-compaction-since-6.1", "file": "pagecore/compaction.py",
      "old": "LARGE_FOLIO_COMPACTION_SINCE = (6, 9)",
