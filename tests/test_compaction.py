@@ -424,6 +424,33 @@ def test_the_free_scanner_samples_pageblocks_after_an_empty_one(backends, async_
         assert [p for p in sorted(fa.blocks(MIGRATE_MOVABLE, 0).tolist()) if p > 1000] == free
 
 
+def test_the_free_scanner_is_not_run_while_isolated_blocks_are_left(backends):
+    # isolate_freepages() (v6.12 mm/compaction.c) starts "if (cc->nr_freepages)
+    # return;": since v6.9 the blocks left may all be smaller than the next folio, which
+    # then gets no target (compaction_alloc() returns NULL) and is split
+    # (try_split_folio()). By hand: LRU page 0 and an LRU order-1 folio at 2 in
+    # pageblock 0 (512 scanned, nr_migratepages 3); free order-0 pages 1546, 1556, 1566.
+    # The free scanner enters pageblock 3 at 1536 and stops after 1566, the third block
+    # (3 >= 3): 31 scanned, free_pfn 1567. Page 0 moves to 1546; the folio finds no
+    # order-1 block, isolate_freepages() returns at once (2 pages isolated), the folio
+    # is split and its pages move to 1556 and 1566. The migrate scanner then passes
+    # pageblocks 1 and 2 and meets the free scanner in pageblock 3:
+    # ("complete", 1536, 31, 3, 3). A free scan from 1567 would have scanned pageblock
+    # 3 to its end (free_scanned 512, its skip bit set, the scanners met at pageblock 2).
+    for name, k in backends.items():
+        mm, pbf, fa = _two_lru_pages_below_allocated_pageblocks([1546, 1556, 1566], 0)
+        mm["flags"][1] &= ~np.uint32(PG_lru)
+        mm["flags"][2:4] |= PG_lru
+        mm["flags"][2] |= PG_head
+        mm["flags"][3] |= PG_tail
+        mm["order"][2] = 1
+        mm["private"][2:4] = 0xc
+        r = k.compact_zone_run(fa, mm, pbf, np.ones(4, np.uint8), 0, 2048, -1, 9, True, False)
+        assert r == ("complete", 1536, 31, 3, 3), name
+        assert mm["private"][[1546, 1556, 1566]].tolist() == [0xa, 0xc, 0xc], name
+        assert not pbf[3] & PB_migrate_skip, name
+
+
 @pytest.mark.parametrize("async_mode", [False, True])
 def test_the_free_scanner_samples_the_pageblocks_inside_a_free_block(backends, async_mode):
     # A pageblock inside a free block of order > pageblock_order (v6.12

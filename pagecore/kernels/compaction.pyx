@@ -956,6 +956,11 @@ cdef int cc_isolate_freepages(compact_control *cc, FreeArea fa) except -1 nogil:
     cdef int o, tfo_order = cc.order if cc.large_folios else -1
     cdef bint target, interior
     cdef pfn_t q
+    if cc.nr_freepages:
+        # "if (cc->nr_freepages) return;" (v6.12; v6.1 "goto splitmap"), meant for what
+        # fast_isolate_freepages() found: since v6.9 also blocks on the lists too small
+        # for the folio, which then gets no target from this call
+        return 0
     if cc.large_folios:
         for i in range(cc.mig_lo, cc.mig_hi):
             need += <count_t> 1 << folio_order(cc.mm, cc.migratepages[i])

@@ -522,6 +522,11 @@ class _CompactControl:
         Sampling (v5.1+): every stride-th pfn is visited, stride 1 (COMPACT_CLUSTER_MAX
         when async) at the start, 1 after a pageblock that yields a block, doubled (at
         most COMPACT_CLUSTER_MAX) after one that yields none."""
+        if self.nr_freepages:
+            # "if (cc->nr_freepages) return;" (v6.12; v6.1 "goto splitmap"), meant for
+            # what fast_isolate_freepages() found: since v6.9 also blocks on the lists
+            # too small for the folio, which then gets no target from this call
+            return
         if self.large_folios:
             need = sum(1 << folio_order(self.mm, h) for h in self.migratepages)
         else:

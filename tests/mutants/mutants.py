@@ -73,6 +73,10 @@ MUTANTS = [
      "old": "self.halves[o].pop() if self.halves[o] else self.isolated[o].popleft()",
      "new": "self.halves[o].pop() if self.halves[o] else self.isolated[o].pop()",
      "tests": "tests/test_compaction.py"},
+    {"name": "free-scan-while-blocks-are-left", "file": "pagecore/kernels/compaction_numpy.py",
+     "old": "        if self.nr_freepages:\n",
+     "new": "        if False:\n",
+     "tests": "tests/test_compaction.py"},
     # the free scanner's sampling (v5.1+ isolate_freepages(), the same in v6.1 and v6.12)
     {"name": "sampling-async-starts-at-1", "file": "pagecore/kernels/compaction_numpy.py",
      "old": "        stride = COMPACT_CLUSTER_MAX if self.async_mode else 1\n",
