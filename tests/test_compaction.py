@@ -472,6 +472,35 @@ def test_the_free_scanner_samples_the_pageblocks_inside_a_free_block(backends, a
         assert fa.blocks(MIGRATE_MOVABLE, 10).tolist() == [1024], name
 
 
+@pytest.mark.parametrize("large_folios", [False, True])
+def test_a_sampled_visit_on_a_tail_steps_on_from_there(backends, large_folios):
+    # isolate_freepages_block() jumps a compound page from its head only:
+    # compound_order() of a tail is 0 (v6.1 and v6.12 include/linux/mm.h), so a visit a
+    # stride lands on a tail counts one page and strides on. By hand, async (stride 32):
+    # LRU pages 0-2 (need 3); pageblock 3 allocated but for a free order-1 block at
+    # 1536 and a free page at 1665, and an allocated order-6 folio at 1600-1663. Visits
+    # 1536 (isolated, 2 counted), 1569 (allocated), 1601 and 1633 (tails), 1665 (taken,
+    # 3 >= 3: stop): 6 scanned, the same in v6.1 (it counts a free block's tails too).
+    # A jump from the tail at 1601 would pass 1665. The scanners then meet in pageblock
+    # 3: ("complete", 1536, 6, 3, 3). v6.12 takes targets smallest order first (page 0
+    # to 1665, page 1 to 1536, page 2 to its split-off half 1537); v6.1 from the head
+    # of split_map_pages()'s list (1665, 1537, 1536).
+    targets = [1665, 1536, 1537] if large_folios else [1665, 1537, 1536]
+    for name, k in backends.items():
+        mm, pbf, fa = _two_lru_pages_below_allocated_pageblocks([1536], 1)
+        mm["refcount"][1665] = 0
+        fa.py_free_one_page(1665, 0)
+        mm["flags"][2] |= PG_lru
+        mm["private"][2] = 0xc
+        mm["flags"][1600] |= PG_head
+        mm["flags"][1601:1664] |= PG_tail
+        mm["order"][1600:1664] = 6
+        r = k.compact_zone_run(fa, mm, pbf, np.ones(4, np.uint8), 0, 2048, -1, 9, True,
+                               False, large_folios, True)
+        assert r == ("complete", 1536, 6, 3, 3), name
+        assert mm["private"][targets].tolist() == [0xa, 0xb, 0xc], name
+
+
 def test_compaction_gives_back_what_it_isolated_through_the_pcp_lists(backends):
     # release_free_list() (v6.12) frees each block left on cc->freepages with
     # __free_pages(), so an order-0 one lands on the pcp list, like the migrated source
@@ -890,6 +919,30 @@ def test_free_scanner_rules(backends, name):
     total, scanned, fail, nb = k.isolate_freepages_block(mm, pbf, 4, 16, True, out, orders,
                                                          64, PBO)
     assert (total, fail, out[:nb].tolist()) == (12, -1, [4, 8])
+
+
+@pytest.mark.parametrize("name", ["cython", "numpy", "numba"])
+def test_free_scanner_jumps_a_folio_from_its_head_only(backends, name):
+    # isolate_freepages_block(): "if (PageCompound(page))" jumps from compound_order(),
+    # which is 0 for a tail; v6.12 only when "blockpfn + (1UL << order) <= end_pfn",
+    # v6.1 whenever the order is below MAX_ORDER, its jump uncounted. An allocated
+    # order-4 folio at 16-31 (the order on every page, as pagecore keeps it), by hand:
+    #   [16, 32): v6.12 the head and its jump, 16; v6.1 the head, 1;
+    #   [16, 24): the folio ends past end_pfn: v6.12 the head and 7 tails one by one,
+    #     8; v6.1 jumps anyway, 1;
+    #   [20, 32): 12 tails one by one in both; at stride 4: 20, 24, 28, 3.
+    k = backends[name]
+    mm, pbf = blank(64)
+    mm["flags"][16] |= PG_head
+    mm["flags"][17:32] |= PG_tail
+    mm["order"][16:32] = 4
+    out, orders = np.zeros(64, np.int64), np.zeros(64, np.uint8)
+    for lo, hi, stride, want in ((16, 32, 1, (16, 1)), (16, 24, 1, (8, 1)),
+                                 (20, 32, 1, (12, 12)), (20, 32, 4, (3, 3))):
+        for v6_1, expected in zip((False, True), want):
+            r = k.isolate_freepages_block(mm, pbf, lo, hi, False, out, orders, 64, PBO, -1,
+                                          v6_1, stride)
+            assert r == (0, expected, -1, 0), (lo, hi, stride, v6_1)
 
 
 @pytest.mark.parametrize("name", ["cython", "numpy", "numba"])

@@ -517,10 +517,16 @@ cdef count_t isolate_freepages_block_impl(
         here = blockpfn
         p = &mem_map[blockpfn]
         if p.flags & (PG_head | PG_tail):           # PageCompound: pass the folio
-            k = folio_end(p, blockpfn) - blockpfn
-            if not (v6_1 and p.flags & PG_head):    # a tail: page by page, each counted
-                scanned += k - 1
-            blockpfn += k - 1
+            # from its head only: compound_order() of a tail is 0, so a visit that
+            # lands on a tail (a start inside the folio, or a stride) steps on from
+            # there; v6.12 jumps only a folio that ends within end_pfn
+            if p.flags & PG_head:
+                k = folio_end(p, blockpfn) - blockpfn
+                if v6_1:
+                    blockpfn += k - 1
+                elif blockpfn + k <= end_pfn:
+                    scanned += k - 1
+                    blockpfn += k - 1
         elif p.page_type == PGTY_BUDDY:
             if n >= max_blocks:                     # no room left to record it
                 if strict:

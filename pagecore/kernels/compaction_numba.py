@@ -215,10 +215,13 @@ def _isolate_freepages_block(mm, pbf, start_pfn, end_pfn, strict, out_pfns, out_
         p = mm[blockpfn]
         order = np.int64(p.order)
         if p.flags & _PG_folio:
-            k = folio_end(order, blockpfn) - blockpfn
-            if not (v6_1 and p.flags & _PG_head):   # v6.1: the head alone counts
-                scanned += k - 1
-            blockpfn += k - 1
+            if p.flags & _PG_head:                  # a tail: compound_order() 0
+                k = folio_end(order, blockpfn) - blockpfn
+                if v6_1:                            # v6.1: the head alone counts
+                    blockpfn += k - 1
+                elif blockpfn + k <= end_pfn:       # v6.12: a folio within end_pfn
+                    scanned += k - 1
+                    blockpfn += k - 1
         elif p.page_type == _PGTY_BUDDY:
             if n >= max_blocks:
                 if strict:

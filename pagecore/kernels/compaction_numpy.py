@@ -304,10 +304,14 @@ def isolate_freepages_block(mem_map, pageblock_flags, start_pfn, end_pfn, strict
         pfns = np.arange(pfn, stop, dtype=np.int64)
         compound = (flags & (PG_head | PG_tail)) != 0
         buddy = ~compound & (ptype == PGTY_BUDDY)
-        step = np.select([compound, buddy], [_folio_step(pfns, order), np.left_shift(1, order)],
-                         default=1)
+        # a folio is jumped from its head only (compound_order() of a tail is 0), in
+        # v6.12 only when it ends within end_pfn ("blockpfn + (1UL << order) <= end_pfn")
+        head = compound & ((flags & PG_head) != 0)
+        folio = _folio_step(pfns, order)
+        jump = head if v6_1 else head & (pfns + folio <= end)
+        step = np.select([jump, buddy], [folio, np.left_shift(1, order)], default=1)
         # what each visit counts: v6.1 jumps from a compound head uncounted
-        count = np.where(compound & ((flags & PG_head) != 0), 1, step) if v6_1 else step
+        count = np.where(jump, 1, step) if v6_1 else step
         if stride > 1:                  # past the jump's last page, then stride on
             step = step - 1 + stride
         skipped = np.zeros(pfns.shape, dtype=bool)
