@@ -334,6 +334,21 @@ def test_suitable_migration_target_keeps_free_blocks_of_the_request_order(backen
         assert (r6[0], r6[3]) == (32, 1) and r3 == (0, 0, -1, 0), name
 
 
+def _lru_pageblock_above_a_free_order_9_block():
+    """x86_64 geometry, 8 pageblocks of one Movable zone: 512 LRU pages in pageblock 0,
+    a free order-9 block (listed) in pageblock 6, every other page allocated (refcount
+    1, not LRU)."""
+    mm = np.zeros(4096, PAGE_DTYPE)
+    mm["flags"] = 3 << ZONES_PGSHIFT
+    mm["refcount"] = 1
+    mm["flags"][:512] |= PG_lru
+    pbf = np.full(8, MIGRATE_MOVABLE, np.uint8)
+    fa = FreeArea(mm, pbf, 11, 9)
+    mm["refcount"][3072:3584] = 0
+    fa.py_free_one_page(3072, 9)
+    return mm, pbf, fa
+
+
 def test_an_order_10_request_migrates_into_a_free_order_9_block(backends):
     # The v6.9+ target rule inside compact_zone_run(), x86_64 geometry (pageblock_order
     # 9, orders 0..10), 8 pageblocks of one Movable zone: pageblock 0 holds 512 LRU
@@ -345,14 +360,7 @@ def test_an_order_10_request_migrates_into_a_free_order_9_block(backends):
     # migrate scanner passes pageblocks 0-4 (5 * 512 = 2560) and meets the free scanner
     # at 5: "complete"; pageblock 0 is then a free order-9 block.
     for name, k in backends.items():
-        mm = np.zeros(4096, PAGE_DTYPE)
-        mm["flags"] = 3 << ZONES_PGSHIFT
-        mm["refcount"] = 1
-        mm["flags"][:512] |= PG_lru
-        pbf = np.full(8, MIGRATE_MOVABLE, np.uint8)
-        fa = FreeArea(mm, pbf, 11, 9)
-        mm["refcount"][3072:3584] = 0
-        fa.py_free_one_page(3072, 9)
+        mm, pbf, fa = _lru_pageblock_above_a_free_order_9_block()
         assert fa._listed_block(3072 + 100) == (3072, 9)
         r = k.compact_zone_run(fa, mm, pbf, np.ones(8, np.uint8), 0, 4096, 10, 9, False, False)
         assert r == ("complete", 2560, 1024, 512, 512), name
@@ -695,14 +703,7 @@ def test_v6_1_targets_a_free_block_below_pageblock_order_only(backends):
     # isolates nothing; free_pfn ends at 0, the scanners have met: "complete" with
     # nothing migrated, and the order-9 block is still free.
     for name, k in backends.items():
-        mm = np.zeros(4096, PAGE_DTYPE)
-        mm["flags"] = 3 << ZONES_PGSHIFT
-        mm["refcount"] = 1
-        mm["flags"][:512] |= PG_lru
-        pbf = np.full(8, MIGRATE_MOVABLE, np.uint8)
-        fa = FreeArea(mm, pbf, 11, 9)
-        mm["refcount"][3072:3584] = 0
-        fa.py_free_one_page(3072, 9)
+        mm, pbf, fa = _lru_pageblock_above_a_free_order_9_block()
         r = k.compact_zone_run(fa, mm, pbf, np.ones(8, np.uint8), 0, 4096, 10, 9, False, False,
                                False)
         assert r == ("complete", 32, 1008, 0, 0), name
