@@ -449,7 +449,7 @@ cdef count_t isolate_freepages_block_impl(
     # `stride`: isolate_freepages()'s sampling (v5.1+: grown while pageblocks yield
     # nothing, COMPACT_CLUSTER_MAX from the start when async): the loop visits
     # blockpfn, blockpfn + stride, ...,
-    # a free block or a compound page moving it to its last page first; each visit
+    # a free block or a folio's head moving it to its last page first; each visit
     # counts as at stride 1. Strict mode forces 1, as the kernel does. Sparse visits
     # are not what the block path decides: a stride > 1 takes the per-page loop.
     #
@@ -561,8 +561,9 @@ def isolate_freepages_block(page_t[::1] mem_map, pbflags_t[::1] pageblock_flags,
     isolate_freepages()'s sampling, every stride-th pfn visited after each jump,
     non-strict only).
 
-    Free scanner over [start_pfn, end_pfn): compound pages are passed whole; PageBuddy
-    blocks are recorded (head pfn in out_pfns, int64; order in out_orders, uint8: 9 bytes
+    Free scanner over [start_pfn, end_pfn): compound pages are passed from their head
+    (v6.12: when they end within the range; a tail is one page); PageBuddy blocks are
+    recorded (head pfn in out_pfns, int64; order in out_orders, uint8: 9 bytes
     per block instead of 16, the scanner's output stream is ~1/3 of what it reads),
     nothing else is taken.
       * non-strict (compaction for a request of `cc_order`): each pageblock entered must
