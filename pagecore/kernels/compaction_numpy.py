@@ -558,7 +558,7 @@ class _CompactControl:
                     found = list(zip(self.free_out[:nb].tolist(), self.free_orders[:nb].tolist()))
                 else:
                     scanned, found = self._scan_block_by_block(isolate_start, block_end, need,
-                                                               stride)
+                                                               stride, tfo_order)
                 stop = block_end
                 for pfn, o in found:
                     self.fa.py_remove(pfn)                      # __isolate_free_page()
@@ -583,13 +583,12 @@ class _CompactControl:
             isolate_start = block_start
         self.free_pfn = block_start
 
-    def _scan_block_by_block(self, pos, end, need, stride):
+    def _scan_block_by_block(self, pos, end, need, stride, tfo_order):
         """v6.1's count, and a stride's, are of the pages visited, not the pfns passed:
         one block per scanner call, so that the count of the call that finds the last
         block needed ends there; the next visit is `stride` after the block's last page.
         Returns (nr_scanned, [(pfn, order) of the blocks found])."""
         scanned, found, got = 0, [], self.nr_freepages
-        tfo_order = self.order if self.large_folios else -1
         # the kernel tests for enough after each isolated block, not before the first:
         # a call that starts with enough (blocks too small for the folio) takes one more
         while pos < end:
