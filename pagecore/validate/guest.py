@@ -97,7 +97,7 @@ class Guest:
     """Boot `vmlinuz` with `mem` bytes of boot RAM and room for `slots` DIMMs up to `maxmem`."""
 
     def __init__(self, vmlinuz, *, mem, maxmem, slots, append="", timeout=600, workdir=None,
-                 accel=None, log=None):
+                 accel=None, log=None, nodes=1):
         self.workdir = workdir or tempfile.mkdtemp(prefix="pagecore-guest-")
         self.deadline = time.monotonic() + timeout
         self.log = log or (lambda msg: None)
@@ -117,6 +117,12 @@ class Guest:
                 "-serial", f"file:{self.console_path}",
                 "-serial", f"unix:{ctl},server=on,wait=on",
                 "-qmp", f"unix:{qmp},server=on,wait=off"]
+        if nodes > 1:
+            # the boot RAM on node 0, nodes 1.. memoryless until a DIMM is added to them
+            # (pc-dimm "node"): a node's compaction then sees the hot-added zone alone
+            args += ["-object", f"memory-backend-ram,id=ram0,size={mem // MiB}M",
+                     "-numa", "node,nodeid=0,cpus=0,memdev=ram0"]
+            args += [a for n in range(1, nodes) for a in ("-numa", f"node,nodeid={n}")]
         if self.accel == "kvm":
             args += ["-cpu", "host"]
         self.args = args
