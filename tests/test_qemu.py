@@ -44,3 +44,17 @@ def test_live_run_matches_recording_and_pagecore(series, mode, tmp_path):
             assert {f: new["zones"][zone][f] for f in EXACT} == {f: z[f] for f in EXACT}, zone
     res = vc.compare(rec)
     assert res["ok"], vc.format_report(res)
+
+
+@pytest.mark.parametrize("series,mode", [("6.1", "0"), ("6.12", "1")])
+def test_live_node_compaction_matches_recording_and_pagecore(series, mode):
+    """A fresh node compaction (pagecore.validate.compact) gives the stored record's
+    counts and buddyinfo, and pagecore's replay of it the same."""
+    from pagecore.validate import compact
+    _kernel(series)
+    rec = compact.record(series, mode, timeout=600)
+    stored = compact.load(compact.recorded_path(series, mode))
+    for key in ("zones", "buddyinfo_before", "buddyinfo_after", "vmstat_delta"):
+        assert rec[key] == stored[key], key
+    got = compact.replay(rec)
+    assert got["vmstat_delta"] == {k: rec["vmstat_delta"][k] for k in got["vmstat_delta"]}
