@@ -170,7 +170,7 @@ def main(argv=None):
     a = ap.parse_args(argv)
     try:
         rec = record(a.kernel, a.mode, log=lambda msg: print(msg, file=sys.stderr))
-    except PagecoreError as e:
+    except (PagecoreError, RuntimeError) as e:      # RuntimeError: GuestDied, QMP refusals
         print(f"pagecore.validate.compact: {e}", file=sys.stderr)
         return 2
     text = json.dumps(rec, indent=1, sort_keys=True) + "\n"
