@@ -16,7 +16,9 @@ against the kernel, all deliberate: no compaction caches or deferral (every comp
 fast_find_migrateblock()/fast_isolate_freepages(), migration
 fails only for want of a target (a large LRU folio is then split and its pages retried,
 as trysplit_folio() does), and __isolate_free_page() skips its watermark check. The
-free scanner stops inside a pageblock once it has enough, as the kernel's does. A split
+free scanner stops inside a pageblock once it has enough, and samples every stride-th
+pfn after pageblocks that yielded nothing (isolate_freepages(), v5.1+), as the kernel's
+does. A split
 is not undone when alloc_contig_range() rolls back. compact_zone() follows the machine's
 kernel version (LARGE_FOLIO_COMPACTION_SINCE: v6.9's large-folio compaction, or v6.1's
 order-0 rules and nr_scanned of the pages visited).
@@ -158,7 +160,8 @@ def compact_zone(m, zone, order, mode="sync", *, direct=False, ignore_skip_hint=
     from the zone end; isolated folios move into isolated free blocks above the migrate
     scanner, until a free block of `order` (or more) is there (not checked for
     order=-1, /proc/sys/vm/compact_memory) or the scanners meet (compact_scanners_met()).
-    `mode` "sync" or "async"; async `direct` compaction scans only MOVABLE source
+    `mode` "sync" or "async" (MIGRATE_ASYNC: each free scan starts at a stride of
+    COMPACT_CLUSTER_MAX, sync at 1); async `direct` compaction scans only MOVABLE source
     pageblocks and gives up an order-aligned chunk at its first failure. Skip bits are
     honoured unless `ignore_skip_hint` (default: only for order=-1, as compact_node()).
 
