@@ -10,6 +10,8 @@
     pagecore plot overhead|balloon RESULT.json|RESULTS.csv --out FILE.png
     pagecore validate [SCENARIO] [--kernel 6.12] [--memmap-on-memory 0|1|force]
                       [--from RUN.json | --recorded] [--out RUN.json] [--json] [--all]
+    pagecore validate --compact [--kernel 6.12] [--memmap-on-memory 0|1|force]
+                      [--from RUN.json | --recorded] [--out RUN.json] [--json]
     pagecore calibrate --proc DIR | --from RUN.json [--kernel 6.12] [--out FILE]
 
 SCENARIO is a built-in name (`pagecore scenarios`) or a path to a .toml file; without one,
@@ -315,6 +317,8 @@ def cmd_validate(args):
     print kernel and pagecore side by side; exit 1 when an exact quantity differs."""
     from pagecore.validate import compare as vc
     from pagecore.validate import record as vr
+    if args.compact:
+        return _validate_compact(args)
     if args.summary:
         paths = sorted(os.path.join(vr.RUNS_DIR, f) for f in os.listdir(vr.RUNS_DIR)
                        if f.endswith(".json"))
@@ -346,6 +350,32 @@ def cmd_validate(args):
         sys.stdout.write("\n")
     else:
         sys.stdout.write(vc.format_report(res, all_rows=args.all) + "\n")
+    return 0 if res["ok"] else 1
+
+
+def _validate_compact(args):
+    """--compact: a node's compaction (pagecore.validate.compact), live or recorded."""
+    from pagecore.validate import compact
+    if args.from_:
+        rec = compact.load(args.from_)
+    elif args.recorded:
+        path = compact.recorded_path(args.kernel, args.memmap_on_memory)
+        if not os.path.exists(path):
+            raise ConfigError(f"--recorded: no compaction run for kernel {args.kernel} "
+                              f"memmap_on_memory={args.memmap_on_memory} ({path})")
+        rec = compact.load(path)
+    else:
+        rec = compact.record(args.kernel, args.memmap_on_memory, timeout=args.timeout)
+        if args.out:
+            with open(args.out, "w") as f:
+                json.dump(rec, f, indent=1, sort_keys=True)
+                f.write("\n")
+    res = compact.compare(rec)
+    if args.json:
+        json.dump(res, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(compact.format_report(res) + "\n")
     return 0 if res["ok"] else 1
 
 
@@ -457,6 +487,9 @@ def build_parser():
     p.add_argument("--all", action="store_true", help="print every row, not only changes")
     p.add_argument("--summary", action="store_true",
                    help="one line per recorded run in the package: what matches, per quantity")
+    p.add_argument("--compact", action="store_true",
+                   help="instead of a scenario: compact_node() of a hot-added node "
+                        "(pagecore.validate.compact), its scan counts against pagecore's")
     p.add_argument("--json", action="store_true")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _scenario_opts(p)

@@ -222,3 +222,25 @@ def test_run_check_runs_machine_check_after_every_step():
     checked = pagecore("run", "default", "--step", "1", "--strategy", "block", "--check")
     assert checked.returncode == 0, checked.stderr
     assert checked.stdout == plain.stdout and "MemTotal" in checked.stdout
+
+
+def test_validate_compact_replays_the_recorded_kernel_runs(tmp_path):
+    """`validate --compact --recorded`: the node compaction recorded on 6.12 (memmap on
+    memory) against pagecore, exit 0; a record whose count is changed by one page
+    differs, exit 1; a mode with no recording is a usage error naming it, exit 2."""
+    from pagecore.validate import compact
+    r = pagecore("validate", "--compact", "--kernel", "6.12", "--memmap-on-memory", "1",
+                 "--recorded")
+    assert r.returncode == 0, r.stderr
+    assert "388608 | 388608" in r.stdout and "pagecore matches the kernel" in r.stdout
+    rec = compact.load(compact.recorded_path("6.12", "1"))
+    rec["vmstat_delta"]["compact_migrate_scanned"] += 1
+    bad = tmp_path / "run.json"
+    bad.write_text(json.dumps(rec))
+    r = pagecore("validate", "--compact", "--from", bad, "--json")
+    assert r.returncode == 1, r.stderr
+    rows = {q: (a, b, same) for q, a, b, same in json.loads(r.stdout)["rows"]}
+    assert rows["compact_migrate_scanned"] == (388609, 388608, False)
+    r = pagecore("validate", "--compact", "--kernel", "6.1", "--memmap-on-memory", "force",
+                 "--recorded")
+    assert_clean_error(r, "--recorded", "6.1", "memmap_on_memory=force")

@@ -1,6 +1,7 @@
 """Compaction on a real kernel: a node's whole compaction, recorded and replayed.
 
     python -m pagecore.validate.compact --kernel 6.12 --memmap-on-memory 1 [--out FILE]
+    pagecore validate --compact --kernel 6.12 --memmap-on-memory 1 [--recorded | --from FILE]
 
 The guest boots with its RAM on node 0 and a memoryless node 1; one ACPI DIMM is added
 to node 1 and onlined movable, so node 1 holds one zone, ZONE_MOVABLE, that nothing has
@@ -71,6 +72,13 @@ def record(kernel, mode, *, timeout=600, log=None):
     kernels.check_host()
     vmlinuz = kernels.find_kernel(kernel)
     t0 = time.monotonic()
+    try:
+        return _record(vmlinuz, mode, timeout, log, t0)
+    except RuntimeError as e:           # GuestDied, a QMP command QEMU refused
+        raise PagecoreError(f"kernel {kernel}: {e}") from e
+
+
+def _record(vmlinuz, mode, timeout, log, t0):
     g = boot(vmlinuz, mem=BOOT, maxmem=BOOT + 2 * DIMM, slots=2, nodes=2, timeout=timeout,
              append=f"memory_hotplug.memmap_on_memory={mode}", log=log)
     try:
@@ -161,6 +169,37 @@ def replay(rec, backend=None):
             "vmstat_delta": delta}
 
 
+def compare(rec, backend=None):
+    """Kernel against pagecore, quantity by quantity: {"ok", "kernel", "mode", "rows":
+    [(quantity, kernel's, pagecore's, equal)]}; every quantity is exact."""
+    got = replay(rec, backend)
+    rows = []
+    for zone, span in rec["zones"].items():
+        for k, v in span.items():
+            rows.append((f"{zone} {k}", v, got["zones"].get(zone, {}).get(k)))
+    for when in ("before", "after"):
+        key = f"buddyinfo_{when}"
+        for zone, counts in rec[key].items():
+            rows.append((f"{zone} buddyinfo {when}", " ".join(map(str, counts)),
+                         " ".join(map(str, got[key].get(zone, [])))))
+    for k, v in got["vmstat_delta"].items():
+        rows.append((k, rec["vmstat_delta"].get(k, 0), v))
+    rows = [(q, a, b, a == b) for q, a, b in rows]
+    return {"ok": all(r[3] for r in rows), "kernel": rec["kernel"],
+            "mode": rec["memmap_on_memory"], "rows": rows}
+
+
+def format_report(res):
+    width = max(len(r[0]) for r in res["rows"])
+    lines = [f"compact_node() of node {NODE} on {res['kernel']}, memmap_on_memory="
+             f"{res['mode']}: kernel | pagecore"]
+    for q, a, b, same in res["rows"]:
+        lines.append(f"  {q:<{width}}  {a!s:>12} | {b!s:<12}{'' if same else '  DIFFERS'}"
+                     .rstrip())
+    lines.append("pagecore matches the kernel" if res["ok"] else "pagecore DIFFERS from the kernel")
+    return "\n".join(lines)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m pagecore.validate.compact",
                                  description=__doc__.split("\n\n")[0])
@@ -170,7 +209,7 @@ def main(argv=None):
     a = ap.parse_args(argv)
     try:
         rec = record(a.kernel, a.mode, log=lambda msg: print(msg, file=sys.stderr))
-    except (PagecoreError, RuntimeError) as e:      # RuntimeError: GuestDied, QMP refusals
+    except PagecoreError as e:
         print(f"pagecore.validate.compact: {e}", file=sys.stderr)
         return 2
     text = json.dumps(rec, indent=1, sort_keys=True) + "\n"
@@ -179,12 +218,9 @@ def main(argv=None):
             f.write(text)
     else:
         sys.stdout.write(text)
-    got = replay(rec)
-    same = all(got[k] == rec[k] for k in ("zones", "buddyinfo_before", "buddyinfo_after")) \
-        and all(rec["vmstat_delta"].get(k, 0) == v for k, v in got["vmstat_delta"].items())
-    print(f"pagecore {'matches' if same else 'DIFFERS from'} the kernel: "
-          f"{got['vmstat_delta']} vs {rec['vmstat_delta']}", file=sys.stderr)
-    return 0 if same else 1
+    res = compare(rec)
+    print(format_report(res), file=sys.stderr)
+    return 0 if res["ok"] else 1
 
 
 if __name__ == "__main__":
