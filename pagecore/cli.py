@@ -324,12 +324,8 @@ def cmd_validate(args):
                        if f.endswith(".json"))
         results = [vc.compare(vr.load_run(p)) for p in paths]
         rows = vc.summarize(results)
-        if args.json:
-            json.dump(rows, sys.stdout, indent=1)
-            sys.stdout.write("\n")
-        else:
-            sys.stdout.write(vc.format_summary(rows) + "\n")
-        return 0 if all(r["ok"] for r in results) else 1
+        return _print_result(args, rows, vc.format_summary(rows),
+                             all(r["ok"] for r in results))
     if args.from_:
         rec = vr.load_run(args.from_)
     elif args.recorded:
@@ -345,12 +341,7 @@ def cmd_validate(args):
         finally:
             bar.close()
     res = vc.compare(rec)
-    if args.json:
-        json.dump(res, sys.stdout, indent=1)
-        sys.stdout.write("\n")
-    else:
-        sys.stdout.write(vc.format_report(res, all_rows=args.all) + "\n")
-    return 0 if res["ok"] else 1
+    return _print_result(args, res, vc.format_report(res, all_rows=args.all), res["ok"])
 
 
 def _validate_compact(args):
@@ -371,12 +362,17 @@ def _validate_compact(args):
                 json.dump(rec, f, indent=1, sort_keys=True)
                 f.write("\n")
     res = compact.compare(rec)
+    return _print_result(args, res, compact.format_report(res), res["ok"])
+
+
+def _print_result(args, data, text, ok):
+    """`data` as JSON with --json, else `text`; the exit status: 0 when `ok`, else 1."""
     if args.json:
-        json.dump(res, sys.stdout, indent=1)
+        json.dump(data, sys.stdout, indent=1)
         sys.stdout.write("\n")
     else:
-        sys.stdout.write(compact.format_report(res) + "\n")
-    return 0 if res["ok"] else 1
+        sys.stdout.write(text + "\n")
+    return 0 if ok else 1
 
 
 def cmd_calibrate(args):
