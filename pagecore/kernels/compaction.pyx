@@ -1009,8 +1009,7 @@ cdef int cc_isolate_freepages(compact_control *cc, FreeArea fa) except -1 nogil:
                 # needed ends there; the next visit is stride after the block's last page
                 pos = isolate_start
                 got = cc.nr_freepages
-                # (enough is tested after each block, not before the first: a call
-                # that starts with enough, in blocks too small for the folio, takes one)
+                # (enough is tested after each block isolated, as the kernel does)
                 while pos < block_end:
                     n1 = s1 = 0
                     isolate_freepages_block_impl(cc.mm, cc.pbf, pos, block_end, False,

@@ -589,8 +589,7 @@ class _CompactControl:
         block needed ends there; the next visit is `stride` after the block's last page.
         Returns (nr_scanned, [(pfn, order) of the blocks found])."""
         scanned, found, got = 0, [], self.nr_freepages
-        # the kernel tests for enough after each isolated block, not before the first:
-        # a call that starts with enough (blocks too small for the folio) takes one more
+        # enough is tested after each block isolated, as the kernel does
         while pos < end:
             _, s, _, n = self.k.isolate_freepages_block(
                 self.mm, self.pbf, pos, end, False, self.free_out, self.free_orders, 1,

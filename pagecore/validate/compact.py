@@ -32,6 +32,7 @@ import time
 from pagecore.errors import ConfigError, PagecoreError
 from pagecore.validate import kernels, procparse
 from pagecore.validate.guest import boot
+from pagecore.validate.record import ADD_WAIT
 
 SCHEMA = "pagecore.compact-run/1"
 MiB, GiB = 1 << 20, 1 << 30
@@ -39,7 +40,6 @@ BOOT = 1 * GiB                 # node 0's RAM
 DIMM = 1 * GiB                 # node 1's one DIMM: 8 blocks of 128 MiB
 NODE = 1
 RUNS_DIR = os.path.join(os.path.dirname(__file__), "runs", "compact")
-ADD_WAIT = 90.0
 
 
 def recorded_path(kernel, mode):
@@ -48,7 +48,7 @@ def recorded_path(kernel, mode):
 
 
 def _compact_counters(g):
-    rc, out = g.sh("grep ^compact_ /proc/vmstat")
+    _, out = g.sh("grep ^compact_ /proc/vmstat")
     return {k: int(v) for k, v in (line.split() for line in out.splitlines())}
 
 
