@@ -220,7 +220,7 @@ def test_migrate_scanner(benchmark, fragmented):
     m, zone = fragmented
     pbo = m.arch.pageblock_order
     zb = C._zone_bits(zone)
-    out = np.empty(CHUNK, np.int64)
+    out = np.empty(CHUNK, np.uint32)               # offsets from each call's start_pfn
     start, end = zone.zone_start_pfn, zone.zone_end_pfn
 
     def reset():

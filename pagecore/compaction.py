@@ -219,12 +219,12 @@ def _alloc_contig_migrate_range(m, k, zone, start_pfn, end_pfn, migrated, report
     largest first, before any folio moves; on -ENOMEM the targets are given back and the
     folios put back, so nothing has moved."""
     mm, pbf = m.mem_map, m.pageblock_flags
-    out = np.empty(max(1, end_pfn - start_pfn), dtype=np.int64)
+    out = np.empty(max(1, end_pfn - start_pfn), dtype=np.uint32)
     _, n, scanned = k.isolate_migratepages_range(mm, pbf, start_pfn, end_pfn,
                                                  m.arch.pageblock_order, _zone_bits(zone),
                                                  True, True, out)
     report["migrate_scanned"] += scanned
-    heads = out[:n]
+    heads = start_pfn + out[:n].astype(np.int64)
     is_head = (mm["flags"][heads] & P.PG_head) != 0
     orders = np.where(is_head, mm["order"][heads], 0).astype(np.int64)
     plan, split = [], []

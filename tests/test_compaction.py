@@ -249,7 +249,7 @@ def test_isolate_migratepages_range(backends, data, ignore, alloc_contig, capaci
     zone_bits = a.zone_bits if rng.random() < 0.8 else zbits(1, 2)
 
     def call(k, arr):
-        out = np.full(capacity, -7, np.int64)
+        out = np.full(capacity, 0xfffffff9, np.uint32)
         r = k.isolate_migratepages_range(arr.mem_map, arr.pbf, lo, hi, arr.pbo, zone_bits,
                                          ignore, alloc_contig, out)
         return r + (tuple(out.tolist()),)
@@ -775,6 +775,16 @@ def test_bad_out_arrays_raise_alike(backends):
         with pytest.raises(ValueError, match="dtype|uint8"):      # orders are bytes
             k.isolate_freepages_block(mm, pbf, 0, 8, True, np.zeros(2, np.int64),
                                       np.zeros(2, np.int64), 2, 3)
+        # the range's records are uint32 offsets from start_pfn, so at most 2^32 pfns
+        with pytest.raises(ValueError, match="dtype|uint32"):
+            k.isolate_migratepages_range(mm, pbf, 0, 8, 3, 0, False, False,
+                                         np.zeros(2, np.int64))
+        with pytest.raises(ValueError, match="at least one"):
+            k.isolate_migratepages_range(mm, pbf, 0, 8, 3, 0, False, False,
+                                         np.zeros(0, np.uint32))
+        with pytest.raises(ValueError, match="2\\^32"):
+            k.isolate_migratepages_range(mm, pbf, 0, (1 << 32) + 1, 3, 0, False, False,
+                                         np.zeros(2, np.uint32))
 
 
 def test_get_compaction_backend(monkeypatch, backends):
@@ -896,6 +906,43 @@ def test_migrate_scanner_skip_on_failure(backends, name):
     nxt, heads, _ = scan(k, mm, pbf, 0, 8, cc_order=2, sof=True)
     assert heads == [4, 5, 6, 7] and nxt == 8
     assert not (mm["flags"][0:2] & PG_isolated).any()    # put back
+
+
+@pytest.mark.parametrize("level", SIMD_LEVELS)
+@pytest.mark.parametrize("name", ["cython", "numpy", "numba"])
+def test_migrate_scanner_range_records_offsets_from_its_start(backends, name, level):
+    """isolate_migratepages_range() over [512, 1800) of four order-9 pageblocks (the
+    block paths run: pageblock_order >= 6), alloc_contig, skip hints ignored. By the
+    kernel's loop: LRU pages 600..639 are isolated one by one, the order-4 THP at 1024
+    whole (its head), the free order-5 block at 1600 passed, LRU 1700 and 1701
+    isolated; every other page fails alone. Offsets from 512: 88..127, 512, 1188,
+    1189. v6.12 counts every page it passes: nr_scanned = 1800 - 512 = 1288. With room
+    for 10, the scan stops just past the 10th, pfn 609: next 610, scanned 610 - 512."""
+    k = backends[name]
+    mm = np.zeros(2048, PAGE_DTYPE)
+    mm["flags"] = Z
+    mm["refcount"] = 1
+    pbf = np.full(4, MIGRATE_MOVABLE, np.uint8)
+    mm["flags"][600:640] |= PG_lru
+    mm["flags"][1024] |= PG_lru | PG_head
+    mm["flags"][1025:1040] |= PG_lru | PG_tail
+    mm["order"][1024:1040] = 4
+    mm["flags"][1700:1702] |= PG_lru
+    mm["refcount"][1600:1632] = 0
+    FreeArea(mm, pbf, 11, 9).py_free_one_page(1600, 5)
+    want = list(range(88, 128)) + [512, 1188, 1189]
+    with simd(level):
+        out = np.full(64, 0xfffffff9, np.uint32)
+        assert k.isolate_migratepages_range(mm, pbf, 512, 1800, 9, Z, True, True,
+                                            out) == (1800, 43, 1288)
+        assert out[:43].tolist() == want and (out[43:] == 0xfffffff9).all()
+        assert (mm["flags"][512 + out[:43]] & PG_isolated).all()
+        assert np.count_nonzero(mm["flags"] & PG_isolated) == 43
+        mm["flags"] &= ~np.uint32(PG_isolated)
+        out = np.zeros(10, np.uint32)
+        assert k.isolate_migratepages_range(mm, pbf, 512, 1800, 9, Z, True, True,
+                                            out) == (610, 10, 98)
+        assert out.tolist() == want[:10]
 
 
 @pytest.mark.parametrize("name", ["cython", "numpy", "numba"])
@@ -1491,7 +1538,7 @@ def _run_scanner_blocks(k, mm, pbf, n, pbo, offset, capacity, ignore, cc_order,
         r = k.isolate_migratepages_block(mm, pbf, lo, (pb + 1) << pbo, pbo, ignore, out,
                                          cc_order, alloc_contig, False, v6_1)
         got.append((tuple(int(x) for x in r), out.tolist()))
-    out = np.full(capacity, -7, np.int64)
+    out = np.full(capacity, 0xfffffff9, np.uint32)
     r = k.isolate_migratepages_range(mm, pbf, offset, n, pbo, 0, ignore, alloc_contig, out)
     got.append((tuple(int(x) for x in r), out.tolist()))
 

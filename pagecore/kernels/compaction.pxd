@@ -91,10 +91,18 @@ cdef inline pfn_t block_end_pfn(pfn_t pfn, int order) noexcept nogil:
 
 
 # ---- scanners -------------------------------------------------------------------------
+# What the migrate scanner records of a folio it isolates, as pfn - base: its head's pfn
+# (base 0: compaction's cc->migratepages), or for isolate_migratepages_range() its offset
+# from the range's start, which halves the out stream of a scan that records about every
+# other page.
+ctypedef fused isolated_t:
+    pfn_t
+    uint32_t
+
 cdef pfn_t isolate_migratepages_block_impl(
         page_t *mem_map, pbflags_t *pageblock_flags, pfn_t low_pfn, pfn_t end_pfn,
-        int pageblock_order, bint ignore_skip_hint, pfn_t *out_pfns, count_t capacity,
-        int cc_order, bint alloc_contig, bint skip_on_failure, bint v6_1,
+        int pageblock_order, bint ignore_skip_hint, isolated_t *out, pfn_t base,
+        count_t capacity, int cc_order, bint alloc_contig, bint skip_on_failure, bint v6_1,
         count_t *nr_isolated, count_t *nr_scanned) noexcept nogil
 
 cdef count_t isolate_freepages_block_impl(

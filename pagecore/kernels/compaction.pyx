@@ -37,11 +37,12 @@ from libc.string cimport memset
 from pagecore.kernels.scanblock cimport (pc_blk_init, pc_blk_align, PC_PG_ISOLATED, pc_cview_t,
                                   pc_cblk_max_level, pc_cblk_select, pc_cblk_level,
                                   pc_cview_at, pc_view_isolatable, pc_popcount64,
-                                  pc_mig_block, pc_free_block)
+                                  pc_mig_run, pc_mig_run32, pc_free_block)
 import os
+from pagecore.kernels.compaction_numpy import check_range_out
 
 pc_blk_init()           # this module's copy of the block tables (static in the header)
-assert PC_PG_ISOLATED == PG_isolated, "_scanblock.pxd flags out of date"
+assert PC_PG_ISOLATED == PG_isolated, "scanblock.h flags out of date"
 
 
 cdef inline pfn_t folio_end(const page_t *p, pfn_t pfn) noexcept nogil:
@@ -59,8 +60,8 @@ cdef enum:
     FBLK = 64                         # pages per block of the scanners' block paths
 
 
-# The scanners decide whole 64-page blocks from a view of bitmaps (pc_cview() in
-# _scanblock.pxd), built by scalar code, SSE2 or AVX-512: the best this CPU runs, unless
+# The scanners decide whole 64-page blocks from a view of bitmaps (pc_cview_at() in
+# scanblock.h), built by scalar code, SSE2 or AVX-512: the best this CPU runs, unless
 # PAGECORE_SIMD (scalar, sse2, avx512) asks for less.
 SIMD_LEVELS = ("scalar", "sse2", "avx512")
 
@@ -97,17 +98,18 @@ def _block_view(page_t[::1] mem_map, pfn_t b, uint32_t skip_order, level):
     return out
 
 
-cdef inline count_t isolate_bits(page_t *mem_map, pfn_t b, uint64_t msk, pfn_t *out_pfns,
-                                 count_t n, count_t capacity, pfn_t *last) noexcept nogil:
+cdef inline count_t isolate_bits(page_t *mem_map, pfn_t b, uint64_t msk, isolated_t *out,
+                                 pfn_t base, count_t n, count_t capacity,
+                                 pfn_t *last) noexcept nogil:
     # Isolate the pages of the bits of `msk` (block at b) in pfn order, until the batch
-    # holds `capacity`: PG_isolated, recorded at out_pfns[n...]. Returns the new n; *last
-    # = the last page isolated.
+    # holds `capacity`: PG_isolated, recorded at out[n...] as pfn - base. Returns the
+    # new n; *last = the last page isolated.
     cdef pfn_t h
     while msk:
         h = b + ctz64(msk)
         msk &= msk - 1
         mem_map[h].flags = mem_map[h].flags | PG_isolated
-        out_pfns[n] = h
+        out[n] = <isolated_t> (h - base)
         n += 1
         last[0] = h
         if n >= capacity:
@@ -140,35 +142,36 @@ cdef inline pfn_t jumped_uncounted(const page_t *p, pfn_t nr, bint isolatable) n
 
 cdef pfn_t isolate_migratepages_block_impl(
         page_t *mem_map, pbflags_t *pageblock_flags, pfn_t low_pfn, pfn_t end_pfn,
-        int pageblock_order, bint ignore_skip_hint, pfn_t *out_pfns, count_t capacity,
-        int cc_order, bint alloc_contig, bint skip_on_failure, bint v6_1,
+        int pageblock_order, bint ignore_skip_hint, isolated_t *out, pfn_t base,
+        count_t capacity, int cc_order, bint alloc_contig, bint skip_on_failure, bint v6_1,
         count_t *nr_isolated, count_t *nr_scanned) noexcept nogil:
     # `v6_1`: v6.1's rules. Every compound page is passed unless alloc_contig
     # ("PageCompound(page) && !cc->alloc_contig"), in place of skip_isolation_on_order(),
     # and nr_scanned counts the pages the loop visits: a free block's or a passed
     # folio's other pages are jumped uncounted (v6.12 adds them: "nr_scanned +=
-    # (1UL << order) - 1"). The block decision (pc_mig_block()) does not tell those
+    # (1UL << order) - 1"). The block decision (pc_mig_run()) does not tell those
     # apart, so v6.1 takes the walk from jump page to jump page, which does.
     #
     # Control flow is the kernel's: `low_pfn` is the last pfn an iteration dealt with and
     # the loop increment moves past it; `valid` plays valid_page (the pageblock's first
     # pfn, once its skip bit was checked); alloc_contig implies no_set_skip_hint.
+    # Isolated heads go to out[] as pfn - base.
     #
     # Block path: once the pageblock's skip bit is settled (skip_updated, or the scan
-    # did not start at the pageblock: valid < 0), and without skip_on_failure, an
-    # aligned block of FBLK pages is done from its view (pc_cview()): pc_mig_decide()
+    # did not start at the pageblock: valid < 0), and without skip_on_failure, aligned
+    # blocks of FBLK pages are done from their view (pc_cview_at()): pc_mig_decide()
     # gives the pages the walk isolates, with bit operations, when the block's free
-    # blocks and folios are aligned inside it; they are isolated at once
-    # (pc_isolate()) and the scan leaves at the block's end, nr_scanned grown by the
-    # pages passed. Otherwise, or when they would fill the batch, the walk is followed
-    # from jump page to jump page (free blocks, compound pages), each given the kernel's
-    # rule (pass the free block, pass the folio, isolate the head, or fail alone); the
-    # scan leaves where that walk leaves the block (its end, or beyond it after a jump),
-    # or just past the folio that filled the batch. A block holding vmemmap pages is
-    # walked page by page with the kernel's loop, to its end.
+    # blocks and folios are aligned inside it; they are isolated at once and the scan
+    # leaves at the block's end, nr_scanned grown by the pages passed; pc_mig_run()
+    # does so block after block. Otherwise, or when they would fill the batch, the walk
+    # is followed from jump page to jump page (free blocks, compound pages), each given
+    # the kernel's rule (pass the free block, pass the folio, isolate the head, or fail
+    # alone); the scan leaves where that walk leaves the block (its end, or beyond it
+    # after a jump), or just past the folio that filled the batch. A block holding
+    # vmemmap pages is walked page by page with the kernel's loop, to its end.
     cdef count_t n = 0, scanned = 0, nr, i
     cdef pfn_t unc                          # v6.1: pages of a block's walk jumped uncounted
-    cdef pfn_t valid = -1, next_skip = 0, slow_until = -1, b, h, q, stop
+    cdef pfn_t valid = -1, next_skip = 0, slow_until = -1, b, h, q, stop, nblk, k
     cdef pfn_t pb_mask = (<pfn_t> 1 << pageblock_order) - 1
     cdef bint skip_updated = False, aborted = False, failed, full = False, silent
     cdef bint fast_ok = not skip_on_failure and pageblock_order >= 6
@@ -194,13 +197,28 @@ cdef pfn_t isolate_migratepages_block_impl(
                     pc_cview_at(pc_cblk_level, &mem_map[b], skip_order, &v)
                     cnt = -1
                 else:
-                    cnt = pc_mig_block(&mem_map[b], b, <int> (low_pfn - b), skip_order,
-                                       capacity - n, &out_pfns[n], &take, &v)
-                if cnt >= 0:
-                    n += cnt
-                    scanned += b + FBLK - low_pfn
-                    low_pfn = b + FBLK
-                    continue
+                    # the blocks up to end_pfn (before a valid page, up to the
+                    # pageblock's end: the next pageblock starts with its check), as
+                    # far as each is decided and fits
+                    q = end_pfn
+                    if valid < 0 and ((b >> pageblock_order) + 1) << pageblock_order < q:
+                        q = ((b >> pageblock_order) + 1) << pageblock_order
+                    nblk = (q - b) // FBLK
+                    if isolated_t is uint32_t:
+                        k = pc_mig_run32(&mem_map[b], b, base, nblk, <int> (low_pfn - b),
+                                         skip_order, capacity - n, &out[n], &nr, &cnt,
+                                         &take, &v)
+                    else:
+                        k = pc_mig_run(&mem_map[b], b, nblk, <int> (low_pfn - b),
+                                       skip_order, capacity - n, &out[n], &nr, &cnt,
+                                       &take, &v)
+                    n += nr
+                    if k:
+                        scanned += b + FBLK * k - low_pfn
+                        low_pfn = b + FBLK * k
+                        b = low_pfn
+                    if k == nblk:
+                        continue
                 if not v.vmm:
                     iso = pc_view_isolatable(&v)
                     jumps = (v.buddy | v.head | v.tail) & v.nz
@@ -227,7 +245,7 @@ cdef pfn_t isolate_migratepages_block_impl(
                             unc += jumped_uncounted(&mem_map[stop], q - stop,
                                                     (iso >> (stop - b)) & 1)
                     if pc_popcount64(take) < capacity - n:
-                        n = isolate_bits(mem_map, b, take, out_pfns, n, capacity, &h)
+                        n = isolate_bits(mem_map, b, take, out, base, n, capacity, &h)
                         scanned += q - low_pfn - unc
                         low_pfn = q
                         continue
@@ -241,7 +259,7 @@ cdef pfn_t isolate_migratepages_block_impl(
                         msk = iso & ((~(<uint64_t> 0)) << (q - b))
                         if stop < b + FBLK:
                             msk &= ((<uint64_t> 1) << (stop - b)) - 1
-                        n = isolate_bits(mem_map, b, msk, out_pfns, n, capacity, &h)
+                        n = isolate_bits(mem_map, b, msk, out, base, n, capacity, &h)
                         if n >= capacity:
                             q = h + 1
                             full = True
@@ -255,7 +273,7 @@ cdef pfn_t isolate_migratepages_block_impl(
                             unc += jumped_uncounted(p, q - stop, (iso >> (stop - b)) & 1)
                         if (iso >> (stop - b)) & 1:             # an isolatable head
                             p.flags = p.flags | PG_isolated
-                            out_pfns[n] = stop
+                            out[n] = <isolated_t> (stop - base)
                             n += 1
                             if n >= capacity:
                                 full = True
@@ -315,7 +333,7 @@ cdef pfn_t isolate_migratepages_block_impl(
         # else: reserved, slab, page tables, kernel memory, v5.13+ vmemmap: isolate_fail
         if not failed:
             nr = folio_end(p, low_pfn) - low_pfn if p.flags & PG_head else 1
-            out_pfns[n] = low_pfn
+            out[n] = <isolated_t> (low_pfn - base)
             n += 1
             p.flags = p.flags | PG_isolated
             scanned += nr - 1
@@ -329,7 +347,8 @@ cdef pfn_t isolate_migratepages_block_impl(
         if skip_on_failure:
             if n:                                   # putback_movable_pages()
                 for i in range(n):
-                    mem_map[out_pfns[i]].flags = mem_map[out_pfns[i]].flags & ~(<uint32_t> PG_isolated)
+                    h = base + out[i]
+                    mem_map[h].flags = mem_map[h].flags & ~(<uint32_t> PG_isolated)
                 n = 0
             if low_pfn < next_skip:
                 low_pfn = next_skip - 1
@@ -381,7 +400,7 @@ def isolate_migratepages_block(page_t[::1] mem_map, pbflags_t[::1] pageblock_fla
     with nogil:
         next_pfn = isolate_migratepages_block_impl(
             &mem_map[0], &pageblock_flags[0], low_pfn, end_pfn, pageblock_order,
-            ignore_skip_hint, &out_pfns[0], out_pfns.shape[0], cc_order, alloc_contig,
+            ignore_skip_hint, &out_pfns[0], 0, out_pfns.shape[0], cc_order, alloc_contig,
             skip_on_failure, v6_1, &nr_isolated, &nr_scanned)
     return next_pfn, nr_isolated, nr_scanned
 
@@ -389,18 +408,19 @@ def isolate_migratepages_block(page_t[::1] mem_map, pbflags_t[::1] pageblock_fla
 def isolate_migratepages_range(page_t[::1] mem_map, pbflags_t[::1] pageblock_flags,
                                pfn_t start_pfn, pfn_t end_pfn, int pageblock_order,
                                uint32_t zone_bits, bint ignore_skip_hint, bint alloc_contig,
-                               pfn_t[::1] out_pfns):
+                               uint32_t[::1] out):
     """isolate_migratepages_range() (mm/compaction.c): isolate_migratepages_block() per
     pageblock of [start_pfn, end_pfn) (target order -1, no skip_on_failure), passing a
     pageblock whose first or last page is outside the zone `zone_bits` (nid/zone bits of
-    page->flags; pageblock_pfn_to_page()), until `out_pfns` is full.
+    page->flags; pageblock_pfn_to_page()), until `out` is full.
 
+    The isolated folio heads go to `out` as offsets from start_pfn (uint32: the range
+    may span at most 2^32 pfns), in pfn order: their pfns are start_pfn + out[:nr].
     Returns (next_pfn, nr_isolated, nr_scanned) like isolate_migratepages_block().
     """
-    if out_pfns.shape[0] < 1:
-        raise ValueError("isolate_migratepages_range: out_pfns must hold at least one pfn")
+    check_range_out(start_pfn, end_pfn, out)
     cdef count_t total = 0, scanned = 0, n, s
-    cdef count_t capacity = out_pfns.shape[0]
+    cdef count_t capacity = out.shape[0]
     cdef pfn_t pfn = start_pfn, block_start, block_end
     cdef page_t *mm = &mem_map[0]
     cdef uint32_t zmask = ~(<uint32_t> FLAGS_MASK)
@@ -418,7 +438,8 @@ def isolate_migratepages_range(page_t[::1] mem_map, pbflags_t[::1] pageblock_fla
             s = 0
             pfn = isolate_migratepages_block_impl(
                 mm, &pageblock_flags[0], pfn, block_end, pageblock_order, ignore_skip_hint,
-                &out_pfns[total], capacity - total, -1, alloc_contig, False, False, &n, &s)
+                &out[total], start_pfn, capacity - total, -1, alloc_contig, False, False,
+                &n, &s)
             total += n
             scanned += s
             if total >= capacity:
@@ -455,7 +476,7 @@ cdef count_t isolate_freepages_block_impl(
     #
     # Block path (non-strict): an aligned block of FBLK pages inside the pageblock with
     # no compound page and only naturally aligned free block heads is done from its
-    # view (pc_cview(), pc_free_decide()): the scan, entering at `blockpfn`, records
+    # view (pc_cview_at(), pc_free_decide()): the scan, entering at `blockpfn`, records
     # exactly the heads at or after it outside the blocks of the heads at or after it
     # (aligned blocks are nested or disjoint), and leaves exactly at the block's end;
     # nr_scanned grows by the pages it passed. When the heads would fill `max_blocks`
@@ -905,7 +926,7 @@ cdef void cc_isolate_migratepages(compact_control *cc, FreeArea fa) noexcept nog
                 return
             cc.migrate_pfn = isolate_migratepages_block_impl(
                 cc.mm, cc.pbf, low, block_end, cc.pbo, cc.ignore_skip_hint,
-                &cc.migratepages[cc.mig_base], COMPACT_CLUSTER_MAX, cc.order, False,
+                &cc.migratepages[cc.mig_base], 0, COMPACT_CLUSTER_MAX, cc.order, False,
                 cc.async_direct, not cc.large_folios, &n, &scanned)
             cc.migrate_scanned += scanned
             cc.mig_lo = cc.mig_base

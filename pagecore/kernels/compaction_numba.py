@@ -37,8 +37,8 @@ _ZMASK = ~int(FLAGS_MASK) & 0xFFFFFFFF
 
 
 from pagecore.kernels.hotplug_numba import folio_end, vmemmap_nr_pages  # noqa: E402  (shared with the page kernels)
-from pagecore.kernels.compaction_numpy import (check_out_dtypes, run_compact_zone,  # noqa: E402
-                                             target_free_order)
+from pagecore.kernels.compaction_numpy import (  # noqa: E402
+    check_out_dtypes, check_range_out, run_compact_zone, target_free_order)
 
 
 def _union(mem_map):
@@ -75,8 +75,9 @@ def _suitable_source(mm, pbf, pfn, pbo, async_direct):
 
 @njit(cache=True, nogil=True)
 def _isolate_migratepages_block(mm, pbf, low_pfn, end_pfn, pbo, ignore_skip_hint, out,
-                                out_start, capacity, cc_order, alloc_contig, skip_on_failure,
-                                v6_1):
+                                out_start, base, capacity, cc_order, alloc_contig,
+                                skip_on_failure, v6_1):
+    # each isolated head is recorded as pfn - base: pfns (base 0) or the range's offsets
     n = 0
     scanned = 0
     valid = np.int64(-1)
@@ -138,7 +139,7 @@ def _isolate_migratepages_block(mm, pbf, low_pfn, end_pfn, pbo, ignore_skip_hint
             failed = False
         if not failed:
             nr = folio_end(order, low_pfn) - low_pfn if flags & _PG_head else np.int64(1)
-            out[out_start + n] = low_pfn
+            out[out_start + n] = low_pfn - base
             n += 1
             mm[low_pfn].flags = np.uint32(flags | _PG_isolated)
             scanned += nr - 1
@@ -152,7 +153,7 @@ def _isolate_migratepages_block(mm, pbf, low_pfn, end_pfn, pbo, ignore_skip_hint
         if skip_on_failure:
             if n:
                 for i in range(n):
-                    h = out[out_start + i]
+                    h = base + np.int64(out[out_start + i])
                     mm[h].flags = np.uint32(np.int64(mm[h].flags) & ~_PG_isolated)
                 n = 0
             if low_pfn < next_skip:
@@ -183,7 +184,7 @@ def _isolate_migratepages_range(mm, pbf, start_pfn, end_pfn, pbo, zone_bits,
             pfn = block_end
             continue
         pfn, n, s = _isolate_migratepages_block(mm, pbf, pfn, block_end, pbo,
-                                                ignore_skip_hint, out, total,
+                                                ignore_skip_hint, out, total, start_pfn,
                                                 capacity - total, np.int64(-1),
                                                 alloc_contig, False, False)
         total += n
@@ -286,22 +287,22 @@ def isolate_migratepages_block(mem_map, pageblock_flags, low_pfn, end_pfn, pageb
     r = _isolate_migratepages_block(_union(mem_map), pageblock_flags, np.int64(low_pfn),
                                     np.int64(end_pfn), np.int64(pageblock_order),
                                     bool(ignore_skip_hint), out_pfns, np.int64(0),
-                                    np.int64(out_pfns.shape[0]), np.int64(cc_order),
+                                    np.int64(0), np.int64(out_pfns.shape[0]),
+                                    np.int64(cc_order),
                                     bool(alloc_contig), bool(skip_on_failure),
                                     bool(v6_1))
     return tuple(int(x) for x in r)
 
 
 def isolate_migratepages_range(mem_map, pageblock_flags, start_pfn, end_pfn, pageblock_order,
-                               zone_bits, ignore_skip_hint, alloc_contig, out_pfns):
-    """numba twin of _compaction.isolate_migratepages_range. Returns (next_pfn,
-    nr_isolated, nr_scanned)."""
-    if out_pfns.shape[0] < 1:
-        raise ValueError("isolate_migratepages_range: out_pfns must hold at least one pfn")
+                               zone_bits, ignore_skip_hint, alloc_contig, out):
+    """numba twin of _compaction.isolate_migratepages_range (`out`: uint32 offsets from
+    start_pfn). Returns (next_pfn, nr_isolated, nr_scanned)."""
+    check_range_out(start_pfn, end_pfn, out)
     r = _isolate_migratepages_range(_union(mem_map), pageblock_flags, np.int64(start_pfn),
                                     np.int64(end_pfn), np.int64(pageblock_order),
                                     np.int64(zone_bits), bool(ignore_skip_hint),
-                                    bool(alloc_contig), out_pfns)
+                                    bool(alloc_contig), out)
     return tuple(int(x) for x in r)
 
 

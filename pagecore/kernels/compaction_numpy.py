@@ -67,6 +67,20 @@ def check_out_dtypes(out_pfns, out_orders):
                          f"orders, not {out_pfns.dtype} and {out_orders.dtype}")
 
 
+def check_range_out(start_pfn, end_pfn, out):
+    """isolate_migratepages_range()'s out array as every backend types it: uint32 offsets
+    from start_pfn, room for at least one, a range of at most 2^32 pfns (ValueError
+    otherwise, as Cython's buffer check)."""
+    if getattr(out, "dtype", np.uint32) != np.uint32:
+        raise ValueError("isolate_migratepages_range: out must be uint32 offsets from "
+                         f"start_pfn, not {out.dtype}")
+    if len(out) < 1:
+        raise ValueError("isolate_migratepages_range: out must hold at least one offset")
+    if end_pfn - start_pfn > 1 << 32:
+        raise ValueError(f"isolate_migratepages_range: [{start_pfn:#x}, {end_pfn:#x}) spans "
+                         "more than 2^32 pfns, more than uint32 offsets from start_pfn hold")
+
+
 def _folio_step(pfns, order):
     """Pages from each pfn to the end of its naturally aligned folio."""
     order = order.astype(np.int64)
@@ -153,9 +167,18 @@ def isolate_migratepages_block(mem_map, pageblock_flags, low_pfn, end_pfn, pageb
     PG_isolated."""
     if out_pfns.shape[0] < 1:
         raise ValueError("isolate_migratepages_block: out_pfns must hold at least one pfn")
+    return _isolate_block(mem_map, pageblock_flags, low_pfn, end_pfn, pageblock_order,
+                          ignore_skip_hint, out_pfns, 0, cc_order, alloc_contig,
+                          skip_on_failure, v6_1)
+
+
+def _isolate_block(mem_map, pageblock_flags, low_pfn, end_pfn, pageblock_order,
+                   ignore_skip_hint, out, base, cc_order, alloc_contig, skip_on_failure,
+                   v6_1):
+    # isolate_migratepages_block(), each isolated head recorded in `out` as pfn - base
     low, end = int(low_pfn), int(end_pfn)
     pbo, cc_order = int(pageblock_order), int(cc_order)
-    capacity = out_pfns.shape[0]
+    capacity = out.shape[0]
     skip_on_failure = bool(skip_on_failure) and cc_order >= 0
     kind, step = (_migrate_kinds(mem_map, low, end, pbo, cc_order, bool(alloc_contig),
                                  bool(v6_1))
@@ -196,7 +219,7 @@ def isolate_migratepages_block(mem_map, pageblock_flags, low_pfn, end_pfn, pageb
                 if not alloc_contig:
                     pageblock_flags[valid >> pbo] |= PB_migrate_skip
         if k in (_LRU, _MOVABLE):
-            out_pfns[len(isolated)] = pfn       # written as found, like the kernel's list
+            out[len(isolated)] = pfn - base     # written as found, like the kernel's list
             isolated.append(pfn)
             flags[pfn] |= PG_isolated
             scanned += nr - 1
@@ -223,12 +246,11 @@ def isolate_migratepages_block(mem_map, pageblock_flags, low_pfn, end_pfn, pageb
 
 
 def isolate_migratepages_range(mem_map, pageblock_flags, start_pfn, end_pfn, pageblock_order,
-                               zone_bits, ignore_skip_hint, alloc_contig, out_pfns):
+                               zone_bits, ignore_skip_hint, alloc_contig, out):
     """Twin of _compaction.isolate_migratepages_range (isolate_migratepages_range()):
-    the block scanner per pageblock in the zone `zone_bits`, until out_pfns is full.
-    Returns (next_pfn, nr_isolated, nr_scanned)."""
-    if out_pfns.shape[0] < 1:
-        raise ValueError("isolate_migratepages_range: out_pfns must hold at least one pfn")
+    the block scanner per pageblock in the zone `zone_bits`, until `out` (uint32
+    offsets from start_pfn) is full. Returns (next_pfn, nr_isolated, nr_scanned)."""
+    check_range_out(start_pfn, end_pfn, out)
     start, end, pbo = int(start_pfn), int(end_pfn), int(pageblock_order)
     flags = mem_map["flags"]
     total = scanned = 0
@@ -240,12 +262,12 @@ def isolate_migratepages_range(mem_map, pageblock_flags, start_pfn, end_pfn, pag
                 or int(flags[block_end - 1]) & _ZMASK != zone_bits):
             pfn = block_end
             continue
-        pfn, n, s = isolate_migratepages_block(mem_map, pageblock_flags, pfn, block_end, pbo,
-                                               ignore_skip_hint, out_pfns[total:], -1,
-                                               alloc_contig, False)
+        pfn, n, s = _isolate_block(mem_map, pageblock_flags, pfn, block_end, pbo,
+                                   ignore_skip_hint, out[total:], start, -1, alloc_contig,
+                                   False, False)
         total += n
         scanned += s
-        if total >= out_pfns.shape[0]:
+        if total >= out.shape[0]:
             break
         pfn = block_end
     return pfn, total, scanned

@@ -295,9 +295,9 @@ from pagecore.kernels.scanblock cimport (PC_BLK_SIMD, pc_blk_fit, pc_blk_init, p
 
 pc_blk_init()
 assert (PC_PG_RESERVED, PC_PG_LRU, PC_PG_HEAD, PC_PG_MOVABLE, PC_PG_TAIL) == (
-    PG_reserved, PG_lru, PG_head, PG_movable, PG_tail), "_scanblock.pxd flags out of date"
+    PG_reserved, PG_lru, PG_head, PG_movable, PG_tail), "scanblock.h flags out of date"
 assert (PC_PGTY_BUDDY, PC_PGTY_OFFLINE, PC_PGTY_VMEMMAP) == (
-    PGTY_BUDDY, PGTY_OFFLINE, PGTY_VMEMMAP), "_scanblock.pxd page types out of date"
+    PGTY_BUDDY, PGTY_OFFLINE, PGTY_VMEMMAP), "scanblock.h page types out of date"
 
 
 cdef enum:

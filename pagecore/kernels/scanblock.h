@@ -275,8 +275,8 @@ static inline int pc_blk_tpi(const void *pages, int entry) {
 /* ---- compaction scanners' block view (pagecore/kernels/compaction.pyx) ---------------
    Not a yes/no test but per-page bitmaps of one aligned block of 64 pages, bit r for
    page r, from which the scanners decide a whole block with bit operations
-   (pc_mig_decide, pc_free_decide below), and then act on it: pc_mig_block() and
-   pc_free_block() do a block whole when they can. Three builds of the same view,
+   (pc_mig_decide, pc_free_decide below), and then act on it: pc_mig_run() and
+   pc_free_block() do blocks whole when they can. Three builds of the same view,
    chosen once at import (pc_cblk_select): scalar (the twin the tests hold the
    others to), SSE2 (16 pages per step: page words narrowed to bytes of flags, type
    and order, one movemask per bitmap) and AVX-512 (VBMI, VBMI2) where the CPU has it: 64
@@ -441,17 +441,30 @@ static inline int pc_free_decide(const pc_cview_t *v, int entry, uint64_t *rec) 
     *rec = heads & ~pc_cover(heads & v->nz, v->o0, v->o1, v->o2);
     return pc_popcount64(*rec);
 }
-/* Writes the pfns of `take` (block at b) to out_pfns in pfn order and sets their
-   PG_isolated. */
-static inline void pc_isolate_scalar(void *pages, int64_t b, uint64_t take,
-                                     int64_t *out_pfns) {
+/* Sets PG_isolated on the pages of `take` and writes `off` + their offsets in the
+   block to out in pfn order: pfns (off = the block's pfn, int64 out) or offsets from
+   a base pfn (off = the block's offset from it, uint32 out). */
+static inline void pc_isolate_scalar(void *pages, int64_t off, uint64_t take,
+                                     int64_t *out) {
     unsigned char *p = (unsigned char *) pages;
     int h;
     while (take) {
         h = __builtin_ctzll(take);
         take &= take - 1;
         p[16 * h] |= PC_PG_ISOLATED;          /* flags' low byte, little-endian */
-        *out_pfns++ = b + h;
+        *out++ = off + h;
+    }
+}
+
+static inline void pc_isolate32_scalar(void *pages, int64_t off, uint64_t take,
+                                       uint32_t *out) {
+    unsigned char *p = (unsigned char *) pages;
+    int h;
+    while (take) {
+        h = __builtin_ctzll(take);
+        take &= take - 1;
+        p[16 * h] |= PC_PG_ISOLATED;
+        *out++ = (uint32_t) (off + h);
     }
 }
 
@@ -510,28 +523,43 @@ static void pc_cblk_perm_init(void) {
         pc_cblk_iota[k] = (uint8_t) k;
 }
 
-PC_AVX512_INL void pc_cview_avx512_inl(const void *pages, uint32_t skip_order,
-                                       pc_cview_t *v) {
+/* The permute tables and iota, loaded into registers once per run of blocks: the
+   compiler cannot keep loads of the static tables across the blocks' stores, which go
+   through char pointers and so may alias them. */
+typedef struct {
+    __m512i t1, t2, t3a, t3b, t4a, t4b, align, iota;
+} pc_cblk_k_t;
+
+PC_AVX512_INL void pc_cblk_k_load(pc_cblk_k_t *k) {
+    k->t1 = _mm512_loadu_si512(pc_cblk_t1);
+    k->t2 = _mm512_loadu_si512(pc_cblk_t2);
+    k->t3a = _mm512_loadu_si512(pc_cblk_t3a);
+    k->t3b = _mm512_loadu_si512(pc_cblk_t3b);
+    k->t4a = _mm512_loadu_si512(pc_cblk_t4a);
+    k->t4b = _mm512_loadu_si512(pc_cblk_t4b);
+    k->align = _mm512_loadu_si512(pc_blk_align);
+    k->iota = _mm512_loadu_si512(pc_cblk_iota);
+}
+
+PC_AVX512_INL void pc_cview_avx512_k(const pc_cblk_k_t *k, const void *pages,
+                                     uint32_t skip_order, pc_cview_t *v) {
     const char *p = (const char *) pages;
-    const __m512i t1 = _mm512_loadu_si512(pc_cblk_t1), t2 = _mm512_loadu_si512(pc_cblk_t2);
     __m512i l1[8], l2[4], x[2], y[2], fl, ty, od;
     int i;
     for (i = 0; i < 16; i++)
         _mm_prefetch(p + PC_CBLK_AHEAD + 64 * i, PC_CBLK_HINT);
     for (i = 0; i < 8; i++)
-        l1[i] = _mm512_permutex2var_epi8(_mm512_loadu_si512(p + 128 * i), t1,
+        l1[i] = _mm512_permutex2var_epi8(_mm512_loadu_si512(p + 128 * i), k->t1,
                                          _mm512_loadu_si512(p + 128 * i + 64));
     for (i = 0; i < 4; i++)
-        l2[i] = _mm512_permutex2var_epi8(l1[2 * i], t2, l1[2 * i + 1]);
+        l2[i] = _mm512_permutex2var_epi8(l1[2 * i], k->t2, l1[2 * i + 1]);
     for (i = 0; i < 2; i++) {
-        x[i] = _mm512_permutex2var_epi8(l2[2 * i], _mm512_loadu_si512(pc_cblk_t3a),
-                                        l2[2 * i + 1]);
-        y[i] = _mm512_permutex2var_epi8(l2[2 * i], _mm512_loadu_si512(pc_cblk_t3b),
-                                        l2[2 * i + 1]);
+        x[i] = _mm512_permutex2var_epi8(l2[2 * i], k->t3a, l2[2 * i + 1]);
+        y[i] = _mm512_permutex2var_epi8(l2[2 * i], k->t3b, l2[2 * i + 1]);
     }
-    fl = _mm512_permutex2var_epi8(x[0], _mm512_loadu_si512(pc_cblk_t4a), x[1]);
-    ty = _mm512_permutex2var_epi8(x[0], _mm512_loadu_si512(pc_cblk_t4b), x[1]);
-    od = _mm512_permutex2var_epi8(y[0], _mm512_loadu_si512(pc_cblk_t4a), y[1]);
+    fl = _mm512_permutex2var_epi8(x[0], k->t4a, x[1]);
+    ty = _mm512_permutex2var_epi8(x[0], k->t4b, x[1]);
+    od = _mm512_permutex2var_epi8(y[0], k->t4a, y[1]);
     _mm512_storeu_si512(v->od, od);
     v->buddy = _mm512_cmpeq_epi8_mask(ty, _mm512_set1_epi8(PC_PGTY_BUDDY));
     v->vmm = _mm512_cmpeq_epi8_mask(ty, _mm512_set1_epi8(PC_PGTY_VMEMMAP));
@@ -544,39 +572,38 @@ PC_AVX512_INL void pc_cview_avx512_inl(const void *pages, uint32_t skip_order,
     v->o0 = _mm512_test_epi8_mask(od, _mm512_set1_epi8(1));
     v->o1 = _mm512_test_epi8_mask(od, _mm512_set1_epi8(2));
     v->o2 = _mm512_test_epi8_mask(od, _mm512_set1_epi8(4));
-    v->fit = _mm512_cmple_epu8_mask(od, _mm512_loadu_si512(pc_blk_align));
+    v->fit = _mm512_cmple_epu8_mask(od, k->align);
     v->ge = skip_order > 255 ? 0 : _mm512_cmpge_epu8_mask(
         od, _mm512_set1_epi8((char) skip_order));
 }
 
 PC_AVX512_FN void pc_cview_avx512(const void *pages, uint32_t skip_order, pc_cview_t *v) {
-    pc_cview_avx512_inl(pages, skip_order, v);
+    pc_cblk_k_t k;
+    pc_cblk_k_load(&k);
+    pc_cview_avx512_k(&k, pages, skip_order, v);
 }
 
-/* pc_isolate_scalar() with stores: the offsets of `take` compressed in one vpcompressb
-   (VBMI2) and widened 8 at a time to pfns (vpmovzxbq, + b) for as many masked stores as
-   there are pages to record; PG_isolated ORed into the flag dwords of the pages of
-   `take` under a mask of their flag dwords (16 bits per 4 pages, spread by pdep; a
-   line with no page taken gets an empty mask and stays clean). The version it replaces
-   compressed int64 pfns 8 pages at a time, 8 rounds per block whatever `take`, with
-   a table per 4-page mask: 1.16-1.19 -> 1.40-1.45 G pages/s for the migrate scanner
-   over a 64 Ki-page range in cache (best of 300 calls, three interleaved runs);
-   a branch that skipped lines with no page taken, and a scalar byte OR per page,
-   were slower. */
-PC_AVX512_INL void pc_isolate_avx512(void *pages, int64_t b, uint64_t take,
-                                     int64_t *out_pfns) {
+/* pc_isolate_scalar() with stores: PG_isolated ORed into the flag dwords of the pages
+   of `take` under a mask of their flag dwords (16 bits per 4 pages, spread by pdep; a
+   line with no page taken gets an empty mask and stays clean); the offsets of `take`
+   compressed in one vpcompressb (VBMI2) and widened to pfns (vpmovzxbq, 8 at a time)
+   or uint32 offsets (vpmovzxbd, 16 at a time) for as many masked stores as there are
+   pages to record. The version before compressed int64 pfns 8 pages at a time, 8 rounds
+   per block whatever `take`, with a table per 4-page mask: 1.16-1.19 -> 1.40-1.45 G
+   pages/s for the migrate scanner over a 64 Ki-page range in cache (best of 300 calls,
+   three interleaved runs); a branch that skipped lines with no page taken, a scalar
+   byte OR per page, and full-line stores in place of the masked ones were no faster.
+   The uint32 output of isolate_migratepages_range() halves the out stream, which the
+   page stream evicts from the caches between calls: over the 64 GiB bench zone, a
+   throwaway C loop over its decided blocks took 1.02 ns per page with int64 pfns, 0.90
+   with uint32 offsets and 0.84 with no out stream at all (best of five passes, one
+   run); aligning the int64 stores to lines (1.06) or writing them through a buffer in
+   L1 (1.33; 1.19 with streaming stores) did not help. */
+PC_AVX512_INL void pc_set_isolated_avx512(void *pages, uint64_t take) {
     char *p = (char *) pages;
-    const int n = (int) _mm_popcnt_u64(take);
-    const __m512i iso = _mm512_set1_epi32(PC_PG_ISOLATED), base = _mm512_set1_epi64(b);
-    __m512i idx = _mm512_maskz_compress_epi8(take, _mm512_loadu_si512(pc_cblk_iota));
+    const __m512i iso = _mm512_set1_epi32(PC_PG_ISOLATED);
     uint64_t k4;
     int j, z;
-    for (j = 0; j < n; j += 8) {
-        _mm512_mask_storeu_epi64(out_pfns + j, n - j >= 8 ? 0xff : (__mmask8) ((1u << (n - j)) - 1),
-                                 _mm512_add_epi64(base, _mm512_cvtepu8_epi64(
-                                     _mm512_castsi512_si128(idx))));
-        idx = _mm512_alignr_epi64(_mm512_setzero_si512(), idx, 1);
-    }
     for (z = 0; z < 4; z++) {
         k4 = _pdep_u64((take >> (16 * z)) & 0xffff, 0x1111111111111111ull);
         for (j = 0; j < 4; j++, p += 64) {
@@ -585,6 +612,37 @@ PC_AVX512_INL void pc_isolate_avx512(void *pages, int64_t b, uint64_t take,
             _mm512_mask_storeu_epi32(p, k, _mm512_or_si512(x, iso));
         }
     }
+}
+
+PC_AVX512_INL void pc_isolate_avx512_k(const pc_cblk_k_t *kt, void *pages, int64_t off,
+                                       uint64_t take, int64_t *out) {
+    const int n = (int) _mm_popcnt_u64(take);
+    const __m512i base = _mm512_set1_epi64(off);
+    __m512i idx = _mm512_maskz_compress_epi8(take, kt->iota);
+    int j;
+    for (j = 0; j < n; j += 8) {
+        _mm512_mask_storeu_epi64(out + j, n - j >= 8 ? 0xff : (__mmask8) ((1u << (n - j)) - 1),
+                                 _mm512_add_epi64(base, _mm512_cvtepu8_epi64(
+                                     _mm512_castsi512_si128(idx))));
+        idx = _mm512_alignr_epi64(_mm512_setzero_si512(), idx, 1);
+    }
+    pc_set_isolated_avx512(pages, take);
+}
+
+PC_AVX512_INL void pc_isolate32_avx512_k(const pc_cblk_k_t *kt, void *pages, int64_t off,
+                                         uint64_t take, uint32_t *out) {
+    const int n = (int) _mm_popcnt_u64(take);
+    const __m512i base = _mm512_set1_epi32((int) (uint32_t) off);
+    __m512i idx = _mm512_maskz_compress_epi8(take, kt->iota);
+    int j;
+    for (j = 0; j < n; j += 16) {
+        _mm512_mask_storeu_epi32(out + j,
+                                 n - j >= 16 ? 0xffff : (__mmask16) ((1u << (n - j)) - 1),
+                                 _mm512_add_epi32(base, _mm512_cvtepu8_epi32(
+                                     _mm512_castsi512_si128(idx))));
+        idx = _mm512_alignr_epi32(_mm512_setzero_si512(), idx, 4);
+    }
+    pc_set_isolated_avx512(pages, take);
 }
 
 /* pc_emit_free_scalar() with stores: the orders (bytes, as the view has them, so
@@ -656,37 +714,57 @@ static inline void pc_cview_at(int level, const void *pages, uint32_t skip_order
     pc_cview_scalar(pages, skip_order, v);
 }
 
-/* ---- a block whole ----------------------------------------------------------
-   pc_mig_block(): the migrate scanner entering the block at `entry` with room for
-   `room` more pages: when pc_mig_decide() can decide it and its pages fit, isolates
-   them (PG_isolated, pfns to out_pfns in pfn order) and returns how many; else
-   returns -1 (the block needs the walk) or -2 (decided, *take, but they would fill
-   the batch), with *v the block's view. pc_free_block(): the same for the non-strict
-   free scanner (pc_free_decide(), *rec; its blocks to out_pfns / out_orders and
-   their pages to *nr_pages). One function per build, written once (PC_DEF_BLOCKS),
-   so that the AVX-512 view, decision and stores compile into one function whose
-   view stays in registers. */
-#define PC_DEF_BLOCKS(SUFFIX, ATTR, VIEW, ISOLATE, EMIT)                               \
-ATTR int pc_mig_block##SUFFIX(void *pages, int64_t b, int entry, uint32_t skip_order, \
-                              int64_t room, int64_t *out_pfns, uint64_t *take,        \
-                              pc_cview_t *v) {                                        \
+/* ---- blocks whole ---------------------------------------------------------
+   pc_mig_run(): the migrate scanner over the `nblk` blocks from pfn b, the first
+   entered at `entry`, the others at 0, with room for `room` more pages: while
+   pc_mig_decide() decides a block and its pages fit, isolates them (PG_isolated; to
+   out in pfn order, as pfns or, pc_mig_run32(), as uint32 offsets from `base`).
+   Returns how many blocks it did whole, *nr the pages it isolated; when that is fewer
+   than nblk, *stop says why the next block was not done: -1 (it needs the walk) or -2
+   (decided, *take, but its pages would fill the batch), with *v its view.
+   pc_free_block(): the non-strict free scanner entering one block at `entry`: when
+   pc_free_decide() decides it and its free blocks fit, writes them to out_pfns /
+   out_orders in pfn order, their pages to *nr_pages, and returns how many; else -1 or
+   -2 as above, with *rec and *v.
+   Written once for every build (PC_DEF_BLOCKS), so that the AVX-512 view, decision
+   and stores compile into one function whose view stays in registers; a run keeps
+   the view's tables in registers across its blocks (KT) and builds the view of the
+   block it stops at again into *v rather than storing every block's. */
+#define PC_DEF_MIG_RUN(NAME, ATTR, KT, KLOAD, VIEWK, ISOLATEK, OUT_T)                 \
+ATTR int64_t NAME(void *pages, int64_t b, int64_t base, int64_t nblk, int entry,       \
+                  uint32_t skip_order, int64_t room, OUT_T *out, int64_t *nr,         \
+                  int *stop, uint64_t *take, pc_cview_t *v) {                         \
+    KT k;                                                                             \
     pc_cview_t w;                                                                     \
+    char *pg = (char *) pages;                                                        \
+    int64_t i, n = 0;                                                                 \
     int cnt;                                                                          \
-    VIEW(pages, skip_order, &w);                                                      \
-    cnt = pc_mig_decide(&w, entry, take);                                             \
-    if (cnt >= 0 && cnt < room) {                                                     \
-        ISOLATE(pages, b, *take, out_pfns);                                           \
-        return cnt;                                                                   \
+    KLOAD(&k);                                                                        \
+    for (i = 0; i < nblk; i++, entry = 0, pg += 16 * 64) {                            \
+        VIEWK(&k, pg, skip_order, &w);                                                \
+        cnt = pc_mig_decide(&w, entry, take);                                         \
+        if (cnt < 0 || cnt >= room - n) {                                             \
+            VIEWK(&k, pg, skip_order, v);                                             \
+            *stop = cnt < 0 ? -1 : -2;                                                \
+            break;                                                                    \
+        }                                                                             \
+        ISOLATEK(&k, pg, b + 64 * i - base, *take, out + n);                          \
+        n += cnt;                                                                     \
     }                                                                                 \
-    *v = w;                                                                           \
-    return cnt < 0 ? -1 : -2;                                                         \
-}                                                                                     \
+    *nr = n;                                                                          \
+    return i;                                                                         \
+}
+#define PC_DEF_BLOCKS(SUFFIX, ATTR, KT, KLOAD, VIEWK, ISOLATEK, ISOLATE32K, EMIT)      \
+PC_DEF_MIG_RUN(pc_mig_run##SUFFIX, ATTR, KT, KLOAD, VIEWK, ISOLATEK, int64_t)         \
+PC_DEF_MIG_RUN(pc_mig_run32##SUFFIX, ATTR, KT, KLOAD, VIEWK, ISOLATE32K, uint32_t)    \
 ATTR int pc_free_block##SUFFIX(const void *pages, int64_t b, int entry, int64_t room, \
                                int64_t *out_pfns, uint8_t *out_orders,                \
                                int64_t *nr_pages, uint64_t *rec, pc_cview_t *v) {     \
+    KT k;                                                                             \
     pc_cview_t w;                                                                     \
     int cnt;                                                                          \
-    VIEW(pages, 256, &w);                                                             \
+    KLOAD(&k);                                                                        \
+    VIEWK(&k, pages, 256, &w);                                                        \
     cnt = pc_free_decide(&w, entry, rec);                                             \
     if (cnt >= 0 && cnt < room) {                                                     \
         *nr_pages = EMIT(&w, b, *rec, out_pfns, out_orders);                          \
@@ -696,23 +774,47 @@ ATTR int pc_free_block##SUFFIX(const void *pages, int64_t b, int entry, int64_t 
     return cnt < 0 ? -1 : -2;                                                         \
 }
 
-static inline void pc_cview(const void *pages, uint32_t skip_order, pc_cview_t *v) {
+/* the builds without AVX-512: the view of the level selected, no tables */
+typedef struct { int unused; } pc_cblk_gk_t;
+static inline void pc_cblk_gk_load(pc_cblk_gk_t *k) { (void) k; }
+static inline void pc_cview_gk(const pc_cblk_gk_t *k, const void *pages,
+                               uint32_t skip_order, pc_cview_t *v) {
+    (void) k;
     pc_cview_at(pc_cblk_level, pages, skip_order, v);
 }
-PC_DEF_BLOCKS(_generic, static inline, pc_cview, pc_isolate_scalar, pc_emit_free_scalar)
+static inline void pc_isolate_gk(const pc_cblk_gk_t *k, void *pages, int64_t off,
+                                 uint64_t take, int64_t *out) {
+    (void) k;
+    pc_isolate_scalar(pages, off, take, out);
+}
+static inline void pc_isolate32_gk(const pc_cblk_gk_t *k, void *pages, int64_t off,
+                                   uint64_t take, uint32_t *out) {
+    (void) k;
+    pc_isolate32_scalar(pages, off, take, out);
+}
+PC_DEF_BLOCKS(_generic, static inline, pc_cblk_gk_t, pc_cblk_gk_load, pc_cview_gk,
+              pc_isolate_gk, pc_isolate32_gk, pc_emit_free_scalar)
 #if PC_CBLK_AVX512
-PC_DEF_BLOCKS(_avx512, PC_AVX512_FN, pc_cview_avx512_inl, pc_isolate_avx512,
-              pc_emit_free_avx512)
+PC_DEF_BLOCKS(_avx512, PC_AVX512_FN, pc_cblk_k_t, pc_cblk_k_load, pc_cview_avx512_k,
+              pc_isolate_avx512_k, pc_isolate32_avx512_k, pc_emit_free_avx512)
 #define PC_CBLK_PICK(name) (pc_cblk_level == 2 ? name##_avx512 : name##_generic)
 #else
 #define PC_CBLK_PICK(name) name##_generic
 #endif
 
-static inline int pc_mig_block(void *pages, int64_t b, int entry, uint32_t skip_order,
-                               int64_t room, int64_t *out_pfns, uint64_t *take,
-                               pc_cview_t *v) {
-    return PC_CBLK_PICK(pc_mig_block)(pages, b, entry, skip_order, room, out_pfns,
-                                      take, v);
+static inline int64_t pc_mig_run(void *pages, int64_t b, int64_t nblk, int entry,
+                                 uint32_t skip_order, int64_t room, int64_t *out_pfns,
+                                 int64_t *nr, int *stop, uint64_t *take, pc_cview_t *v) {
+    return PC_CBLK_PICK(pc_mig_run)(pages, b, 0, nblk, entry, skip_order, room, out_pfns,
+                                    nr, stop, take, v);
+}
+
+static inline int64_t pc_mig_run32(void *pages, int64_t b, int64_t base, int64_t nblk,
+                                   int entry, uint32_t skip_order, int64_t room,
+                                   uint32_t *out, int64_t *nr, int *stop, uint64_t *take,
+                                   pc_cview_t *v) {
+    return PC_CBLK_PICK(pc_mig_run32)(pages, b, base, nblk, entry, skip_order, room, out,
+                                      nr, stop, take, v);
 }
 
 static inline int pc_free_block(const void *pages, int64_t b, int entry, int64_t room,

@@ -50,8 +50,12 @@ cdef extern from "scanblock.h":
                      pc_cview_t *v) noexcept nogil
     uint64_t pc_view_isolatable(const pc_cview_t *v) noexcept nogil
     int pc_popcount64(uint64_t x) noexcept nogil
-    int pc_mig_block(page_t *pages, int64_t b, int entry, uint32_t skip_order, int64_t room,
-                     int64_t *out_pfns, uint64_t *take, pc_cview_t *v) noexcept nogil
+    int64_t pc_mig_run(page_t *pages, int64_t b, int64_t nblk, int entry, uint32_t skip_order,
+                       int64_t room, int64_t *out_pfns, int64_t *nr, int *stop,
+                       uint64_t *take, pc_cview_t *v) noexcept nogil
+    int64_t pc_mig_run32(page_t *pages, int64_t b, int64_t base, int64_t nblk, int entry,
+                         uint32_t skip_order, int64_t room, uint32_t *out, int64_t *nr,
+                         int *stop, uint64_t *take, pc_cview_t *v) noexcept nogil
     int pc_free_block(const page_t *pages, int64_t b, int entry, int64_t room,
                       int64_t *out_pfns, uint8_t *out_orders, int64_t *nr_pages,
                       uint64_t *rec, pc_cview_t *v) noexcept nogil
