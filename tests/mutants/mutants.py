@@ -5,8 +5,8 @@ and optionally the tests to run (default DEFAULT_TESTS). The first six are the c
 issue 12 found surviving the whole suite; the next three break the altmap size and zone
 selection, which the recorded real-kernel runs pin; the rest, grouped under comments,
 break the vmstat worker's remote drain, the scans that pass listed free blocks unread
-compaction's v6.9+ target rule, the free scanner's stop, list order and sampling, and
-compaction's v6.1 rules.
+compaction's v6.9+ target rule, isolate_migratepages_range()'s offsets, the free
+scanner's stop, list order and sampling, and compaction's v6.1 rules.
 """
 DEFAULT_TESTS = "tests/test_kernel_replay.py tests/test_calibrate.py tests/test_kernel_rules.py tests/test_procfs.py"
 
@@ -76,6 +76,11 @@ MUTANTS = [
     {"name": "free-scan-while-blocks-are-left", "file": "pagecore/kernels/compaction_numpy.py",
      "old": "        if self.nr_freepages:\n",
      "new": "        if False:\n",
+     "tests": "tests/test_compaction.py"},
+    # isolate_migratepages_range() records offsets from its start_pfn (uint32)
+    {"name": "range-offsets-from-zero", "file": "pagecore/kernels/compaction_numpy.py",
+     "old": "ignore_skip_hint, out[total:], start, -1, alloc_contig,",
+     "new": "ignore_skip_hint, out[total:], 0, -1, alloc_contig,",
      "tests": "tests/test_compaction.py"},
     # the free scanner's sampling (v5.1+ isolate_freepages(), the same in v6.1 and v6.12)
     {"name": "sampling-async-starts-at-1", "file": "pagecore/kernels/compaction_numpy.py",
