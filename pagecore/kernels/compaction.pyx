@@ -158,25 +158,17 @@ cdef pfn_t isolate_migratepages_block_impl(
     # Isolated heads go to out[] as pfn - base.
     #
     # Block path: once the pageblock's skip bit is settled (skip_updated, or the scan
-    # did not start at the pageblock: valid < 0), or at once when skip hints are
-    # ignored, and without skip_on_failure, aligned blocks of FBLK pages are done from
-    # their view (pc_cview_at()): pc_mig_decide() gives the pages the walk isolates, with
-    # bit operations, when the block's free blocks and folios are aligned inside it;
-    # they are isolated at once and the scan leaves at the block's end, nr_scanned grown
-    # by the pages passed; pc_mig_run() does so block after block. Otherwise, or when
-    # they would fill the batch, the walk is followed from jump page to jump page (free
-    # blocks, compound pages), each given the kernel's rule (pass the free block, pass
-    # the folio, isolate the head, or fail alone); the scan leaves where that walk
-    # leaves the block (its end, or beyond it after a jump), or just past the folio that
-    # filled the batch. A block holding vmemmap pages is walked page by page with the
-    # kernel's loop, to its end.
-    #
-    # Skip hints ignored (alloc_contig, compact_node()): isolation_suitable() is true and
-    # test_and_set_skip() returns false (v6.1, v6.12 mm/compaction.c), so the first pfn
-    # of a pageblock only becomes valid_page, and skip_updated, set only with an LRU
-    # isolation, matters only for the skip bit of a pageblock that ends with nothing
-    # isolated ("!nr_isolated"), which with no skip_on_failure (nothing put back) such a
-    # pageblock is not.
+    # did not start at the pageblock: valid < 0), and without skip_on_failure, aligned
+    # blocks of FBLK pages are done from their view (pc_cview_at()): pc_mig_decide()
+    # gives the pages the walk isolates, with bit operations, when the block's free
+    # blocks and folios are aligned inside it; they are isolated at once and the scan
+    # leaves at the block's end, nr_scanned grown by the pages passed; pc_mig_run()
+    # does so block after block. Otherwise, or when they would fill the batch, the walk
+    # is followed from jump page to jump page (free blocks, compound pages), each given
+    # the kernel's rule (pass the free block, pass the folio, isolate the head, or fail
+    # alone); the scan leaves where that walk leaves the block (its end, or beyond it
+    # after a jump), or just past the folio that filled the batch. A block holding
+    # vmemmap pages is walked page by page with the kernel's loop, to its end.
     cdef count_t n = 0, scanned = 0, nr, i
     cdef pfn_t unc                          # v6.1: pages of a block's walk jumped uncounted
     cdef pfn_t valid = -1, next_skip = 0, slow_until = -1, b, h, q, stop, nblk, k
@@ -197,11 +189,7 @@ cdef pfn_t isolate_migratepages_block_impl(
     if skip_on_failure:
         next_skip = block_end_pfn(low_pfn, cc_order)
     while low_pfn < end_pfn:
-        if (ignore_skip_hint and valid < 0 and (low_pfn & pb_mask) == 0
-                and mem_map[low_pfn].page_type != PGTY_VMEMMAP):
-            valid = low_pfn                 # isolation_suitable() is true
-        if (fast_ok and low_pfn >= slow_until
-                and (skip_updated or valid < 0 or ignore_skip_hint)
+        if (fast_ok and low_pfn >= slow_until and (skip_updated or valid < 0)
                 and not (valid < 0 and (low_pfn & pb_mask) == 0)):
             b = low_pfn & ~(<pfn_t> FBLK - 1)
             if b + FBLK <= end_pfn:
