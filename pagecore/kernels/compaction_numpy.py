@@ -77,8 +77,9 @@ def check_range_out(start_pfn, end_pfn, out):
     if len(out) < 1:
         raise ValueError("isolate_migratepages_range: out must hold at least one offset")
     if end_pfn - start_pfn > 1 << 32:
-        raise ValueError(f"isolate_migratepages_range: [{start_pfn:#x}, {end_pfn:#x}) spans "
-                         "more than 2^32 pfns, more than uint32 offsets from start_pfn hold")
+        raise ValueError(f"isolate_migratepages_range: [{start_pfn:#x}, {end_pfn:#x}) "
+                         "spans more than 2^32 pfns, more than uint32 offsets from "
+                         "start_pfn hold")
 
 
 def _folio_step(pfns, order):
