@@ -2,7 +2,7 @@
 the peak host memory (benchutil.HostMemory), one bar per run (size, memmap written or
 images).
 
-    python benchmarks/plot_lifecycle.py benchmarks/results/2026-12-07 out.png
+    python benchmarks/plot_lifecycle.py benchmarks/results/2026-12-08 out.png
 """
 import json
 import pathlib
