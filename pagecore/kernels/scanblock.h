@@ -444,29 +444,19 @@ static inline int pc_free_decide(const pc_cview_t *v, int entry, uint64_t *rec) 
 /* Sets PG_isolated on the pages of `take` and writes `off` + their offsets in the
    block to out in pfn order: pfns (off = the block's pfn, int64 out) or offsets from
    a base pfn (off = the block's offset from it, uint32 out). */
-static inline void pc_isolate_scalar(void *pages, int64_t off, uint64_t take,
-                                     int64_t *out) {
-    unsigned char *p = (unsigned char *) pages;
-    int h;
-    while (take) {
-        h = __builtin_ctzll(take);
-        take &= take - 1;
-        p[16 * h] |= PC_PG_ISOLATED;          /* flags' low byte, little-endian */
-        *out++ = off + h;
-    }
+#define PC_DEF_ISOLATE_SCALAR(NAME, OUT_T)                                            \
+static inline void NAME(void *pages, int64_t off, uint64_t take, OUT_T *out) {        \
+    unsigned char *p = (unsigned char *) pages;                                       \
+    int h;                                                                            \
+    while (take) {                                                                    \
+        h = __builtin_ctzll(take);                                                    \
+        take &= take - 1;                                                             \
+        p[16 * h] |= PC_PG_ISOLATED;          /* flags' low byte, little-endian */    \
+        *out++ = (OUT_T) (off + h);                                                   \
+    }                                                                                 \
 }
-
-static inline void pc_isolate32_scalar(void *pages, int64_t off, uint64_t take,
-                                       uint32_t *out) {
-    unsigned char *p = (unsigned char *) pages;
-    int h;
-    while (take) {
-        h = __builtin_ctzll(take);
-        take &= take - 1;
-        p[16 * h] |= PC_PG_ISOLATED;
-        *out++ = (uint32_t) (off + h);
-    }
-}
+PC_DEF_ISOLATE_SCALAR(pc_isolate_scalar, int64_t)
+PC_DEF_ISOLATE_SCALAR(pc_isolate32_scalar, uint32_t)
 
 /* Writes the free blocks headed at the bits of `rec` (block at b) to out_pfns /
    out_orders in pfn order; returns the pages they hold. */
