@@ -619,24 +619,19 @@ PC_AVX512_INL void pc_isolate_avx512_k(const pc_cblk_k_t *kt, void *pages, int64
     pc_set_isolated_avx512(pages, take);
 }
 
-/* The uint32 records in four masked stores whatever their number (a store whose mask is
-   empty writes nothing and cannot fault): no branch on the count, which a loop over it
-   mispredicts. 0.526 -> 0.504 ns per page for view, decision and isolation over a 64
-   Ki-page range in cache (a throwaway C loop, best of 400 passes, two runs alike). */
 PC_AVX512_INL void pc_isolate32_avx512_k(const pc_cblk_k_t *kt, void *pages, int64_t off,
                                          uint64_t take, uint32_t *out) {
     const int n = (int) _mm_popcnt_u64(take);
-    const uint64_t lanes = n == 64 ? ~(uint64_t) 0 : ((uint64_t) 1 << n) - 1;
     const __m512i base = _mm512_set1_epi32((int) (uint32_t) off);
-    const __m512i idx = _mm512_maskz_compress_epi8(take, kt->iota);
-    _mm512_mask_storeu_epi32(out, (__mmask16) lanes, _mm512_add_epi32(
-        base, _mm512_cvtepu8_epi32(_mm512_castsi512_si128(idx))));
-    _mm512_mask_storeu_epi32(out + 16, (__mmask16) (lanes >> 16), _mm512_add_epi32(
-        base, _mm512_cvtepu8_epi32(_mm512_extracti32x4_epi32(idx, 1))));
-    _mm512_mask_storeu_epi32(out + 32, (__mmask16) (lanes >> 32), _mm512_add_epi32(
-        base, _mm512_cvtepu8_epi32(_mm512_extracti32x4_epi32(idx, 2))));
-    _mm512_mask_storeu_epi32(out + 48, (__mmask16) (lanes >> 48), _mm512_add_epi32(
-        base, _mm512_cvtepu8_epi32(_mm512_extracti32x4_epi32(idx, 3))));
+    __m512i idx = _mm512_maskz_compress_epi8(take, kt->iota);
+    int j;
+    for (j = 0; j < n; j += 16) {
+        _mm512_mask_storeu_epi32(out + j,
+                                 n - j >= 16 ? 0xffff : (__mmask16) ((1u << (n - j)) - 1),
+                                 _mm512_add_epi32(base, _mm512_cvtepu8_epi32(
+                                     _mm512_castsi512_si128(idx))));
+        idx = _mm512_alignr_epi32(_mm512_setzero_si512(), idx, 4);
+    }
     pc_set_isolated_avx512(pages, take);
 }
 
