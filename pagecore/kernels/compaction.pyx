@@ -4,7 +4,8 @@ Each `def` here has a plain-numpy twin with the same signature in
 pagecore/kernels/compaction_numpy.py and a numba twin in pagecore/kernels/compaction_numba.py;
 pagecore.compaction.get_compaction_backend() picks one. Arguments: the machine-wide
 `mem_map` (page of pfn p at index p), the pageblock flags (one byte per pageblock), plain
-integers and 1-D output arrays (int64 pfns; uint8 orders: a buddy order fits a byte, as in
+integers and 1-D output arrays (int64 pfns, but isolate_migratepages_range()'s uint32
+offsets from its start_pfn; uint8 orders: a buddy order fits a byte, as in
 `page_t.order`); ranges are [start_pfn, end_pfn).
 
 The scanners report, the caller acts: isolate_freepages_block() lists free blocks and
