@@ -587,8 +587,10 @@ PC_AVX512_FN void pc_cview_avx512(const void *pages, uint32_t skip_order, pc_cvi
    page stream evicts from the caches between calls: over the 64 GiB bench zone, a
    throwaway C loop over its decided blocks took 1.02 ns per page with int64 pfns, 0.90
    with uint32 offsets and 0.84 with no out stream at all (best of five passes, one
-   run); aligning the int64 stores to lines (1.06) or writing them through a buffer in
-   L1 (1.33; 1.19 with streaming stores) did not help. */
+   run); aligning the int64 stores to lines or writing them through a buffer in L1
+   (with or without streaming stores) was slower. Four masked stores whatever the
+   count, with no loop on it, were faster in such a C loop but slower in the scanner as
+   built (1.08-1.35 against 1.15-1.52 G pages/s over a range in cache), and came out. */
 PC_AVX512_INL void pc_set_isolated_avx512(void *pages, uint64_t take) {
     char *p = (char *) pages;
     const __m512i iso = _mm512_set1_epi32(PC_PG_ISOLATED);
