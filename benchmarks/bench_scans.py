@@ -240,24 +240,31 @@ def test_free_scanner(benchmark, fragmented):
     ceiling.report(benchmark, "read_pass_pages_per_s")
 
 
+def migrate_range_call(k, m, zone, out, a, b):
+    """Backend k's isolate_migratepages_range() over [a, b) of `zone` in CHUNK-pfn calls
+    (alloc_contig, skip hints ignored), the records into `out`: a call returning how many
+    it isolated."""
+    pbo, zb = m.arch.pageblock_order, C._zone_bits(zone)
+
+    def call():
+        n = 0
+        for lo in range(a, b, CHUNK):
+            n += k.isolate_migratepages_range(m.mem_map, m.pageblock_flags, lo,
+                                              min(b, lo + CHUNK), pbo, zb, True, True,
+                                              out)[1]
+        return n
+    return call
+
+
 def test_migrate_scanner(benchmark, fragmented):
     """isolate_migratepages_range() (alloc_contig: every LRU folio isolated), whole zone;
     PG_isolated is cleared between rounds."""
     m, zone = fragmented
-    pbo = m.arch.pageblock_order
-    zb = C._zone_bits(zone)
     out = np.empty(CHUNK, np.uint32)               # offsets from each call's start_pfn
     start, end = zone.zone_start_pfn, zone.zone_end_pfn
 
     def make_call(k, a, b):
-        def call():
-            n = 0
-            for lo in range(a, b, CHUNK):
-                n += k.isolate_migratepages_range(m.mem_map, m.pageblock_flags, lo,
-                                                  min(b, lo + CHUNK), pbo, zb, True, True,
-                                                  out)[1]
-            return n
-        return call
+        return migrate_range_call(k, m, zone, out, a, b)
 
     # It writes PG_isolated into about half the pages, i.e. into nearly every cache
     # line: its own ceiling is a read-modify-write of every page (the reset between
